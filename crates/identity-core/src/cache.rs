@@ -1,0 +1,576 @@
+//! The token cache: one per credential, shared by every source, with single-flight loads and
+//! refresh ahead of expiry.
+//!
+//! # Semantics
+//! For each key (identity, sorted scopes, tenant, CAE flag):
+//!
+//! * **fresh** (`now` before the refresh point): the cached token is returned; no I/O.
+//! * **stale but valid** (past the refresh point, before `expires_on`): one caller starts a
+//!   refresh and every caller, that one included, gets the cached token at once. The refresh
+//!   runs as a task on the current tokio runtime; without a runtime the caller that starts it
+//!   waits for it. A failed refresh is logged, the valid token keeps being served, and no new
+//!   attempt starts for [`RefreshPolicy::retry_delay`] (30 s).
+//! * **empty or expired**: every caller awaits one shared load. If the caller that started it
+//!   goes away, the others keep driving it. Its error goes to every waiter; the next call
+//!   starts a new load.
+//! * **claims**: a request carrying a claims challenge skips the read side and always fetches;
+//!   the new token is stored under the key, so later calls get the token that satisfied the
+//!   challenge.
+//!
+//! The refresh point is the earliest of the token's `refresh_on` and `expires_on` minus a
+//! safety margin. The margin is 300 s but never more than half the token's lifetime, so a
+//! 4-minute token is still served from cache for 2 minutes. Tokens living 2 h or more without
+//! a `refresh_on` from the service get one at half-life, and the returned token carries it.
+//!
+//! No background task runs at construction, and nothing ties the cache to a runtime: time
+//! comes from the injected [`Clock`].
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use futures_util::future::Shared;
+
+use crate::clock::{Clock, system_clock};
+use crate::{AccessToken, BoxFuture, Error};
+
+/// Timing rules of the cache (spec §3.5). The defaults are the specification's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshPolicy {
+    /// How long before `expires_on` a token stops being fresh (capped at half its lifetime).
+    pub expiry_margin: Duration,
+    /// The least time between two refresh attempts while a valid token is cached.
+    pub retry_delay: Duration,
+    /// Tokens living at least this long without a `refresh_on` are refreshed at half-life.
+    pub half_life_after: Duration,
+}
+
+impl RefreshPolicy {
+    /// 300 s margin, 30 s between refresh attempts, half-life for tokens of 2 h or more.
+    pub const DEFAULT: Self = Self {
+        expiry_margin: Duration::from_secs(300),
+        retry_delay: Duration::from_secs(30),
+        half_life_after: Duration::from_secs(2 * 3600),
+    };
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A cache key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    identity: Box<str>,
+    scopes: Box<[Box<str>]>,
+    tenant: Option<Box<str>>,
+    cae: bool,
+}
+
+impl CacheKey {
+    /// A key; scopes are sorted so that their order does not matter.
+    pub fn new(identity: &str, scopes: &[&str], tenant: Option<&str>, cae: bool) -> Self {
+        let mut scopes: Vec<Box<str>> = scopes.iter().map(|s| Box::from(*s)).collect();
+        scopes.sort_unstable();
+        Self {
+            identity: identity.into(),
+            scopes: scopes.into_boxed_slice(),
+            tenant: tenant.map(Box::from),
+            cae,
+        }
+    }
+
+    /// The identity part: which credential and which identity (e.g. a client id).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The sorted scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scopes.iter().map(|s| &**s)
+    }
+
+    /// The tenant, if the token is tenant-specific.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// Whether the token supports continuous access evaluation.
+    pub fn cae(&self) -> bool {
+        self.cae
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheKey")
+            .field("identity", &self.identity)
+            .field("scopes", &self.scopes)
+            .field("tenant", &self.tenant)
+            .field("cae", &self.cae)
+            .finish()
+    }
+}
+
+/// A borrowed cache key, for look-ups without allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    /// Which credential and which identity, e.g. `msi/app_service/client_id=…`.
+    pub identity: &'a str,
+    /// The requested scopes, in any order.
+    pub scopes: &'a [&'a str],
+    /// The tenant the token is for, if any.
+    pub tenant: Option<&'a str>,
+    /// Whether CAE was requested.
+    pub cae: bool,
+}
+
+impl<'a> KeyRef<'a> {
+    /// A key.
+    pub fn new(identity: &'a str, scopes: &'a [&'a str], tenant: Option<&'a str>, cae: bool) -> Self {
+        Self {
+            identity,
+            scopes,
+            tenant,
+            cae,
+        }
+    }
+
+    fn to_owned_key(self) -> CacheKey {
+        CacheKey::new(self.identity, self.scopes, self.tenant, self.cae)
+    }
+}
+
+/// What owned and borrowed keys share, so the map can be searched with either.
+trait KeyParts {
+    fn identity(&self) -> &str;
+    fn scope_count(&self) -> usize;
+    fn scope(&self, i: usize) -> &str;
+    fn tenant(&self) -> Option<&str>;
+    fn cae(&self) -> bool;
+}
+
+impl KeyParts for CacheKey {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+    fn scope_count(&self) -> usize {
+        self.scopes.len()
+    }
+    fn scope(&self, i: usize) -> &str {
+        &self.scopes[i]
+    }
+    fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+    fn cae(&self) -> bool {
+        self.cae
+    }
+}
+
+/// A borrowed key whose scopes are known to be sorted.
+struct SortedRef<'a>(KeyRef<'a>);
+
+impl KeyParts for SortedRef<'_> {
+    fn identity(&self) -> &str {
+        self.0.identity
+    }
+    fn scope_count(&self) -> usize {
+        self.0.scopes.len()
+    }
+    fn scope(&self, i: usize) -> &str {
+        self.0.scopes[i]
+    }
+    fn tenant(&self) -> Option<&str> {
+        self.0.tenant
+    }
+    fn cae(&self) -> bool {
+        self.0.cae
+    }
+}
+
+impl Hash for dyn KeyParts + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write(self.identity().as_bytes());
+        h.write_u8(0xff);
+        for i in 0..self.scope_count() {
+            h.write(self.scope(i).as_bytes());
+            h.write_u8(0xff);
+        }
+        match self.tenant() {
+            Some(t) => {
+                h.write_u8(1);
+                h.write(t.as_bytes());
+            }
+            None => h.write_u8(0),
+        }
+        h.write_u8(u8::from(self.cae()));
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+            && self.scope_count() == other.scope_count()
+            && (0..self.scope_count()).all(|i| self.scope(i) == other.scope(i))
+            && self.tenant() == other.tenant()
+            && self.cae() == other.cae()
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self as &dyn KeyParts).hash(h);
+    }
+}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for CacheKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
+    }
+}
+
+/// `FxHash`: keys come from the application, not from an attacker, and a cached look-up should
+/// cost nanoseconds.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type SharedFetch = Shared<BoxFuture<'static, Result<AccessToken, Error>>>;
+
+struct Cached {
+    token: AccessToken,
+    refresh_at: SystemTime,
+}
+
+#[derive(Default)]
+struct Entry {
+    cached: Option<Cached>,
+    inflight: Option<SharedFetch>,
+    generation: u64,
+    last_attempt: Option<SystemTime>,
+}
+
+type Map = HashMap<CacheKey, Entry, BuildHasherDefault<FxHasher>>;
+
+/// Entries beyond this count trigger a sweep of expired, idle entries.
+const SWEEP_THRESHOLD: usize = 4096;
+
+struct Inner {
+    map: Mutex<Map>,
+    clock: Arc<dyn Clock>,
+    policy: RefreshPolicy,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Map> {
+        // A panic while holding the lock cannot leave an entry half-written (every update is a
+        // single assignment), so a poisoned map is still consistent.
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn complete(&self, key: &CacheKey, generation: u64, result: Result<AccessToken, Error>) -> Result<AccessToken, Error> {
+        let now = self.clock.now();
+        let mut map = self.lock();
+        let entry = map.get_mut(key as &dyn KeyParts);
+        match (result, entry) {
+            (Ok(token), Some(entry)) => {
+                let cached = plan(&self.policy, now, token);
+                let token = cached.token.clone();
+                entry.cached = Some(cached);
+                if entry.generation == generation {
+                    entry.inflight = None;
+                }
+                Ok(token)
+            }
+            (Ok(token), None) => Ok(plan(&self.policy, now, token).token),
+            (Err(e), entry) => {
+                if let Some(entry) = entry {
+                    if entry.generation == generation {
+                        entry.inflight = None;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Decides when the cached token should be refreshed, filling in a half-life `refresh_on`.
+fn plan(policy: &RefreshPolicy, fetched_at: SystemTime, mut token: AccessToken) -> Cached {
+    let lifetime = token
+        .expires_on
+        .duration_since(fetched_at)
+        .unwrap_or(Duration::ZERO);
+    if token.refresh_on.is_none() && lifetime >= policy.half_life_after {
+        token.refresh_on = Some(fetched_at + lifetime / 2);
+    }
+    let margin = policy.expiry_margin.min(lifetime / 2);
+    let mut refresh_at = token
+        .expires_on
+        .checked_sub(margin)
+        .unwrap_or(token.expires_on);
+    if let Some(refresh_on) = token.refresh_on {
+        refresh_at = refresh_at.min(refresh_on);
+    }
+    Cached { token, refresh_at }
+}
+
+enum Action {
+    Ready(AccessToken),
+    Wait(SharedFetch),
+    Refresh { fetch: SharedFetch, fallback: AccessToken },
+}
+
+/// The token cache. Cloning shares the same entries.
+///
+/// ```
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use std::time::{Duration, SystemTime};
+/// use identity_core::AccessToken;
+/// use identity_core::cache::{KeyRef, TokenCache};
+///
+/// let cache = TokenCache::new();
+/// let key = KeyRef::new("example/system", &["https://vault.azure.net/.default"], None, false);
+/// let token = cache
+///     .get_or_fetch(key, false, || async {
+///         Ok(AccessToken::new("t", SystemTime::now() + Duration::from_secs(3600)))
+///     })
+///     .await?;
+/// assert_eq!(token.token.secret(), "t");
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.inner.lock().len())
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TokenCache {
+    /// An empty cache on the system clock with the default [`RefreshPolicy`].
+    pub fn new() -> Self {
+        Self::with_clock(system_clock())
+    }
+
+    /// An empty cache reading time from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::with_policy(clock, RefreshPolicy::DEFAULT)
+    }
+
+    /// An empty cache with explicit timing rules.
+    pub fn with_policy(clock: Arc<dyn Clock>, policy: RefreshPolicy) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                map: Mutex::new(Map::default()),
+                clock,
+                policy,
+            }),
+        }
+    }
+
+    /// The clock the cache reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Returns the cached token for `key`, or runs `fetch` (at most once across concurrent
+    /// callers) to get one. See the [module docs](self) for the exact rules. `bypass_read`
+    /// (set when the request carries a claims challenge) always fetches.
+    ///
+    /// `fetch` is called while an internal lock is held: it must only build its future, and
+    /// do the work when the future is polled.
+    ///
+    /// # Errors
+    /// The fetch's error when no valid token is cached.
+    pub async fn get_or_fetch<F, Fut>(&self, key: KeyRef<'_>, bypass_read: bool, fetch: F) -> Result<AccessToken, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        if bypass_read {
+            let token = fetch().await?;
+            return Ok(self.insert(key.to_owned_key(), token));
+        }
+        let sorted_scopes;
+        let key = if key.scopes.is_sorted() {
+            key
+        } else {
+            let mut scopes = key.scopes.to_vec();
+            scopes.sort_unstable();
+            sorted_scopes = scopes;
+            KeyRef {
+                scopes: &sorted_scopes,
+                ..key
+            }
+        };
+        match self.decide(key, fetch) {
+            Action::Ready(token) => Ok(token),
+            Action::Wait(fetch) => fetch.await,
+            Action::Refresh { fetch, fallback } => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    tracing::debug!(target: "identity_core::cache", identity = key.identity, "refreshing ahead of expiry in the background");
+                    runtime.spawn(async move {
+                        if let Err(e) = fetch.await {
+                            tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token");
+                        }
+                    });
+                    Ok(fallback)
+                } else {
+                    match fetch.await {
+                        Ok(token) => Ok(token),
+                        Err(e) => {
+                            tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token");
+                            Ok(fallback)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn decide<F, Fut>(&self, key: KeyRef<'_>, fetch: F) -> Action
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        let now = self.inner.clock.now();
+        let mut map = self.inner.lock();
+        let probe = SortedRef(key);
+        let entry = if let Some(entry) = map.get_mut(&probe as &dyn KeyParts) {
+            if let Some(cached) = &entry.cached {
+                if now < cached.refresh_at {
+                    return Action::Ready(cached.token.clone());
+                }
+                if now < cached.token.expires_on {
+                    let fallback = cached.token.clone();
+                    let recently = entry
+                        .last_attempt
+                        .is_some_and(|t| now < t + self.inner.policy.retry_delay);
+                    if entry.inflight.is_some() || recently {
+                        return Action::Ready(fallback);
+                    }
+                    let fetch = self.start(entry, key.to_owned_key(), now, fetch);
+                    return Action::Refresh { fetch, fallback };
+                }
+            }
+            if let Some(inflight) = &entry.inflight {
+                return Action::Wait(inflight.clone());
+            }
+            entry
+        } else {
+            if map.len() >= SWEEP_THRESHOLD {
+                map.retain(|_, e| e.inflight.is_some() || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on));
+            }
+            map.entry(key.to_owned_key()).or_default()
+        };
+        tracing::debug!(target: "identity_core::cache", identity = key.identity, "no valid token cached; fetching");
+        Action::Wait(self.start(entry, key.to_owned_key(), now, fetch))
+    }
+
+    fn start<F, Fut>(&self, entry: &mut Entry, key: CacheKey, now: SystemTime, fetch: F) -> SharedFetch
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        entry.generation += 1;
+        entry.last_attempt = Some(now);
+        let generation = entry.generation;
+        let inner: Weak<Inner> = Arc::downgrade(&self.inner);
+        let policy = self.inner.policy;
+        let clock = self.inner.clock.clone();
+        let work = fetch();
+        let shared = async move {
+            let result = work.await;
+            match inner.upgrade() {
+                Some(inner) => inner.complete(&key, generation, result),
+                None => result.map(|t| plan(&policy, clock.now(), t).token),
+            }
+        }
+        .boxed()
+        .shared();
+        entry.inflight = Some(shared.clone());
+        shared
+    }
+
+    /// Stores a token under `key` (claims results, or tokens loaded from persistence) and
+    /// returns it with its computed `refresh_on`.
+    pub fn insert(&self, key: CacheKey, token: AccessToken) -> AccessToken {
+        let now = self.inner.clock.now();
+        let cached = plan(&self.inner.policy, now, token);
+        let token = cached.token.clone();
+        self.inner.lock().entry(key).or_default().cached = Some(cached);
+        token
+    }
+
+    /// The unexpired tokens, for persisting the cache.
+    pub fn export(&self) -> Vec<(CacheKey, AccessToken)> {
+        let now = self.inner.clock.now();
+        self.inner
+            .lock()
+            .iter()
+            .filter_map(|(k, e)| {
+                let c = e.cached.as_ref()?;
+                (now < c.token.expires_on).then(|| (k.clone(), c.token.clone()))
+            })
+            .collect()
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.inner.lock().clear();
+    }
+}

@@ -1,0 +1,269 @@
+//! The one error type every credential returns.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong, in the terms a credential chain needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The credential cannot work in this environment (not configured, tool not installed,
+    /// not logged in, endpoint silent). A chain moves on to its next credential.
+    Unavailable,
+    /// The credential tried and the token service or tool refused, or answered with
+    /// something that is not a token. A chain stops here.
+    AuthenticationFailed,
+    /// The configuration given to a credential is invalid (conflicting options, a malformed
+    /// value, an unsupported identity kind for this host).
+    InvalidConfiguration,
+    /// An argument of a `get_token` call is invalid (scope count or characters, tenant id).
+    InvalidArgument,
+    /// The request could not be completed: connection failure, timeout, a response larger than
+    /// the cap. Usually transient.
+    Transport,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unavailable => "credential unavailable",
+            Self::AuthenticationFailed => "authentication failed",
+            Self::InvalidConfiguration => "invalid configuration",
+            Self::InvalidArgument => "invalid argument",
+            Self::Transport => "transport error",
+        })
+    }
+}
+
+type Source = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// An error from a credential: its [`ErrorKind`], the credential's name, a message a person can
+/// act on, and the underlying cause.
+///
+/// Messages never contain a token, a secret, a header value or a command argument; credentials
+/// build them from fixed text and non-secret identifiers only.
+///
+/// ```
+/// use identity_core::{Error, ErrorKind};
+/// let e = Error::unavailable("AzureCliCredential", "Azure CLI not found on PATH; install it from https://aka.ms/azure-cli");
+/// assert!(e.is_unavailable());
+/// assert_eq!(e.kind(), ErrorKind::Unavailable);
+/// assert_eq!(e.to_string(), "AzureCliCredential: Azure CLI not found on PATH; install it from https://aka.ms/azure-cli");
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    credential: &'static str,
+    message: Cow<'static, str>,
+    status: Option<u16>,
+    source: Option<Source>,
+}
+
+impl Error {
+    /// A new error of `kind` raised by `credential`.
+    pub fn new(
+        kind: ErrorKind,
+        credential: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            kind,
+            credential,
+            message: message.into(),
+            status: None,
+            source: None,
+        }
+    }
+
+    /// The credential cannot work here; a chain moves on.
+    pub fn unavailable(credential: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::Unavailable, credential, message)
+    }
+
+    /// The credential tried and was refused; a chain stops.
+    pub fn authentication_failed(
+        credential: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(ErrorKind::AuthenticationFailed, credential, message)
+    }
+
+    /// The credential's configuration is invalid.
+    pub fn invalid_configuration(
+        credential: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(ErrorKind::InvalidConfiguration, credential, message)
+    }
+
+    /// An argument of the call is invalid.
+    pub fn invalid_argument(
+        credential: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(ErrorKind::InvalidArgument, credential, message)
+    }
+
+    /// The request could not be completed.
+    pub fn transport(credential: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::Transport, credential, message)
+    }
+
+    /// Attaches the underlying cause. Its `Display` must not contain secrets either.
+    #[must_use]
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Attaches the HTTP status of the response that caused the error.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Re-labels the error with another kind, keeping everything else (used by chains that
+    /// downgrade failures to [`ErrorKind::Unavailable`]).
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Re-labels the error as raised by another credential (used by wrappers).
+    #[must_use]
+    pub fn with_credential(mut self, credential: &'static str) -> Self {
+        self.credential = credential;
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The name of the credential that raised the error, e.g. `ManagedIdentityCredential`.
+    pub fn credential(&self) -> &'static str {
+        self.credential
+    }
+
+    /// The message, without the credential name.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status of the response behind the error, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// True when a chain should move on to its next credential.
+    pub fn is_unavailable(&self) -> bool {
+        self.kind == ErrorKind::Unavailable
+    }
+
+    /// True when retrying later may succeed: transport failures, 408, 429 and 5xx answers.
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transport
+            || matches!(self.status, Some(408 | 429) | Some(500..=599))
+    }
+
+    /// The underlying cause, if any, for downcasting (e.g. to a chain's list of attempts).
+    pub fn cause(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.credential, self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind)
+            .field("credential", &self.credential)
+            .field("message", &self.message);
+        if let Some(status) = self.status {
+            d.field("status", &status);
+        }
+        if let Some(source) = &self.source {
+            // The source's Display, never its Debug: Debug of foreign types may print fields
+            // (headers, bodies) that were never meant for logs.
+            d.field("source", &format_args!("{source}"));
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+/// Writes `error` and its chain of causes as `a: b: c`, skipping causes whose text the
+/// message already contains.
+pub fn display_chain(error: &dyn StdError) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Leaky;
+    impl fmt::Display for Leaky {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("connection reset")
+        }
+    }
+    impl StdError for Leaky {}
+
+    #[test]
+    fn display_names_the_credential_and_message() {
+        let e = Error::authentication_failed("ClientSecretCredential", "AADSTS7000215: invalid client secret");
+        assert_eq!(e.to_string(), "ClientSecretCredential: AADSTS7000215: invalid client secret");
+        assert!(!e.is_unavailable());
+    }
+
+    #[test]
+    fn debug_prints_the_source_display_only() {
+        let e = Error::transport("X", "request failed").with_source(Leaky);
+        let dbg = format!("{e:?}");
+        assert!(dbg.contains("connection reset"), "{dbg}");
+        assert!(!dbg.contains("Leaky"), "{dbg}");
+        assert_eq!(display_chain(&e), "X: request failed: connection reset");
+    }
+
+    #[test]
+    fn transient_covers_transport_and_retryable_statuses() {
+        assert!(Error::transport("X", "t").is_transient());
+        assert!(Error::authentication_failed("X", "t").with_status(503).is_transient());
+        assert!(Error::authentication_failed("X", "t").with_status(429).is_transient());
+        assert!(!Error::authentication_failed("X", "t").with_status(400).is_transient());
+        assert!(!Error::unavailable("X", "t").is_transient());
+    }
+
+    #[test]
+    fn errors_are_send_sync_and_clone() {
+        fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+        assert_traits::<Error>();
+    }
+}

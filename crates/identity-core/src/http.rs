@@ -1,0 +1,357 @@
+//! The HTTP seam: a small [`HttpClient`] trait over `http` types, and the [`Pipeline`] that
+//! enforces a per-request timeout, a response-body cap and the retry policy once, for every
+//! client implementation.
+//!
+//! Implementations only move bytes. A plain-HTTP implementation on hyper ships behind the
+//! `hyper` feature ([`HyperClient`]); identity-entra provides one on reqwest with rustls. Users
+//! may bring their own.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+
+use crate::clock::{Clock, Sleeper, system_clock, tokio_sleeper};
+use crate::retry::RetryPolicy;
+use crate::{BoxFuture, Error};
+
+#[cfg(feature = "hyper")]
+mod hyper_client;
+#[cfg(feature = "hyper")]
+pub use hyper_client::{HyperClient, send_over_io};
+
+/// A boxed error from a transport.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A request: the body is always fully buffered (token requests are small).
+pub type Request = http::Request<Bytes>;
+
+/// A response whose body has been read, within the cap.
+pub type Response = http::Response<Bytes>;
+
+/// A streaming response body, as returned by an [`HttpClient`] before the pipeline reads it
+/// under the size cap.
+pub struct Body(BoxBody<Bytes, BoxError>);
+
+impl Body {
+    /// Wraps any `http_body::Body`.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self(body.map_err(Into::into).boxed())
+    }
+
+    /// A body that is already in memory.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        Self::new(http_body_util::Full::new(bytes.into()).map_err(|never| match never {}))
+    }
+
+    /// Reads the whole body, failing as soon as it exceeds `max` bytes.
+    async fn collect_capped(mut self, max: usize) -> Result<Bytes, CollectError> {
+        let mut buf = BytesMut::new();
+        while let Some(frame) = self.0.frame().await {
+            let frame = frame.map_err(CollectError::Io)?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > max {
+                    return Err(CollectError::TooLarge);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Body")
+    }
+}
+
+enum CollectError {
+    Io(BoxError),
+    TooLarge,
+}
+
+/// Per-request hints for an [`HttpClient`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// How long establishing the connection may take. Clients that cannot honour it rely on
+    /// the pipeline's overall timeout.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl SendOptions {
+    /// Sets the connect timeout.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+}
+
+/// Sends one HTTP request. No retries, no redirects, no timeouts: the [`Pipeline`] adds
+/// those.
+pub trait HttpClient: Send + Sync + fmt::Debug {
+    /// Sends `request` and returns the response head with a streaming body.
+    ///
+    /// # Errors
+    /// Any transport failure (connect, TLS, I/O). HTTP error statuses are not errors here.
+    fn execute(
+        &self,
+        request: Request,
+        options: SendOptions,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, BoxError>>;
+}
+
+/// Bounds applied to every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// How long one attempt may take, from sending to the last byte of the body.
+    pub timeout: Duration,
+    /// The largest response body accepted, in bytes.
+    pub max_body: usize,
+}
+
+impl Limits {
+    /// The defaults: 30 s per attempt, 1 MiB per body. Token responses are a few kilobytes.
+    pub const DEFAULT: Self = Self {
+        timeout: Duration::from_secs(30),
+        max_body: 1024 * 1024,
+    };
+
+    /// Sets the per-attempt timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the body cap.
+    #[must_use]
+    pub fn max_body(mut self, max_body: usize) -> Self {
+        self.max_body = max_body;
+        self
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// An [`HttpClient`] with the bounds, retry policy, clock and sleeper that every credential
+/// request goes through.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    client: Arc<dyn HttpClient>,
+    limits: Limits,
+    retry: RetryPolicy,
+    sleeper: Arc<dyn Sleeper>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Pipeline {
+    /// A pipeline over `client` with default limits, the default retry policy and real time.
+    pub fn new(client: Arc<dyn HttpClient>) -> Self {
+        Self {
+            client,
+            limits: Limits::DEFAULT,
+            retry: RetryPolicy::default(),
+            sleeper: tokio_sleeper(),
+            clock: system_clock(),
+        }
+    }
+
+    /// Replaces the limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Replaces the retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Replaces the sleeper used between retries.
+    #[must_use]
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Replaces the clock (used to read HTTP-date `Retry-After` values).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Arc<dyn HttpClient> {
+        &self.client
+    }
+
+    /// The sleeper.
+    pub fn sleeper(&self) -> &Arc<dyn Sleeper> {
+        &self.sleeper
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Sends one attempt within the limits, without retrying.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transport`](crate::ErrorKind::Transport) naming `credential` and the target
+    /// (scheme, host, port and path: never the query, headers or body) when the attempt fails,
+    /// times out or the body exceeds the cap.
+    pub async fn send_once(
+        &self,
+        credential: &'static str,
+        request: Request,
+        options: SendOptions,
+    ) -> Result<Response, Error> {
+        let target = Target::of(request.uri());
+        let limits = self.limits;
+        let attempt = async {
+            let response = self.client.execute(request, options).await.map_err(|e| {
+                Error::transport(credential, format!("request to {target} failed"))
+                    .with_source(SourceText::from(&*e))
+            })?;
+            let (parts, body) = response.into_parts();
+            if let Some(len) = content_length(&parts.headers) {
+                if len > limits.max_body as u64 {
+                    return Err(too_large(credential, &target, limits.max_body));
+                }
+            }
+            let body = body.collect_capped(limits.max_body).await.map_err(|e| match e {
+                CollectError::TooLarge => too_large(credential, &target, limits.max_body),
+                CollectError::Io(e) => {
+                    Error::transport(credential, format!("reading the response from {target} failed"))
+                        .with_source(SourceText::from(&*e))
+                }
+            })?;
+            Ok(http::Response::from_parts(parts, body))
+        };
+        match tokio::time::timeout(limits.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::transport(
+                credential,
+                format!(
+                    "request to {target} timed out after {} ms",
+                    limits.timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// Sends `request` with retries by the pipeline's [`RetryPolicy`]. When retries on a status
+    /// are exhausted the last response is returned, so the caller can read the service's error.
+    ///
+    /// # Errors
+    /// The last transport error when retries on transport errors are exhausted.
+    pub async fn send(
+        &self,
+        credential: &'static str,
+        request: &Request,
+        options: SendOptions,
+    ) -> Result<Response, Error> {
+        self.retry
+            .run(self, |req| self.send_once(credential, req, options), request)
+            .await
+    }
+}
+
+fn too_large(credential: &'static str, target: &Target, max: usize) -> Error {
+    Error::transport(
+        credential,
+        format!("the response from {target} is larger than the {max}-byte limit"),
+    )
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Copies a request (method, URI, version, headers, body), for sending it again.
+pub fn clone_request(request: &Request) -> Request {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+/// The parts of a URI that are safe to print: scheme, authority and path. Never the query,
+/// which may carry identifiers the user did not mean to log.
+#[derive(Clone, Debug)]
+pub struct Target(String);
+
+impl Target {
+    /// The printable part of `uri`.
+    pub fn of(uri: &http::Uri) -> Self {
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let authority = uri.authority().map_or("", http::uri::Authority::as_str);
+        // Drop any userinfo.
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        Self(format!("{scheme}://{authority}{}", uri.path()))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A transport error flattened to its text, so that the core `Error` can be cloned and shared
+/// between the callers of a single-flight fetch.
+#[derive(Debug)]
+struct SourceText(String);
+
+impl From<&(dyn StdError + Send + Sync + 'static)> for SourceText {
+    fn from(error: &(dyn StdError + Send + Sync + 'static)) -> Self {
+        Self(crate::error::display_chain(error))
+    }
+}
+
+impl fmt::Display for SourceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for SourceText {}

@@ -1,0 +1,43 @@
+//! Core types for Microsoft Entra credentials.
+//!
+//! This crate knows nothing about Azure hosts. It holds what every credential shares:
+//!
+//! * [`TokenCredential`], the object-safe trait every credential implements, with
+//!   [`TokenRequestOptions`];
+//! * [`AccessToken`] and [`Secret`], whose `Debug` and `Display` never show the value;
+//! * [`Error`] and [`ErrorKind`]: *unavailable* (a chain moves on) versus *authentication
+//!   failed* (a chain stops), plus configuration, argument and transport errors;
+//! * [`cache::TokenCache`], the one token cache: single-flight loads, refresh ahead of expiry,
+//!   a failed refresh keeps serving the valid token;
+//! * the HTTP seam ([`http::HttpClient`], [`http::Pipeline`]) with a body cap, a per-request
+//!   timeout and the [`retry::RetryPolicy`] applied once for every client;
+//! * injection points for time ([`Clock`], [`Sleeper`]) and the environment ([`Env`]), so tests
+//!   never wait for real time or mutate the process environment;
+//! * [`scope`]: scope-to-resource conversion, scope and tenant validation, the multi-tenant
+//!   rule.
+//!
+//! # Features
+//! * `hyper`: [`http::HyperClient`], a plain-HTTP client on hyper 1 with no TLS stack, used by
+//!   `identity-msi`.
+//! * `test-util`: fakes for tests ([`test_util`]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod cache;
+mod clock;
+mod credential;
+mod env;
+mod error;
+pub mod http;
+pub mod retry;
+pub mod scope;
+pub mod time;
+mod token;
+
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use clock::{Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock, tokio_sleeper};
+pub use credential::{BoxFuture, TokenCredential, TokenRequestOptions};
+pub use env::Env;
+pub use error::{Error, ErrorKind, display_chain};
+pub use token::{AccessToken, Secret};

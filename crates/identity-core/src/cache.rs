@@ -134,7 +134,12 @@ pub struct KeyRef<'a> {
 
 impl<'a> KeyRef<'a> {
     /// A key.
-    pub fn new(identity: &'a str, scopes: &'a [&'a str], tenant: Option<&'a str>, cae: bool) -> Self {
+    pub fn new(
+        identity: &'a str,
+        scopes: &'a [&'a str],
+        tenant: Option<&'a str>,
+        cae: bool,
+    ) -> Self {
         Self {
             identity,
             scopes,
@@ -305,10 +310,17 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, Map> {
         // A panic while holding the lock cannot leave an entry half-written (every update is a
         // single assignment), so a poisoned map is still consistent.
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn complete(&self, key: &CacheKey, generation: u64, result: Result<AccessToken, Error>) -> Result<AccessToken, Error> {
+    fn complete(
+        &self,
+        key: &CacheKey,
+        generation: u64,
+        result: Result<AccessToken, Error>,
+    ) -> Result<AccessToken, Error> {
         let now = self.clock.now();
         let mut map = self.lock();
         let entry = map.get_mut(key as &dyn KeyParts);
@@ -358,7 +370,10 @@ fn plan(policy: &RefreshPolicy, fetched_at: SystemTime, mut token: AccessToken) 
 enum Action {
     Ready(AccessToken),
     Wait(SharedFetch),
-    Refresh { fetch: SharedFetch, fallback: AccessToken },
+    Refresh {
+        fetch: SharedFetch,
+        fallback: AccessToken,
+    },
 }
 
 /// The token cache. Cloning shares the same entries.
@@ -436,7 +451,12 @@ impl TokenCache {
     ///
     /// # Errors
     /// The fetch's error when no valid token is cached.
-    pub async fn get_or_fetch<F, Fut>(&self, key: KeyRef<'_>, bypass_read: bool, fetch: F) -> Result<AccessToken, Error>
+    pub async fn get_or_fetch<F, Fut>(
+        &self,
+        key: KeyRef<'_>,
+        bypass_read: bool,
+        fetch: F,
+    ) -> Result<AccessToken, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
@@ -513,7 +533,10 @@ impl TokenCache {
             entry
         } else {
             if map.len() >= SWEEP_THRESHOLD {
-                map.retain(|_, e| e.inflight.is_some() || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on));
+                map.retain(|_, e| {
+                    e.inflight.is_some()
+                        || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on)
+                });
             }
             map.entry(key.to_owned_key()).or_default()
         };
@@ -521,7 +544,13 @@ impl TokenCache {
         Action::Wait(self.start(entry, key.to_owned_key(), now, fetch))
     }
 
-    fn start<F, Fut>(&self, entry: &mut Entry, key: CacheKey, now: SystemTime, fetch: F) -> SharedFetch
+    fn start<F, Fut>(
+        &self,
+        entry: &mut Entry,
+        key: CacheKey,
+        now: SystemTime,
+        fetch: F,
+    ) -> SharedFetch
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,

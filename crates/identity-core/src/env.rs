@@ -29,9 +29,10 @@ impl Env {
     /// A snapshot of the current process environment. Variables whose name or value is not
     /// valid Unicode are skipped.
     pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars_os().filter_map(|(k, v)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        }))
+        Self::from_pairs(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// An empty environment.

@@ -203,7 +203,9 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
     }
 }
 
@@ -238,8 +240,14 @@ mod tests {
 
     #[test]
     fn display_names_the_credential_and_message() {
-        let e = Error::authentication_failed("ClientSecretCredential", "AADSTS7000215: invalid client secret");
-        assert_eq!(e.to_string(), "ClientSecretCredential: AADSTS7000215: invalid client secret");
+        let e = Error::authentication_failed(
+            "ClientSecretCredential",
+            "AADSTS7000215: invalid client secret",
+        );
+        assert_eq!(
+            e.to_string(),
+            "ClientSecretCredential: AADSTS7000215: invalid client secret"
+        );
         assert!(!e.is_unavailable());
     }
 
@@ -255,9 +263,21 @@ mod tests {
     #[test]
     fn transient_covers_transport_and_retryable_statuses() {
         assert!(Error::transport("X", "t").is_transient());
-        assert!(Error::authentication_failed("X", "t").with_status(503).is_transient());
-        assert!(Error::authentication_failed("X", "t").with_status(429).is_transient());
-        assert!(!Error::authentication_failed("X", "t").with_status(400).is_transient());
+        assert!(
+            Error::authentication_failed("X", "t")
+                .with_status(503)
+                .is_transient()
+        );
+        assert!(
+            Error::authentication_failed("X", "t")
+                .with_status(429)
+                .is_transient()
+        );
+        assert!(
+            !Error::authentication_failed("X", "t")
+                .with_status(400)
+                .is_transient()
+        );
         assert!(!Error::unavailable("X", "t").is_transient());
     }
 

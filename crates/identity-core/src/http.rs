@@ -250,13 +250,17 @@ impl Pipeline {
                     return Err(too_large(credential, &target, limits.max_body));
                 }
             }
-            let body = body.collect_capped(limits.max_body).await.map_err(|e| match e {
-                CollectError::TooLarge => too_large(credential, &target, limits.max_body),
-                CollectError::Io(e) => {
-                    Error::transport(credential, format!("reading the response from {target} failed"))
-                        .with_source(SourceText::from(&*e))
-                }
-            })?;
+            let body = body
+                .collect_capped(limits.max_body)
+                .await
+                .map_err(|e| match e {
+                    CollectError::TooLarge => too_large(credential, &target, limits.max_body),
+                    CollectError::Io(e) => Error::transport(
+                        credential,
+                        format!("reading the response from {target} failed"),
+                    )
+                    .with_source(SourceText::from(&*e)),
+                })?;
             Ok(http::Response::from_parts(parts, body))
         };
         match tokio::time::timeout(limits.timeout, attempt).await {
@@ -283,7 +287,11 @@ impl Pipeline {
         options: SendOptions,
     ) -> Result<Response, Error> {
         self.retry
-            .run(self, |req| self.send_once(credential, req, options), request)
+            .run(
+                self,
+                |req| self.send_once(credential, req, options),
+                request,
+            )
             .await
     }
 }

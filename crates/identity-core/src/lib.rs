@@ -36,7 +36,9 @@ mod token;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-pub use clock::{Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock, tokio_sleeper};
+pub use clock::{
+    Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock, tokio_sleeper,
+};
 pub use credential::{BoxFuture, TokenCredential, TokenRequestOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, display_chain};

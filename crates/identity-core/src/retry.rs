@@ -48,7 +48,9 @@ impl StatusSet {
 
 impl fmt::Debug for StatusSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries((100..1000).filter(|c| self.contains(*c))).finish()
+        f.debug_set()
+            .entries((100..1000).filter(|c| self.contains(*c)))
+            .finish()
     }
 }
 
@@ -239,7 +241,9 @@ impl RetryPolicy {
     /// True if a response with this status and headers should be retried (retries permitting).
     pub fn should_retry(&self, status: u16, headers: &HeaderMap) -> bool {
         self.statuses.contains(status)
-            || (self.retry_after_on_any_error && status >= 400 && retry_after_header(headers).is_some())
+            || (self.retry_after_on_any_error
+                && status >= 400
+                && retry_after_header(headers).is_some())
     }
 
     /// The wait a response asks for, capped at `max_retry_after`.
@@ -363,7 +367,10 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 fn random_unit() -> f64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(0x9e37_79b9_7f4a_7c15);
-    #[allow(clippy::cast_precision_loss, reason = "53 random bits are plenty for jitter")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "53 random bits are plenty for jitter"
+    )]
     let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
     unit
 }
@@ -384,7 +391,10 @@ mod tests {
     fn imds_schedule_switches_factor_per_status() {
         let p = RetryPolicy::imds();
         let normal: Vec<_> = (1..=5).map(|n| p.backoff(n, 500)).collect();
-        assert_eq!(normal, [0, 1600, 3200, 6400, 12800].map(Duration::from_millis));
+        assert_eq!(
+            normal,
+            [0, 1600, 3200, 6400, 12800].map(Duration::from_millis)
+        );
         let gone: Vec<_> = (1..=5).map(|n| p.backoff(n, 410)).collect();
         assert_eq!(gone, [0, 5, 10, 20, 40].map(Duration::from_secs));
         assert_eq!(p.backoff(30, 410), Duration::from_secs(60));
@@ -411,7 +421,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("3"));
         assert_eq!(p.retry_after(&h, now), Some(Duration::from_secs(3)));
-        h.insert("retry-after", HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
         assert_eq!(p.retry_after(&h, now), Some(Duration::from_secs(7)));
         h.insert("retry-after", HeaderValue::from_static("100000"));
         assert_eq!(p.retry_after(&h, now), Some(Duration::from_secs(60)));
@@ -419,7 +432,11 @@ mod tests {
         assert_eq!(p.retry_after(&h, now), Some(Duration::from_millis(250)));
         assert!(p.should_retry(400, &h));
         assert!(!p.should_retry(400, &HeaderMap::new()));
-        assert!(!p.clone().retry_after_on_any_error(false).should_retry(400, &h));
+        assert!(
+            !p.clone()
+                .retry_after_on_any_error(false)
+                .should_retry(400, &h)
+        );
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(p.retry_after(&bad, now), None);
@@ -430,7 +447,10 @@ mod tests {
         let p = RetryPolicy::default().jitter(0.5);
         for _ in 0..100 {
             let s = p.jittered(Duration::from_secs(10));
-            assert!(s <= Duration::from_secs(10) && s >= Duration::from_secs(5), "{s:?}");
+            assert!(
+                s <= Duration::from_secs(10) && s >= Duration::from_secs(5),
+                "{s:?}"
+            );
         }
     }
 }

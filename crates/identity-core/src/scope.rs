@@ -22,7 +22,10 @@ pub const DEFAULT_SUFFIX: &str = "/.default";
 /// # Errors
 /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when there is not exactly one
 /// non-empty scope.
-pub fn scopes_to_resource<'s>(credential: &'static str, scopes: &[&'s str]) -> Result<&'s str, Error> {
+pub fn scopes_to_resource<'s>(
+    credential: &'static str,
+    scopes: &[&'s str],
+) -> Result<&'s str, Error> {
     match scopes {
         [] => Err(Error::invalid_argument(
             credential,
@@ -53,7 +56,10 @@ pub fn scopes_to_resource<'s>(credential: &'static str, scopes: &[&'s str]) -> R
 /// the rejected value, which could be anything).
 pub fn validate_scopes(credential: &'static str, scopes: &[&str]) -> Result<(), Error> {
     if scopes.is_empty() {
-        return Err(Error::invalid_argument(credential, "at least one scope is required"));
+        return Err(Error::invalid_argument(
+            credential,
+            "at least one scope is required",
+        ));
     }
     for scope in scopes {
         if scope.is_empty()
@@ -162,14 +168,24 @@ mod tests {
     #[test]
     fn resource_conversion_follows_the_reference_rule() {
         let cases = [
-            ("https://management.azure.com/.default", "https://management.azure.com"),
-            ("https://management.azure.com//.default", "https://management.azure.com/"),
+            (
+                "https://management.azure.com/.default",
+                "https://management.azure.com",
+            ),
+            (
+                "https://management.azure.com//.default",
+                "https://management.azure.com/",
+            ),
             ("api://1234/.default", "api://1234"),
             ("https://vault.azure.net", "https://vault.azure.net"),
             ("https://Vault.Azure.Net/", "https://Vault.Azure.Net/"),
         ];
         for (scope, resource) in cases {
-            assert_eq!(scopes_to_resource("X", &[scope]).unwrap(), resource, "{scope}");
+            assert_eq!(
+                scopes_to_resource("X", &[scope]).unwrap(),
+                resource,
+                "{scope}"
+            );
         }
     }
 
@@ -185,19 +201,37 @@ mod tests {
 
     #[test]
     fn scope_validation_refuses_shell_metacharacters_without_echoing_them() {
-        for bad in ["https://x/.default; rm -rf /", "a&&b", "$(x)", "`x`", "a'b", "a\"b", "a\nb", "a b", ""] {
+        for bad in [
+            "https://x/.default; rm -rf /",
+            "a&&b",
+            "$(x)",
+            "`x`",
+            "a'b",
+            "a\"b",
+            "a\nb",
+            "a b",
+            "",
+        ] {
             let err = validate_scopes("X", &[bad]).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument);
             if !bad.is_empty() {
                 assert!(!err.to_string().contains(bad), "{err}");
             }
         }
-        validate_scopes("X", &["https://management.azure.com/.default", "api://a_b-c.d:1/x"]).unwrap();
+        validate_scopes(
+            "X",
+            &["https://management.azure.com/.default", "api://a_b-c.d:1/x"],
+        )
+        .unwrap();
     }
 
     #[test]
     fn tenant_validation() {
-        for good in ["contoso.onmicrosoft.com", "72f988bf-86f1-41af-91ab-2d7cd011db47", "adfs"] {
+        for good in [
+            "contoso.onmicrosoft.com",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "adfs",
+        ] {
             assert!(is_valid_tenant_id(good), "{good}");
         }
         for bad in ["a/b", "a b", "", "t;x", "-$(x)", "a_b"] {
@@ -210,19 +244,56 @@ mod tests {
         let env = Env::empty();
         let any = vec!["*".to_owned()];
         let b_only = vec!["B".to_owned()];
-        assert_eq!(resolve_tenant("X", Some("a"), None, &[], &env).unwrap().as_deref(), Some("a"));
-        assert_eq!(resolve_tenant("X", Some("a"), Some("a"), &[], &env).unwrap().as_deref(), Some("a"));
-        assert_eq!(resolve_tenant("X", None, Some("b"), &[], &env).unwrap().as_deref(), Some("b"));
-        assert_eq!(resolve_tenant("X", Some("a"), Some("b"), &any, &env).unwrap().as_deref(), Some("b"));
-        assert_eq!(resolve_tenant("X", Some("a"), Some("b"), &b_only, &env).unwrap().as_deref(), Some("b"));
+        assert_eq!(
+            resolve_tenant("X", Some("a"), None, &[], &env)
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            resolve_tenant("X", Some("a"), Some("a"), &[], &env)
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            resolve_tenant("X", None, Some("b"), &[], &env)
+                .unwrap()
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            resolve_tenant("X", Some("a"), Some("b"), &any, &env)
+                .unwrap()
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            resolve_tenant("X", Some("a"), Some("b"), &b_only, &env)
+                .unwrap()
+                .as_deref(),
+            Some("b")
+        );
         let err = resolve_tenant("X", Some("a"), Some("b"), &[], &env).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(err.message().contains("tenant b"), "{err}");
         let disabled = Env::from_pairs([(DISABLE_MULTITENANT_AUTH, "1")]);
-        assert_eq!(resolve_tenant("X", Some("a"), Some("b"), &[], &disabled).unwrap().as_deref(), Some("a"));
-        assert_eq!(resolve_tenant("X", Some("adfs"), Some("b"), &[], &env).unwrap().as_deref(), Some("adfs"));
         assert_eq!(
-            resolve_tenant("X", Some("a"), Some("b/c"), &any, &env).unwrap_err().kind(),
+            resolve_tenant("X", Some("a"), Some("b"), &[], &disabled)
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            resolve_tenant("X", Some("adfs"), Some("b"), &[], &env)
+                .unwrap()
+                .as_deref(),
+            Some("adfs")
+        );
+        assert_eq!(
+            resolve_tenant("X", Some("a"), Some("b/c"), &any, &env)
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidArgument
         );
     }

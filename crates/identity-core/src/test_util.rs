@@ -24,13 +24,19 @@ impl FakeClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *now += by;
     }
 
     /// Sets the clock.
     pub fn set(&self, to: SystemTime) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = to;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = to;
     }
 
     /// This clock as a shared [`Clock`].
@@ -41,7 +47,10 @@ impl FakeClock {
 
 impl Clock for FakeClock {
     fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -69,7 +78,10 @@ impl RecordingSleeper {
 
     /// The durations requested so far.
     pub fn slept(&self) -> Vec<Duration> {
-        self.slept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.slept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// This sleeper as a shared [`Sleeper`].
@@ -102,7 +114,9 @@ pub struct FnCredential {
 
 impl std::fmt::Debug for FnCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FnCredential").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("FnCredential")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,7 +151,10 @@ impl TokenCredential for FnCredential {
 /// A credential named `name` that answers with `respond`.
 pub fn credential_fn(
     name: &'static str,
-    respond: impl Fn(&[&str], &TokenRequestOptions) -> Result<AccessToken, Error> + Send + Sync + 'static,
+    respond: impl Fn(&[&str], &TokenRequestOptions) -> Result<AccessToken, Error>
+    + Send
+    + Sync
+    + 'static,
 ) -> FnCredential {
     FnCredential {
         name,

@@ -20,7 +20,14 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// Seconds since the epoch for a UTC date and time, validating every field.
-pub fn unix_from_utc(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Option<i64> {
+pub fn unix_from_utc(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+) -> Option<i64> {
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
@@ -97,7 +104,12 @@ mod tests {
             parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
         );
-        for bad in ["", "Sun 06 Nov 1994", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC"] {
+        for bad in [
+            "",
+            "Sun 06 Nov 1994",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+        ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }

@@ -150,7 +150,10 @@ mod tests {
 
     #[test]
     fn expires_on_unix_reads_whole_seconds() {
-        let t = AccessToken::new("x", SystemTime::UNIX_EPOCH + Duration::from_millis(1_893_492_000_900));
+        let t = AccessToken::new(
+            "x",
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_893_492_000_900),
+        );
         assert_eq!(t.expires_on_unix(), 1_893_492_000);
     }
 }

@@ -33,17 +33,26 @@ impl HyperClient {
         SHARED.get_or_init(|| Arc::new(HyperClient)).clone()
     }
 
-    async fn send(request: Request, options: SendOptions) -> Result<http::Response<Body>, BoxError> {
+    async fn send(
+        request: Request,
+        options: SendOptions,
+    ) -> Result<http::Response<Body>, BoxError> {
         let uri = request.uri();
         match uri.scheme_str() {
             Some("http") => {}
             Some(other) => {
-                return Err(format!("the {other} scheme is not supported by the plain-HTTP client").into());
+                return Err(format!(
+                    "the {other} scheme is not supported by the plain-HTTP client"
+                )
+                .into());
             }
             None => return Err("the request URL has no scheme".into()),
         }
         let host = uri.host().ok_or("the request URL has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri.port_u16().unwrap_or(80);
         let connect = TcpStream::connect((host.as_str(), port));
         let stream = match options.connect_timeout {

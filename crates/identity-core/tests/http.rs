@@ -1,0 +1,335 @@
+//! The HTTP seam: limits, retries and the plain-HTTP client, against real loopback sockets.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed expectation is a failed test"
+)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use identity_core::ErrorKind;
+use identity_core::http::{HyperClient, Limits, Pipeline, SendOptions};
+use identity_core::retry::RetryPolicy;
+use identity_core::test_util::RecordingSleeper;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const BOUND: Duration = Duration::from_secs(10);
+
+/// What the scripted server does with one connection.
+#[derive(Clone)]
+enum Reply {
+    Raw(Vec<u8>),
+    Hang,
+}
+
+fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    Reply::Raw(out.into_bytes())
+}
+
+/// A loopback server answering each connection with the next scripted reply (the last one
+/// repeats) and recording each request head.
+struct Server {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+async fn server(script: Vec<Reply>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let recorded = requests.clone();
+    let mut script: VecDeque<Reply> = script.into();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let head = read_head(&mut stream).await;
+            recorded.lock().unwrap().push(head);
+            let next = if script.len() > 1 {
+                script.pop_front().unwrap()
+            } else {
+                script[0].clone()
+            };
+            tokio::spawn(async move {
+                match next {
+                    Reply::Raw(bytes) => {
+                        let _ = stream.write_all(&bytes).await;
+                        let _ = stream.shutdown().await;
+                    }
+                    Reply::Hang => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(stream);
+                    }
+                }
+            });
+        }
+    });
+    Server { url, requests }
+}
+
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn get(url: &str) -> http::Request<Bytes> {
+    http::Request::get(url)
+        .header("metadata", "true")
+        .body(Bytes::new())
+        .unwrap()
+}
+
+fn pipeline(sleeper: &RecordingSleeper) -> Pipeline {
+    Pipeline::new(HyperClient::shared()).with_sleeper(sleeper.shared())
+}
+
+#[tokio::test]
+async fn a_get_is_sent_in_origin_form_with_host_and_headers() {
+    let s = server(vec![reply("200 OK", &[], "{\"ok\":true}")]).await;
+    let p = pipeline(&RecordingSleeper::new());
+    let r = p
+        .send(
+            "Test",
+            &get(&format!(
+                "{}/metadata/token?api-version=2018-02-01&resource=x",
+                s.url
+            )),
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body().as_ref(), b"{\"ok\":true}");
+    let head = s.requests.lock().unwrap()[0].clone();
+    assert!(
+        head.starts_with("GET /metadata/token?api-version=2018-02-01&resource=x HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("host: {}", &s.url["http://".len()..])),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("metadata: true"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_larger_than_the_cap_is_rejected_by_content_length() {
+    let big = "x".repeat(5 * 1024 * 1024);
+    let s = server(vec![reply("200 OK", &[], &big)]).await;
+    let p = pipeline(&RecordingSleeper::new()).with_retry(RetryPolicy::none());
+    let err = p
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert!(
+        err.message().contains("larger than the 1048576-byte limit"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_chunked_body_larger_than_the_cap_is_rejected_while_streaming() {
+    let mut raw =
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+    for _ in 0..80 {
+        raw.extend_from_slice(format!("{:x}\r\n", 64 * 1024).as_bytes());
+        raw.extend(std::iter::repeat_n(b'y', 64 * 1024));
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let s = server(vec![Reply::Raw(raw)]).await;
+    let p = pipeline(&RecordingSleeper::new()).with_retry(RetryPolicy::none());
+    let err = p
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("larger than"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_ends_within_the_configured_timeout() {
+    let s = server(vec![Reply::Hang]).await;
+    let p = pipeline(&RecordingSleeper::new())
+        .with_retry(RetryPolicy::none())
+        .with_limits(Limits::DEFAULT.timeout(Duration::from_millis(200)));
+    let err = tokio::time::timeout(BOUND, p.send("Test", &get(&s.url), SendOptions::default()))
+        .await
+        .expect("bounded by the pipeline timeout")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert!(err.message().contains("timed out after 200 ms"), "{err}");
+}
+
+#[tokio::test]
+async fn a_500_is_retried_with_the_reference_backoff_until_it_succeeds() {
+    let s = server(vec![
+        reply("500 Internal Server Error", &[], "{}"),
+        reply("500 Internal Server Error", &[], "{}"),
+        reply("200 OK", &[], "done"),
+    ])
+    .await;
+    let sleeper = RecordingSleeper::new();
+    let r = pipeline(&sleeper)
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.requests.lock().unwrap().len(), 3);
+    // The first retry is immediate, so only the second sleeps.
+    assert_eq!(sleeper.slept(), vec![Duration::from_millis(1600)]);
+}
+
+#[tokio::test]
+async fn exhausted_status_retries_return_the_last_response() {
+    let s = server(vec![reply("503 Service Unavailable", &[], "busy")]).await;
+    let sleeper = RecordingSleeper::new();
+    let r = pipeline(&sleeper)
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(s.requests.lock().unwrap().len(), 4);
+    assert_eq!(sleeper.slept(), [1600, 3200].map(Duration::from_millis));
+}
+
+#[tokio::test]
+async fn retry_after_replaces_the_backoff() {
+    let s = server(vec![
+        reply("429 Too Many Requests", &[("retry-after", "3")], ""),
+        reply("429 Too Many Requests", &[("retry-after", "3")], ""),
+        reply("200 OK", &[], "ok"),
+    ])
+    .await;
+    let sleeper = RecordingSleeper::new();
+    let r = pipeline(&sleeper)
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sleeper.slept(), [3, 3].map(Duration::from_secs));
+}
+
+#[tokio::test]
+async fn the_imds_410_schedule_is_six_attempts_with_growing_sleeps() {
+    let s = server(vec![reply("410 Gone", &[], "")]).await;
+    let sleeper = RecordingSleeper::new();
+    let r = pipeline(&sleeper)
+        .with_retry(RetryPolicy::imds())
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 410);
+    assert_eq!(s.requests.lock().unwrap().len(), 6);
+    assert_eq!(sleeper.slept(), [5, 10, 20, 40].map(Duration::from_secs));
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried() {
+    let s = server(vec![reply("400 Bad Request", &[], "{}")]).await;
+    let r = pipeline(&RecordingSleeper::new())
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(s.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redirect_is_returned_not_followed() {
+    let s = server(vec![reply(
+        "302 Found",
+        &[("location", "http://10.1.2.3/elsewhere")],
+        "",
+    )])
+    .await;
+    let r = pipeline(&RecordingSleeper::new())
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(s.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_then_reported_without_the_query() {
+    // Bind and drop to get a port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sleeper = RecordingSleeper::new();
+    let url = format!("http://127.0.0.1:{port}/token?client_id=planted-query-value");
+    let err = pipeline(&sleeper)
+        .send("Test", &get(&url), SendOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert_eq!(sleeper.slept(), [1600, 3200].map(Duration::from_millis));
+    for text in [
+        err.to_string(),
+        format!("{err:?}"),
+        identity_core::display_chain(&err),
+    ] {
+        assert!(!text.contains("planted"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}/token")), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_plain_http_client_refuses_https() {
+    let err = pipeline(&RecordingSleeper::new())
+        .with_retry(RetryPolicy::none())
+        .send(
+            "Test",
+            &get("https://127.0.0.1:1/token"),
+            SendOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        identity_core::display_chain(&err).contains("https scheme is not supported"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_body_is_a_transport_error() {
+    let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{\"access_token\":".to_vec();
+    let s = server(vec![Reply::Raw(raw)]).await;
+    let err = pipeline(&RecordingSleeper::new())
+        .with_retry(RetryPolicy::none())
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert!(err.message().contains("reading the response"), "{err}");
+}

@@ -19,9 +19,13 @@
 //! # Features
 //! * `hyper`: [`http::HyperClient`], a plain-HTTP client on hyper 1 with no TLS stack, used by
 //!   `identity-msi`.
+//! * `blocking`: [`blocking::BlockingCredential`], a blocking `get_token` for programs without
+//!   an async runtime.
 //! * `test-util`: fakes for tests ([`test_util`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod cache;
 mod clock;
 mod credential;

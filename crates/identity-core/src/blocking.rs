@@ -1,0 +1,147 @@
+//! A blocking façade (feature `blocking`) for programs without an async runtime.
+//!
+//! Calls run on one process-wide tokio runtime with a single worker thread, created on first
+//! use, so background refreshes and connection tasks keep running between calls. Calling from
+//! inside an async runtime would block one of its threads (and deadlock a single-threaded
+//! one), so it is refused with a clear error instead.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::{AccessToken, Error, TokenCredential, TokenRequestOptions};
+
+const NAME: &str = "BlockingCredential";
+
+/// Wraps any credential with a blocking `get_token`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime};
+/// use identity_core::blocking::BlockingCredential;
+/// use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
+///
+/// #[derive(Debug)]
+/// struct Fixed;
+/// impl TokenCredential for Fixed {
+///     fn get_token<'a>(&'a self, _: &'a [&'a str], _: &'a TokenRequestOptions) -> BoxFuture<'a, Result<AccessToken, Error>> {
+///         Box::pin(async { Ok(AccessToken::new("t", SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000))) })
+///     }
+/// }
+///
+/// let credential = BlockingCredential::new(Arc::new(Fixed));
+/// let token = credential.get_token(&["https://vault.azure.net/.default"]).unwrap();
+/// assert_eq!(token.token.secret(), "t");
+/// ```
+#[derive(Clone)]
+pub struct BlockingCredential {
+    inner: Arc<dyn TokenCredential>,
+}
+
+impl fmt::Debug for BlockingCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingCredential")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("identity-blocking")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| {
+            Error::invalid_configuration(
+                NAME,
+                format!("could not start the runtime for blocking calls: {e}"),
+            )
+        })
+}
+
+impl BlockingCredential {
+    /// Wraps `credential`.
+    pub fn new(credential: Arc<dyn TokenCredential>) -> Self {
+        Self { inner: credential }
+    }
+
+    /// The wrapped credential.
+    pub fn inner(&self) -> &Arc<dyn TokenCredential> {
+        &self.inner
+    }
+
+    /// Gets a token, blocking the calling thread.
+    ///
+    /// # Errors
+    /// The credential's error, or [`ErrorKind::InvalidConfiguration`](crate::ErrorKind::InvalidConfiguration)
+    /// when called from inside an async runtime.
+    pub fn get_token(&self, scopes: &[&str]) -> Result<AccessToken, Error> {
+        self.get_token_with(scopes, &TokenRequestOptions::default())
+    }
+
+    /// Gets a token with options, blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`BlockingCredential::get_token`].
+    pub fn get_token_with(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::invalid_configuration(
+                NAME,
+                "a blocking get_token was called from inside an async runtime, which would block or \
+                 deadlock it; call the credential's async get_token(..).await instead",
+            ));
+        }
+        let runtime = runtime()?;
+        let inner = self.inner.clone();
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let options = options.clone();
+        runtime.block_on(async move {
+            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            inner.get_token(&scopes, &options).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::test_util::static_credential;
+    use std::time::{Duration, SystemTime};
+
+    fn credential() -> BlockingCredential {
+        BlockingCredential::new(Arc::new(static_credential(
+            "Static",
+            "blocking-token",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000),
+        )))
+    }
+
+    #[test]
+    fn a_blocking_call_returns_the_token_without_a_runtime() {
+        let t = credential().get_token(&["s"]).unwrap();
+        assert_eq!(t.token.secret(), "blocking-token");
+        // A second call reuses the same runtime.
+        assert_eq!(
+            credential().get_token(&["s"]).unwrap().token.secret(),
+            "blocking-token"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_blocking_call_inside_a_runtime_is_refused_instead_of_deadlocking() {
+        let err = credential().get_token(&["s"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+        assert!(err.message().contains("inside an async runtime"), "{err}");
+    }
+}

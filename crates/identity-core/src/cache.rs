@@ -10,8 +10,9 @@
 //!   runs as a task on the current tokio runtime; without a runtime the caller that starts it
 //!   waits for it. A failed refresh is logged, the valid token keeps being served, and no new
 //!   attempt starts for [`RefreshPolicy::retry_delay`] (30 s).
-//! * **empty or expired**: every caller awaits one shared load. If the caller that started it
-//!   goes away, the others keep driving it. Its error goes to every waiter; the next call
+//! * **empty or expired**: every caller awaits one shared load. The load runs as a task on the
+//!   current tokio runtime, so it finishes and fills the cache even if every caller goes away;
+//!   without a runtime the callers drive it between them. Its error goes to every waiter; the next call
 //!   starts a new load.
 //! * **claims**: a request carrying a claims challenge skips the read side and always fetches;
 //!   the new token is stored under the key, so later calls get the token that satisfied the
@@ -370,8 +371,9 @@ fn plan(policy: &RefreshPolicy, fetched_at: SystemTime, mut token: AccessToken) 
 enum Action {
     Ready(AccessToken),
     Wait(SharedFetch),
+    /// A refresh has started; `fetch` is `Some` when no runtime drives it and the caller must.
     Refresh {
-        fetch: SharedFetch,
+        fetch: Option<SharedFetch>,
         fallback: AccessToken,
     },
 }
@@ -480,25 +482,20 @@ impl TokenCache {
         match self.decide(key, fetch) {
             Action::Ready(token) => Ok(token),
             Action::Wait(fetch) => fetch.await,
-            Action::Refresh { fetch, fallback } => {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    tracing::debug!(target: "identity_core::cache", identity = key.identity, "refreshing ahead of expiry in the background");
-                    runtime.spawn(async move {
-                        if let Err(e) = fetch.await {
-                            tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token");
-                        }
-                    });
+            Action::Refresh {
+                fetch: None,
+                fallback,
+            } => Ok(fallback),
+            Action::Refresh {
+                fetch: Some(fetch),
+                fallback,
+            } => match fetch.await {
+                Ok(token) => Ok(token),
+                Err(e) => {
+                    tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token");
                     Ok(fallback)
-                } else {
-                    match fetch.await {
-                        Ok(token) => Ok(token),
-                        Err(e) => {
-                            tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token");
-                            Ok(fallback)
-                        }
-                    }
                 }
-            }
+            },
         }
     }
 
@@ -523,8 +520,12 @@ impl TokenCache {
                     if entry.inflight.is_some() || recently {
                         return Action::Ready(fallback);
                     }
-                    let fetch = self.start(entry, key.to_owned_key(), now, fetch);
-                    return Action::Refresh { fetch, fallback };
+                    let (fetch, driven) = self.start(entry, key.to_owned_key(), now, true, fetch);
+                    tracing::debug!(target: "identity_core::cache", identity = key.identity, "refreshing ahead of expiry");
+                    return Action::Refresh {
+                        fetch: (!driven).then_some(fetch),
+                        fallback,
+                    };
                 }
             }
             if let Some(inflight) = &entry.inflight {
@@ -541,16 +542,20 @@ impl TokenCache {
             map.entry(key.to_owned_key()).or_default()
         };
         tracing::debug!(target: "identity_core::cache", identity = key.identity, "no valid token cached; fetching");
-        Action::Wait(self.start(entry, key.to_owned_key(), now, fetch))
+        Action::Wait(self.start(entry, key.to_owned_key(), now, false, fetch).0)
     }
 
+    /// Starts a load and records it as the key's flight. With a tokio runtime the load is also
+    /// spawned, so it completes (and fills the cache) even if every caller gives up; the
+    /// returned flag says so.
     fn start<F, Fut>(
         &self,
         entry: &mut Entry,
         key: CacheKey,
         now: SystemTime,
+        refresh: bool,
         fetch: F,
-    ) -> SharedFetch
+    ) -> (SharedFetch, bool)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
@@ -572,7 +577,22 @@ impl TokenCache {
         .boxed()
         .shared();
         entry.inflight = Some(shared.clone());
-        shared
+        let driven = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let driver = shared.clone();
+                runtime.spawn(async move {
+                    match driver.await {
+                        // A failed refresh is invisible to callers, who keep the valid token.
+                        Err(e) if refresh => tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token"),
+                        Err(e) => tracing::debug!(target: "identity_core::cache", error = %e, "token load failed"),
+                        Ok(_) => {}
+                    }
+                });
+                true
+            }
+            Err(_) => false,
+        };
+        (shared, driven)
     }
 
     /// Stores a token under `key` (claims results, or tokens loaded from persistence) and

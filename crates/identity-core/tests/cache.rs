@@ -506,3 +506,39 @@ async fn a_token_issued_already_expired_is_returned_but_not_served_again() {
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_load_abandoned_by_every_caller_still_finishes_and_fills_the_cache() {
+    let clock = FakeClock::at_2030();
+    let cache = TokenCache::with_clock(clock.shared());
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (f, r, c) = (fetches.clone(), release.clone(), clock.clone());
+    let mut only_caller = Box::pin(cache.get_or_fetch(key("id"), false, move || async move {
+        f.fetch_add(1, Ordering::SeqCst);
+        let _permit = r.acquire().await;
+        Ok(token(&c, "T", HOUR))
+    }));
+    let first_poll =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(only_caller.as_mut().poll(cx))).await;
+    assert!(first_poll.is_pending());
+    drop(only_caller);
+    release.add_permits(1);
+    // The load runs on the runtime by itself; once it lands the cache answers without a fetch.
+    let t = bounded(async {
+        loop {
+            if let Some(entry) = cache.export().into_iter().next() {
+                break entry.1;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(t.token.secret(), "T");
+    let again = cache
+        .get_or_fetch(key("id"), false, || async { panic!("cached") })
+        .await
+        .unwrap();
+    assert_eq!(again.token.secret(), "T");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,388 @@
+//! [`ChainedTokenCredential`]: try credentials in order until one produces a token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use identity_core::{
+    AccessToken, BoxFuture, Error, ErrorKind, TokenCredential, TokenRequestOptions,
+};
+
+const NAME: &str = "ChainedTokenCredential";
+
+/// Sentinel for "no member has produced a token yet".
+const NONE: usize = usize::MAX;
+
+/// One failed attempt in a chain.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// The member's type name, e.g. `AzureCliCredential`.
+    pub credential: &'static str,
+    /// Why it failed.
+    pub error: Error,
+}
+
+/// The attempts behind a chain's failure, reachable from the returned [`Error`] with
+/// `error.cause().and_then(|c| c.downcast_ref::<ChainError>())`.
+#[derive(Clone, Debug)]
+pub struct ChainError {
+    /// The chain's type name.
+    pub chain: &'static str,
+    /// Every attempted member in order, up to and including the one that stopped the chain.
+    pub attempts: Vec<Attempt>,
+}
+
+impl fmt::Display for ChainError {
+    /// The same text as [`ChainError::report`], so printing an error with its causes does not
+    /// repeat it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.report())
+    }
+}
+
+impl std::error::Error for ChainError {}
+
+impl ChainError {
+    /// The report a person reads: one sentence (the chain's [`Error`] prefixes it with the
+    /// chain's name), `Attempted credentials:`, then one line per attempt (a tab, the member's
+    /// name, its message and causes), then what to do.
+    pub fn report(&self) -> String {
+        let mut out = String::from(
+            "failed to retrieve a token from the included credentials.\nAttempted credentials:",
+        );
+        for attempt in &self.attempts {
+            let mut line = attempt.error.message().to_owned();
+            let mut cause = std::error::Error::source(&attempt.error);
+            while let Some(c) = cause {
+                // A nested credential error is shown by its message: the member's name is
+                // already at the start of the line.
+                let text = match c.downcast_ref::<Error>() {
+                    Some(inner) => inner.message().to_owned(),
+                    None => c.to_string(),
+                };
+                if !text.is_empty() && !line.contains(&text) {
+                    line.push_str(": ");
+                    line.push_str(&text);
+                }
+                cause = c.source();
+            }
+            out.push_str(&format!("\n\t{}: {line}", attempt.credential));
+        }
+        out.push_str(
+            "\nTo fix this, configure one of the credentials above for this environment: \
+             each line says what it needs. The identity-chain documentation lists every \
+             credential and the variables it reads.",
+        );
+        out
+    }
+
+    /// Turns the attempts into the chain's [`Error`]: unavailable when every member was
+    /// unavailable (so an outer chain moves on), otherwise the kind of the member that stopped
+    /// the chain.
+    pub fn into_error(self) -> Error {
+        let kind = self
+            .attempts
+            .iter()
+            .map(|a| a.error.kind())
+            .find(|k| *k != ErrorKind::Unavailable)
+            .unwrap_or(ErrorKind::Unavailable);
+        let status = self.attempts.last().and_then(|a| a.error.status());
+        let mut error = Error::new(kind, self.chain, self.report());
+        if let Some(status) = status {
+            error = error.with_status(status);
+        }
+        error.with_source(self)
+    }
+}
+
+/// A member of a chain, with how its failures are treated.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub(crate) credential: Arc<dyn TokenCredential>,
+    /// Inside `DefaultAzureCredential`, developer tools' failures move the chain on (spec §8.2).
+    pub(crate) downgrade_failures: bool,
+}
+
+/// The engine shared by [`ChainedTokenCredential`] and `DefaultAzureCredential`.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    pub(crate) name: &'static str,
+    pub(crate) members: Vec<Member>,
+    /// Send every call to the first member that succeeded (`DefaultAzureCredential`).
+    pub(crate) sticky: bool,
+    selected: AtomicUsize,
+}
+
+impl Chain {
+    pub(crate) fn new(name: &'static str, members: Vec<Member>, sticky: bool) -> Self {
+        Self {
+            name,
+            members,
+            sticky,
+            selected: AtomicUsize::new(NONE),
+        }
+    }
+
+    /// The member that produced the last token (for a sticky chain: the remembered one).
+    pub(crate) fn selected(&self) -> Option<&Arc<dyn TokenCredential>> {
+        self.members
+            .get(self.selected.load(Ordering::Acquire))
+            .map(|m| &m.credential)
+    }
+
+    pub(crate) async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        if self.sticky {
+            if let Some(member) = self.members.get(self.selected.load(Ordering::Acquire)) {
+                return member.credential.get_token(scopes, options).await;
+            }
+        }
+        let mut attempts = Vec::new();
+        for (index, member) in self.members.iter().enumerate() {
+            let name = member.credential.name();
+            match member.credential.get_token(scopes, options).await {
+                Ok(token) => {
+                    tracing::debug!(
+                        target: "identity_chain",
+                        chain = self.name,
+                        credential = name,
+                        skipped = attempts.len(),
+                        "credential produced a token"
+                    );
+                    if self.sticky {
+                        // The first success wins; a concurrent success by another member
+                        // does not replace it.
+                        let _ = self.selected.compare_exchange(
+                            NONE,
+                            index,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                    } else {
+                        self.selected.store(index, Ordering::Release);
+                    }
+                    return Ok(token);
+                }
+                Err(error) => {
+                    let moves_on = error.is_unavailable()
+                        || (member.downgrade_failures
+                            && error.kind() == ErrorKind::AuthenticationFailed);
+                    tracing::debug!(
+                        target: "identity_chain",
+                        chain = self.name,
+                        credential = name,
+                        error = %error,
+                        moves_on,
+                        "credential did not produce a token"
+                    );
+                    let error = if moves_on {
+                        error.with_kind(ErrorKind::Unavailable)
+                    } else {
+                        error
+                    };
+                    attempts.push(Attempt {
+                        credential: name,
+                        error,
+                    });
+                    if !moves_on {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(ChainError {
+            chain: self.name,
+            attempts,
+        }
+        .into_error())
+    }
+}
+
+/// Tries each credential in order: an *unavailable* credential moves the chain on; any other
+/// failure stops it. When no credential produces a token, the error lists every attempt, one
+/// per line.
+///
+/// ```
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use std::sync::Arc;
+/// use identity_chain::{ChainedTokenCredential, ManagedIdentityCredential, AzureCliCredential, TokenCredential, TokenRequestOptions};
+///
+/// let chain = ChainedTokenCredential::new(vec![
+///     Arc::new(ManagedIdentityCredential::builder().build()?),
+///     Arc::new(AzureCliCredential::builder().build()?),
+/// ]);
+/// let token = chain.get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default()).await?;
+/// println!("token from {}", chain.last_used().unwrap_or("none"));
+/// # let _ = token; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ChainedTokenCredential {
+    chain: Chain,
+}
+
+impl ChainedTokenCredential {
+    /// A chain over `credentials`, tried in order on every call.
+    pub fn new(credentials: Vec<Arc<dyn TokenCredential>>) -> Self {
+        let members = credentials
+            .into_iter()
+            .map(|credential| Member {
+                credential,
+                downgrade_failures: false,
+            })
+            .collect();
+        Self {
+            chain: Chain::new(NAME, members, false),
+        }
+    }
+
+    /// The type name of the member that produced the most recent token.
+    pub fn last_used(&self) -> Option<&'static str> {
+        self.chain.selected().map(TokenCredential::name)
+    }
+
+    async fn fetch(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        self.chain.get_token(scopes, options).await
+    }
+}
+
+impl TokenCredential for ChainedTokenCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.fetch(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use identity_core::test_util::{credential_fn, failing_credential, static_credential};
+    use std::time::{Duration, SystemTime};
+
+    fn far() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000)
+    }
+
+    fn opts() -> TokenRequestOptions {
+        TokenRequestOptions::default()
+    }
+
+    #[tokio::test]
+    async fn unavailable_moves_on_and_the_first_success_wins() {
+        let a = failing_credential("A", Error::unavailable("A", "not configured"));
+        let b = static_credential("B", "tok-b", far());
+        let c = static_credential("C", "tok-c", far());
+        let c_calls = c.call_counter();
+        let chain = ChainedTokenCredential::new(vec![Arc::new(a), Arc::new(b), Arc::new(c)]);
+        let t = chain.get_token(&["s"], &opts()).await.unwrap();
+        assert_eq!(t.token.secret(), "tok-b");
+        assert_eq!(chain.last_used(), Some("B"));
+        assert_eq!(c_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_authentication_failure_stops_the_chain() {
+        let a = failing_credential(
+            "A",
+            Error::authentication_failed("A", "AADSTS7000215: bad secret"),
+        );
+        let b = static_credential("B", "tok-b", far());
+        let b_calls = b.call_counter();
+        let chain = ChainedTokenCredential::new(vec![Arc::new(a), Arc::new(b)]);
+        let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert_eq!(b_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let attempts = &err
+            .cause()
+            .unwrap()
+            .downcast_ref::<ChainError>()
+            .unwrap()
+            .attempts;
+        assert_eq!(attempts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_miss_lists_every_attempt_one_per_line() {
+        let chain = ChainedTokenCredential::new(vec![
+            Arc::new(failing_credential(
+                "EnvironmentCredential",
+                Error::unavailable(
+                    "EnvironmentCredential",
+                    "environment variables are not fully configured",
+                ),
+            )),
+            Arc::new(failing_credential(
+                "AzureCliCredential",
+                Error::unavailable("AzureCliCredential", "Azure CLI not found on PATH"),
+            )),
+        ]);
+        let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.to_string().starts_with("ChainedTokenCredential: failed to retrieve a token"), "{err}");
+        assert_eq!(identity_core::display_chain(&err), err.to_string(), "the cause is not repeated");
+        assert_eq!(
+            err.message(),
+            "failed to retrieve a token from the included credentials.\n\
+             Attempted credentials:\n\
+             \tEnvironmentCredential: environment variables are not fully configured\n\
+             \tAzureCliCredential: Azure CLI not found on PATH\n\
+             To fix this, configure one of the credentials above for this environment: each line says what it needs. \
+             The identity-chain documentation lists every credential and the variables it reads."
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_chain_is_not_sticky() {
+        let flip = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = flip.clone();
+        let a = credential_fn("A", move |_, _| {
+            if f.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(AccessToken::new("tok-a", far()))
+            } else {
+                Err(Error::unavailable("A", "not yet"))
+            }
+        });
+        let b = static_credential("B", "tok-b", far());
+        let chain = ChainedTokenCredential::new(vec![Arc::new(a), Arc::new(b)]);
+        assert_eq!(
+            chain
+                .get_token(&["s"], &opts())
+                .await
+                .unwrap()
+                .token
+                .secret(),
+            "tok-b"
+        );
+        flip.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            chain
+                .get_token(&["s"], &opts())
+                .await
+                .unwrap()
+                .token
+                .secret(),
+            "tok-a"
+        );
+        assert_eq!(chain.last_used(), Some("A"));
+    }
+
+    #[tokio::test]
+    async fn an_empty_chain_is_unavailable() {
+        let chain = ChainedTokenCredential::new(vec![]);
+        let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
+        assert!(err.is_unavailable());
+    }
+}

@@ -1,0 +1,530 @@
+//! [`DefaultAzureCredential`]: one credential that works on a laptop, in CI and on Azure.
+//!
+//! # Members, in order
+//! | # | credential | what it needs |
+//! |---|---|---|
+//! | 1 | `EnvironmentCredential` | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH` |
+//! | 2 | `WorkloadIdentityCredential` | `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` (AKS workload identity) |
+//! | 3 | `ManagedIdentityCredential` | an Azure host (App Service, Functions, Container Apps, VM, AKS, Arc, Cloud Shell, Azure ML, Service Fabric) |
+//! | 4 | `AzureCliCredential` | `az login` |
+//! | 5 | `AzurePowerShellCredential` | `Connect-AzAccount` |
+//! | 6 | `AzureDeveloperCliCredential` | `azd auth login` |
+//!
+//! An *unavailable* member moves the chain on; any other failure stops it. Inside this chain a
+//! developer tool that fails for another reason (an expired login, garbage output) also moves
+//! it on, as in the reference SDK. The first member that produces a token is remembered:
+//! every later call goes straight to it ([`DefaultAzureCredential::selected_credential`] names
+//! it).
+//!
+//! # `AZURE_TOKEN_CREDENTIALS`
+//! `dev` keeps the developer tools (4–6), `prod` keeps 1–3, a credential's type name (any
+//! case) keeps only that one. Any other value is a construction error listing the valid ones.
+//! Explicit `exclude_*`/`include` calls on the builder win over the variable. With
+//! `ManagedIdentityCredential` selected, managed identity runs without the IMDS probe and with
+//! its full retry schedule.
+//!
+//! # Managed identity inside the chain
+//! `managed_identity_client_id` defaults to `AZURE_CLIENT_ID`, so setting that variable makes
+//! the managed-identity member ask for that user-assigned identity;
+//! [`DefaultAzureCredentialBuilder::system_assigned_managed_identity`] forces the
+//! system-assigned one. On a host that looks like a VM, the member first sends one short probe
+//! to IMDS (1 s connect timeout, no retries), so off Azure the chain moves on in about a second
+//! when the address is blackholed and at once when the connection is refused.
+//!
+//! # Not included
+//! The reference SDK's shared token cache, Visual Studio Code, broker (WAM) and interactive
+//! browser members are out of scope for this library: they need a desktop session or a
+//! platform broker. Build a [`ChainedTokenCredential`](crate::ChainedTokenCredential) with your
+//! own credential if you need one of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use identity_core::http::HttpClient;
+use identity_core::{
+    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Sleeper, TokenCredential,
+    TokenRequestOptions,
+};
+
+use crate::chained::{Chain, Member};
+use crate::selection::{CredentialKind, Exclusions, Selection};
+
+const NAME: &str = "DefaultAzureCredential";
+
+/// The variable whose presence `require_envvar` demands.
+pub use crate::selection::AZURE_TOKEN_CREDENTIALS;
+
+/// The standard credential chain. See the [module docs](self).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{DefaultAzureCredential, TokenCredential, TokenRequestOptions};
+///
+/// let credential = DefaultAzureCredential::new()?;
+/// let token = credential
+///     .get_token(&["https://storage.azure.com/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// println!("token from {:?}, expires {:?}", credential.selected_credential(), token.expires_on);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DefaultAzureCredential {
+    chain: Chain,
+}
+
+impl DefaultAzureCredential {
+    /// The chain configured from the process environment.
+    ///
+    /// # Errors
+    /// An invalid `AZURE_TOKEN_CREDENTIALS`, or a member whose configuration is invalid.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// A builder.
+    pub fn builder() -> DefaultAzureCredentialBuilder {
+        DefaultAzureCredentialBuilder::default()
+    }
+
+    /// The type name of the member that produced a token, once one has.
+    pub fn selected_credential(&self) -> Option<&'static str> {
+        self.chain.selected().map(TokenCredential::name)
+    }
+
+    /// The members this chain tries, in order.
+    pub fn members(&self) -> Vec<&'static str> {
+        self.chain
+            .members
+            .iter()
+            .map(|m| m.credential.name())
+            .collect()
+    }
+
+    async fn fetch(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        self.chain.get_token(scopes, options).await
+    }
+}
+
+impl TokenCredential for DefaultAzureCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.fetch(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+/// How the managed-identity member chooses its identity.
+#[derive(Clone, Debug, Default)]
+enum ManagedIdentityChoice {
+    /// `AZURE_CLIENT_ID` if set, else system-assigned.
+    #[default]
+    FromEnvironment,
+    SystemAssigned,
+    ClientId(String),
+    ResourceId(String),
+    ObjectId(String),
+}
+
+/// Builds a [`DefaultAzureCredential`].
+#[derive(Debug, Default)]
+pub struct DefaultAzureCredentialBuilder {
+    env: Option<Env>,
+    clock: Option<Arc<dyn Clock>>,
+    sleeper: Option<Arc<dyn Sleeper>>,
+    msi_http: Option<Arc<dyn HttpClient>>,
+    https: Option<Arc<dyn HttpClient>>,
+    exclusions: Exclusions,
+    managed_identity: ManagedIdentityChoice,
+    workload_client_id: Option<String>,
+    workload_tenant_id: Option<String>,
+    authority_host: Option<String>,
+    additionally_allowed_tenants: Vec<String>,
+    process_timeout: Option<Duration>,
+    require_envvar: bool,
+    imds_endpoint: Option<String>,
+}
+
+impl DefaultAzureCredentialBuilder {
+    /// Reads configuration from `env` instead of a snapshot of the process environment.
+    #[must_use]
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// The clock every member reads.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The sleeper every member waits with between retries.
+    #[must_use]
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = Some(sleeper);
+        self
+    }
+
+    /// The plain-HTTP client for managed identity.
+    #[must_use]
+    pub fn managed_identity_http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
+        self.msi_http = Some(client);
+        self
+    }
+
+    /// The HTTPS client for Microsoft Entra ID (environment and workload identity members).
+    #[must_use]
+    pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
+        self.https = Some(client);
+        self
+    }
+
+    /// Excludes (`true`) or explicitly includes (`false`) a member; wins over
+    /// `AZURE_TOKEN_CREDENTIALS`.
+    #[must_use]
+    pub fn exclude(mut self, kind: CredentialKind, exclude: bool) -> Self {
+        self.exclusions.set(kind, exclude);
+        self
+    }
+
+    /// Excludes `EnvironmentCredential`.
+    #[must_use]
+    pub fn exclude_environment_credential(self, exclude: bool) -> Self {
+        self.exclude(CredentialKind::Environment, exclude)
+    }
+
+    /// Excludes `WorkloadIdentityCredential`.
+    #[must_use]
+    pub fn exclude_workload_identity_credential(self, exclude: bool) -> Self {
+        self.exclude(CredentialKind::WorkloadIdentity, exclude)
+    }
+
+    /// Excludes `ManagedIdentityCredential`.
+    #[must_use]
+    pub fn exclude_managed_identity_credential(self, exclude: bool) -> Self {
+        self.exclude(CredentialKind::ManagedIdentity, exclude)
+    }
+
+    /// Excludes `AzureCliCredential`.
+    #[must_use]
+    pub fn exclude_cli_credential(self, exclude: bool) -> Self {
+        self.exclude(CredentialKind::AzureCli, exclude)
+    }
+
+    /// Excludes `AzurePowerShellCredential`.
+    #[must_use]
+    pub fn exclude_powershell_credential(self, exclude: bool) -> Self {
+        self.exclude(CredentialKind::AzurePowerShell, exclude)
+    }
+
+    /// Excludes `AzureDeveloperCliCredential`.
+    #[must_use]
+    pub fn exclude_developer_cli_credential(self, exclude: bool) -> Self {
+        self.exclude(CredentialKind::AzureDeveloperCli, exclude)
+    }
+
+    /// The user-assigned managed identity to use, by client id (default: `AZURE_CLIENT_ID`).
+    #[must_use]
+    pub fn managed_identity_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.managed_identity = ManagedIdentityChoice::ClientId(client_id.into());
+        self
+    }
+
+    /// The user-assigned managed identity to use, by Azure resource id.
+    #[must_use]
+    pub fn managed_identity_resource_id(mut self, resource_id: impl Into<String>) -> Self {
+        self.managed_identity = ManagedIdentityChoice::ResourceId(resource_id.into());
+        self
+    }
+
+    /// The user-assigned managed identity to use, by object (principal) id.
+    #[must_use]
+    pub fn managed_identity_object_id(mut self, object_id: impl Into<String>) -> Self {
+        self.managed_identity = ManagedIdentityChoice::ObjectId(object_id.into());
+        self
+    }
+
+    /// Uses the system-assigned managed identity even when `AZURE_CLIENT_ID` is set.
+    #[must_use]
+    pub fn system_assigned_managed_identity(mut self) -> Self {
+        self.managed_identity = ManagedIdentityChoice::SystemAssigned;
+        self
+    }
+
+    /// The workload identity's client id (default: the managed identity client id, i.e.
+    /// `AZURE_CLIENT_ID`).
+    #[must_use]
+    pub fn workload_identity_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.workload_client_id = Some(client_id.into());
+        self
+    }
+
+    /// The workload identity's tenant (default: `AZURE_TENANT_ID`).
+    #[must_use]
+    pub fn workload_identity_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.workload_tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The Entra authority host for `EnvironmentCredential` (default: `AZURE_AUTHORITY_HOST`
+    /// or the public cloud).
+    #[must_use]
+    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
+        self.authority_host = Some(host.into());
+        self
+    }
+
+    /// Tenants other than the configured one that `get_token` may ask for (`*` for any).
+    #[must_use]
+    pub fn additionally_allowed_tenants(
+        mut self,
+        tenants: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.additionally_allowed_tenants = tenants.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long `az`, `pwsh` and `azd` may run (default 10 s).
+    #[must_use]
+    pub fn process_timeout(mut self, timeout: Duration) -> Self {
+        self.process_timeout = Some(timeout);
+        self
+    }
+
+    /// Fails construction unless `AZURE_TOKEN_CREDENTIALS` is set, so a deployment states which
+    /// credentials it expects.
+    #[must_use]
+    pub fn require_envvar(mut self, require: bool) -> Self {
+        self.require_envvar = require;
+        self
+    }
+
+    /// Points the managed-identity member's IMDS requests at another address (tests, proxies).
+    #[must_use]
+    pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.imds_endpoint = Some(url.into());
+        self
+    }
+
+    /// Builds the chain.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfiguration`] for an invalid or (with `require_envvar`) missing
+    /// `AZURE_TOKEN_CREDENTIALS`. A member that cannot be configured does not fail
+    /// construction: it reports why when the chain reaches it.
+    pub fn build(self) -> Result<DefaultAzureCredential, Error> {
+        let env = self.env.clone().unwrap_or_else(Env::from_process);
+        if self.require_envvar && env.non_blank(AZURE_TOKEN_CREDENTIALS).is_none() {
+            return Err(Error::invalid_configuration(
+                NAME,
+                format!(
+                    "{AZURE_TOKEN_CREDENTIALS} must be set (require_envvar is on); valid values are {}",
+                    crate::selection::valid_values()
+                ),
+            ));
+        }
+        let selection = Selection::from_env(&env)?;
+        let kinds = self.exclusions.members(selection);
+        let probe = selection != Selection::Only(CredentialKind::ManagedIdentity);
+        let members = kinds
+            .into_iter()
+            .map(|kind| Member {
+                credential: self.member(kind, &env, probe),
+                downgrade_failures: !kind.is_production(),
+            })
+            .collect();
+        Ok(DefaultAzureCredential {
+            chain: Chain::new(NAME, members, true),
+        })
+    }
+
+    fn member(&self, kind: CredentialKind, env: &Env, probe: bool) -> Arc<dyn TokenCredential> {
+        let built = match kind {
+            CredentialKind::Environment => self.environment(env),
+            CredentialKind::WorkloadIdentity => self.workload_identity(env),
+            CredentialKind::ManagedIdentity => self.managed_identity(env, probe),
+            CredentialKind::AzureCli => self.azure_cli(env),
+            CredentialKind::AzurePowerShell => self.azure_powershell(env),
+            CredentialKind::AzureDeveloperCli => self.azure_developer_cli(env),
+        };
+        built.unwrap_or_else(|error| {
+            // Reported when the chain reaches the member: a workload identity that is not
+            // configured is merely unavailable; other members keep their error's kind.
+            let error = if kind == CredentialKind::WorkloadIdentity
+                && error.kind() == ErrorKind::InvalidConfiguration
+            {
+                error.with_kind(ErrorKind::Unavailable)
+            } else {
+                error
+            };
+            Arc::new(Misconfigured {
+                name: kind.type_name(),
+                error,
+            })
+        })
+    }
+
+    fn managed_identity_choice(&self, env: &Env) -> ManagedIdentityChoice {
+        match &self.managed_identity {
+            ManagedIdentityChoice::FromEnvironment => env
+                .non_empty("AZURE_CLIENT_ID")
+                .map_or(ManagedIdentityChoice::SystemAssigned, |id| {
+                    ManagedIdentityChoice::ClientId(id.to_owned())
+                }),
+            other => other.clone(),
+        }
+    }
+
+    fn environment(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_entra::EnvironmentCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        if let Some(sleeper) = &self.sleeper {
+            b = b.sleeper(sleeper.clone());
+        }
+        if let Some(http) = &self.https {
+            b = b.http_client(http.clone());
+        }
+        if let Some(host) = &self.authority_host {
+            b = b.authority_host(host.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }
+
+    fn workload_identity(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_entra::WorkloadIdentityCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        let client_id =
+            self.workload_client_id
+                .clone()
+                .or_else(|| match self.managed_identity_choice(env) {
+                    ManagedIdentityChoice::ClientId(id) => Some(id),
+                    _ => None,
+                });
+        if let Some(id) = client_id {
+            b = b.client_id(id);
+        }
+        if let Some(tenant) = &self.workload_tenant_id {
+            b = b.tenant_id(tenant.clone());
+        }
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        if let Some(sleeper) = &self.sleeper {
+            b = b.sleeper(sleeper.clone());
+        }
+        if let Some(http) = &self.https {
+            b = b.http_client(http.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }
+
+    fn managed_identity(&self, env: &Env, probe: bool) -> Result<Arc<dyn TokenCredential>, Error> {
+        let credential = self.managed_identity_builder(env, probe).build()?;
+        // The IMDS override applies only where IMDS is the detected source.
+        match &self.imds_endpoint {
+            Some(url) if credential.source() == identity_msi::ManagedIdentitySource::Imds => Ok(Arc::new(
+                self.managed_identity_builder(env, probe).endpoint(url.clone()).build()?,
+            )),
+            _ => Ok(Arc::new(credential)),
+        }
+    }
+
+    fn managed_identity_builder(&self, env: &Env, probe: bool) -> identity_msi::ManagedIdentityCredentialBuilder {
+        let mut b = identity_msi::ManagedIdentityCredential::builder()
+            .env(env.clone())
+            .within_default_chain(probe);
+        b = match self.managed_identity_choice(env) {
+            ManagedIdentityChoice::FromEnvironment | ManagedIdentityChoice::SystemAssigned => b,
+            ManagedIdentityChoice::ClientId(id) => b.client_id(id),
+            ManagedIdentityChoice::ResourceId(id) => b.resource_id(id),
+            ManagedIdentityChoice::ObjectId(id) => b.object_id(id),
+        };
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        if let Some(sleeper) = &self.sleeper {
+            b = b.sleeper(sleeper.clone());
+        }
+        if let Some(http) = &self.msi_http {
+            b = b.http_client(http.clone());
+        }
+        b
+    }
+
+    fn azure_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_dev::AzureCliCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(t) = self.process_timeout {
+            b = b.process_timeout(t);
+        }
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }
+
+    fn azure_powershell(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_dev::AzurePowerShellCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(t) = self.process_timeout {
+            b = b.process_timeout(t);
+        }
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }
+
+    fn azure_developer_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_dev::AzureDeveloperCliCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(t) = self.process_timeout {
+            b = b.process_timeout(t);
+        }
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }
+}
+
+/// Stands in for a member whose configuration failed, reporting the failure when reached.
+#[derive(Debug)]
+struct Misconfigured {
+    name: &'static str,
+    error: Error,
+}
+
+impl TokenCredential for Misconfigured {
+    fn get_token<'a>(
+        &'a self,
+        _scopes: &'a [&'a str],
+        _options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        let error = self.error.clone().with_credential(self.name);
+        Box::pin(async move { Err(error) })
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}

@@ -1,0 +1,503 @@
+//! [`AzureDeveloperCliCredential`]: tokens from the Azure Developer CLI's signed-in account.
+//!
+//! # Command
+//! ```text
+//! azd auth token --output json --no-prompt --scope <A> [--scope <B> …] [--tenant-id <tenant>] [--claims <base64>]
+//! ```
+//! Run without a shell, one `argv` element per value, every scope passed unchanged (several are
+//! allowed), working directory `/bin` (`%SYSTEMROOT%` on Windows), stdin null, the injected
+//! environment plus `NO_COLOR=true`. `azd` is looked up on the injected `PATH`. A claims
+//! challenge is passed as standard base64 with padding and skips the cache.
+//!
+//! # Output
+//! JSON `{"token": "…", "expiresOn": "2030-01-01T10:00:00Z"}`. `expiresOn` is RFC 3339 and is
+//! read as the instant it names, independent of the machine's time zone (the reference reads
+//! it as local time, spec §9 #11); fractional seconds and numeric offsets are accepted.
+//!
+//! # Errors
+//! Detection runs on stdout and stderr together.
+//! | Situation | Kind |
+//! |---|---|
+//! | `azd` not on `PATH`, exit 127, `'azd' is not recognized` | unavailable: install azd, run `azd auth login` |
+//! | ``not logged in, run `azd auth login` to login`` without an `AADSTS` code | unavailable: run `azd auth login [--tenant-id T]` |
+//! | `unknown flag: --claims` | unavailable: upgrade azd (1.18.1 or later handles claims) |
+//! | timeout, spawn failure | unavailable |
+//! | anything else | authentication failed, with azd's message: the `error` field of its JSON lines, else the first `consoleMessage` text, else stderr; scrubbed of tokens |
+
+use std::fmt;
+use std::sync::Arc;
+
+use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
+
+use crate::output::{encode_claims, parse_rfc3339, scrub};
+use crate::process::{Command, Output, child_env};
+use crate::{Resolved, Settings, Tool, common_setters, validate_scopes};
+
+const NAME: &str = "AzureDeveloperCliCredential";
+
+const TOOL: Tool = Tool {
+    credential: NAME,
+    display: "the Azure Developer CLI (azd)",
+    install: "install it from https://aka.ms/azd-install and run `azd auth login`",
+    login: "azd auth login",
+    tenant_flag: " --tenant-id ",
+};
+
+/// Gets tokens from the Azure Developer CLI (`azd auth token`).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_dev::AzureDeveloperCliCredential;
+///
+/// let credential = AzureDeveloperCliCredential::builder().build()?;
+/// let token = credential
+///     .get_token(&["https://storage.azure.com/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct AzureDeveloperCliCredential {
+    inner: Arc<Resolved>,
+    cache: TokenCache,
+}
+
+impl fmt::Debug for AzureDeveloperCliCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("tenant_id", &self.inner.tenant_id)
+            .field("process_timeout", &self.inner.process_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AzureDeveloperCliCredential`].
+#[derive(Debug, Default)]
+pub struct AzureDeveloperCliCredentialBuilder {
+    settings: Settings,
+}
+
+impl AzureDeveloperCliCredentialBuilder {
+    common_setters!();
+
+    /// Builds the credential.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for a
+    /// malformed tenant id or a zero timeout.
+    pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
+        let (config, cache) = self.settings.resolve(NAME)?;
+        Ok(AzureDeveloperCliCredential {
+            inner: Arc::new(config),
+            cache,
+        })
+    }
+
+    #[cfg(test)]
+    fn platform(mut self, platform: crate::process::Platform) -> Self {
+        self.settings.platform = platform;
+        self
+    }
+}
+
+impl AzureDeveloperCliCredential {
+    /// A builder with the defaults: azd's default tenant, 10 s timeout.
+    pub fn builder() -> AzureDeveloperCliCredentialBuilder {
+        AzureDeveloperCliCredentialBuilder::default()
+    }
+
+    async fn token(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        validate_scopes(NAME, scopes)?;
+        let tenant = self.inner.tenant_for(NAME, options.tenant())?;
+        let claims = options.claims_challenge().map(encode_claims);
+        let key = KeyRef::new(NAME, scopes, tenant.as_deref(), options.enable_cae);
+        self.cache
+            .get_or_fetch(key, claims.is_some(), || {
+                let inner = self.inner.clone();
+                let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+                let tenant = tenant.clone();
+                async move { fetch(&inner, &scopes, tenant.as_deref(), claims.as_deref()).await }
+            })
+            .await
+    }
+}
+
+impl TokenCredential for AzureDeveloperCliCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.token(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+async fn fetch(
+    config: &Resolved,
+    scopes: &[String],
+    tenant: Option<&str>,
+    claims: Option<&str>,
+) -> Result<AccessToken, Error> {
+    let cwd = config
+        .platform
+        .working_dir(&config.env)
+        .map_err(|e| TOOL.run_error(e))?;
+    let mut command = Command::new("azd", "azd")
+        .arg("auth")
+        .arg("token")
+        .arg("--output")
+        .arg("json")
+        .arg("--no-prompt");
+    for scope in scopes {
+        command = command.arg("--scope").arg(scope.as_str());
+    }
+    if let Some(t) = tenant {
+        command = command.arg("--tenant-id").arg(t);
+    }
+    if let Some(c) = claims {
+        command = command.arg("--claims").arg(c);
+    }
+    let command = command
+        .env(child_env(&config.env))
+        .current_dir(cwd)
+        .timeout(config.process_timeout);
+    let output = config
+        .executor
+        .run(command)
+        .await
+        .map_err(|e| TOOL.run_error(e))?;
+    if !output.success() {
+        return Err(classify(&output, tenant));
+    }
+    parse(output.stdout())
+}
+
+fn parse(stdout: &str) -> Result<AccessToken, Error> {
+    let json: serde_json::Value =
+        serde_json::from_str(stdout.trim()).map_err(|e| TOOL.unexpected(stdout).with_source(e))?;
+    let token = json
+        .get("token")
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| !t.is_empty());
+    let expires_on = json
+        .get("expiresOn")
+        .and_then(serde_json::Value::as_str)
+        .and_then(parse_rfc3339);
+    match (token, expires_on) {
+        (Some(token), Some(expires_on)) => Ok(AccessToken::new(token, expires_on)),
+        _ => Err(TOOL.unexpected(stdout)),
+    }
+}
+
+/// Maps a non-zero exit to an error (spec §5.3).
+fn classify(output: &Output, tenant: Option<&str>) -> Error {
+    let combined = format!("{}\n{}", output.stdout(), output.stderr());
+    if output.code() == Some(127) || combined.contains("'azd' is not recognized") {
+        return TOOL.not_installed();
+    }
+    if combined.contains("not logged in, run `azd auth login` to login")
+        && !combined.contains("AADSTS")
+    {
+        return TOOL.not_logged_in(tenant);
+    }
+    if combined.contains("unknown flag: --claims") {
+        return Error::unavailable(
+            NAME,
+            "this version of azd cannot answer a claims challenge; upgrade to azd 1.18.1 or later \
+             (https://aka.ms/azd-install) and try again",
+        );
+    }
+    let message = json_message(output.stdout())
+        .or_else(|| json_message(output.stderr()))
+        .map(|m| scrub(&m))
+        .filter(|m| !m.is_empty());
+    match message {
+        Some(message) => Error::authentication_failed(NAME, format!("azd failed: {message}")),
+        None => TOOL.failed(output),
+    }
+}
+
+/// azd's own message from its JSON lines: a non-empty `error` string (azd ≥ 1.23.7), else the
+/// first non-empty `data.message` of a `consoleMessage` line.
+fn json_message(text: &str) -> Option<String> {
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line.trim()).ok())
+        .collect();
+    let error = lines.iter().find_map(|v| {
+        v.get("error")
+            .and_then(serde_json::Value::as_str)
+            .filter(|e| !e.trim().is_empty())
+    });
+    let console = || {
+        lines.iter().find_map(|v| {
+            (v.get("type").and_then(serde_json::Value::as_str) == Some("consoleMessage"))
+                .then(|| v.get("data")?.get("message")?.as_str())
+                .flatten()
+                .filter(|m| !m.trim().is_empty())
+        })
+    };
+    error.or_else(console).map(|m| m.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use identity_core::test_util::FakeClock;
+    use identity_core::{Env, ErrorKind};
+
+    const A: &str = "https://management.azure.com/.default";
+    const B: &str = "https://vault.azure.net/.default";
+    const OK: &str = r#"{"token":"X","expiresOn":"2030-01-01T10:00:00Z"}"#;
+
+    fn opts() -> TokenRequestOptions {
+        TokenRequestOptions::default()
+    }
+
+    fn with_canned(canned: &Arc<Canned>) -> AzureDeveloperCliCredentialBuilder {
+        AzureDeveloperCliCredential::builder()
+            .env(Env::empty())
+            .clock(FakeClock::at_2030().shared())
+            .executor(canned.clone())
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn two_scopes_tenant_and_claims_reach_argv_and_expiry_is_utc() {
+        let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
+        for tz in ["America/New_York", "EST5", "Asia/Kolkata"] {
+            let tools = FakeTools::new();
+            tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
+            let cred = AzureDeveloperCliCredential::builder()
+                .tenant_id("T")
+                .env(tools.env().with("TZ", tz))
+                .build()
+                .unwrap();
+            let token = bounded(cred.get_token(&[A, B], &opts().claims(claims)))
+                .await
+                .unwrap();
+            assert_eq!(token.token.secret(), "X");
+            assert_eq!(unix(token.expires_on), 1_893_492_000, "{tz}");
+            let expected_claims = encode_claims(claims);
+            assert_eq!(
+                tools.argv(),
+                [
+                    "auth",
+                    "token",
+                    "--output",
+                    "json",
+                    "--no-prompt",
+                    "--scope",
+                    A,
+                    "--scope",
+                    B,
+                    "--tenant-id",
+                    "T",
+                    "--claims",
+                    expected_claims.as_str()
+                ]
+            );
+            assert_eq!(tools.read("colour").unwrap().trim(), "true|true");
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn claims_skip_the_cache_and_plain_calls_use_it() {
+        let tools = FakeTools::new();
+        tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
+        let cred = AzureDeveloperCliCredential::builder()
+            .env(tools.env())
+            .clock(FakeClock::at_2030().shared())
+            .build()
+            .unwrap();
+        bounded(cred.get_token(&[A], &opts())).await.unwrap();
+        bounded(cred.get_token(&[A], &opts())).await.unwrap();
+        assert_eq!(tools.runs(), 1);
+        bounded(cred.get_token(&[A], &opts().claims("{\"x\":1}")))
+            .await
+            .unwrap();
+        assert_eq!(tools.runs(), 2);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn logged_out_azd_is_unavailable() {
+        let tools = FakeTools::new();
+        tools.script(
+            "azd",
+            "echo 'ERROR: not logged in, run `azd auth login` to login' >&2\nexit 1",
+        );
+        let cred = AzureDeveloperCliCredential::builder()
+            .tenant_id("t1")
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[A], &opts())).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.message().contains("`azd auth login --tenant-id t1`"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn missing_azd_is_unavailable_with_the_install_link() {
+        let tools = FakeTools::new();
+        let cred = AzureDeveloperCliCredential::builder()
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[A], &opts())).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(
+            err.message().contains("aka.ms/azd-install")
+                && err.message().contains("azd auth login"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn injection_in_any_scope_is_refused_before_azd_runs() {
+        let tools = FakeTools::new();
+        tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
+        let cred = AzureDeveloperCliCredential::builder()
+            .env(tools.env())
+            .build()
+            .unwrap();
+        for bad in ["b; touch x", "$(x)", "`x`", "--tenant-id", "a\nb", "'q'"] {
+            let err = bounded(cred.get_token(&[A, bad], &opts()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
+        assert!(!tools.file("ran").exists());
+    }
+
+    #[tokio::test]
+    async fn outputs_map_as_the_reference_does() {
+        let cases = [
+            (
+                1,
+                "",
+                "Error: unknown flag: --claims",
+                ErrorKind::Unavailable,
+                "1.18.1",
+            ),
+            (127, "", "", ErrorKind::Unavailable, "not installed"),
+            (
+                1,
+                "",
+                "'azd' is not recognized as an internal or external command",
+                ErrorKind::Unavailable,
+                "install",
+            ),
+            (
+                1,
+                "",
+                "ERROR: not logged in, run `azd auth login` to login. AADSTS50076: MFA required",
+                ErrorKind::AuthenticationFailed,
+                "AADSTS50076",
+            ),
+            (
+                1,
+                r#"{"type":"consoleMessage","timestamp":"x","data":{"message":"\nERROR: fetching token: boom\n"}}"#,
+                "",
+                ErrorKind::AuthenticationFailed,
+                "ERROR: fetching token: boom",
+            ),
+            (
+                1,
+                "",
+                "{\"type\":\"consoleMessage\",\"data\":{\"message\":\"old\"}}\n{\"error\":\"new style error\"}",
+                ErrorKind::AuthenticationFailed,
+                "new style error",
+            ),
+            (
+                1,
+                "",
+                "plain failure",
+                ErrorKind::AuthenticationFailed,
+                "plain failure",
+            ),
+        ];
+        for (code, stdout, stderr, kind, hint) in cases {
+            let canned = Canned::output(code, stdout, stderr);
+            let err = with_canned(&canned)
+                .build()
+                .unwrap()
+                .get_token(&[A], &opts())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), kind, "{stdout}{stderr}: {err}");
+            assert!(err.message().contains(hint), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unexpected_success_output_is_an_authentication_failure() {
+        for stdout in [
+            "",
+            "not json",
+            r#"{"token":"X"}"#,
+            r#"{"token":"X","expiresOn":"2030-01-01 10:00:00"}"#,
+        ] {
+            let canned = Canned::output(0, stdout, "");
+            let err = with_canned(&canned)
+                .build()
+                .unwrap()
+                .get_token(&[A], &opts())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{stdout}");
+        }
+    }
+
+    #[tokio::test]
+    async fn windows_runs_in_systemroot() {
+        let canned = Canned::output(0, OK, "");
+        let cred = with_canned(&canned)
+            .env(Env::from_pairs([("SystemRoot", "C:\\Windows")]))
+            .platform(crate::process::Platform::Windows)
+            .build()
+            .unwrap();
+        cred.get_token(&[A], &opts()).await.unwrap();
+        assert_eq!(
+            canned.seen()[0].working_dir(),
+            std::path::Path::new("C:\\Windows")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_planted_token_never_reaches_errors_or_debug() {
+        let outputs = [
+            Output::new(
+                Some(0),
+                format!(r#"{{"token":"{PLANTED}","expiresOn":"later"}}"#),
+                "",
+            ),
+            Output::new(Some(1), "", format!(r#"{{"error":"bad token {PLANTED}"}}"#)),
+            Output::new(Some(1), "", format!(r#"{{"token": "{PLANTED}"}} failed"#)),
+        ];
+        for output in outputs {
+            let canned = Canned::new([Ok(output)]);
+            let cred = with_canned(&canned).build().unwrap();
+            let err = cred.get_token(&[A], &opts()).await.unwrap_err();
+            assert_hidden(
+                "planted",
+                &[err.to_string(), format!("{err:?}"), format!("{cred:?}")],
+            );
+        }
+    }
+}

@@ -1,0 +1,884 @@
+//! [`AzureCliCredential`]: tokens from the Azure CLI's signed-in account.
+//!
+//! # Command
+//! ```text
+//! az account get-access-token --output json --resource <resource> [--tenant <tenant>] [--subscription <subscription>]
+//! ```
+//! Run without a shell, one `argv` element per value (a subscription name with spaces is one
+//! element), with working directory `/bin` (`%SYSTEMROOT%` on Windows), stdin null and the
+//! injected environment plus `AZURE_CORE_NO_COLOR=true`. `az` is looked up on the injected
+//! `PATH` (`az.cmd`, then `az`, on Windows). The resource is the single scope without its
+//! `/.default` suffix.
+//!
+//! # Output
+//! JSON with `accessToken` and `expires_on` (epoch seconds, CLI ≥ 2.54). Without
+//! `expires_on`, the legacy `expiresOn` (`YYYY-MM-DD HH:MM:SS.ffffff`, local time) is read as
+//! described in the crate's `output` notes: exact when the injected `TZ` is a fixed offset,
+//! otherwise conservatively short.
+//!
+//! # Errors
+//! | Situation | Kind |
+//! |---|---|
+//! | `az` not on `PATH`, exit 127, `'az' is not recognized` | unavailable: install the CLI |
+//! | stderr mentions `az login` or `az account set` and no `AADSTS` code | unavailable: run `az login [--tenant T]` |
+//! | claims challenge | unavailable: run `az login --claims-challenge <b64> [--tenant T] [--scope S]`; `az` is not started |
+//! | timeout, spawn failure | unavailable |
+//! | any other non-zero exit, unparseable output, output over the cap | authentication failed, with the scrubbed stderr |
+//! | scope, tenant or subscription with characters outside the allowed sets, or a leading `-` | invalid argument / configuration, before anything runs |
+
+use std::fmt;
+use std::sync::Arc;
+
+use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::scope::scopes_to_resource;
+use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
+
+use crate::output::{encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
+use crate::process::{Command, Platform, child_env};
+use crate::{Resolved, Settings, Tool, common_setters, validate_scopes};
+
+const NAME: &str = "AzureCliCredential";
+
+const TOOL: Tool = Tool {
+    credential: NAME,
+    display: "the Azure CLI",
+    install: "install it from https://aka.ms/azure-cli and run `az login`",
+    login: "az login",
+    tenant_flag: " --tenant ",
+};
+
+/// Gets tokens from the Azure CLI (`az account get-access-token`).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_dev::AzureCliCredential;
+///
+/// let credential = AzureCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build()?;
+/// let token = credential
+///     .get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct AzureCliCredential {
+    inner: Arc<Inner>,
+    cache: TokenCache,
+    identity: String,
+}
+
+struct Inner {
+    config: Resolved,
+    subscription: Option<String>,
+}
+
+impl fmt::Debug for AzureCliCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("tenant_id", &self.inner.config.tenant_id)
+            .field("subscription", &self.inner.subscription)
+            .field("process_timeout", &self.inner.config.process_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AzureCliCredential`].
+#[derive(Debug, Default)]
+pub struct AzureCliCredentialBuilder {
+    settings: Settings,
+    subscription: Option<String>,
+}
+
+impl AzureCliCredential {
+    /// A builder with the defaults: the CLI's default tenant and subscription, 10 s timeout.
+    pub fn builder() -> AzureCliCredentialBuilder {
+        AzureCliCredentialBuilder::default()
+    }
+
+    async fn token(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        validate_scopes(NAME, scopes)?;
+        let resource = scopes_to_resource(NAME, scopes)?;
+        let tenant = self.inner.config.tenant_for(NAME, options.tenant())?;
+        if let Some(claims) = options.claims_challenge() {
+            let mut command = format!("az login --claims-challenge {}", encode_claims(claims));
+            if let Some(t) = &tenant {
+                command.push_str(&format!(" --tenant {t}"));
+            }
+            command.push_str(&format!(" --scope {}", scopes[0]));
+            return Err(Error::unavailable(
+                NAME,
+                format!(
+                    "the Azure CLI cannot answer a claims challenge by itself; run `{command}` \
+                     (Azure CLI 2.76.0 or later) and try again"
+                ),
+            ));
+        }
+        let key = KeyRef::new(
+            &self.identity,
+            scopes,
+            tenant.as_deref(),
+            options.enable_cae,
+        );
+        self.cache
+            .get_or_fetch(key, false, || {
+                let inner = self.inner.clone();
+                let resource = resource.to_owned();
+                let tenant = tenant.clone();
+                async move { inner.fetch(resource, tenant).await }
+            })
+            .await
+    }
+}
+
+impl TokenCredential for AzureCliCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.token(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+impl Inner {
+    fn command(&self, resource: String, tenant: Option<&str>) -> Result<Command, Error> {
+        let config = &self.config;
+        let cwd = config
+            .platform
+            .working_dir(&config.env)
+            .map_err(|e| TOOL.run_error(e))?;
+        let mut command = match config.platform {
+            Platform::Unix => Command::new("az", "az"),
+            Platform::Windows => Command::new("az", "az.cmd").or_program("az"),
+        };
+        command = command
+            .arg("account")
+            .arg("get-access-token")
+            .arg("--output")
+            .arg("json")
+            .arg("--resource")
+            .arg(resource);
+        if let Some(t) = tenant {
+            command = command.arg("--tenant").arg(t);
+        }
+        if let Some(s) = &self.subscription {
+            command = command.arg("--subscription").arg(s.as_str());
+        }
+        Ok(command
+            .env(child_env(&config.env))
+            .current_dir(cwd)
+            .timeout(config.process_timeout))
+    }
+
+    async fn fetch(
+        self: Arc<Self>,
+        resource: String,
+        tenant: Option<String>,
+    ) -> Result<AccessToken, Error> {
+        let command = self.command(resource, tenant.as_deref())?;
+        let output = self
+            .config
+            .executor
+            .run(command)
+            .await
+            .map_err(|e| TOOL.run_error(e))?;
+        if !output.success() {
+            return Err(classify(&output, tenant.as_deref()));
+        }
+        self.parse(output.stdout())
+    }
+
+    fn parse(&self, stdout: &str) -> Result<AccessToken, Error> {
+        let json: serde_json::Value = serde_json::from_str(stdout.trim())
+            .map_err(|e| TOOL.unexpected(stdout).with_source(e))?;
+        let token = json
+            .get("accessToken")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| TOOL.unexpected(stdout))?;
+        // `expires_on` wins whenever the key exists, as in the reference.
+        let expires_on = match json.get("expires_on") {
+            Some(value) => epoch_from_json(value),
+            None => json
+                .get("expiresOn")
+                .and_then(serde_json::Value::as_str)
+                .and_then(parse_cli_naive)
+                .and_then(|naive| {
+                    local_expiry(naive, self.config.env.get("TZ"), self.config.clock.now())
+                }),
+        }
+        .ok_or_else(|| TOOL.unexpected(stdout))?;
+        Ok(AccessToken::new(token, expires_on))
+    }
+}
+
+/// Maps a non-zero exit to an error (spec §5.1).
+fn classify(output: &crate::process::Output, tenant: Option<&str>) -> Error {
+    let stderr = output.stderr();
+    if output.code() == Some(127) || stderr.trim_start().starts_with("'az' is not recognized") {
+        return TOOL.not_installed();
+    }
+    if (stderr.contains("az login") || stderr.contains("az account set"))
+        && !stderr.contains("AADSTS")
+    {
+        return TOOL.not_logged_in(tenant);
+    }
+    TOOL.failed(output)
+}
+
+impl AzureCliCredentialBuilder {
+    common_setters!();
+
+    /// The subscription (name or id) whose tenant the token is for. ASCII letters, digits,
+    /// `_ - .` and spaces only.
+    #[must_use]
+    pub fn subscription(mut self, subscription: impl Into<String>) -> Self {
+        self.subscription = Some(subscription.into());
+        self
+    }
+
+    /// Builds the credential.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for a
+    /// malformed tenant id or subscription, or a zero timeout.
+    pub fn build(self) -> Result<AzureCliCredential, Error> {
+        let subscription = self.subscription.filter(|s| !s.is_empty());
+        if let Some(s) = &subscription {
+            let allowed = s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b' '));
+            if !allowed || s.starts_with('-') || s.trim().is_empty() {
+                return Err(Error::invalid_configuration(
+                    NAME,
+                    "invalid subscription: only ASCII letters, digits, '_', '-', '.' and spaces are allowed, \
+                     and it must not start with '-'",
+                ));
+            }
+        }
+        let (config, cache) = self.settings.resolve(NAME)?;
+        let identity = format!("{NAME}/{}", subscription.as_deref().unwrap_or_default());
+        Ok(AzureCliCredential {
+            inner: Arc::new(Inner {
+                config,
+                subscription,
+            }),
+            cache,
+            identity,
+        })
+    }
+
+    #[cfg(test)]
+    fn platform(mut self, platform: Platform) -> Self {
+        self.settings.platform = platform;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Output, RunError};
+    use crate::test_support::*;
+    use identity_core::test_util::FakeClock;
+    use identity_core::{Env, ErrorKind};
+    use std::time::Duration;
+
+    const SCOPE: &str = "https://management.azure.com/.default";
+    const OK_JSON: &str =
+        r#"{"accessToken":"T","expires_on":1893492000,"expiresOn":"2030-01-01 10:00:00.000000"}"#;
+
+    fn opts() -> TokenRequestOptions {
+        TokenRequestOptions::default()
+    }
+
+    fn with_canned(canned: &Arc<Canned>) -> AzureCliCredentialBuilder {
+        AzureCliCredential::builder()
+            .env(Env::empty())
+            .clock(FakeClock::at_2030().shared())
+            .executor(canned.clone())
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn success_passes_exact_argv_cwd_and_colour_and_returns_the_token() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
+        );
+        let cred = AzureCliCredential::builder()
+            .tenant_id("tid-1")
+            .subscription("My Sub")
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
+        assert_eq!(token.token.secret(), "T");
+        assert_eq!(unix(token.expires_on), 1_893_492_000);
+        assert_eq!(
+            tools.argv(),
+            [
+                "account",
+                "get-access-token",
+                "--output",
+                "json",
+                "--resource",
+                "https://management.azure.com",
+                "--tenant",
+                "tid-1",
+                "--subscription",
+                "My Sub"
+            ]
+        );
+        // `/bin` may be a link to `/usr/bin`; `pwd` prints the resolved directory.
+        let cwd = std::path::PathBuf::from(tools.read("cwd").unwrap().trim());
+        assert_eq!(
+            cwd.canonicalize().unwrap(),
+            std::path::Path::new("/bin").canonicalize().unwrap()
+        );
+        assert_eq!(tools.read("colour").unwrap().trim(), "true|true");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_second_call_is_answered_from_the_cache() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
+        );
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .clock(FakeClock::at_2030().shared())
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
+        }
+        assert_eq!(tools.runs(), 1);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn concurrent_callers_start_the_cli_once() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!(
+                "{}\n/bin/sleep 0.2\necho '{OK_JSON}'",
+                FakeTools::recorder()
+            ),
+        );
+        let cred = Arc::new(
+            AzureCliCredential::builder()
+                .env(tools.env())
+                .clock(FakeClock::at_2030().shared())
+                .build()
+                .unwrap(),
+        );
+        let calls = (0..8).map(|_| {
+            let cred = cred.clone();
+            tokio::spawn(async move {
+                cred.get_token(&[SCOPE], &TokenRequestOptions::default())
+                    .await
+            })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            let token = bounded(call).await.unwrap().unwrap();
+            assert_eq!(token.token.secret(), "T");
+        }
+        assert_eq!(tools.runs(), 1);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_chatty_stderr_does_not_block_the_answer_on_stdout() {
+        let tools = FakeTools::new();
+        // 256 KiB on stderr first: more than a pipe buffer, so reading one stream at a time
+        // would deadlock.
+        tools.script(
+            "az",
+            &format!(
+                "/usr/bin/head -c 262144 /dev/zero | /usr/bin/tr '\\0' 'w' >&2\necho '{OK_JSON}'"
+            ),
+        );
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .process_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
+        assert_eq!(token.token.secret(), "T");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_per_request_tenant_is_passed_when_allowed() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
+        );
+        let cred = AzureCliCredential::builder()
+            .tenant_id("home")
+            .additionally_allowed_tenants(["other"])
+            .env(tools.env())
+            .build()
+            .unwrap();
+        bounded(cred.get_token(&[SCOPE], &opts().tenant_id("other")))
+            .await
+            .unwrap();
+        assert_eq!(tools.argv()[6..], ["--tenant", "other"]);
+        let err = bounded(cred.get_token(&[SCOPE], &opts().tenant_id("third")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert_eq!(tools.runs(), 1);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn logged_out_cli_is_unavailable_and_names_az_login() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1",
+        );
+        let cred = AzureCliCredential::builder()
+            .tenant_id("tid-1")
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.message().contains("`az login --tenant tid-1`"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_empty_path_means_not_installed() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
+        );
+        let cred = AzureCliCredential::builder()
+            .env(Env::from_pairs([("PATH", "")]))
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(
+            err.message().contains("not installed") && err.message().contains("aka.ms/azure-cli"),
+            "{err}"
+        );
+        assert_eq!(tools.runs(), 0);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn garbage_on_a_failed_run_is_an_authentication_failure_without_the_token() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!("echo 'garbage {{\"accessToken\": \"{PLANTED}\"}} {PLANTED}' >&2\nexit 2"),
+        );
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert!(
+            err.message().contains("garbage") && err.message().contains("exit code 2"),
+            "{err}"
+        );
+        assert_hidden(
+            "planted",
+            &[err.to_string(), format!("{err:?}"), format!("{cred:?}")],
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn output_without_expiry_is_refused_without_echoing_the_token() {
+        let tools = FakeTools::new();
+        tools.script("az", &format!("echo '{{\"accessToken\":\"{PLANTED}\"}}'"));
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert!(err.message().contains("unexpected output"), "{err}");
+        assert_hidden("planted", &[err.to_string(), format!("{err:?}")]);
+    }
+
+    // Reads /proc to see that the process is gone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_hanging_cli_is_killed_and_reaped_at_the_timeout() {
+        let tools = FakeTools::new();
+        // `exec` keeps the pid: the recorded pid is the process the runner must kill.
+        tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .process_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.message().contains("did not answer within 300 ms"),
+            "{err}"
+        );
+        let pid = tools.read("pid").unwrap().trim().to_owned();
+        assert!(!pid.is_empty());
+        // Reaped before the call returned: no process, not even a zombie, is left.
+        bounded(async {
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    // Reads /proc to see that the process is gone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_hanging_cli_with_a_child_takes_the_child_down_too() {
+        let tools = FakeTools::new();
+        // A wrapper script that does not exec, like the real `az`.
+        tools.script("az", "/bin/sleep 30 &\necho $! > $D/child\nwait");
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .process_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        let child = tools.read("child").unwrap().trim().to_owned();
+        bounded(async {
+            loop {
+                // A killed orphan may linger briefly as a zombie until init reaps it.
+                let state =
+                    std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+                if state.is_empty() || state.contains(") Z") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    // Reads /proc to see that the process is gone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_cli_abandoned_by_its_caller_still_dies_at_its_timeout() {
+        let tools = FakeTools::new();
+        tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .process_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(300),
+            cred.get_token(&[SCOPE], &opts()),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        bounded(async {
+            loop {
+                let pid = tools.read("pid").unwrap_or_default();
+                let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                    .unwrap_or_default();
+                // Killed at its own timeout and reaped, although nobody awaits the result.
+                if !pid.trim().is_empty() && state.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_flood_of_output_is_capped_and_fails() {
+        let tools = FakeTools::new();
+        tools.script("az", "/bin/cat /dev/zero | /usr/bin/head -c 50000000");
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .process_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let err = bounded(cred.get_token(&[SCOPE], &opts()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+        assert!(err.message().contains("far more output"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn injection_attempts_are_refused_before_anything_runs() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
+        );
+        let cred = AzureCliCredential::builder()
+            .env(tools.env())
+            .build()
+            .unwrap();
+        let bad_scopes = [
+            "https://x/.default; rm -rf /",
+            "https://x/.default && touch /tmp/x",
+            "$(touch x)",
+            "`touch x`",
+            "'quoted'",
+            "\"quoted\"",
+            "a\nb",
+            "-x",
+            "--help",
+        ];
+        for scope in bad_scopes {
+            let err = bounded(cred.get_token(&[scope], &opts()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{scope:?}");
+            assert!(!err.to_string().contains(scope), "{err}");
+        }
+        let any = AzureCliCredential::builder()
+            .additionally_allowed_tenants(["*"])
+            .env(tools.env())
+            .build()
+            .unwrap();
+        for tenant in ["a b", "t;x", "$(x)", "`x`", "a'b", "a\nb", "-t", "a&&b"] {
+            let err = bounded(any.get_token(&[SCOPE], &opts().tenant_id(tenant)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{tenant:?}");
+        }
+        for subscription in [
+            "sub$(x)", "a;b", "a&&b", "`x`", "'s'", "a\nb", "-s", "--help",
+        ] {
+            let err = AzureCliCredential::builder()
+                .subscription(subscription)
+                .env(tools.env())
+                .build()
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::InvalidConfiguration,
+                "{subscription:?}"
+            );
+            assert!(!err.to_string().contains(subscription), "{err}");
+        }
+        assert!(!tools.file("ran").exists(), "the tool ran");
+    }
+
+    #[tokio::test]
+    async fn claims_give_the_exact_login_command_and_run_nothing() {
+        let canned = Canned::new([]);
+        let cred = with_canned(&canned).tenant_id("tid-1").build().unwrap();
+        let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
+        let err = cred
+            .get_token(&[SCOPE], &opts().claims(claims))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let expected = format!(
+            "`az login --claims-challenge {} --tenant tid-1 --scope {SCOPE}`",
+            encode_claims(claims)
+        );
+        assert!(err.message().contains(&expected), "{err}");
+        assert!(canned.seen().is_empty());
+    }
+
+    #[tokio::test]
+    async fn exactly_one_scope_is_accepted() {
+        let canned = Canned::new([]);
+        let cred = with_canned(&canned).build().unwrap();
+        for scopes in [&[][..], &[SCOPE, "https://vault.azure.net/.default"][..]] {
+            let err = cred.get_token(scopes, &opts()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        }
+        assert!(canned.seen().is_empty());
+    }
+
+    #[tokio::test]
+    async fn exit_codes_and_stderr_texts_map_as_the_reference_does() {
+        let cases = [
+            (127, "", ErrorKind::Unavailable),
+            (
+                1,
+                "'az' is not recognized as an internal or external command",
+                ErrorKind::Unavailable,
+            ),
+            (
+                1,
+                "ERROR: Please run 'az login' to setup account.",
+                ErrorKind::Unavailable,
+            ),
+            (
+                1,
+                "Please run 'az account set' to select a subscription",
+                ErrorKind::Unavailable,
+            ),
+            (
+                1,
+                "ERROR: AADSTS70043: The refresh token has expired. Please run 'az login'.",
+                ErrorKind::AuthenticationFailed,
+            ),
+            (1, "ERROR: something else", ErrorKind::AuthenticationFailed),
+        ];
+        for (code, stderr, kind) in cases {
+            let canned = Canned::output(code, "", stderr);
+            let cred = with_canned(&canned).build().unwrap();
+            let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
+            assert_eq!(err.kind(), kind, "{stderr}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn runner_failures_map_to_unavailable() {
+        for failure in [
+            RunError::NotFound {
+                program: "az".into(),
+            },
+            RunError::TimedOut(Duration::from_secs(10)),
+            RunError::Spawn(std::io::Error::other("denied")),
+        ] {
+            let canned = Canned::new([Err(failure)]);
+            let cred = with_canned(&canned).build().unwrap();
+            let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn legacy_expiry_uses_a_fixed_tz_and_is_conservative_otherwise() {
+        let legacy = r#"{"accessToken":"T","expiresOn":"2030-01-01 10:00:00.000000"}"#;
+        let clock =
+            FakeClock::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_492_000));
+        for (tz, expected) in [
+            ("EST5", 1_893_510_000),
+            ("UTC", 1_893_492_000),
+            ("America/New_York", 1_893_492_000 + 300),
+        ] {
+            let canned = Canned::output(0, legacy, "");
+            let cred = AzureCliCredential::builder()
+                .env(Env::from_pairs([("TZ", tz)]))
+                .clock(clock.shared())
+                .executor(canned.clone())
+                .build()
+                .unwrap();
+            let token = cred.get_token(&[SCOPE], &opts()).await.unwrap();
+            assert_eq!(unix(token.expires_on), expected, "{tz}");
+        }
+        let no_fraction = r#"{"accessToken":"T","expiresOn":"2030-01-01 10:00:00"}"#;
+        let canned = Canned::output(0, no_fraction, "");
+        let err = with_canned(&canned)
+            .build()
+            .unwrap()
+            .get_token(&[SCOPE], &opts())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+    }
+
+    #[tokio::test]
+    async fn expires_on_as_a_string_is_accepted() {
+        let canned = Canned::output(0, r#"{"accessToken":"T","expires_on":"1893492000"}"#, "");
+        let token = with_canned(&canned)
+            .build()
+            .unwrap()
+            .get_token(&[SCOPE], &opts())
+            .await
+            .unwrap();
+        assert_eq!(unix(token.expires_on), 1_893_492_000);
+    }
+
+    #[tokio::test]
+    async fn windows_runs_az_cmd_first_in_systemroot() {
+        let canned = Canned::output(0, OK_JSON, "");
+        let cred = AzureCliCredential::builder()
+            .env(Env::from_pairs([("SYSTEMROOT", "C:\\Windows")]))
+            .executor(canned.clone())
+            .platform(Platform::Windows)
+            .build()
+            .unwrap();
+        cred.get_token(&[SCOPE], &opts()).await.unwrap();
+        let seen = canned.seen();
+        assert_eq!(seen[0].programs(), ["az.cmd", "az"]);
+        assert_eq!(seen[0].working_dir(), std::path::Path::new("C:\\Windows"));
+
+        let canned = Canned::output(0, OK_JSON, "");
+        let cred = with_canned(&canned)
+            .platform(Platform::Windows)
+            .build()
+            .unwrap();
+        let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.message().contains("SYSTEMROOT"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_planted_token_never_reaches_errors_or_debug() {
+        let outputs = [
+            Output::new(
+                Some(0),
+                format!(r#"{{"accessToken":"{PLANTED}","expires_on":"soon"}}"#),
+                "",
+            ),
+            Output::new(Some(0), format!("not json {PLANTED}"), ""),
+            Output::new(Some(1), "", format!(r#"{{"accessToken": "{PLANTED}"}}"#)),
+            Output::new(Some(1), PLANTED, ""),
+        ];
+        for output in outputs {
+            let canned = Canned::new([Ok(output.clone())]);
+            let cred = with_canned(&canned).build().unwrap();
+            let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
+            assert_hidden(
+                "planted",
+                &[
+                    err.to_string(),
+                    format!("{err:?}"),
+                    format!("{cred:?}"),
+                    format!("{output:?}"),
+                ],
+            );
+        }
+        let canned = Canned::output(
+            0,
+            &format!(r#"{{"accessToken":"{PLANTED}","expires_on":1893492000}}"#),
+            "",
+        );
+        let cred = with_canned(&canned).build().unwrap();
+        let token = cred.get_token(&[SCOPE], &opts()).await.unwrap();
+        assert_hidden("planted", &[format!("{token:?}"), format!("{cred:?}")]);
+    }
+}

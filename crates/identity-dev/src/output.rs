@@ -1,0 +1,484 @@
+//! Reading what the tools print: redaction of token-like text, expiry formats, the local
+//! time offset.
+//!
+//! # Local time without a time-zone database
+//! Azure CLI versions before 2.54 (November 2023) print only `expiresOn`, a naive local time
+//! (`YYYY-MM-DD HH:MM:SS.ffffff`). Converting it needs the machine's UTC offset at that
+//! instant. This crate does not read the time-zone database (no tz dependency, no parsing of
+//! `/etc/localtime`, no extra process). Instead:
+//!
+//! * when the injected environment's `TZ` names UTC (`UTC`, `Etc/UTC`, `GMT`, …), a fixed
+//!   `Etc/GMT±N` zone, or a POSIX fixed offset without a daylight-saving part (`UTC0`,
+//!   `EST5`, `<+0530>-5:30`), that offset is used exactly;
+//! * otherwise (`TZ` unset or a named zone with daylight saving) the offset is unknown, and the
+//!   expiry is taken conservatively: five minutes from now (the CLI's token library never
+//!   returns a token with less than five minutes left), clamped into the range the naive time
+//!   allows for any real offset (UTC−12 … UTC+14). The token is never kept past its real
+//!   expiry; the cost is that such old CLIs are asked again every few minutes. Upgrading the
+//!   CLI removes the question, since `expires_on` (epoch seconds) is preferred whenever present.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use identity_core::from_unix_seconds;
+use identity_core::time::unix_from_utc;
+
+/// The longest excerpt of a tool's output put into an error message.
+pub(crate) const MAX_EXCERPT: usize = 1000;
+
+/// Keys whose string values are redacted wherever they appear in a tool's output.
+const SECRET_KEYS: [&str; 4] = ["accesstoken", "token", "access_token", "refresh_token"];
+
+/// Removes token-like text from a tool's output and truncates it for an error message:
+/// `"accessToken": "…"` / `"token": "…"` values (any case), JWT-looking `eyJ…` runs and the
+/// token part of PowerShell's `azsdk%<token>%<expiry>` marker become `***`.
+pub(crate) fn scrub(text: &str) -> String {
+    let text = redact_json_values(text);
+    let text = redact_marker(&text);
+    let text = redact_jwts(&text);
+    truncate(text.trim(), MAX_EXCERPT)
+}
+
+fn redact_json_values(text: &str) -> String {
+    // Search every occurrence of each quoted key independently of how the quotes around it
+    // pair up, so a stray quote earlier in the text cannot shift the parse past a secret.
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for key in SECRET_KEYS {
+        let needle = format!("\"{key}\"");
+        let mut from = 0;
+        while let Some(found) = lower[from..].find(&needle) {
+            let mut j = from + found + needle.len();
+            from = j;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b':') {
+                continue;
+            }
+            j += 1;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b'"') {
+                continue;
+            }
+            let value_start = j + 1;
+            let mut k = value_start;
+            while k < bytes.len() && bytes[k] != b'"' {
+                k += if bytes[k] == b'\\' { 2 } else { 1 };
+            }
+            ranges.push((value_start, k.min(bytes.len())));
+        }
+    }
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in ranges {
+        if start < copied {
+            continue;
+        }
+        // Both ends sit next to ASCII bytes (a quote, or the text's end), so they are char
+        // boundaries.
+        out.push_str(&text[copied..start]);
+        out.push_str("***");
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn redact_marker(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("azsdk%") {
+        let start = at + "azsdk%".len();
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let end = after
+            .find(|c: char| c == '%' || c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str("***");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact_jwts(text: &str) -> String {
+    let is_jwt_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("eyJ") {
+        // Only a run that starts at a word boundary is a token.
+        let boundary = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_jwt_char(c));
+        let after = &rest[at..];
+        let len = after.find(|c: char| !is_jwt_char(c)).unwrap_or(after.len());
+        out.push_str(&rest[..at]);
+        if boundary && len >= 8 {
+            out.push_str("***");
+        } else {
+            out.push_str(&after[..len]);
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (truncated)", &text[..end])
+}
+
+/// Base64 (standard alphabet, padded) of a claims challenge, as the tools take it.
+pub(crate) fn encode_claims(claims: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(claims.as_bytes())
+}
+
+/// An epoch-seconds value given as a JSON number or a numeric string.
+pub(crate) fn epoch_from_json(value: &serde_json::Value) -> Option<SystemTime> {
+    let seconds = match value {
+        serde_json::Value::Number(n) => n.as_i64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    from_unix_seconds(seconds)
+}
+
+/// A calendar date and time without a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Civil {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+impl Civil {
+    fn as_utc(self) -> Option<i64> {
+        unix_from_utc(
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+        )
+    }
+}
+
+fn digits(text: &str, len: usize) -> Option<u32> {
+    (text.len() == len && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// Parses `YYYY-MM-DD?HH:MM:SS` where `?` is `sep`, returning the rest of the text.
+fn parse_civil(text: &str, sep: u8) -> Option<(Civil, &str)> {
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != sep
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let civil = Civil {
+        year: i64::from(digits(text.get(0..4)?, 4)?),
+        month: digits(text.get(5..7)?, 2)?,
+        day: digits(text.get(8..10)?, 2)?,
+        hour: digits(text.get(11..13)?, 2)?,
+        minute: digits(text.get(14..16)?, 2)?,
+        second: digits(text.get(17..19)?, 2)?,
+    };
+    Some((civil, text.get(19..)?))
+}
+
+/// The Azure CLI's legacy `expiresOn`: exactly `YYYY-MM-DD HH:MM:SS.ffffff` (fraction
+/// required, as in the reference), returned as seconds since the epoch *as if it were UTC*.
+pub(crate) fn parse_cli_naive(text: &str) -> Option<i64> {
+    let (civil, rest) = parse_civil(text.trim(), b' ')?;
+    let fraction = rest.strip_prefix('.')?;
+    if fraction.is_empty() || fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    civil.as_utc()
+}
+
+/// RFC 3339 (`2030-01-01T10:00:00Z`, optional fraction, `Z` or `±HH:MM`), read as the instant
+/// it names: never as local time (spec §9 #11).
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let sep = *text.as_bytes().get(10)?;
+    if sep != b'T' && sep != b't' && sep != b' ' {
+        return None;
+    }
+    let (civil, mut rest) = parse_civil(text, sep)?;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let len = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if len == 0 {
+            return None;
+        }
+        rest = &fraction[len..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let (sign, hhmm) = match rest.as_bytes().first()? {
+                b'+' => (1, &rest[1..]),
+                b'-' => (-1, &rest[1..]),
+                _ => return None,
+            };
+            let (h, m) = hhmm.split_once(':')?;
+            let (h, m) = (digits(h, 2)?, digits(m, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * i64::from(h * 3600 + m * 60)
+        }
+    };
+    from_unix_seconds(civil.as_utc()? - offset)
+}
+
+/// The UTC offset (seconds east of UTC) named by a `TZ` value, when it is fixed.
+pub(crate) fn fixed_offset_from_tz(tz: Option<&str>) -> Option<i64> {
+    let tz = tz?.trim();
+    let tz = tz.strip_prefix(':').unwrap_or(tz);
+    if tz.is_empty() {
+        // POSIX: an empty TZ means UTC.
+        return Some(0);
+    }
+    let named_utc = [
+        "UTC",
+        "UCT",
+        "GMT",
+        "Z",
+        "Zulu",
+        "Universal",
+        "Greenwich",
+        "Etc/UTC",
+        "Etc/UCT",
+        "Etc/GMT",
+        "Etc/Universal",
+        "Etc/Zulu",
+        "Etc/Greenwich",
+        "GMT0",
+        "GMT+0",
+        "GMT-0",
+        "Etc/GMT0",
+        "Etc/GMT+0",
+        "Etc/GMT-0",
+    ];
+    if named_utc.iter().any(|n| n.eq_ignore_ascii_case(tz)) {
+        return Some(0);
+    }
+    if let Some(hours) = tz.strip_prefix("Etc/GMT") {
+        // POSIX-style sign: Etc/GMT+5 is five hours *west* of UTC.
+        let n: i64 = hours.parse().ok()?;
+        return (-14..=12).contains(&n).then_some(-n * 3600);
+    }
+    posix_fixed_offset(tz)
+}
+
+/// `std offset` with no daylight-saving part: `EST5`, `UTC0`, `<+0530>-5:30`.
+fn posix_fixed_offset(tz: &str) -> Option<i64> {
+    let rest = if let Some(quoted) = tz.strip_prefix('<') {
+        let end = quoted.find('>')?;
+        &quoted[end + 1..]
+    } else {
+        let name_len = tz.bytes().take_while(u8::is_ascii_alphabetic).count();
+        if name_len < 3 {
+            return None;
+        }
+        &tz[name_len..]
+    };
+    let (sign, body) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        b'0'..=b'9' => (1, rest),
+        _ => return None,
+    };
+    let mut seconds = 0i64;
+    let mut parts = 0;
+    for (i, part) in body.split(':').enumerate() {
+        if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_digit()) || i > 2 {
+            // Anything else (a daylight-saving name or rule) means the offset is not fixed.
+            return None;
+        }
+        let value: i64 = part.parse().ok()?;
+        seconds += value * [3600, 60, 1][i];
+        parts += 1;
+    }
+    if parts == 0 || seconds > 24 * 3600 {
+        return None;
+    }
+    // POSIX offsets are hours *west* of UTC.
+    Some(-sign * seconds)
+}
+
+/// Converts the CLI's naive local `expiresOn` to an instant, per the [module docs](self).
+pub(crate) fn local_expiry(
+    naive_as_utc: i64,
+    tz: Option<&str>,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    if let Some(offset) = fixed_offset_from_tz(tz) {
+        return from_unix_seconds(naive_as_utc - offset);
+    }
+    let earliest = from_unix_seconds(naive_as_utc - 14 * 3600)?;
+    let latest = from_unix_seconds(naive_as_utc + 12 * 3600)?;
+    let guess = now + Duration::from_secs(300);
+    Some(guess.clamp(earliest, latest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJwbGFudGVkIn0.c2lnbmF0dXJl";
+
+    #[test]
+    fn scrubbing_removes_token_values_jwts_and_markers() {
+        let text = format!(
+            r#"{{"accessToken": "planted-1", "Token":"planted-2", "other": "kept"}} bearer {JWT} azsdk%planted-3%1893492000"#
+        );
+        let s = scrub(&text);
+        assert!(!s.contains("planted"), "{s}");
+        assert!(!s.contains("eyJ0eXAi"), "{s}");
+        assert!(s.contains("kept"), "{s}");
+        assert!(s.contains(r#""accessToken": "***""#), "{s}");
+        assert!(s.contains("azsdk%***%1893492000"), "{s}");
+    }
+
+    #[test]
+    fn scrubbing_handles_escapes_unterminated_values_and_unicode() {
+        assert!(!scrub(r#"{"token": "pla\"nted"}"#).contains("nted"));
+        assert!(!scrub(r#"{"token": "planted"#).contains("planted"));
+        assert_eq!(scrub("héllo \"unterminated"), "héllo \"unterminated");
+        let long = "é".repeat(MAX_EXCERPT);
+        let cut = scrub(&long);
+        assert!(
+            cut.len() < MAX_EXCERPT + 20 && cut.ends_with("(truncated)"),
+            "{}",
+            cut.len()
+        );
+    }
+
+    #[test]
+    fn a_stray_quote_does_not_hide_a_token_from_redaction() {
+        let s = scrub(r#"x" "accessToken": "planted" and "TOKEN" : "planted2""#);
+        assert!(!s.contains("planted"), "{s}");
+    }
+
+    #[test]
+    fn words_that_merely_contain_eyj_are_kept() {
+        assert_eq!(scrub("keyJam eyJ"), "keyJam eyJ");
+    }
+
+    #[test]
+    fn cli_naive_time_needs_the_exact_pattern() {
+        assert_eq!(
+            parse_cli_naive("2030-01-01 10:00:00.000000"),
+            Some(1_893_492_000)
+        );
+        assert_eq!(
+            parse_cli_naive("2030-01-01 10:00:00.5"),
+            Some(1_893_492_000)
+        );
+        for bad in [
+            "2030-01-01 10:00:00",
+            "2030-01-01T10:00:00.000000",
+            "2030-13-01 10:00:00.0",
+            "x",
+        ] {
+            assert_eq!(parse_cli_naive(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_is_read_as_the_instant_it_names() {
+        let at = |s| {
+            parse_rfc3339(s).map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())
+        };
+        assert_eq!(at("2030-01-01T10:00:00Z"), Some(1_893_492_000));
+        assert_eq!(at("2030-01-01T10:00:00.1234567Z"), Some(1_893_492_000));
+        assert_eq!(at("2030-01-01T11:00:00+01:00"), Some(1_893_492_000));
+        assert_eq!(at("2030-01-01T05:00:00-05:00"), Some(1_893_492_000));
+        for bad in [
+            "2030-01-01T10:00:00",
+            "2030-01-01T10:00:00.Z",
+            "2030-01-01 10:00",
+            "soon",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fixed_time_zones_are_understood_and_others_are_not() {
+        let cases = [
+            (Some("UTC"), Some(0)),
+            (Some(""), Some(0)),
+            (Some(":Etc/UTC"), Some(0)),
+            (Some("Etc/GMT+5"), Some(-5 * 3600)),
+            (Some("Etc/GMT-3"), Some(3 * 3600)),
+            (Some("EST5"), Some(-5 * 3600)),
+            (Some("UTC0"), Some(0)),
+            (Some("<+0530>-5:30"), Some(5 * 3600 + 1800)),
+            (Some("America/New_York"), None),
+            (Some("EST5EDT,M3.2.0,M11.1.0"), None),
+            (Some("EST5EDT"), None),
+            (None, None),
+        ];
+        for (tz, expected) in cases {
+            assert_eq!(fixed_offset_from_tz(tz), expected, "{tz:?}");
+        }
+    }
+
+    #[test]
+    fn local_expiry_is_exact_for_fixed_zones_and_conservative_otherwise() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_488_400); // 09:00Z
+        let naive = 1_893_492_000; // 10:00 as if UTC
+        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(
+            secs(local_expiry(naive, Some("EST5"), now).unwrap()),
+            1_893_510_000
+        );
+        assert_eq!(
+            secs(local_expiry(naive, Some("UTC"), now).unwrap()),
+            1_893_492_000
+        );
+        // Unknown zone: five minutes from now, within the possible range.
+        assert_eq!(
+            secs(local_expiry(naive, Some("America/New_York"), now).unwrap()),
+            1_893_488_700
+        );
+        // A naive time far in the past can only mean an already expired token.
+        assert_eq!(
+            secs(local_expiry(naive - 86_400, None, now).unwrap()),
+            1_893_492_000 - 86_400 + 12 * 3600
+        );
+    }
+
+    #[test]
+    fn claims_are_standard_base64_with_padding() {
+        assert_eq!(encode_claims("{\"a\":1}"), "eyJhIjoxfQ==");
+    }
+}

@@ -1,0 +1,132 @@
+//! Helpers for the unit tests: fake tools as real scripts on an injected `PATH`, and an
+//! executor that returns canned outputs.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use identity_core::{BoxFuture, Env};
+
+use crate::process::{Command, Executor, Output, RunError};
+
+/// A recognisable token planted in tool outputs; it must never reach a message.
+pub(crate) const PLANTED: &str = "eyJ0eXAiOiJKV1QifQ.planted-token-value.c2ln";
+
+/// Runs a test body with a bound on its duration, so no test can hang.
+pub(crate) async fn bounded<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("the test finished within its time bound")
+}
+
+/// Seconds since the epoch.
+pub(crate) fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A temporary directory holding fake tools; it is the only entry of the injected `PATH`.
+pub(crate) struct FakeTools {
+    dir: tempfile::TempDir,
+}
+
+impl FakeTools {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The directory, as text, for use inside scripts.
+    pub(crate) fn dir(&self) -> String {
+        self.dir.path().to_str().unwrap().to_owned()
+    }
+
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes an executable `#!/bin/sh` script. `$D` in `body` is replaced by the directory.
+    #[cfg(unix)]
+    pub(crate) fn script(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.file(name);
+        let text = format!("#!/bin/sh\n{}\n", body.replace("$D", &self.dir()));
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A script prelude that records argv (one element per line), cwd and selected variables,
+    /// and marks that the tool ran.
+    pub(crate) fn recorder() -> &'static str {
+        "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > $D/argv\n\
+         /bin/pwd > $D/cwd\n\
+         printf '%s|%s\\n' \"$AZURE_CORE_NO_COLOR\" \"$NO_COLOR\" > $D/colour\n\
+         echo ran >> $D/ran"
+    }
+
+    pub(crate) fn read(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.file(name)).ok()
+    }
+
+    pub(crate) fn argv(&self) -> Vec<String> {
+        self.read("argv")
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub(crate) fn runs(&self) -> usize {
+        self.read("ran").map_or(0, |t| t.lines().count())
+    }
+
+    /// An environment whose `PATH` is this directory only.
+    pub(crate) fn env(&self) -> Env {
+        Env::from_pairs([("PATH", self.dir())])
+    }
+}
+
+/// An executor answering from a queue and recording every command.
+#[derive(Debug, Default)]
+pub(crate) struct Canned {
+    answers: Mutex<VecDeque<Result<Output, RunError>>>,
+    seen: Mutex<Vec<Command>>,
+}
+
+impl Canned {
+    pub(crate) fn new(answers: impl IntoIterator<Item = Result<Output, RunError>>) -> Arc<Self> {
+        Arc::new(Self {
+            answers: Mutex::new(answers.into_iter().collect()),
+            seen: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn output(code: i32, stdout: &str, stderr: &str) -> Arc<Self> {
+        Self::new([Ok(Output::new(Some(code), stdout, stderr))])
+    }
+
+    pub(crate) fn seen(&self) -> Vec<Command> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Executor for Canned {
+    fn run(&self, command: Command) -> BoxFuture<'static, Result<Output, RunError>> {
+        self.seen.lock().unwrap().push(command);
+        let answer = self.answers.lock().unwrap().pop_front().unwrap_or_else(|| {
+            Err(RunError::NotFound {
+                program: "canned".into(),
+            })
+        });
+        Box::pin(async move { answer })
+    }
+}
+
+/// Asserts that no formatting of `values` contains `secret`.
+pub(crate) fn assert_hidden(secret: &str, values: &[String]) {
+    for v in values {
+        assert!(!v.contains(secret), "secret leaked into: {v}");
+    }
+}

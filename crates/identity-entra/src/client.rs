@@ -1,0 +1,709 @@
+//! The token request shared by every credential in this crate (spec §6.4, §6.6, §6.7): the
+//! client-credentials grant posted straight to `https://<host>/<tenant>/oauth2/v2.0/token`
+//! (no instance or OIDC discovery, as the reference's `AadClient`), through the core pipeline
+//! with the default retry policy (POST included), and one [`TokenCache`] per credential.
+//!
+//! * Form fields: `client_id`, `grant_type=client_credentials`, `scope` (scopes sorted and
+//!   space-joined, so the same set always makes the same request and cache key, §9 #13),
+//!   then `client_secret`, or `client_assertion` with `client_assertion_type`, and `claims`
+//!   when a claims challenge or CAE is requested.
+//! * Cache key: identity = `entra/<kind>/<authority>/<client id>`, plus the resolved tenant,
+//!   the scopes and the CAE flag; a claims challenge bypasses the read side.
+//! * Responses: `access_token` and `expires_in` (a number or a numeric string) are required,
+//!   `refresh_in` is honoured when present. Anything else is an authentication failure whose
+//!   message lists the response's field *names* only, never values.
+//! * Entra errors (`error`, `error_description`, `error_codes`, `trace_id`, `correlation_id`)
+//!   become authentication failures keeping the description (with its `AADSTS` code) and the
+//!   correlation id. The client secret and the assertion are scrubbed from anything printed,
+//!   in case a service echoes them.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::http::{HttpClient, Pipeline, Response, SendOptions};
+use identity_core::retry::RetryPolicy;
+use identity_core::scope::{resolve_tenant, validate_tenant_id};
+use identity_core::{
+    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, Sleeper, TokenRequestOptions,
+};
+use serde_json::{Map, Value};
+
+use crate::authority::Authority;
+use crate::http::ReqwestClient;
+
+/// The `client_assertion_type` for JWT bearer assertions.
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What an assertion source needs to know about the request it signs for.
+#[derive(Clone, Debug)]
+pub(crate) struct AssertionContext {
+    /// The token endpoint: the `aud` of a signed assertion.
+    pub(crate) token_endpoint: String,
+    /// The tenant of the request.
+    pub(crate) tenant: String,
+    /// When the request is made.
+    pub(crate) now: SystemTime,
+}
+
+/// Produces a client assertion for each token request.
+pub(crate) trait AssertionSource: Send + Sync + fmt::Debug {
+    /// A fresh assertion.
+    fn assertion(&self, context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>>;
+}
+
+/// How the application proves its identity.
+#[derive(Clone)]
+pub(crate) enum ClientAuth {
+    Secret(Secret),
+    Assertion(Arc<dyn AssertionSource>),
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(***)"),
+            Self::Assertion(source) => f.debug_tuple("Assertion").field(source).finish(),
+        }
+    }
+}
+
+/// Settings every credential builder in this crate shares.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CommonOptions {
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) authority_host: Option<String>,
+    pub(crate) additionally_allowed_tenants: Vec<String>,
+    pub(crate) env: Option<Env>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) sleeper: Option<Arc<dyn Sleeper>>,
+    pub(crate) http_client: Option<Arc<dyn HttpClient>>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) allow_insecure_loopback_authority: bool,
+}
+
+impl CommonOptions {
+    pub(crate) fn env(&self) -> Env {
+        self.env.clone().unwrap_or_else(Env::from_process)
+    }
+
+    /// Validates the settings and builds the client.
+    pub(crate) fn build(
+        &self,
+        name: &'static str,
+        kind: &'static str,
+        auth: ClientAuth,
+    ) -> Result<EntraClient, Error> {
+        let env = self.env();
+        let tenant = self
+            .tenant_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_configuration(name, "a tenant id is required; set tenant_id")
+            })?;
+        validate_tenant_id(name, tenant)
+            .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
+        let client_id = self
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_configuration(name, "a client id is required; set client_id")
+            })?;
+        let authority = Authority::resolve(
+            name,
+            self.authority_host.as_deref(),
+            &env,
+            self.allow_insecure_loopback_authority,
+        )?;
+        let http_client = match &self.http_client {
+            Some(client) => client.clone(),
+            None => ReqwestClient::shared().map_err(|e| e.with_credential(name))?,
+        };
+        let clock = self
+            .clock
+            .clone()
+            .unwrap_or_else(identity_core::system_clock);
+        let mut pipeline = Pipeline::new(http_client)
+            .with_retry(self.retry.clone().unwrap_or_default())
+            .with_clock(clock.clone());
+        if let Some(sleeper) = &self.sleeper {
+            pipeline = pipeline.with_sleeper(sleeper.clone());
+        }
+        let identity = format!("entra/{kind}/{}/{client_id}", authority.as_str());
+        Ok(EntraClient {
+            inner: Arc::new(Inner {
+                name,
+                identity,
+                authority,
+                tenant: tenant.to_owned(),
+                client_id: client_id.to_owned(),
+                allowed_tenants: self.additionally_allowed_tenants.clone(),
+                env,
+                pipeline,
+                clock: clock.clone(),
+                auth,
+            }),
+            cache: TokenCache::with_clock(clock),
+        })
+    }
+}
+
+/// Generates the setters every credential builder shares, delegating to `self.common`.
+macro_rules! common_setters {
+    () => {
+        /// The authority host: a host name or an `https` URL (default: `AZURE_AUTHORITY_HOST`
+        /// from the environment, else [`AzureAuthorityHosts::AZURE_PUBLIC_CLOUD`](crate::AzureAuthorityHosts::AZURE_PUBLIC_CLOUD)).
+        #[must_use]
+        pub fn authority_host(mut self, host: impl Into<String>) -> Self {
+            self.common.authority_host = Some(host.into());
+            self
+        }
+
+        /// Tenants besides the configured one that `get_token` may be asked for; `"*"` allows
+        /// any.
+        #[must_use]
+        pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.common.additionally_allowed_tenants =
+                tenants.into_iter().map(Into::into).collect();
+            self
+        }
+
+        /// The environment to read (default: a snapshot of the process environment).
+        #[must_use]
+        pub fn env(mut self, env: identity_core::Env) -> Self {
+            self.common.env = Some(env);
+            self
+        }
+
+        /// The clock (default: the system clock).
+        #[must_use]
+        pub fn clock(mut self, clock: std::sync::Arc<dyn identity_core::Clock>) -> Self {
+            self.common.clock = Some(clock);
+            self
+        }
+
+        /// What waits between retries (default: the tokio timer).
+        #[must_use]
+        pub fn sleeper(mut self, sleeper: std::sync::Arc<dyn identity_core::Sleeper>) -> Self {
+            self.common.sleeper = Some(sleeper);
+            self
+        }
+
+        /// The HTTP client (default: [`ReqwestClient::shared`](crate::ReqwestClient::shared)).
+        #[must_use]
+        pub fn http_client(
+            mut self,
+            client: std::sync::Arc<dyn identity_core::http::HttpClient>,
+        ) -> Self {
+            self.common.http_client = Some(client);
+            self
+        }
+
+        /// The retry policy (default: [`RetryPolicy::default`](identity_core::retry::RetryPolicy::default)).
+        #[must_use]
+        pub fn retry_policy(mut self, policy: identity_core::retry::RetryPolicy) -> Self {
+            self.common.retry = Some(policy);
+            self
+        }
+
+        /// **For tests and local emulators only.** Accepts a plain-`http` authority when its
+        /// host is a loopback address (`127.0.0.1`, `::1`, `localhost`). Never use it in
+        /// production: the client secret or assertion would travel unencrypted.
+        #[must_use]
+        pub fn allow_insecure_loopback_authority(mut self, allow: bool) -> Self {
+            self.common.allow_insecure_loopback_authority = allow;
+            self
+        }
+    };
+}
+pub(crate) use common_setters;
+
+/// One credential's connection to Entra ID: settings, pipeline and cache.
+#[derive(Clone, Debug)]
+pub(crate) struct EntraClient {
+    inner: Arc<Inner>,
+    cache: TokenCache,
+}
+
+struct Inner {
+    name: &'static str,
+    identity: String,
+    authority: Authority,
+    tenant: String,
+    client_id: String,
+    allowed_tenants: Vec<String>,
+    env: Env,
+    pipeline: Pipeline,
+    clock: Arc<dyn Clock>,
+    auth: ClientAuth,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntraClient")
+            .field("authority", &self.authority.as_str())
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("additionally_allowed_tenants", &self.allowed_tenants)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EntraClient {
+    /// The configured tenant.
+    pub(crate) fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+
+    /// The client id.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The normalised authority.
+    pub(crate) fn authority(&self) -> &str {
+        self.inner.authority.as_str()
+    }
+
+    /// Gets a token from the cache or from Entra ID.
+    pub(crate) async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        let inner = &self.inner;
+        let name = inner.name;
+        if scopes.is_empty() {
+            return Err(Error::invalid_argument(
+                name,
+                "at least one scope is required, e.g. \"https://management.azure.com/.default\"",
+            ));
+        }
+        if scopes
+            .iter()
+            .any(|s| s.trim().is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(Error::invalid_argument(
+                name,
+                "invalid scope: scopes must be non-empty and contain no whitespace",
+            ));
+        }
+        let tenant = resolve_tenant(
+            name,
+            Some(&inner.tenant),
+            options.tenant(),
+            &inner.allowed_tenants,
+            &inner.env,
+        )?
+        .unwrap_or_else(|| inner.tenant.clone());
+        let claims = request_claims(name, options)?;
+        let bypass = options.claims_challenge().is_some();
+        let key = KeyRef::new(&inner.identity, scopes, Some(&tenant), options.enable_cae);
+        self.cache
+            .get_or_fetch(key, bypass, || {
+                let inner = self.inner.clone();
+                let mut owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+                owned.sort_unstable();
+                owned.dedup();
+                let tenant = tenant.clone();
+                async move { inner.request(tenant, owned, claims).await }
+            })
+            .await
+    }
+}
+
+impl Inner {
+    async fn request(
+        self: Arc<Self>,
+        tenant: String,
+        scopes: Vec<String>,
+        claims: Option<String>,
+    ) -> Result<AccessToken, Error> {
+        let name = self.name;
+        let endpoint = self.authority.token_endpoint(&tenant);
+        let now = self.clock.now();
+        // The credential proof: the secret, or an assertion made for this request.
+        let (field, proof) = match &self.auth {
+            ClientAuth::Secret(secret) => ("client_secret", secret.clone()),
+            ClientAuth::Assertion(source) => {
+                let context = AssertionContext {
+                    token_endpoint: endpoint.clone(),
+                    tenant: tenant.clone(),
+                    now,
+                };
+                ("client_assertion", source.assertion(context).await?)
+            }
+        };
+        let body = token_form(&self.client_id, &scopes, field, &proof, claims.as_deref());
+        let request = http::Request::post(&endpoint)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .header("x-ms-client-request-id", crate::jwt::uuid_v4(name)?)
+            .header(
+                http::header::USER_AGENT,
+                concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Bytes::from(body))
+            .map_err(|_| {
+                Error::invalid_configuration(
+                    name,
+                    "the token endpoint URL is invalid; check the authority host and tenant id",
+                )
+            })?;
+        tracing::debug!(credential = name, authority = self.authority.as_str(), tenant = %tenant, "requesting a token from Microsoft Entra ID");
+        let response = self
+            .pipeline
+            .send(name, &request, SendOptions::default())
+            .await?;
+        parse_response(name, &response, now, &[proof.secret()])
+    }
+}
+
+/// The form body of a token request. `field` is `client_secret` or `client_assertion`.
+fn token_form(
+    client_id: &str,
+    scopes: &[String],
+    field: &str,
+    proof: &Secret,
+    claims: Option<&str>,
+) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("client_id", client_id)
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("scope", &scopes.join(" "));
+    if field == "client_assertion" {
+        form.append_pair("client_assertion_type", JWT_BEARER);
+    }
+    form.append_pair(field, proof.secret());
+    if let Some(claims) = claims {
+        form.append_pair("claims", claims);
+    }
+    form.finish()
+}
+
+/// The `claims` form field: the caller's claims challenge as given, merged with the CAE
+/// client capability `{"access_token":{"xms_cc":{"values":["CP1"]}}}` when CAE is requested.
+fn request_claims(
+    name: &'static str,
+    options: &TokenRequestOptions,
+) -> Result<Option<String>, Error> {
+    let challenge = options.claims_challenge();
+    if !options.enable_cae {
+        return Ok(challenge.map(str::to_owned));
+    }
+    let not_object = || {
+        Error::invalid_argument(
+            name,
+            "the claims challenge is not a JSON object; pass the decoded claims from the WWW-Authenticate header",
+        )
+    };
+    let mut root = match challenge {
+        None => Map::new(),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(not_object()),
+        },
+    };
+    let access = root
+        .entry("access_token")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(access) = access else {
+        return Err(not_object());
+    };
+    let cp1 = Value::String("CP1".to_owned());
+    match access.get_mut("xms_cc").and_then(|v| v.get_mut("values")) {
+        Some(Value::Array(values)) => {
+            if !values.contains(&cp1) {
+                values.push(cp1);
+            }
+        }
+        _ => {
+            access.insert("xms_cc".to_owned(), serde_json::json!({ "values": [cp1] }));
+        }
+    }
+    Ok(Some(Value::Object(root).to_string()))
+}
+
+/// Reads a token response. `secrets` are scrubbed from every message.
+pub(crate) fn parse_response(
+    name: &'static str,
+    response: &Response,
+    requested_at: SystemTime,
+    secrets: &[&str],
+) -> Result<AccessToken, Error> {
+    let status = response.status().as_u16();
+    let json: Option<Value> = serde_json::from_slice(response.body()).ok();
+    if !response.status().is_success() {
+        return Err(entra_error(name, status, json.as_ref(), secrets));
+    }
+    let unexpected = |reason: &str| {
+        let fields = match &json {
+            Some(Value::Object(map)) => {
+                let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                format!("fields: {}", sanitize(&names.join(", "), &[], 400))
+            }
+            Some(_) => "a JSON value that is not an object".to_owned(),
+            None => format!("{} bytes that are not JSON", response.body().len()),
+        };
+        Error::authentication_failed(
+            name,
+            format!("unexpected response from Microsoft Entra ID (HTTP {status}): {reason}; the body held {fields}"),
+        )
+        .with_status(status)
+    };
+    let Some(Value::Object(map)) = &json else {
+        return Err(unexpected("the body is not a JSON object"));
+    };
+    let token = match map.get("access_token") {
+        Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        _ => return Err(unexpected("access_token is missing")),
+    };
+    let Some(expires_in) = map.get("expires_in").and_then(seconds) else {
+        return Err(unexpected("expires_in is missing or not a number"));
+    };
+    let expires_on = requested_at + Duration::from_secs(expires_in);
+    let mut access = AccessToken::new(token, expires_on);
+    if let Some(refresh_in) = map.get("refresh_in").and_then(seconds) {
+        if refresh_in > 0 && refresh_in < expires_in {
+            access = access.with_refresh_on(requested_at + Duration::from_secs(refresh_in));
+        }
+    }
+    Ok(access)
+}
+
+/// A whole number of seconds, given as a JSON number or a numeric string.
+fn seconds(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e12)
+                .map(|f| {
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "range checked above"
+                    )]
+                    let whole = f as u64;
+                    whole
+                })
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An authentication failure built from an Entra error response.
+fn entra_error(name: &'static str, status: u16, json: Option<&Value>, secrets: &[&str]) -> Error {
+    let text = |key: &str| {
+        json.and_then(|j| j.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let message = match (text("error"), text("error_description")) {
+        (None, None) => {
+            let retried = if status == 429 || status >= 500 {
+                " after retries"
+            } else {
+                ""
+            };
+            format!(
+                "Microsoft Entra ID answered HTTP {status}{retried} without an OAuth error; check the authority host and tenant id"
+            )
+        }
+        (error, description) => {
+            let mut m = format!("Microsoft Entra ID refused the token request (HTTP {status}");
+            if let Some(error) = error {
+                m.push_str(", ");
+                m.push_str(&sanitize(error, secrets, 100));
+            }
+            m.push(')');
+            if let Some(description) = description {
+                m.push_str(": ");
+                m.push_str(&sanitize(description, secrets, 2000));
+            }
+            for (key, label) in [
+                ("trace_id", "Trace ID"),
+                ("correlation_id", "Correlation ID"),
+            ] {
+                if let Some(id) = text(key) {
+                    let id = sanitize(id, secrets, 100);
+                    if !m.contains(&id) {
+                        m.push_str(&format!("; {label}: {id}"));
+                    }
+                }
+            }
+            m
+        }
+    };
+    Error::authentication_failed(name, message).with_status(status)
+}
+
+/// Makes service text safe to print: secrets replaced by `***`, control characters by spaces,
+/// at most `max` characters.
+pub(crate) fn sanitize(text: &str, secrets: &[&str], max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(secret) {
+            out = out.replace(secret, "***");
+        }
+        // A secret cut by the length limit would leave a prefix behind.
+        if let Some(prefix) = (8..secret.len())
+            .rev()
+            .filter(|n| secret.is_char_boundary(*n))
+            .map(|n| &secret[..n])
+            .find(|p| out.ends_with(&format!("{p}…")))
+        {
+            let cut = out.len() - prefix.len() - '…'.len_utf8();
+            out.truncate(cut);
+            out.push_str("***…");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> Response {
+        http::Response::builder()
+            .status(status)
+            .body(Bytes::from(body.to_owned()))
+            .unwrap()
+    }
+
+    const T0: SystemTime = SystemTime::UNIX_EPOCH;
+
+    #[test]
+    fn a_token_response_sets_expiry_and_the_service_refresh_hint() {
+        let t = parse_response(
+            "X",
+            &response(
+                200,
+                r#"{"access_token":"AT","expires_in":"3600","refresh_in":1800}"#,
+            ),
+            T0,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.token.secret(), "AT");
+        assert_eq!(t.expires_on, T0 + Duration::from_secs(3600));
+        assert_eq!(t.refresh_on, Some(T0 + Duration::from_secs(1800)));
+        let t = parse_response(
+            "X",
+            &response(200, r#"{"access_token":"AT","expires_in":86400}"#),
+            T0,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.refresh_on, None);
+    }
+
+    #[test]
+    fn an_unexpected_body_is_refused_without_echoing_values() {
+        for body in [
+            r#"{"access_token":"planted-token-value"}"#,
+            r#"{"token":"planted-token-value","expires_in":10}"#,
+            "planted-token-value",
+            r#"["planted-token-value"]"#,
+        ] {
+            let err = parse_response("X", &response(200, body), T0, &[]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("planted"), "{text}");
+            assert!(text.contains("unexpected response"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_entra_error_keeps_the_description_and_correlation_id_and_scrubs_secrets() {
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided: planted-secret-value\r\nTrace ID: t1","error_codes":[7000215],"trace_id":"t1","correlation_id":"c1"}"#;
+        let err =
+            parse_response("X", &response(401, body), T0, &["planted-secret-value"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert_eq!(err.status(), Some(401));
+        let text = err.to_string();
+        assert!(text.contains("AADSTS7000215"), "{text}");
+        assert!(text.contains("invalid_client"), "{text}");
+        assert!(text.contains("Correlation ID: c1"), "{text}");
+        assert!(!text.contains("planted"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(text.matches("t1").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_server_error_without_oauth_json_names_the_status() {
+        let err = parse_response("X", &response(503, "<html>planted</html>"), T0, &[]).unwrap_err();
+        assert!(err.to_string().contains("HTTP 503 after retries"), "{err}");
+        assert!(!err.to_string().contains("planted"));
+        assert!(err.is_transient());
+    }
+
+    #[test]
+    fn cae_merges_the_cp1_capability_into_caller_claims() {
+        let options = TokenRequestOptions::default()
+            .claims(r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#)
+            .enable_cae(true);
+        let merged: Value =
+            serde_json::from_str(&request_claims("X", &options).unwrap().unwrap()).unwrap();
+        assert_eq!(merged["access_token"]["nbf"]["value"], "1");
+        assert_eq!(
+            merged["access_token"]["xms_cc"]["values"],
+            serde_json::json!(["CP1"])
+        );
+
+        let cae_only = request_claims("X", &TokenRequestOptions::default().enable_cae(true))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cae_only,
+            r#"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#
+        );
+
+        let plain =
+            request_claims("X", &TokenRequestOptions::default().claims("{\"a\":1}")).unwrap();
+        assert_eq!(plain.as_deref(), Some("{\"a\":1}"));
+        assert_eq!(
+            request_claims("X", &TokenRequestOptions::default()).unwrap(),
+            None
+        );
+
+        let err = request_claims(
+            "X",
+            &TokenRequestOptions::default()
+                .claims("not json")
+                .enable_cae(true),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn sanitize_scrubs_secrets_even_when_cut_by_the_limit() {
+        let s = sanitize("abc planted-secret-value", &["planted-secret-value"], 16);
+        assert!(!s.contains("planted-s"), "{s}");
+    }
+}

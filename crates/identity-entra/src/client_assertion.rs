@@ -1,0 +1,322 @@
+//! [`ClientAssertionCredential`]: a service principal authenticating with an assertion (a
+//! signed JWT) that the application supplies through an async callback, e.g. a token from
+//! another identity provider federated with the app registration.
+//!
+//! Endpoint: `POST https://<authority>/<tenant>/oauth2/v2.0/token` with `client_id`,
+//! `client_assertion=<callback result>`,
+//! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
+//! `grant_type=client_credentials` and `scope` (spec §6.4). The callback is called for every
+//! token request (not for cache hits), so it may return a fresh assertion each time.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+
+use crate::client::{
+    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
+};
+
+const NAME: &str = "ClientAssertionCredential";
+
+type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
+
+/// Authenticates a service principal with a caller-supplied assertion.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_entra::ClientAssertionCredential;
+///
+/// let credential = ClientAssertionCredential::builder()
+///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .assertion(|| async { Ok::<_, std::io::Error>("eyJ...".to_owned()) })
+///     .build()?;
+/// let token = credential
+///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClientAssertionCredential {
+    client: EntraClient,
+}
+
+impl fmt::Debug for ClientAssertionCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("authority", &self.client.authority())
+            .field("tenant_id", &self.client.tenant())
+            .field("client_id", &self.client.client_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientAssertionCredential {
+    /// A builder.
+    pub fn builder() -> ClientAssertionCredentialBuilder {
+        ClientAssertionCredentialBuilder::default()
+    }
+
+    async fn fetch(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        self.client.get_token(scopes, options).await
+    }
+}
+
+impl TokenCredential for ClientAssertionCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.fetch(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+struct CallbackSource(Arc<Callback>);
+
+impl fmt::Debug for CallbackSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+impl AssertionSource for CallbackSource {
+    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
+        let future = (self.0)();
+        Box::pin(async move {
+            let assertion = future.await?;
+            if assertion.trim().is_empty() {
+                return Err(Error::authentication_failed(
+                    NAME,
+                    "the assertion callback returned an empty assertion",
+                ));
+            }
+            Ok(Secret::new(assertion))
+        })
+    }
+}
+
+/// Builds a [`ClientAssertionCredential`].
+#[derive(Clone, Default)]
+pub struct ClientAssertionCredentialBuilder {
+    common: CommonOptions,
+    callback: Option<Arc<Callback>>,
+}
+
+impl fmt::Debug for ClientAssertionCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertionCredentialBuilder")
+            .field("common", &self.common)
+            .field("assertion", &self.callback.as_ref().map(|_| "callback"))
+            .finish()
+    }
+}
+
+impl ClientAssertionCredentialBuilder {
+    /// The tenant (directory) id or domain (required).
+    #[must_use]
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.common.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The application (client) id (required).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.common.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The callback returning an assertion (required). Its error becomes an authentication
+    /// failure carrying the error as its source; its text must not contain the assertion.
+    #[must_use]
+    pub fn assertion<F, Fut, E>(mut self, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: StdError + Send + Sync + 'static,
+    {
+        self.callback = Some(Arc::new(move || {
+            let future = callback();
+            Box::pin(async move {
+                future.await.map_err(|e| {
+                    Error::authentication_failed(
+                        NAME,
+                        "the assertion callback failed; see the source error",
+                    )
+                    .with_source(e)
+                })
+            })
+        }));
+        self
+    }
+
+    common_setters!();
+
+    /// Builds the credential.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when the
+    /// tenant id, client id or callback is missing or invalid, or the authority is not `https`.
+    pub fn build(self) -> Result<ClientAssertionCredential, Error> {
+        let callback = self.callback.ok_or_else(|| {
+            Error::invalid_configuration(NAME, "an assertion callback is required; set assertion")
+        })?;
+        let auth = ClientAuth::Assertion(Arc::new(CallbackSource(callback)));
+        let client = self.common.build(NAME, "client_assertion", auth)?;
+        Ok(ClientAssertionCredential { client })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use identity_core::{Env, ErrorKind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn builder(server: &MockServer) -> ClientAssertionCredentialBuilder {
+        let (clock, sleeper) = fake_time();
+        ClientAssertionCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+    }
+
+    #[tokio::test]
+    async fn the_callback_is_called_per_request_and_its_assertion_sent() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let credential = builder(&server)
+            .assertion(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move { Ok::<_, std::io::Error>(format!("assertion-{n}")) }
+            })
+            .build()
+            .unwrap();
+        let options = TokenRequestOptions::default();
+        credential.get_token(&["s1"], &options).await.unwrap();
+        credential.get_token(&["s1"], &options).await.unwrap();
+        credential.get_token(&["s2"], &options).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let requests = server.received_requests().await.unwrap();
+        let form = form_of(&requests[1]);
+        assert_eq!(form["client_assertion"], "assertion-1");
+        assert_eq!(form["client_assertion_type"], crate::client::JWT_BEARER);
+        assert!(!form.contains_key("client_secret"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_callback_is_an_authentication_failure_and_sends_nothing() {
+        let server = MockServer::start().await;
+        let credential = builder(&server)
+            .assertion(|| async { Err::<String, _>(std::io::Error::other("vault unreachable")) })
+            .build()
+            .unwrap();
+        let err = credential
+            .get_token(&["s"], &TokenRequestOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert!(
+            identity_core::display_chain(&err).contains("vault unreachable"),
+            "{err}"
+        );
+        assert!(server.received_requests().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_assertion_never_appears_in_errors_or_debug() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "error": "invalid_client",
+                "error_description": "AADSTS700027: the assertion planted-assertion-value failed signature validation",
+                "correlation_id": "corr-9",
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let builder = builder(&server)
+            .assertion(|| async { Ok::<_, std::io::Error>("planted-assertion-value".to_owned()) });
+        let credential = builder.clone().build().unwrap();
+        let err = credential
+            .get_token(&["s"], &TokenRequestOptions::default())
+            .await
+            .unwrap_err();
+        let text = format!("{err} {err:?} {credential:?} {builder:?}");
+        assert!(
+            text.contains("AADSTS700027") && text.contains("corr-9"),
+            "{text}"
+        );
+        assert_no_key_material(&text);
+    }
+
+    #[test]
+    fn public_types_are_send_sync_debug() {
+        fn check<T: Send + Sync + std::fmt::Debug>() {}
+        check::<ClientAssertionCredential>();
+        check::<ClientAssertionCredentialBuilder>();
+        check::<crate::ClientCertificateCredential>();
+        check::<crate::ClientCertificateCredentialBuilder>();
+        check::<crate::WorkloadIdentityCredential>();
+        check::<crate::WorkloadIdentityCredentialBuilder>();
+        check::<crate::EnvironmentCredential>();
+        check::<crate::EnvironmentCredentialBuilder>();
+        check::<crate::ReqwestClient>();
+        check::<crate::ReqwestClientBuilder>();
+        check::<crate::AzureAuthorityHosts>();
+    }
+
+    #[test]
+    fn get_token_futures_are_send() {
+        fn check<T: Send>(_: &T) {}
+        let credential = ClientAssertionCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .assertion(|| async { Ok::<_, std::io::Error>(String::new()) })
+            .env(Env::empty())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let options = TokenRequestOptions::default();
+        check(&credential.get_token(&["s"], &options));
+    }
+
+    #[test]
+    fn a_callback_is_required() {
+        let err = ClientAssertionCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .env(Env::empty())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+        assert!(err.message().contains("assertion"), "{err}");
+    }
+}

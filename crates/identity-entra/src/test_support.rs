@@ -1,0 +1,68 @@
+//! Shared test fixtures: keys and certificates from `tests/data`, a wiremock token endpoint,
+//! and the secret-leak check.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use identity_core::Env;
+use identity_core::http::HttpClient;
+use identity_core::test_util::{FakeClock, RecordingSleeper};
+
+pub(crate) const CA_PEM: &str = include_str!("../tests/data/ca.pem");
+pub(crate) const CLIENT_PEM: &str = include_str!("../tests/data/client.pem");
+pub(crate) const CLIENT_PKCS1_PEM: &str = include_str!("../tests/data/client-pkcs1.pem");
+pub(crate) const CLIENT_CHAIN_PEM: &str = include_str!("../tests/data/client-chain.pem");
+pub(crate) const EC_PEM: &str = include_str!("../tests/data/ec.pem");
+
+/// A recognisable client secret.
+pub(crate) const SECRET: &str = "planted-client-secret-Zq8";
+
+/// Fails if `text` shows any planted secret or key material.
+pub(crate) fn assert_no_key_material(text: &str) {
+    for needle in ["planted", "PRIVATE KEY", "MII"] {
+        assert!(!text.contains(needle), "{needle} leaked in: {text}");
+    }
+    // A line of the private key's base64 body.
+    let key_line = CLIENT_PEM
+        .lines()
+        .skip_while(|l| !l.contains("BEGIN PRIVATE KEY"))
+        .nth(2)
+        .unwrap();
+    assert!(!text.contains(key_line), "key material leaked in: {text}");
+}
+
+/// An HTTP client with no proxies and no platform roots, trusting the test CA.
+pub(crate) fn test_http_client() -> Arc<dyn HttpClient> {
+    Arc::new(
+        crate::ReqwestClient::builder()
+            .env(Env::empty())
+            .native_roots(false)
+            .add_root_certificates_pem(CA_PEM.as_bytes())
+            .unwrap()
+            .build()
+            .unwrap(),
+    )
+}
+
+/// The clock and sleeper a test injects.
+pub(crate) fn fake_time() -> (FakeClock, RecordingSleeper) {
+    let clock = FakeClock::at_2030();
+    (clock.clone(), RecordingSleeper::advancing(clock))
+}
+
+/// The form fields of a recorded request, in a sorted map (a repeated field fails the test).
+pub(crate) fn form_of(request: &wiremock::Request) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(&request.body) {
+        assert!(
+            map.insert(k.into_owned(), v.into_owned()).is_none(),
+            "repeated form field"
+        );
+    }
+    map
+}
+
+/// A token response body.
+pub(crate) fn token_body(token: &str, expires_in: u64) -> serde_json::Value {
+    serde_json::json!({ "token_type": "Bearer", "access_token": token, "expires_in": expires_in, "ext_expires_in": expires_in })
+}

@@ -1,0 +1,394 @@
+//! [`WorkloadIdentityCredential`]: Kubernetes workload identity (AKS) and other federated
+//! credentials whose assertion is a token file the platform keeps fresh (spec §2.7).
+//!
+//! Environment (each overridable in the builder): `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`. When the tenant, client id or token
+//! file is missing, [`build`](WorkloadIdentityCredentialBuilder::build) fails with
+//! [`ErrorKind::Unavailable`](identity_core::ErrorKind::Unavailable) listing every missing item,
+//! so a chain moves on.
+//!
+//! Endpoint: `POST https://<authority>/<tenant>/oauth2/v2.0/token` with
+//! `client_assertion=<file content>`,
+//! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
+//! `client_id`, `grant_type=client_credentials` and `scope`. No discovery.
+//!
+//! The token file is read, as UTF-8 and verbatim (no trimming), on **every** token request.
+//! This deliberately deviates from the reference, which re-reads it only after 600 s: the
+//! platform rotates the file before the old token expires, and a read per request (the cache
+//! makes requests rare) means a rotated token is used at once. A missing, unreadable or empty
+//! file at request time is an authentication failure naming the path (never its content).
+//!
+//! The optional AKS identity-binding proxy (`AZURE_KUBERNETES_TOKEN_PROXY`) is not supported.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+
+use crate::client::{
+    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
+};
+
+const NAME: &str = "WorkloadIdentityCredential";
+
+/// The variable naming the federated token file.
+pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+/// The variable naming the tenant.
+pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+/// The variable naming the application (client) id.
+pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+
+/// Authenticates with a federated token file (Kubernetes workload identity).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_entra::WorkloadIdentityCredential;
+///
+/// // Reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE.
+/// let credential = WorkloadIdentityCredential::builder().build()?;
+/// let token = credential
+///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WorkloadIdentityCredential {
+    client: EntraClient,
+    token_file: Arc<PathBuf>,
+}
+
+impl fmt::Debug for WorkloadIdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("authority", &self.client.authority())
+            .field("tenant_id", &self.client.tenant())
+            .field("client_id", &self.client.client_id())
+            .field("token_file_path", &self.token_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkloadIdentityCredential {
+    /// A builder.
+    pub fn builder() -> WorkloadIdentityCredentialBuilder {
+        WorkloadIdentityCredentialBuilder::default()
+    }
+
+    async fn fetch(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        self.client.get_token(scopes, options).await
+    }
+}
+
+impl TokenCredential for WorkloadIdentityCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.fetch(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+#[derive(Debug)]
+struct TokenFile(Arc<PathBuf>);
+
+impl AssertionSource for TokenFile {
+    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
+        let path = self.0.clone();
+        Box::pin(async move {
+            let content = tokio::fs::read_to_string(&*path).await.map_err(|e| {
+                Error::authentication_failed(
+                    NAME,
+                    format!(
+                        "cannot read the federated token file {}; check that the service account token volume is mounted",
+                        path.display()
+                    ),
+                )
+                .with_source(e)
+            })?;
+            if content.trim().is_empty() {
+                return Err(Error::authentication_failed(
+                    NAME,
+                    format!("the federated token file {} is empty", path.display()),
+                ));
+            }
+            Ok(Secret::new(content))
+        })
+    }
+}
+
+/// Builds a [`WorkloadIdentityCredential`].
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadIdentityCredentialBuilder {
+    common: CommonOptions,
+    token_file: Option<PathBuf>,
+}
+
+impl WorkloadIdentityCredentialBuilder {
+    /// The tenant id (default: `AZURE_TENANT_ID`).
+    #[must_use]
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.common.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The application (client) id (default: `AZURE_CLIENT_ID`).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.common.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The federated token file (default: `AZURE_FEDERATED_TOKEN_FILE`).
+    #[must_use]
+    pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.token_file = Some(path.into());
+        self
+    }
+
+    common_setters!();
+
+    /// Builds the credential. The token file is not read here.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unavailable`](identity_core::ErrorKind::Unavailable) listing the missing items
+    /// when the tenant id, client id or token file is neither set nor in the environment;
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for an
+    /// invalid tenant id or a non-`https` authority.
+    pub fn build(mut self) -> Result<WorkloadIdentityCredential, Error> {
+        let env = self.common.env();
+        let non_blank = |explicit: Option<String>, var: &str| {
+            explicit
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| env.non_blank(var).map(str::to_owned))
+        };
+        self.common.tenant_id = non_blank(self.common.tenant_id.take(), AZURE_TENANT_ID);
+        self.common.client_id = non_blank(self.common.client_id.take(), AZURE_CLIENT_ID);
+        let token_file = self
+            .token_file
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| env.non_blank(AZURE_FEDERATED_TOKEN_FILE).map(PathBuf::from));
+        let mut missing = Vec::new();
+        if self.common.tenant_id.is_none() {
+            missing.push("tenant_id (AZURE_TENANT_ID)");
+        }
+        if self.common.client_id.is_none() {
+            missing.push("client_id (AZURE_CLIENT_ID)");
+        }
+        if token_file.is_none() {
+            missing.push("token_file_path (AZURE_FEDERATED_TOKEN_FILE)");
+        }
+        let Some(token_file) = token_file.filter(|_| missing.is_empty()) else {
+            return Err(Error::unavailable(
+                NAME,
+                format!(
+                    "workload identity is not fully configured; missing: {}. Set them in the builder or the environment \
+                     (on AKS, enable workload identity for the pod's service account)",
+                    missing.join(", ")
+                ),
+            ));
+        };
+        let token_file = Arc::new(token_file);
+        let source = TokenFile(token_file.clone());
+        let client = self.common.build(
+            NAME,
+            "workload_identity",
+            ClientAuth::Assertion(Arc::new(source)),
+        )?;
+        Ok(WorkloadIdentityCredential { client, token_file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use identity_core::{Env, ErrorKind};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const VAULT: &str = "https://vault.azure.net/.default";
+
+    fn env_for(server: &MockServer, file: &std::path::Path) -> Env {
+        Env::from_pairs([
+            (AZURE_TENANT_ID, "t".to_owned()),
+            (AZURE_CLIENT_ID, "c".to_owned()),
+            (AZURE_FEDERATED_TOKEN_FILE, file.display().to_string()),
+            ("AZURE_AUTHORITY_HOST", server.uri()),
+        ])
+    }
+
+    fn builder(env: Env) -> WorkloadIdentityCredentialBuilder {
+        let (clock, sleeper) = fake_time();
+        WorkloadIdentityCredential::builder()
+            .env(env)
+            .allow_insecure_loopback_authority(true)
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+    }
+
+    async fn token_server() -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/t/oauth2/v2.0/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn the_federated_token_is_sent_verbatim_with_the_spec_form() {
+        let server = token_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "SAJWT\n").unwrap();
+        let credential = builder(env_for(&server, &file)).build().unwrap();
+        credential
+            .get_token(&[VAULT], &TokenRequestOptions::default())
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1);
+        let form = form_of(&requests[0]);
+        let expected: std::collections::BTreeMap<String, String> = [
+            ("client_assertion", "SAJWT\n"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_id", "c"),
+            ("grant_type", "client_credentials"),
+            ("scope", VAULT),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(form, expected);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_token_file_is_used_on_the_next_fetch() {
+        let server = token_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "planted-first-assertion").unwrap();
+        let credential = builder(env_for(&server, &file)).build().unwrap();
+        let options = TokenRequestOptions::default();
+        credential.get_token(&[VAULT], &options).await.unwrap();
+        std::fs::write(&file, "planted-second-assertion").unwrap();
+        // Another scope set misses the cache, so the file is read again.
+        credential
+            .get_token(&["https://storage.azure.com/.default"], &options)
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(
+            form_of(&requests[0])["client_assertion"],
+            "planted-first-assertion"
+        );
+        assert_eq!(
+            form_of(&requests[1])["client_assertion"],
+            "planted-second-assertion"
+        );
+    }
+
+    #[test]
+    fn missing_settings_are_unavailable_and_listed() {
+        let err = WorkloadIdentityCredential::builder()
+            .env(Env::empty())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        for item in [
+            "tenant_id",
+            "client_id",
+            "token_file_path",
+            "AZURE_FEDERATED_TOKEN_FILE",
+        ] {
+            assert!(err.message().contains(item), "{err}");
+        }
+        let err = WorkloadIdentityCredential::builder()
+            .env(Env::from_pairs([
+                (AZURE_TENANT_ID, "t"),
+                (AZURE_FEDERATED_TOKEN_FILE, "/f"),
+            ]))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(
+            err.message().contains("client_id (AZURE_CLIENT_ID)"),
+            "{err}"
+        );
+        assert!(!err.message().contains("tenant_id"), "{err}");
+    }
+
+    #[test]
+    fn builder_settings_override_the_environment() {
+        let credential = WorkloadIdentityCredential::builder()
+            .env(Env::from_pairs([
+                (AZURE_TENANT_ID, "env-tenant"),
+                (AZURE_CLIENT_ID, "env-client"),
+            ]))
+            .tenant_id("t2")
+            .client_id("c2")
+            .token_file_path("/var/run/token")
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let text = format!("{credential:?}");
+        assert!(
+            text.contains("t2") && text.contains("c2") && text.contains("/var/run/token"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_token_file_is_an_authentication_failure_naming_the_path() {
+        let server = token_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("absent");
+        let credential = builder(env_for(&server, &file)).build().unwrap();
+        let err = credential
+            .get_token(&[VAULT], &TokenRequestOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert!(err.message().contains("absent"), "{err}");
+        assert!(server.received_requests().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn errors_never_show_the_federated_token() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "error": "invalid_client",
+                "error_description": "AADSTS700024: Client assertion planted-federated-token is not within its valid time range.",
+            })))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "planted-federated-token").unwrap();
+        let credential = builder(env_for(&server, &file)).build().unwrap();
+        let err = credential
+            .get_token(&[VAULT], &TokenRequestOptions::default())
+            .await
+            .unwrap_err();
+        let text = format!("{err} {err:?} {credential:?}");
+        assert!(text.contains("AADSTS700024"), "{text}");
+        assert_no_key_material(&text);
+    }
+}

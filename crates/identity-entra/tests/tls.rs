@@ -1,0 +1,300 @@
+//! HTTPS end to end: a local TLS token server whose certificate is signed by a test CA that
+//! the client trusts only through an injected `SSL_CERT_FILE`, and a local CONNECT proxy
+//! that tunnels requests for the public authority host to that server, so nothing leaves
+//! the machine.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions fail loudly on purpose"
+)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use identity_core::http::HttpClient;
+use identity_core::test_util::RecordingSleeper;
+use identity_core::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
+use identity_entra::{ClientSecretCredential, ReqwestClient};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+const LIMIT: Duration = Duration::from_secs(20);
+const SECRET: &str = "planted-tls-secret";
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Reads an HTTP/1.1 request head (and, with a Content-Length, its body) from `stream`.
+async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return String::from_utf8_lossy(&buf[..end + 4 + length]).to_string();
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return String::from_utf8_lossy(&buf).to_string();
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A TLS token server on 127.0.0.1 answering every request with a token; it logs requests.
+async fn tls_token_server(log: Log) -> SocketAddr {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(format!("{DATA}/server.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(format!("{DATA}/server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let request = read_request(&mut tls).await;
+                log.lock().unwrap().push(request);
+                let body =
+                    r#"{"token_type":"Bearer","access_token":"TLS-TOKEN","expires_in":3600}"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A CONNECT proxy on 127.0.0.1 that logs each CONNECT line and tunnels *every* request to
+/// `upstream` (a local server), whatever host was asked for.
+async fn connect_proxy(upstream: SocketAddr, log: Log) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let head = read_request(&mut client).await;
+                let first = head.lines().next().unwrap_or_default().to_owned();
+                log.lock().unwrap().push(first.clone());
+                if !first.starts_with("CONNECT ") {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    addr
+}
+
+fn client(env: Env) -> Arc<dyn HttpClient> {
+    Arc::new(
+        ReqwestClient::builder()
+            .env(env)
+            .native_roots(false)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn credential(authority: &str, http: Arc<dyn HttpClient>) -> ClientSecretCredential {
+    ClientSecretCredential::builder()
+        .tenant_id("t")
+        .client_id("c")
+        .client_secret(SECRET)
+        .authority_host(authority)
+        .env(Env::empty())
+        .sleeper(RecordingSleeper::new().shared())
+        .http_client(http)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_is_fetched_over_https_trusting_the_ca_from_ssl_cert_file() {
+    let log = Log::default();
+    let addr = tls_token_server(log.clone()).await;
+    let http = client(Env::from_pairs([(
+        "SSL_CERT_FILE",
+        format!("{DATA}/ca.pem"),
+    )]));
+    let credential = credential(&format!("https://localhost:{}", addr.port()), http);
+    let token = timeout(
+        LIMIT,
+        credential.get_token(
+            &["https://vault.azure.net/.default"],
+            &TokenRequestOptions::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(token.token.secret(), "TLS-TOKEN");
+    let requests = log.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].starts_with("POST /t/oauth2/v2.0/token HTTP/1.1"),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[0].contains(&format!("client_secret={SECRET}")));
+}
+
+#[tokio::test]
+async fn the_same_ca_in_ssl_cert_dir_is_trusted_too() {
+    let log = Log::default();
+    let addr = tls_token_server(log.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{DATA}/ca.pem"), dir.path().join("test-ca.pem")).unwrap();
+    std::fs::write(dir.path().join("README"), "not a certificate").unwrap();
+    let http = client(Env::from_pairs([(
+        "SSL_CERT_DIR",
+        dir.path().display().to_string(),
+    )]));
+    let credential = credential(&format!("https://127.0.0.1:{}", addr.port()), http);
+    let token = timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(token.token.secret(), "TLS-TOKEN");
+}
+
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_a_transport_error_without_the_secret() {
+    let log = Log::default();
+    let addr = tls_token_server(log.clone()).await;
+    // Trusts a CA (the client's self-signed certificate) that did not sign the server's.
+    let http = client(Env::from_pairs([(
+        "SSL_CERT_FILE",
+        format!("{DATA}/ec.pem"),
+    )]));
+    let credential = credential(&format!("https://127.0.0.1:{}", addr.port()), http);
+    let err = timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let text = format!("{err} {err:?} {}", identity_core::display_chain(&err));
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "no request may be read by an untrusted server"
+    );
+}
+
+#[tokio::test]
+async fn the_public_authority_is_reached_through_https_proxy() {
+    let server_log = Log::default();
+    let proxy_log = Log::default();
+    let server = tls_token_server(server_log.clone()).await;
+    let proxy = connect_proxy(server, proxy_log.clone()).await;
+    let http = client(Env::from_pairs([
+        ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
+        ("HTTPS_PROXY", format!("http://127.0.0.1:{}", proxy.port())),
+    ]));
+    // The default authority: https://login.microsoftonline.com. The proxy tunnels it to the
+    // local server, whose certificate also names login.microsoftonline.com.
+    let credential = ClientSecretCredential::builder()
+        .tenant_id("t")
+        .client_id("c")
+        .client_secret(SECRET)
+        .env(Env::empty())
+        .http_client(http)
+        .build()
+        .unwrap();
+    let token = timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(token.token.secret(), "TLS-TOKEN");
+    let proxied = proxy_log.lock().unwrap().clone();
+    assert_eq!(proxied.len(), 1, "{proxied:?}");
+    assert!(
+        proxied[0].starts_with("CONNECT login.microsoftonline.com:443 "),
+        "{proxied:?}"
+    );
+    let requests = server_log.lock().unwrap().clone();
+    assert!(
+        requests[0].starts_with("POST /t/oauth2/v2.0/token HTTP/1.1"),
+        "{requests:?}"
+    );
+    assert!(
+        requests[0]
+            .to_ascii_lowercase()
+            .contains("host: login.microsoftonline.com"),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_proxy_hosts_bypass_the_proxy() {
+    let server_log = Log::default();
+    let proxy_log = Log::default();
+    let server = tls_token_server(server_log.clone()).await;
+    let proxy = connect_proxy(server, proxy_log.clone()).await;
+    let http = client(Env::from_pairs([
+        ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
+        ("https_proxy", format!("http://127.0.0.1:{}", proxy.port())),
+        ("no_proxy", "localhost,127.0.0.1".to_owned()),
+    ]));
+    let credential = credential(&format!("https://127.0.0.1:{}", server.port()), http);
+    timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(proxy_log.lock().unwrap().is_empty());
+    assert_eq!(server_log.lock().unwrap().len(), 1);
+}

@@ -1,0 +1,346 @@
+//! App Service, Azure Functions and Container Apps (spec §2.2).
+//!
+//! * Host: the platform's local identity endpoint (usually `http://localhost:<port>/msi/token`).
+//! * Environment: [`IDENTITY_ENDPOINT`] (full URL) and [`IDENTITY_HEADER`] (a secret), both
+//!   non-empty, and no `IDENTITY_SERVER_THUMBPRINT` (that would be Service Fabric).
+//! * Request: `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=<resource>[&<id>]`
+//!   with `X-IDENTITY-HEADER: <IDENTITY_HEADER>` and `Metadata: true` (the latter is what
+//!   Azure Automation needs, and harmless elsewhere; spec §9 #1).
+//! * Identities: system-assigned; user-assigned by `client_id`, `object_id` or `mi_res_id`
+//!   (the documented name for a resource id, spec §2.9).
+//! * Retries: the default policy (3 status retries on 408, 429, 5xx…; `Retry-After`).
+//! * Errors: an error status (after retries) is an authentication failure carrying the
+//!   service's message; a missing or wrong `X-IDENTITY-HEADER` typically shows as 400 or 401.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use identity_core::http::{Pipeline, Request, Response};
+use identity_core::retry::RetryPolicy;
+use identity_core::{Error, Secret};
+
+use crate::source::{
+    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
+    secret_header, standard_parse,
+};
+use crate::wire::{self, TokenResponse};
+
+/// The endpoint URL.
+pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+/// The secret the endpoint expects in `X-IDENTITY-HEADER`.
+pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+/// The api-version sent.
+pub const API_VERSION: &str = "2019-08-01";
+
+const CHECK: &str = "check that the app's managed identity is enabled and that IDENTITY_ENDPOINT and IDENTITY_HEADER come from the platform";
+
+#[derive(Debug)]
+pub(crate) struct AppService {
+    endpoint: Result<String, Error>,
+    secret: Secret,
+    pipeline: Pipeline,
+}
+
+/// Detector: `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` non-empty.
+pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
+    let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
+    let secret = settings.env.non_empty(IDENTITY_HEADER)?;
+    let endpoint = settings.endpoint_or(endpoint);
+    Some(Box::new(AppService {
+        endpoint: parse_endpoint(endpoint, IDENTITY_ENDPOINT, "App Service")
+            .map(|_| endpoint.to_owned()),
+        secret: Secret::new(secret),
+        pipeline: settings.pipeline(RetryPolicy::default()),
+    }))
+}
+
+impl Source for AppService {
+    fn kind(&self) -> ManagedIdentitySource {
+        ManagedIdentitySource::AppService
+    }
+
+    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
+        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
+        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
+        params.extend(id.param(["client_id", "object_id", "mi_res_id"]));
+        let builder = http::Request::get(wire::with_query(endpoint, &params))
+            .header(
+                "X-IDENTITY-HEADER",
+                secret_header(self.secret.secret(), IDENTITY_HEADER, self.name())?,
+            )
+            .header("Metadata", "true");
+        build_request(builder, Bytes::new(), self.name())
+    }
+
+    fn check(&self) -> &'static str {
+        CHECK
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        Some(&self.pipeline)
+    }
+
+    fn parse(
+        &self,
+        response: &Response,
+        _id: &ManagedIdentityId,
+        sent_at: SystemTime,
+    ) -> Result<TokenResponse, Error> {
+        standard_parse(self.name(), CHECK, response, sent_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn env(server: &MockServer) -> identity_core::Env {
+        identity_core::Env::from_pairs([
+            (IDENTITY_ENDPOINT, format!("{}/msi/token", server.uri())),
+            (IDENTITY_HEADER, SECRET.to_owned()),
+        ])
+    }
+
+    #[tokio::test]
+    async fn system_assigned_request_has_the_exact_shape() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/msi/token"))
+            .and(query_param("api-version", "2019-08-01"))
+            .and(query_param("resource", "https://vault.azure.net"))
+            .and(query_param_is_missing("client_id"))
+            .and(query_param_is_missing("object_id"))
+            .and(query_param_is_missing("mi_res_id"))
+            .and(header("X-IDENTITY-HEADER", SECRET))
+            .and(header("Metadata", "true"))
+            .respond_with(token_on(CLOCK_NOW + 86_400))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        assert_eq!(h.credential.source(), ManagedIdentitySource::AppService);
+        let token = h.get().await.unwrap();
+        assert_eq!(token.token.secret(), "AT");
+        assert_eq!(token.expires_on, at(CLOCK_NOW + 86_400));
+        assert_eq!(token.refresh_on, Some(at(CLOCK_NOW + 43_200)));
+    }
+
+    #[tokio::test]
+    async fn user_assigned_selectors_use_the_documented_parameter_names() {
+        for (id, name, value) in [
+            (
+                ManagedIdentityId::ClientId("CID".into()),
+                "client_id",
+                "CID",
+            ),
+            (
+                ManagedIdentityId::ObjectId("OID".into()),
+                "object_id",
+                "OID",
+            ),
+            (
+                ManagedIdentityId::ResourceId(UAMI.into()),
+                "mi_res_id",
+                UAMI,
+            ),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .and(path("/msi/token"))
+                .and(query_param(name, value))
+                .and(header("X-IDENTITY-HEADER", SECRET))
+                .respond_with(token_on(CLOCK_NOW + 3600))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let h = harness(env(&server), id);
+            h.get().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_400_is_not_retried_and_carries_the_service_message() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(400).set_body_string(
+                r#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"x"}"#,
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        let e = h.get().await.unwrap_err();
+        assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
+        assert_eq!(e.status(), Some(400));
+        let text = e.to_string();
+        assert!(
+            text.contains("Unable to load the proper Managed Identity"),
+            "{text}"
+        );
+        assert!(
+            text.contains("App Service") && text.contains("IDENTITY_HEADER"),
+            "{text}"
+        );
+        assert_no_secret(&e);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_header_is_an_authentication_failure() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_string(r#"{"message":"invalid identity header"}"#),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
+            .get()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
+        assert_no_secret(&e);
+    }
+
+    #[tokio::test]
+    async fn a_500_is_retried_with_the_default_schedule() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(3)
+            .expect(3)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        h.get().await.unwrap();
+        assert_eq!(h.sleeper.slept(), secs(&[1.6, 3.2]));
+    }
+
+    #[tokio::test]
+    async fn a_500_forever_gives_four_attempts_then_an_error() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(4)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        let e = h.get().await.unwrap_err();
+        assert_eq!(e.status(), Some(500));
+        assert_no_secret(&e);
+    }
+
+    #[tokio::test]
+    async fn a_429_with_retry_after_waits_as_told() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3"))
+            .up_to_n_times(2)
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        h.get().await.unwrap();
+        assert_eq!(h.sleeper.slept(), secs(&[3.0, 3.0]));
+    }
+
+    #[tokio::test]
+    async fn malformed_json_and_missing_fields_are_authentication_failures() {
+        for body in [
+            "{not json",
+            r#"{"expires_on":"1"}"#,
+            r#"{"access_token":"planted-token-value"}"#,
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(200).set_body_string(body))
+                .mount(&server)
+                .await;
+            let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
+                .get()
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                identity_core::ErrorKind::AuthenticationFailed,
+                "{body}"
+            );
+            assert!(e.to_string().contains("App Service"));
+            assert!(!format!("{e:?}").contains("planted"));
+            assert_no_secret(&e);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_five_megabyte_body_is_rejected_by_the_cap() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(5 * 1024 * 1024)))
+            .mount(&server)
+            .await;
+        let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
+            .get()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), identity_core::ErrorKind::Transport);
+        assert!(identity_core::display_chain(&e).contains("limit"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_ends_within_the_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts connections and never writes a byte.
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let env = identity_core::Env::from_pairs([
+            (IDENTITY_ENDPOINT, format!("http://{addr}/msi/token")),
+            (IDENTITY_HEADER, SECRET.to_owned()),
+        ]);
+        let h = harness_with(env, ManagedIdentityId::SystemAssigned, |b| {
+            b.timeout(std::time::Duration::from_millis(200))
+        });
+        let result = tokio::time::timeout(std::time::Duration::from_secs(20), h.get()).await;
+        let e = result
+            .expect("bounded by the per-attempt timeout")
+            .unwrap_err();
+        assert_eq!(e.kind(), identity_core::ErrorKind::Transport);
+        assert!(
+            identity_core::display_chain(&e).contains("timed out"),
+            "{e}"
+        );
+        hold.abort();
+    }
+
+    #[test]
+    fn the_credential_debug_never_shows_the_identity_header() {
+        let env = identity_core::Env::from_pairs([
+            (IDENTITY_ENDPOINT, "http://127.0.0.1:1/x"),
+            (IDENTITY_HEADER, SECRET),
+        ]);
+        let h = harness(env, ManagedIdentityId::SystemAssigned);
+        assert!(!format!("{:?}", h.credential).contains(SECRET));
+    }
+}

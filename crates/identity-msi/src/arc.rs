@@ -1,0 +1,551 @@
+//! Azure Arc-enabled servers (spec §2.4): a challenge flow against the local agent.
+//!
+//! * Host: the Arc agent on the machine (usually `http://localhost:40342`).
+//! * Environment: [`IDENTITY_ENDPOINT`] (the token URL)
+//!   and [`IMDS_ENDPOINT`] (only its presence matters), with no `IDENTITY_HEADER`.
+//! * Request: `GET {IDENTITY_ENDPOINT}?api-version=2020-06-01&resource=<resource>[&<id>]` with
+//!   `Metadata: true`. The agent answers 401 with `WWW-Authenticate: Basic realm=<key file>`;
+//!   the same GET is sent again with `Authorization: Basic <key file contents>` (verbatim,
+//!   not base64-encoded: the agent wrote it for this purpose).
+//! * Identities: system-assigned; user-assigned by `client_id`, `object_id` or `msi_res_id`.
+//!   The token response must echo the requested identity (case-insensitively), otherwise the
+//!   token is refused: older agents silently return the system identity (fail closed).
+//! * Retries: the default policy on each of the two requests.
+//!
+//! The key file is checked before it is read (spec §9 #4): the challenge must use the `Basic`
+//! scheme with a `realm`; the file must sit directly in the agent's token directory
+//! (Linux `/var/opt/azcmagent/tokens`, Windows `%ProgramData%\AzureConnectedMachineAgent\Tokens`;
+//! the builder's `arc_key_directory` replaces it), end in `.key`, exist, be a regular file
+//! (not a symlink, and its directory must canonicalise to the expected one) and be at most
+//! 4096 bytes. Anything else is refused without reading the file. On other platforms Arc is
+//! unavailable. The file is read with blocking I/O: it is at most 4 KiB on a local disk.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use identity_core::http::{Pipeline, Request, Response, clone_request};
+use identity_core::retry::RetryPolicy;
+use identity_core::{Env, Error};
+
+use crate::NAME;
+use crate::app_service::IDENTITY_ENDPOINT;
+use crate::source::{
+    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
+    standard_parse,
+};
+use crate::wire::{self, TokenResponse};
+
+/// Set by the Arc agent; only its presence is used.
+pub const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
+/// The api-version sent.
+pub const API_VERSION: &str = "2020-06-01";
+/// The largest key file accepted.
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
+/// The agent's key directory on Linux.
+pub const LINUX_KEY_DIRECTORY: &str = "/var/opt/azcmagent/tokens";
+
+const CHECK: &str = "check that the Azure Connected Machine agent (himds) is running and that this process may read its token directory";
+
+#[derive(Debug)]
+pub(crate) struct AzureArc {
+    endpoint: Result<String, Error>,
+    key_directory: Result<PathBuf, Error>,
+    pipeline: Pipeline,
+}
+
+/// Detector: `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT` non-empty (App Service, checked
+/// first, took the environments that also have `IDENTITY_HEADER`).
+pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
+    let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
+    settings.env.non_empty(IMDS_ENDPOINT)?;
+    let endpoint = settings.endpoint_or(endpoint);
+    Some(Box::new(AzureArc {
+        endpoint: parse_endpoint(endpoint, IDENTITY_ENDPOINT, "Azure Arc")
+            .map(|_| endpoint.to_owned()),
+        key_directory: match &settings.arc_key_directory {
+            Some(dir) => Ok(dir.clone()),
+            None => platform_key_directory(&settings.env),
+        },
+        pipeline: settings.pipeline(RetryPolicy::default()),
+    }))
+}
+
+/// The agent's key directory for this platform.
+fn platform_key_directory(env: &Env) -> Result<PathBuf, Error> {
+    if cfg!(target_os = "linux") {
+        Ok(PathBuf::from(LINUX_KEY_DIRECTORY))
+    } else if cfg!(windows) {
+        let program_data = env.non_empty("ProgramData").or_else(|| env.non_empty("PROGRAMDATA")).ok_or_else(|| {
+            Error::unavailable(NAME, "Azure Arc needs %ProgramData% to locate the agent's key directory; it is not set")
+        })?;
+        Ok(Path::new(program_data)
+            .join("AzureConnectedMachineAgent")
+            .join("Tokens"))
+    } else {
+        Err(Error::unavailable(
+            NAME,
+            "Azure Arc managed identity is supported only on Linux and Windows",
+        ))
+    }
+}
+
+fn refused(why: &str) -> Error {
+    Error::authentication_failed(
+        NAME,
+        format!(
+            "the Azure Arc agent's challenge was refused: {why}; the file was not read. {CHECK}"
+        ),
+    )
+}
+
+impl AzureArc {
+    /// Validates the challenge and reads the key file, following spec §9 #4.
+    fn read_key(&self, response: &Response) -> Result<String, Error> {
+        let directory = self.key_directory.as_ref().map_err(Clone::clone)?;
+        let header = response
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .ok_or_else(|| refused("the 401 answer has no WWW-Authenticate header"))?
+            .to_str()
+            .map_err(|_| refused("the WWW-Authenticate header is not text"))?;
+        let (scheme, realm) = header
+            .split_once('=')
+            .ok_or_else(|| refused("the challenge is not of the form \"Basic realm=<path>\""))?;
+        if !scheme.trim().eq_ignore_ascii_case("basic realm") {
+            return Err(refused(
+                "the challenge does not use the Basic scheme with a realm",
+            ));
+        }
+        let path = Path::new(realm.trim());
+        if path.parent() != Some(directory.as_path()) {
+            return Err(refused(&format!(
+                "the key file is not directly in {}",
+                directory.display()
+            )));
+        }
+        if path.extension().and_then(|e| e.to_str()) != Some("key") {
+            return Err(refused("the key file does not have the .key extension"));
+        }
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|_| refused("the key file does not exist or cannot be inspected"))?;
+        if !meta.file_type().is_file() {
+            return Err(refused(
+                "the key file is not a regular file (symlinks are refused)",
+            ));
+        }
+        if meta.len() > MAX_KEY_FILE_BYTES {
+            return Err(refused(&format!(
+                "the key file is larger than {MAX_KEY_FILE_BYTES} bytes"
+            )));
+        }
+        // The directory itself could be a symlink to somewhere else.
+        let real_dir = std::fs::canonicalize(directory)
+            .map_err(|_| refused("the key directory cannot be resolved"))?;
+        let real_parent = path
+            .parent()
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .ok_or_else(|| refused("the key file's directory cannot be resolved"))?;
+        if real_parent != real_dir {
+            return Err(refused(
+                "the key file's directory resolves outside the key directory",
+            ));
+        }
+        let file = std::fs::File::open(path).map_err(|_| {
+            Error::unavailable(
+                NAME,
+                format!("the Azure Arc key file cannot be opened; {CHECK}"),
+            )
+        })?;
+        // Bounded read: the file could have grown since the check.
+        let mut key = String::new();
+        file.take(MAX_KEY_FILE_BYTES + 1)
+            .read_to_string(&mut key)
+            .map_err(|_| {
+                Error::authentication_failed(
+                    NAME,
+                    format!("the Azure Arc key file cannot be read as text; {CHECK}"),
+                )
+            })?;
+        if key.len() as u64 > MAX_KEY_FILE_BYTES {
+            return Err(refused(&format!(
+                "the key file is larger than {MAX_KEY_FILE_BYTES} bytes"
+            )));
+        }
+        Ok(key)
+    }
+
+    /// The echo check for user-assigned identities.
+    fn confirm(token: &TokenResponse, id: &ManagedIdentityId) -> Result<(), Error> {
+        let (echoed, requested) = match id {
+            ManagedIdentityId::SystemAssigned => return Ok(()),
+            ManagedIdentityId::ClientId(v) => (&token.client_id, v),
+            ManagedIdentityId::ObjectId(v) => (&token.object_id, v),
+            ManagedIdentityId::ResourceId(v) => (&token.msi_res_id, v),
+        };
+        if echoed
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(requested))
+        {
+            return Ok(());
+        }
+        Err(Error::authentication_failed(
+            NAME,
+            format!(
+                "Azure Arc did not confirm the requested {} identity (the response does not echo it); the agent may \
+                 be too old to support user-assigned identities, or the identity is not assigned to this machine",
+                id.kind_name()
+            ),
+        ))
+    }
+}
+
+impl Source for AzureArc {
+    fn kind(&self) -> ManagedIdentitySource {
+        ManagedIdentitySource::AzureArc
+    }
+
+    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
+        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
+        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
+        params.extend(id.param(["client_id", "object_id", "msi_res_id"]));
+        let builder =
+            http::Request::get(wire::with_query(endpoint, &params)).header("Metadata", "true");
+        build_request(builder, Bytes::new(), self.name())
+    }
+
+    fn check(&self) -> &'static str {
+        CHECK
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        Some(&self.pipeline)
+    }
+
+    fn challenge(&self, response: &Response, request: &Request) -> Result<Option<Request>, Error> {
+        let status = response.status().as_u16();
+        if status != 401 {
+            if response.status().is_success() {
+                // An Arc agent always challenges first; a token without one means something
+                // else answered on the endpoint.
+                return Err(Error::authentication_failed(
+                    NAME,
+                    format!(
+                        "the Azure Arc endpoint answered without the expected 401 challenge; {CHECK}"
+                    ),
+                ));
+            }
+            return Err(wire::status_error(self.name(), response, CHECK));
+        }
+        let key = self.read_key(response)?;
+        let mut value = http::HeaderValue::from_str(&format!("Basic {key}")).map_err(|_| {
+            Error::authentication_failed(NAME, format!("the Azure Arc key file holds characters that cannot be sent in a header; {CHECK}"))
+        })?;
+        value.set_sensitive(true);
+        let mut second = clone_request(request);
+        second
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
+        Ok(Some(second))
+    }
+
+    fn parse(
+        &self,
+        response: &Response,
+        id: &ManagedIdentityId,
+        sent_at: SystemTime,
+    ) -> Result<TokenResponse, Error> {
+        let token = standard_parse(self.name(), CHECK, response, sent_at)?;
+        Self::confirm(&token, id)?;
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use identity_core::ErrorKind;
+    use wiremock::matchers::{header, header_exists, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const KEY: &str = "planted-arc-key-contents";
+
+    struct Setup {
+        server: MockServer,
+        dir: tempfile::TempDir,
+    }
+
+    async fn setup() -> Setup {
+        Setup {
+            server: MockServer::start().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    impl Setup {
+        fn harness(&self, id: ManagedIdentityId) -> Harness {
+            let env = identity_core::Env::from_pairs([
+                (
+                    IDENTITY_ENDPOINT,
+                    format!("{}/metadata/identity/oauth2/token", self.server.uri()),
+                ),
+                (IMDS_ENDPOINT, self.server.uri()),
+            ]);
+            let dir = self.dir.path().to_path_buf();
+            harness_with(env, id, move |b| b.arc_key_directory(dir))
+        }
+
+        fn key_path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        async fn challenge(&self, realm: String) {
+            Mock::given(method("GET"))
+                .and(path("/metadata/identity/oauth2/token"))
+                .and(|r: &wiremock::Request| !r.headers.contains_key("authorization"))
+                .respond_with(
+                    ResponseTemplate::new(401).insert_header("WWW-Authenticate", realm.as_str()),
+                )
+                .expect(1)
+                .mount(&self.server)
+                .await;
+        }
+
+        async fn no_second_request(&self) {
+            Mock::given(header_exists("Authorization"))
+                .respond_with(token_on(CLOCK_NOW + 3600))
+                .expect(0)
+                .mount(&self.server)
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_challenge_flow_sends_the_key_file_verbatim() {
+        let s = setup().await;
+        std::fs::write(s.key_path("abc.key"), KEY).unwrap();
+        s.challenge(format!("Basic realm={}", s.key_path("abc.key").display()))
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/metadata/identity/oauth2/token"))
+            .and(query_param("api-version", "2020-06-01"))
+            .and(query_param("resource", "https://vault.azure.net"))
+            .and(header("Metadata", "true"))
+            .and(header("Authorization", format!("Basic {KEY}").as_str()))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&s.server)
+            .await;
+        let h = s.harness(ManagedIdentityId::SystemAssigned);
+        assert_eq!(h.credential.source(), ManagedIdentitySource::AzureArc);
+        h.get().await.unwrap();
+    }
+
+    async fn refused_without_reading(s: &Setup, realm: String, word: &str) {
+        s.challenge(realm).await;
+        s.no_second_request().await;
+        let e = s
+            .harness(ManagedIdentityId::SystemAssigned)
+            .get()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
+        let text = e.to_string();
+        assert!(text.contains(word), "{text}");
+        assert!(text.contains("not read"), "{text}");
+        assert!(!format!("{e:?}").contains(KEY));
+    }
+
+    #[tokio::test]
+    async fn a_realm_outside_the_directory_is_refused() {
+        let s = setup().await;
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("evil.key"), KEY).unwrap();
+        refused_without_reading(
+            &s,
+            format!("Basic realm={}", other.path().join("evil.key").display()),
+            "not directly in",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_realm_with_dot_dot_is_refused() {
+        let s = setup().await;
+        let realm = format!("Basic realm={}/../evil.key", s.dir.path().display());
+        refused_without_reading(&s, realm, "not directly in").await;
+    }
+
+    #[tokio::test]
+    async fn a_wrong_extension_is_refused() {
+        let s = setup().await;
+        std::fs::write(s.key_path("abc.txt"), KEY).unwrap();
+        refused_without_reading(
+            &s,
+            format!("Basic realm={}", s.key_path("abc.txt").display()),
+            ".key",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_oversize_key_file_is_refused() {
+        let s = setup().await;
+        std::fs::write(s.key_path("big.key"), "k".repeat(5000)).unwrap();
+        refused_without_reading(
+            &s,
+            format!("Basic realm={}", s.key_path("big.key").display()),
+            "4096",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_key_file_is_refused() {
+        let s = setup().await;
+        refused_without_reading(
+            &s,
+            format!("Basic realm={}", s.key_path("gone.key").display()),
+            "does not exist",
+        )
+        .await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlink_out_of_the_directory_is_refused() {
+        let s = setup().await;
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("secret.key"), KEY).unwrap();
+        std::os::unix::fs::symlink(other.path().join("secret.key"), s.key_path("link.key"))
+            .unwrap();
+        refused_without_reading(
+            &s,
+            format!("Basic realm={}", s.key_path("link.key").display()),
+            "symlink",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_non_basic_challenge_is_refused() {
+        let s = setup().await;
+        std::fs::write(s.key_path("abc.key"), KEY).unwrap();
+        refused_without_reading(
+            &s,
+            format!("Bearer realm={}", s.key_path("abc.key").display()),
+            "Basic",
+        )
+        .await;
+    }
+
+    async fn user_assigned(echo: Option<&str>) -> Result<identity_core::AccessToken, Error> {
+        let s = setup().await;
+        std::fs::write(s.key_path("abc.key"), KEY).unwrap();
+        s.challenge(format!("Basic realm={}", s.key_path("abc.key").display()))
+            .await;
+        let mut body = format!(
+            r#"{{"access_token":"AT","expires_in":"3600","expires_on":"{}""#,
+            CLOCK_NOW + 3600
+        );
+        if let Some(echo) = echo {
+            body.push_str(&format!(r#","client_id":"{echo}""#));
+        }
+        body.push('}');
+        Mock::given(header_exists("Authorization"))
+            .and(query_param("client_id", "CID"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .expect(1)
+            .mount(&s.server)
+            .await;
+        s.harness(ManagedIdentityId::ClientId("CID".into()))
+            .get()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_user_assigned_token_without_the_echo_is_refused() {
+        let e = user_assigned(None).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
+        assert!(e.to_string().contains("did not confirm"), "{e}");
+        let e = user_assigned(Some("someone-else")).await.unwrap_err();
+        assert!(e.to_string().contains("did not confirm"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_user_assigned_token_with_the_echo_in_any_case_is_accepted() {
+        user_assigned(Some("cid")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn object_and_resource_ids_use_their_parameters_and_are_echo_checked() {
+        for (id, param, echo_field) in [
+            (
+                ManagedIdentityId::ObjectId("OID".into()),
+                "object_id",
+                "object_id",
+            ),
+            (
+                ManagedIdentityId::ResourceId(UAMI.into()),
+                "msi_res_id",
+                "msi_res_id",
+            ),
+            (
+                ManagedIdentityId::ResourceId(UAMI.into()),
+                "msi_res_id",
+                "mi_res_id",
+            ),
+        ] {
+            let requested = match &id {
+                ManagedIdentityId::ObjectId(v) | ManagedIdentityId::ResourceId(v) => v.clone(),
+                _ => unreachable!(),
+            };
+            let s = setup().await;
+            std::fs::write(s.key_path("abc.key"), KEY).unwrap();
+            Mock::given(method("GET"))
+                .and(query_param(param, requested.as_str()))
+                .and(|r: &wiremock::Request| !r.headers.contains_key("authorization"))
+                .respond_with(ResponseTemplate::new(401).insert_header(
+                    "WWW-Authenticate",
+                    format!("Basic realm={}", s.key_path("abc.key").display()).as_str(),
+                ))
+                .expect(1)
+                .mount(&s.server)
+                .await;
+            let body = serde_json::json!({
+                "access_token": "AT",
+                "expires_in": "3600",
+                echo_field: requested.to_uppercase(),
+            });
+            Mock::given(header_exists("Authorization"))
+                .and(query_param(param, requested.as_str()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(body))
+                .expect(1)
+                .mount(&s.server)
+                .await;
+            s.harness(id).get().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_answer_that_is_not_a_challenge_is_refused() {
+        let s = setup().await;
+        Mock::given(method("GET"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&s.server)
+            .await;
+        let e = s
+            .harness(ManagedIdentityId::SystemAssigned)
+            .get()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("401 challenge"), "{e}");
+    }
+}

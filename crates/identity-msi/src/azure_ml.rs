@@ -1,0 +1,201 @@
+//! Azure Machine Learning compute (spec §2.5).
+//!
+//! * Host: the compute instance's local token service.
+//! * Environment: [`MSI_ENDPOINT`] (URL) and [`MSI_SECRET`] (a secret), both non-empty.
+//! * Request: `GET {MSI_ENDPOINT}?api-version=2017-09-01&resource=<resource>[&<id>]` with the
+//!   header `secret: <MSI_SECRET>`.
+//! * Identities: system-assigned; user-assigned by `clientid` (no underscore: this API's
+//!   name), `object_id` or `msi_res_id`.
+//! * Response: `expires_on` as epoch seconds (number or string) or a UTC date string,
+//!   `MM/DD/YYYY HH:MM:SS +00:00` or `M/D/YYYY h:MM:SS AM|PM +00:00`; all are accepted
+//!   (spec §9 #5).
+//! * Retries: the default policy.
+
+use bytes::Bytes;
+use identity_core::http::{Pipeline, Request};
+use identity_core::retry::RetryPolicy;
+use identity_core::{Error, Secret};
+
+use crate::source::{
+    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
+    secret_header,
+};
+use crate::wire;
+
+/// The endpoint URL (Azure ML and Cloud Shell).
+pub const MSI_ENDPOINT: &str = "MSI_ENDPOINT";
+/// The secret sent in the `secret` header (Azure ML only).
+pub const MSI_SECRET: &str = "MSI_SECRET";
+/// The api-version sent.
+pub const API_VERSION: &str = "2017-09-01";
+
+const CHECK: &str = "check that the compute has a managed identity and that MSI_ENDPOINT and MSI_SECRET come from the platform";
+
+#[derive(Debug)]
+pub(crate) struct AzureMl {
+    endpoint: Result<String, Error>,
+    secret: Secret,
+    pipeline: Pipeline,
+}
+
+/// Detector: `MSI_ENDPOINT` and `MSI_SECRET` non-empty.
+pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
+    let endpoint = settings.env.non_empty(MSI_ENDPOINT)?;
+    let secret = settings.env.non_empty(MSI_SECRET)?;
+    let endpoint = settings.endpoint_or(endpoint);
+    Some(Box::new(AzureMl {
+        endpoint: parse_endpoint(endpoint, MSI_ENDPOINT, "Azure Machine Learning")
+            .map(|_| endpoint.to_owned()),
+        secret: Secret::new(secret),
+        pipeline: settings.pipeline(RetryPolicy::default()),
+    }))
+}
+
+impl Source for AzureMl {
+    fn kind(&self) -> ManagedIdentitySource {
+        ManagedIdentitySource::AzureMl
+    }
+
+    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
+        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
+        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
+        params.extend(id.param(["clientid", "object_id", "msi_res_id"]));
+        let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
+            "secret",
+            secret_header(self.secret.secret(), MSI_SECRET, self.name())?,
+        );
+        build_request(builder, Bytes::new(), self.name())
+    }
+
+    fn check(&self) -> &'static str {
+        CHECK
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        Some(&self.pipeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use identity_core::{Env, ErrorKind};
+    use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn env(server: &MockServer) -> Env {
+        Env::from_pairs([
+            (MSI_ENDPOINT, format!("{}/ml", server.uri())),
+            (MSI_SECRET, SECRET.to_owned()),
+        ])
+    }
+
+    #[tokio::test]
+    async fn system_assigned_request_has_the_exact_shape() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/ml"))
+            .and(query_param("api-version", "2017-09-01"))
+            .and(query_param("resource", "https://vault.azure.net"))
+            .and(query_param_is_missing("clientid"))
+            .and(query_param_is_missing("client_id"))
+            .and(header("secret", SECRET))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        assert_eq!(h.credential.source(), ManagedIdentitySource::AzureMl);
+        h.get().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn user_assigned_selectors_use_the_documented_parameter_names() {
+        for (id, name, value) in [
+            (ManagedIdentityId::ClientId("CID".into()), "clientid", "CID"),
+            (
+                ManagedIdentityId::ObjectId("OID".into()),
+                "object_id",
+                "OID",
+            ),
+            (
+                ManagedIdentityId::ResourceId(UAMI.into()),
+                "msi_res_id",
+                UAMI,
+            ),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .and(path("/ml"))
+                .and(query_param(name, value))
+                .and(header("secret", SECRET))
+                .respond_with(token_on(CLOCK_NOW + 3600))
+                .expect(1)
+                .mount(&server)
+                .await;
+            harness(env(&server), id).get().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn all_four_expires_on_formats_are_accepted() {
+        for (raw, expected) in [
+            (r#""1795298875""#, 1_795_298_875),
+            ("1795298875", 1_795_298_875),
+            (r#""06/20/2030 02:57:58 +00:00""#, 1_908_154_678),
+            (r#""1/16/2030 5:24:12 AM +00:00""#, 1_894_771_452),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_string(format!(r#"{{"access_token":"AT","expires_on":{raw},"resource":"https://vault.azure.net"}}"#)),
+                )
+                .expect(1)
+                .mount(&server)
+                .await;
+            let token = harness(env(&server), ManagedIdentityId::ClientId("CID".into()))
+                .get()
+                .await
+                .unwrap();
+            assert_eq!(token.expires_on, at(expected), "{raw}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_an_authentication_failure_without_the_secret() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_string(
+                    r#"{"error":"invalid_request","error_description":"bad secret"}"#,
+                ),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
+            .get()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
+        assert!(
+            e.to_string().contains("Azure Machine Learning")
+                && e.to_string().contains("MSI_SECRET"),
+            "{e}"
+        );
+        assert_no_secret(&e);
+        assert!(
+            !format!(
+                "{:?}",
+                harness(env(&server), ManagedIdentityId::SystemAssigned).credential
+            )
+            .contains(SECRET)
+        );
+    }
+}

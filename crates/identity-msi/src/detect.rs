@@ -1,0 +1,311 @@
+//! Source detection (spec §2.1): an ordered list of detectors, run once at construction
+//! over the injected environment snapshot. The first detector that recognises the
+//! environment wins; IMDS, last, always does.
+//!
+//! Only **non-empty** values count (spec §9 #14): `IDENTITY_ENDPOINT=""` is as good as
+//! unset. Nothing is detected from files on disk (the reference's Arc `himds` binary check is
+//! deliberately not reproduced: it silently overrides IMDS, spec §2.1 \[REC\]).
+//!
+//! | Environment (non-empty) | Source |
+//! |---|---|
+//! | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` + `IDENTITY_SERVER_THUMBPRINT` | Service Fabric |
+//! | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` | App Service |
+//! | `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT` | Azure Arc |
+//! | `IDENTITY_ENDPOINT` alone | none: `get_token` is unavailable, naming the missing variables (no fall-through, spec §9 #15) |
+//! | `MSI_ENDPOINT` + `MSI_SECRET` | Azure Machine Learning |
+//! | `MSI_ENDPOINT` | Cloud Shell |
+//! | `AZURE_AUTHORITY_HOST` + `AZURE_TENANT_ID` + `AZURE_FEDERATED_TOKEN_FILE` | workload identity: unavailable here, see below |
+//! | anything else | IMDS |
+//!
+//! **Workload identity.** The reference's managed identity credential performs the
+//! federated token exchange itself in that environment (spec §2.7). Here that exchange
+//! belongs to `WorkloadIdentityCredential` in identity-entra (which `DefaultAzureCredential`
+//! in identity-chain also tries), and identity-msi does not depend on identity-entra. So the
+//! environment is detected, so that it does not fall through to IMDS, and `get_token` says
+//! to use `WorkloadIdentityCredential`.
+//!
+//! Problems with the environment's values (a malformed URL or thumbprint) do not fail the
+//! build: they are reported by `get_token` without any request, so that a
+//! `DefaultAzureCredential` can still be built and move on. Only a refused identity kind
+//! fails the build.
+
+use identity_core::http::{Pipeline, Request};
+use identity_core::{BoxFuture, Error};
+
+use crate::source::{ManagedIdentityId, ManagedIdentitySource, Settings, Source};
+use crate::wire::TokenResponse;
+use crate::{NAME, app_service, arc, azure_ml, cloud_shell, imds, service_fabric};
+
+/// A detector: the source if it recognises the environment.
+type Detector = fn(&Settings) -> Option<Box<dyn Source>>;
+
+/// The detectors, in the order of spec §2.1.
+const DETECTORS: &[Detector] = &[
+    service_fabric::detect,
+    app_service::detect,
+    arc::detect,
+    detect_incomplete,
+    azure_ml::detect,
+    cloud_shell::detect,
+    detect_workload_identity,
+];
+
+/// Runs the detectors; IMDS when none matches.
+pub(crate) fn detect(settings: &Settings) -> Box<dyn Source> {
+    DETECTORS
+        .iter()
+        .find_map(|detector| detector(settings))
+        .unwrap_or_else(|| imds::new(settings))
+}
+
+/// `AZURE_AUTHORITY_HOST`: set by the AKS workload identity webhook.
+pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+/// `AZURE_TENANT_ID`.
+pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+/// `AZURE_FEDERATED_TOKEN_FILE`: the projected service account token.
+pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+
+/// `IDENTITY_ENDPOINT` is set, but neither `IDENTITY_HEADER` nor `IMDS_ENDPOINT`.
+fn detect_incomplete(settings: &Settings) -> Option<Box<dyn Source>> {
+    settings.env.non_empty(app_service::IDENTITY_ENDPOINT)?;
+    Some(Box::new(Incomplete))
+}
+
+#[derive(Debug)]
+struct Incomplete;
+
+impl Source for Incomplete {
+    fn kind(&self) -> ManagedIdentitySource {
+        ManagedIdentitySource::Incomplete
+    }
+
+    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn request(&self, _resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
+        Err(incomplete_error())
+    }
+
+    fn check(&self) -> &'static str {
+        "set IDENTITY_HEADER (App Service) or IMDS_ENDPOINT (Azure Arc), or unset IDENTITY_ENDPOINT"
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        None
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        _resource: &'a str,
+        _id: &'a ManagedIdentityId,
+    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
+        Box::pin(async { Err(incomplete_error()) })
+    }
+}
+
+fn incomplete_error() -> Error {
+    Error::unavailable(
+        NAME,
+        "no managed identity endpoint found: IDENTITY_ENDPOINT is set but IDENTITY_HEADER (App Service) and \
+         IMDS_ENDPOINT (Azure Arc) are missing; set the missing variable or unset IDENTITY_ENDPOINT",
+    )
+}
+
+/// The workload identity environment of spec §2.1 step 3.
+fn detect_workload_identity(settings: &Settings) -> Option<Box<dyn Source>> {
+    let env = &settings.env;
+    env.non_empty(AZURE_AUTHORITY_HOST)?;
+    env.non_empty(AZURE_TENANT_ID)?;
+    env.non_empty(AZURE_FEDERATED_TOKEN_FILE)?;
+    Some(Box::new(WorkloadIdentity))
+}
+
+#[derive(Debug)]
+struct WorkloadIdentity;
+
+impl Source for WorkloadIdentity {
+    fn kind(&self) -> ManagedIdentitySource {
+        ManagedIdentitySource::WorkloadIdentity
+    }
+
+    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn request(&self, _resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
+        Err(workload_error())
+    }
+
+    fn check(&self) -> &'static str {
+        "use WorkloadIdentityCredential"
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        None
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        _resource: &'a str,
+        _id: &'a ManagedIdentityId,
+    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
+        Box::pin(async { Err(workload_error()) })
+    }
+}
+
+fn workload_error() -> Error {
+    Error::unavailable(
+        NAME,
+        "the environment configures workload identity (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID and \
+         AZURE_FEDERATED_TOKEN_FILE are set); ManagedIdentityCredential does not perform the federated token \
+         exchange: use WorkloadIdentityCredential (identity-entra) or DefaultAzureCredential (identity-chain)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ManagedIdentityCredential;
+    use crate::source::ManagedIdentitySource as S;
+    use identity_core::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
+
+    /// One row: environment pairs, the expected source, and for sources that fail without a
+    /// request, a word the error must contain.
+    type Row = (
+        &'static [(&'static str, &'static str)],
+        S,
+        Option<&'static str>,
+    );
+
+    const WORKLOAD: [(&str, &str); 3] = [
+        ("AZURE_AUTHORITY_HOST", "https://login.example"),
+        ("AZURE_TENANT_ID", "t"),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+    ];
+
+    fn check(rows: &[Row]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (pairs, expected, error_word) in rows {
+            let credential = ManagedIdentityCredential::builder()
+                .env(Env::from_pairs(pairs.iter().copied()))
+                // Nothing listens here: a row that unexpectedly sends a request fails fast.
+                .endpoint("http://127.0.0.1:9/none")
+                .build()
+                .unwrap_or_else(|e| panic!("{pairs:?}: {e}"));
+            assert_eq!(credential.source(), *expected, "{pairs:?}");
+            if let Some(word) = error_word {
+                let e = rt
+                    .block_on(credential.get_token(
+                        &["https://vault.azure.net/.default"],
+                        &TokenRequestOptions::default(),
+                    ))
+                    .unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "{pairs:?}");
+                assert!(e.to_string().contains(word), "{pairs:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn detection_follows_the_specified_order() {
+        let workload_and_msi: &'static [(&str, &str)] = Box::leak(Box::new([
+            WORKLOAD[0],
+            WORKLOAD[1],
+            WORKLOAD[2],
+            ("MSI_ENDPOINT", "http://x/oauth2/token"),
+        ]));
+        check(&[
+            (&[], S::Imds, None),
+            (
+                &[
+                    ("IDENTITY_ENDPOINT", "http://x/msi/token"),
+                    ("IDENTITY_HEADER", "h"),
+                ],
+                S::AppService,
+                None,
+            ),
+            (
+                &[
+                    ("IDENTITY_ENDPOINT", "https://x/"),
+                    ("IDENTITY_HEADER", "h"),
+                    ("IDENTITY_SERVER_THUMBPRINT", "ab"),
+                ],
+                S::ServiceFabric,
+                None,
+            ),
+            (
+                &[
+                    ("IDENTITY_ENDPOINT", "http://x/"),
+                    ("IDENTITY_HEADER", "h"),
+                    ("IMDS_ENDPOINT", "http://x"),
+                ],
+                S::AppService,
+                None,
+            ),
+            (
+                &[
+                    ("IDENTITY_ENDPOINT", "http://x/"),
+                    ("IMDS_ENDPOINT", "http://x"),
+                ],
+                S::AzureArc,
+                None,
+            ),
+            (
+                &[("IDENTITY_ENDPOINT", "http://x/")],
+                S::Incomplete,
+                Some("IDENTITY_HEADER"),
+            ),
+            (
+                &[("IDENTITY_ENDPOINT", "http://x/"), ("IDENTITY_HEADER", "")],
+                S::Incomplete,
+                Some("IMDS_ENDPOINT"),
+            ),
+            (
+                &[("MSI_ENDPOINT", "http://x/ml"), ("MSI_SECRET", "s")],
+                S::AzureMl,
+                None,
+            ),
+            (
+                &[("MSI_ENDPOINT", "http://x/oauth2/token")],
+                S::CloudShell,
+                None,
+            ),
+            (
+                &[
+                    ("MSI_ENDPOINT", "http://x/oauth2/token"),
+                    ("MSI_SECRET", ""),
+                ],
+                S::CloudShell,
+                None,
+            ),
+            (
+                &[
+                    ("IDENTITY_ENDPOINT", ""),
+                    ("MSI_ENDPOINT", "http://x/oauth2/token"),
+                ],
+                S::CloudShell,
+                None,
+            ),
+            (workload_and_msi, S::CloudShell, None),
+            (
+                &WORKLOAD,
+                S::WorkloadIdentity,
+                Some("WorkloadIdentityCredential"),
+            ),
+            (&WORKLOAD[1..], S::Imds, None),
+            (&[("IMDS_ENDPOINT", "http://x")], S::Imds, None),
+        ]);
+    }
+
+    #[test]
+    fn an_incomplete_environment_names_both_missing_variables() {
+        check(&[(
+            &[("IDENTITY_ENDPOINT", "http://x/")],
+            S::Incomplete,
+            Some("IMDS_ENDPOINT"),
+        )]);
+    }
+}

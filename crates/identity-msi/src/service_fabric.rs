@@ -1,0 +1,572 @@
+//! Service Fabric (spec §2.3), behind the `service-fabric` feature.
+//!
+//! * Host: the cluster's managed identity token service, over HTTPS with a self-signed
+//!   certificate.
+//! * Environment: [`IDENTITY_ENDPOINT`] (an `https` URL),
+//!   [`IDENTITY_HEADER`] (a secret) and
+//!   [`IDENTITY_SERVER_THUMBPRINT`], all non-empty.
+//! * Request: `GET {IDENTITY_ENDPOINT}?api-version=2019-07-01-preview&resource=<resource>` with
+//!   `Secret: <IDENTITY_HEADER>` (no `Metadata` header).
+//! * Identities: system-assigned only; the application's identity is fixed by the cluster
+//!   configuration, so any user-assigned selector is refused at construction
+//!   (<https://aka.ms/servicefabricmi>).
+//! * TLS: the server certificate is pinned (spec §9 #3). The thumbprint is normalised (spaces,
+//!   tabs, CR, LF and `:` removed; exactly 40 hex digits), and after the handshake the
+//!   SHA-1 of the leaf certificate's DER must equal it (constant-time, case-insensitive).
+//!   Normal CA validation is off for this endpoint: the pin is the only trust anchor, and the
+//!   handshake signatures are still verified. A mismatch aborts the connection before the
+//!   request (and its `Secret` header) is written. A malformed thumbprint or a non-`https`
+//!   endpoint fails `get_token` before connecting.
+//! * The injected HTTP client is not used for this source: only the pinned client may carry
+//!   the secret. The builder's timeout, body cap, clock and sleeper still apply.
+//! * Retries: the default policy.
+//! * Without the `service-fabric` feature a detected Service Fabric environment makes
+//!   `get_token` fail with a configuration error saying to enable it.
+
+use bytes::Bytes;
+use identity_core::http::{Pipeline, Request};
+use identity_core::{BoxFuture, Error, Secret};
+
+use crate::NAME;
+use crate::app_service::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
+use crate::source::{
+    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, secret_header,
+    unsupported,
+};
+use crate::wire::{self, TokenResponse};
+
+/// The SHA-1 thumbprint of the cluster's certificate.
+pub const IDENTITY_SERVER_THUMBPRINT: &str = "IDENTITY_SERVER_THUMBPRINT";
+/// The api-version sent.
+pub const API_VERSION: &str = "2019-07-01-preview";
+
+const CHECK: &str = "check that the application has a managed identity in the cluster manifest and that IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT come from the cluster";
+
+#[derive(Debug)]
+pub(crate) struct ServiceFabric {
+    endpoint: Result<String, Error>,
+    secret: Secret,
+    #[cfg_attr(
+        not(feature = "service-fabric"),
+        allow(dead_code, reason = "used by the pinned client")
+    )]
+    thumbprint: Result<[u8; 20], Error>,
+    pipeline: Option<Pipeline>,
+}
+
+/// Detector: `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` and `IDENTITY_SERVER_THUMBPRINT` non-empty.
+pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
+    let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
+    let secret = settings.env.non_empty(IDENTITY_HEADER)?;
+    let thumbprint = settings.env.non_empty(IDENTITY_SERVER_THUMBPRINT)?;
+    let endpoint = settings.endpoint_or(endpoint);
+    let thumbprint = normalise_thumbprint(thumbprint);
+    #[cfg(feature = "service-fabric")]
+    let pipeline = thumbprint
+        .as_ref()
+        .ok()
+        .map(|pin| pinned::pipeline(settings, *pin));
+    #[cfg(not(feature = "service-fabric"))]
+    let pipeline = None;
+    Some(Box::new(ServiceFabric {
+        endpoint: check_endpoint(endpoint).map(|()| endpoint.to_owned()),
+        secret: Secret::new(secret),
+        thumbprint,
+        pipeline,
+    }))
+}
+
+fn check_endpoint(url: &str) -> Result<(), Error> {
+    let uri = crate::source::parse_endpoint(url, IDENTITY_ENDPOINT, "Service Fabric")?;
+    if uri.scheme_str() != Some("https") {
+        return Err(Error::invalid_configuration(
+            NAME,
+            format!(
+                "the Service Fabric endpoint must use https (its certificate is pinned); {CHECK}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Normalises a thumbprint: drops spaces, tabs, CR, LF and colons; requires 40 hex digits.
+pub(crate) fn normalise_thumbprint(raw: &str) -> Result<[u8; 20], Error> {
+    let hex: Vec<u8> = raw
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':'))
+        .collect();
+    let malformed = || {
+        Error::invalid_configuration(
+            NAME,
+            format!(
+                "{IDENTITY_SERVER_THUMBPRINT} is not a SHA-1 thumbprint (40 hex digits); {CHECK}"
+            ),
+        )
+    };
+    if hex.len() != 40 {
+        return Err(malformed());
+    }
+    let mut out = [0u8; 20];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let digit = |b: u8| char::from(b).to_digit(16);
+        let (Some(hi), Some(lo)) = (digit(pair[0]), digit(pair[1])) else {
+            return Err(malformed());
+        };
+        out[i] = u8::try_from(hi * 16 + lo).map_err(|_| malformed())?;
+    }
+    Ok(out)
+}
+
+impl Source for ServiceFabric {
+    fn kind(&self) -> ManagedIdentitySource {
+        ManagedIdentitySource::ServiceFabric
+    }
+
+    fn supports(&self, id: &ManagedIdentityId) -> Result<(), Error> {
+        if id.is_user_assigned() {
+            return Err(unsupported(
+                self.name(),
+                id,
+                "the application's identity is set in the cluster configuration (https://aka.ms/servicefabricmi); remove the identity selector",
+            ));
+        }
+        Ok(())
+    }
+
+    fn request(&self, resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
+        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
+        let params = [("api-version", API_VERSION), ("resource", resource)];
+        let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
+            "Secret",
+            secret_header(self.secret.secret(), IDENTITY_HEADER, self.name())?,
+        );
+        build_request(builder, Bytes::new(), self.name())
+    }
+
+    fn check(&self) -> &'static str {
+        CHECK
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_ref()
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        resource: &'a str,
+        id: &'a ManagedIdentityId,
+    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
+        Box::pin(async move {
+            if !cfg!(feature = "service-fabric") {
+                return Err(Error::invalid_configuration(
+                    NAME,
+                    "the environment is a Service Fabric cluster, but identity-msi was built without the \
+                     `service-fabric` feature; enable it to get tokens here",
+                ));
+            }
+            // Configuration problems are reported before anything connects.
+            self.endpoint.as_ref().map_err(Clone::clone)?;
+            self.thumbprint.as_ref().map_err(Clone::clone)?;
+            crate::source::standard_fetch(self, resource, id).await
+        })
+    }
+}
+
+#[cfg(feature = "service-fabric")]
+mod pinned {
+    //! The pinned TLS client.
+
+    use std::fmt;
+    use std::sync::Arc;
+
+    use identity_core::BoxFuture;
+    use identity_core::http::{
+        Body, BoxError, HttpClient, Pipeline, Request, SendOptions, send_over_io,
+    };
+    use identity_core::retry::RetryPolicy;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use tokio::net::TcpStream;
+    use tokio_rustls::TlsConnector;
+
+    use crate::source::Settings;
+
+    pub(super) fn pipeline(settings: &Settings, pin: [u8; 20]) -> Pipeline {
+        let client: Arc<dyn HttpClient> = Arc::new(PinnedClient { pin });
+        Pipeline::new(client)
+            .with_limits(settings.limits)
+            .with_retry(RetryPolicy::default())
+            .with_sleeper(settings.sleeper.clone())
+            .with_clock(settings.clock.clone())
+    }
+
+    /// HTTPS to one endpoint whose certificate must hash to `pin`.
+    struct PinnedClient {
+        pin: [u8; 20],
+    }
+
+    impl fmt::Debug for PinnedClient {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("PinnedClient").finish_non_exhaustive()
+        }
+    }
+
+    impl HttpClient for PinnedClient {
+        fn execute(
+            &self,
+            request: Request,
+            options: SendOptions,
+        ) -> BoxFuture<'_, Result<http::Response<Body>, BoxError>> {
+            Box::pin(send(self.pin, request, options))
+        }
+    }
+
+    async fn send(
+        pin: [u8; 20],
+        request: Request,
+        options: SendOptions,
+    ) -> Result<http::Response<Body>, BoxError> {
+        let uri = request.uri();
+        if uri.scheme_str() != Some("https") {
+            return Err("the Service Fabric endpoint must use https".into());
+        }
+        let host = uri.host().ok_or("the request URL has no host")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let server_name = ServerName::try_from(host.clone())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(PinVerifier {
+            pin,
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let connect = TcpStream::connect((host.as_str(), port));
+        let tcp = match options.connect_timeout {
+            Some(limit) => tokio::time::timeout(limit, connect)
+                .await
+                .map_err(|_| format!("connecting timed out after {} ms", limit.as_millis()))??,
+            None => connect.await?,
+        };
+        let _ = tcp.set_nodelay(true);
+        // The handshake fails here on a pin mismatch, before any request byte is written.
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await?;
+        send_over_io(tls, request).await
+    }
+
+    /// Accepts exactly the pinned certificate; handshake signatures are still checked.
+    #[derive(Debug)]
+    struct PinVerifier {
+        pin: [u8; 20],
+        algorithms: WebPkiSupportedAlgorithms,
+    }
+
+    impl ServerCertVerifier for PinVerifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let digest =
+                ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, end_entity.as_ref());
+            if constant_time_eq(digest.as_ref(), &self.pin) {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                Err(rustls::Error::General(
+                    "the server certificate does not match IDENTITY_SERVER_THUMBPRINT".into(),
+                ))
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms.supported_schemes()
+        }
+    }
+
+    fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    #[allow(dead_code, reason = "keeps the provider type in scope for readers")]
+    type Provider = CryptoProvider;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use identity_core::{Env, ErrorKind};
+
+    #[test]
+    fn thumbprints_are_normalised() {
+        let lower = "0123456789abcdef0123456789abcdef01234567";
+        let expected = normalise_thumbprint(lower).unwrap();
+        let colons = "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67";
+        assert_eq!(normalise_thumbprint(colons).unwrap(), expected);
+        assert_eq!(
+            normalise_thumbprint(" 0123456789ABCDEF\t0123456789abcdef\r\n01234567 ").unwrap(),
+            expected
+        );
+        for bad in [
+            "abc",
+            "",
+            "0123456789abcdef0123456789abcdef0123456g",
+            "0123456789abcdef0123456789abcdef012345678",
+        ] {
+            let e = normalise_thumbprint(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+        }
+    }
+
+    #[test]
+    fn user_assigned_identities_are_refused_at_build() {
+        for id in [
+            ManagedIdentityId::ClientId("X".into()),
+            ManagedIdentityId::ObjectId("X".into()),
+            ManagedIdentityId::ResourceId("X".into()),
+        ] {
+            let e = crate::ManagedIdentityCredential::builder()
+                .env(Env::from_pairs([
+                    (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
+                    (IDENTITY_HEADER, "s"),
+                    (
+                        IDENTITY_SERVER_THUMBPRINT,
+                        "0123456789abcdef0123456789abcdef01234567",
+                    ),
+                ]))
+                .identity(id)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+            assert!(
+                e.to_string().contains("Service Fabric") && e.to_string().contains("user-assigned"),
+                "{e}"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "service-fabric"))]
+    #[tokio::test]
+    async fn without_the_feature_get_token_says_to_enable_it() {
+        use identity_core::{TokenCredential, TokenRequestOptions};
+        let c = crate::ManagedIdentityCredential::builder()
+            .env(Env::from_pairs([
+                (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
+                (IDENTITY_HEADER, "s"),
+                (
+                    IDENTITY_SERVER_THUMBPRINT,
+                    "0123456789abcdef0123456789abcdef01234567",
+                ),
+            ]))
+            .build()
+            .unwrap();
+        let e = c
+            .get_token(
+                &["https://vault.azure.net/.default"],
+                &TokenRequestOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+        assert!(e.to_string().contains("service-fabric"), "{e}");
+    }
+
+    #[cfg(feature = "service-fabric")]
+    mod tls {
+        use super::*;
+        use crate::test_support::*;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+
+        struct Server {
+            addr: std::net::SocketAddr,
+            thumbprint: String,
+            /// Requests whose bytes were read after a completed handshake.
+            requests: Arc<AtomicUsize>,
+            received: Arc<std::sync::Mutex<Vec<String>>>,
+            task: tokio::task::JoinHandle<()>,
+        }
+
+        impl Drop for Server {
+            fn drop(&mut self) {
+                self.task.abort();
+            }
+        }
+
+        async fn tls_server() -> Server {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            let der = cert.der().to_vec();
+            let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+            let thumbprint = digest
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![rustls::pki_types::CertificateDer::from(der)],
+                    rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+                )
+                .unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let requests = Arc::new(AtomicUsize::new(0));
+            let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (r, rec) = (requests.clone(), received.clone());
+            let task = tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        continue;
+                    };
+                    let mut buf = vec![0u8; 8192];
+                    let Ok(n) = tls.read(&mut buf).await else {
+                        continue;
+                    };
+                    if n == 0 {
+                        continue;
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                    rec.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    let body = format!(
+                        r#"{{"access_token":"AT","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+                        CLOCK_NOW + 3600
+                    );
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+            Server {
+                addr,
+                thumbprint,
+                requests,
+                received,
+                task,
+            }
+        }
+
+        fn sf_env(server: &Server, thumbprint: &str) -> Env {
+            Env::from_pairs([
+                (
+                    IDENTITY_ENDPOINT,
+                    format!("https://{}/msi/token", server.addr),
+                ),
+                (IDENTITY_HEADER, SECRET.to_owned()),
+                (IDENTITY_SERVER_THUMBPRINT, thumbprint.to_owned()),
+            ])
+        }
+
+        #[tokio::test]
+        async fn a_matching_thumbprint_gets_a_token_with_the_exact_request() {
+            let server = tls_server().await;
+            let h = harness(
+                sf_env(&server, &server.thumbprint),
+                ManagedIdentityId::SystemAssigned,
+            );
+            assert_eq!(h.credential.source(), ManagedIdentitySource::ServiceFabric);
+            let token = tokio::time::timeout(std::time::Duration::from_secs(20), h.get())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(token.token.secret(), "AT");
+            let request = server.received.lock().unwrap()[0].clone();
+            let head = request.lines().next().unwrap();
+            assert_eq!(
+                head,
+                "GET /msi/token?api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault.azure.net HTTP/1.1"
+            );
+            let lower = request.to_ascii_lowercase();
+            assert!(
+                lower.contains(&format!("secret: {}", SECRET.to_ascii_lowercase())),
+                "{request}"
+            );
+            assert!(!lower.contains("metadata:"), "{request}");
+        }
+
+        #[tokio::test]
+        async fn a_mismatched_thumbprint_is_refused_before_the_request_is_read() {
+            let server = tls_server().await;
+            let wrong = "0123456789abcdef0123456789abcdef01234567";
+            let h = harness(sf_env(&server, wrong), ManagedIdentityId::SystemAssigned);
+            let e = tokio::time::timeout(std::time::Duration::from_secs(20), h.get())
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+            assert!(
+                identity_core::display_chain(&e).contains("IDENTITY_SERVER_THUMBPRINT"),
+                "{e}"
+            );
+            assert_no_secret(&e);
+        }
+
+        #[tokio::test]
+        async fn a_malformed_thumbprint_fails_before_connecting() {
+            let server = tls_server().await;
+            let h = harness(sf_env(&server, "abc"), ManagedIdentityId::SystemAssigned);
+            let e = h.get().await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+            assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+        }
+
+        #[tokio::test]
+        async fn an_http_endpoint_is_refused() {
+            let server = tls_server().await;
+            let env = sf_env(&server, &server.thumbprint).with(
+                IDENTITY_ENDPOINT,
+                format!("http://{}/msi/token", server.addr),
+            );
+            let e = harness(env, ManagedIdentityId::SystemAssigned)
+                .get()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
+            assert!(e.to_string().contains("https"), "{e}");
+        }
+    }
+}

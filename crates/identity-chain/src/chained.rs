@@ -137,6 +137,12 @@ impl Chain {
     ) -> Result<AccessToken, Error> {
         if self.sticky {
             if let Some(member) = self.members.get(self.selected.load(Ordering::Acquire)) {
+                tracing::debug!(
+                    target: "identity_chain",
+                    chain = self.name,
+                    credential = member.credential.name(),
+                    "using the credential that produced the first token"
+                );
                 return member.credential.get_token(scopes, options).await;
             }
         }
@@ -150,6 +156,7 @@ impl Chain {
                         chain = self.name,
                         credential = name,
                         skipped = attempts.len(),
+                        skipped_members = %SkippedNames(&attempts),
                         "credential produced a token"
                     );
                     if self.sticky {
@@ -198,6 +205,21 @@ impl Chain {
             attempts,
         }
         .into_error())
+    }
+}
+
+/// The names of the members tried before the winner, for the chain's log line.
+struct SkippedNames<'a>(&'a [Attempt]);
+
+impl fmt::Display for SkippedNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, attempt) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(attempt.credential)?;
+        }
+        Ok(())
     }
 }
 
@@ -258,7 +280,7 @@ impl TokenCredential for ChainedTokenCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.fetch(scopes, options))
+        identity_core::trace::traced(NAME, "chain", self.fetch(scopes, options))
     }
 
     fn name(&self) -> &'static str {
@@ -331,8 +353,16 @@ mod tests {
         ]);
         let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        assert!(err.to_string().starts_with("ChainedTokenCredential: failed to retrieve a token"), "{err}");
-        assert_eq!(identity_core::display_chain(&err), err.to_string(), "the cause is not repeated");
+        assert!(
+            err.to_string()
+                .starts_with("ChainedTokenCredential: failed to retrieve a token"),
+            "{err}"
+        );
+        assert_eq!(
+            identity_core::display_chain(&err),
+            err.to_string(),
+            "the cause is not repeated"
+        );
         assert_eq!(
             err.message(),
             "failed to retrieve a token from the included credentials.\n\
@@ -384,5 +414,117 @@ mod tests {
         let chain = ChainedTokenCredential::new(vec![]);
         let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
         assert!(err.is_unavailable());
+    }
+}
+
+/// The chain's `get_token` span and its log lines: which member won, and why the others were
+/// skipped.
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use identity_core::test_util::{Capture, failing_credential, static_credential};
+    use std::time::{Duration, SystemTime};
+
+    const PLANTED: &str = "planted-chain-token";
+
+    fn far() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000)
+    }
+
+    fn event_with<'a>(
+        events: &'a [identity_core::test_util::CapturedEvent],
+        message: &str,
+        credential: &str,
+    ) -> &'a identity_core::test_util::CapturedEvent {
+        events
+            .iter()
+            .find(|e| {
+                e.field("message") == Some(message) && e.field("credential") == Some(credential)
+            })
+            .unwrap_or_else(|| panic!("no {message:?} event for {credential}"))
+    }
+
+    #[tokio::test]
+    async fn the_chain_logs_the_winner_and_why_each_member_was_skipped() {
+        let chain = ChainedTokenCredential::new(vec![
+            Arc::new(failing_credential(
+                "First",
+                Error::unavailable("First", "not configured: set FIRST_ENDPOINT"),
+            )),
+            Arc::new(failing_credential(
+                "Second",
+                Error::unavailable("Second", "tool not installed"),
+            )),
+            Arc::new(static_credential("Third", PLANTED, far())),
+        ]);
+        let capture = Capture::new();
+        {
+            let _guard = capture.enter();
+            chain
+                .get_token(
+                    &["https://vault.azure.net/.default"],
+                    &TokenRequestOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let span = &capture.spans_named("get_token")[0];
+        assert_eq!(span.field("credential"), Some("ChainedTokenCredential"));
+        assert_eq!(span.field("source"), Some("chain"));
+        assert_eq!(span.field("outcome"), Some("ok"));
+        let events = capture.events();
+        let skipped = event_with(&events, "credential did not produce a token", "First");
+        assert_eq!(
+            skipped.field("error"),
+            Some("First: not configured: set FIRST_ENDPOINT")
+        );
+        assert_eq!(skipped.field("moves_on"), Some("true"));
+        assert_eq!(skipped.spans, ["get_token"]);
+        event_with(&events, "credential did not produce a token", "Second");
+        let won = event_with(&events, "credential produced a token", "Third");
+        assert_eq!(won.field("skipped"), Some("2"));
+        assert_eq!(won.field("skipped_members"), Some("First, Second"));
+        capture.assert_absent(PLANTED);
+    }
+
+    #[tokio::test]
+    async fn a_failing_chain_records_the_stopping_member_and_its_kind() {
+        let chain = ChainedTokenCredential::new(vec![
+            Arc::new(failing_credential(
+                "First",
+                Error::unavailable("First", "not configured"),
+            )),
+            Arc::new(failing_credential(
+                "Second",
+                Error::authentication_failed("Second", "AADSTS700016: application not found"),
+            )),
+            Arc::new(static_credential("Third", PLANTED, far())),
+        ]);
+        let capture = Capture::new();
+        {
+            let _guard = capture.enter();
+            let error = chain
+                .get_token(&["s"], &TokenRequestOptions::default())
+                .await
+                .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::AuthenticationFailed);
+        }
+        let span = &capture.spans_named("get_token")[0];
+        assert_eq!(span.field("outcome"), Some("authentication_failed"));
+        let events = capture.events();
+        let stopped = event_with(&events, "credential did not produce a token", "Second");
+        assert_eq!(stopped.field("moves_on"), Some("false"));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.field("credential") != Some("Third")),
+            "the chain went past a member that stops it"
+        );
+        let failure = events
+            .iter()
+            .find(|e| e.field("message") == Some("get_token failed"))
+            .expect("a failure event");
+        assert!(failure.field("error").unwrap().contains("AADSTS700016"));
+        capture.assert_absent(PLANTED);
     }
 }

@@ -115,7 +115,7 @@ impl TokenCredential for DefaultAzureCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.fetch(scopes, options))
+        identity_core::trace::traced(NAME, "chain", self.fetch(scopes, options))
     }
 
     fn name(&self) -> &'static str {
@@ -135,8 +135,32 @@ enum ManagedIdentityChoice {
     ObjectId(String),
 }
 
+/// Builds a developer-tool member: the three builders share their setters but no trait.
+macro_rules! developer_tool {
+    ($builder:expr, $env:expr, $credential:ty) => {{
+        let mut b = <$credential>::builder()
+            .env($env.clone())
+            .additionally_allowed_tenants($builder.additionally_allowed_tenants.clone());
+        if let Some(timeout) = $builder.process_timeout {
+            b = b.process_timeout(timeout);
+        }
+        if let Some(clock) = &$builder.clock {
+            b = b.clock(clock.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }};
+}
+
+type ConfigureManagedIdentity = Arc<
+    dyn Fn(
+            identity_msi::ManagedIdentityCredentialBuilder,
+        ) -> identity_msi::ManagedIdentityCredentialBuilder
+        + Send
+        + Sync,
+>;
+
 /// Builds a [`DefaultAzureCredential`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DefaultAzureCredentialBuilder {
     env: Option<Env>,
     clock: Option<Arc<dyn Clock>>,
@@ -152,6 +176,27 @@ pub struct DefaultAzureCredentialBuilder {
     process_timeout: Option<Duration>,
     require_envvar: bool,
     imds_endpoint: Option<String>,
+    configure_managed_identity: Option<ConfigureManagedIdentity>,
+}
+
+impl std::fmt::Debug for DefaultAzureCredentialBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultAzureCredentialBuilder")
+            .field("env", &self.env)
+            .field("exclusions", &self.exclusions)
+            .field("managed_identity", &self.managed_identity)
+            .field("workload_client_id", &self.workload_client_id)
+            .field("workload_tenant_id", &self.workload_tenant_id)
+            .field("authority_host", &self.authority_host)
+            .field(
+                "additionally_allowed_tenants",
+                &self.additionally_allowed_tenants,
+            )
+            .field("process_timeout", &self.process_timeout)
+            .field("require_envvar", &self.require_envvar)
+            .field("imds_endpoint", &self.imds_endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DefaultAzureCredentialBuilder {
@@ -317,6 +362,31 @@ impl DefaultAzureCredentialBuilder {
         self
     }
 
+    /// Adjusts the managed-identity member's builder after the chain has configured it (for
+    /// example its timeout, or the Azure Arc key directory).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use identity_chain::DefaultAzureCredential;
+    /// let credential = DefaultAzureCredential::builder()
+    ///     .configure_managed_identity(|b| b.timeout(Duration::from_secs(5)))
+    ///     .build();
+    /// # let _ = credential;
+    /// ```
+    #[must_use]
+    pub fn configure_managed_identity(
+        mut self,
+        configure: impl Fn(
+            identity_msi::ManagedIdentityCredentialBuilder,
+        ) -> identity_msi::ManagedIdentityCredentialBuilder
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.configure_managed_identity = Some(Arc::new(configure));
+        self
+    }
+
     /// Builds the chain.
     ///
     /// # Errors
@@ -435,17 +505,14 @@ impl DefaultAzureCredentialBuilder {
     }
 
     fn managed_identity(&self, env: &Env, probe: bool) -> Result<Arc<dyn TokenCredential>, Error> {
-        let credential = self.managed_identity_builder(env, probe).build()?;
-        // The IMDS override applies only where IMDS is the detected source.
-        match &self.imds_endpoint {
-            Some(url) if credential.source() == identity_msi::ManagedIdentitySource::Imds => Ok(Arc::new(
-                self.managed_identity_builder(env, probe).endpoint(url.clone()).build()?,
-            )),
-            _ => Ok(Arc::new(credential)),
-        }
+        Ok(Arc::new(self.managed_identity_builder(env, probe).build()?))
     }
 
-    fn managed_identity_builder(&self, env: &Env, probe: bool) -> identity_msi::ManagedIdentityCredentialBuilder {
+    fn managed_identity_builder(
+        &self,
+        env: &Env,
+        probe: bool,
+    ) -> identity_msi::ManagedIdentityCredentialBuilder {
         let mut b = identity_msi::ManagedIdentityCredential::builder()
             .env(env.clone())
             .within_default_chain(probe);
@@ -464,46 +531,25 @@ impl DefaultAzureCredentialBuilder {
         if let Some(http) = &self.msi_http {
             b = b.http_client(http.clone());
         }
-        b
+        if let Some(url) = &self.imds_endpoint {
+            b = b.imds_endpoint(url.clone());
+        }
+        match &self.configure_managed_identity {
+            Some(configure) => configure(b),
+            None => b,
+        }
     }
 
     fn azure_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        let mut b = identity_dev::AzureCliCredential::builder()
-            .env(env.clone())
-            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
-        if let Some(t) = self.process_timeout {
-            b = b.process_timeout(t);
-        }
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        Ok(Arc::new(b.build()?))
+        developer_tool!(self, env, identity_dev::AzureCliCredential)
     }
 
     fn azure_powershell(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        let mut b = identity_dev::AzurePowerShellCredential::builder()
-            .env(env.clone())
-            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
-        if let Some(t) = self.process_timeout {
-            b = b.process_timeout(t);
-        }
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        Ok(Arc::new(b.build()?))
+        developer_tool!(self, env, identity_dev::AzurePowerShellCredential)
     }
 
     fn azure_developer_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        let mut b = identity_dev::AzureDeveloperCliCredential::builder()
-            .env(env.clone())
-            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
-        if let Some(t) = self.process_timeout {
-            b = b.process_timeout(t);
-        }
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        Ok(Arc::new(b.build()?))
+        developer_tool!(self, env, identity_dev::AzureDeveloperCliCredential)
     }
 }
 
@@ -526,5 +572,110 @@ impl TokenCredential for Misconfigured {
 
     fn name(&self) -> &'static str {
         self.name
+    }
+}
+
+/// The default chain's spans: its own, the winning member's nested inside it, and the log line
+/// of the remembered member on later calls.
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use identity_core::test_util::{Capture, FakeClock, RecordingSleeper};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const PLANTED_TOKEN: &str = "planted-default-chain-token";
+    const PLANTED_HEADER: &str = "planted-identity-header";
+
+    /// A local App Service endpoint answering every request with one token.
+    async fn app_service_endpoint() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = vec![0u8; 8192];
+                let _ = stream.read(&mut buffer).await;
+                let body = format!(
+                    r#"{{"access_token":"{PLANTED_TOKEN}","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+                    1_893_456_000 + 3600
+                );
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        format!("http://{address}/msi/token")
+    }
+
+    #[tokio::test]
+    async fn the_default_chain_nests_the_winner_span_and_logs_the_remembered_member() {
+        let clock = FakeClock::at_2030();
+        let credential = DefaultAzureCredential::builder()
+            .env(Env::from_pairs([
+                ("IDENTITY_ENDPOINT", app_service_endpoint().await),
+                ("IDENTITY_HEADER", PLANTED_HEADER.to_owned()),
+            ]))
+            .clock(clock.shared())
+            .sleeper(RecordingSleeper::advancing(clock).shared())
+            .exclude_environment_credential(true)
+            .exclude_workload_identity_credential(true)
+            .exclude_cli_credential(true)
+            .exclude_powershell_credential(true)
+            .exclude_developer_cli_credential(true)
+            .build()
+            .unwrap();
+        let capture = Capture::new();
+        {
+            let _guard = capture.enter();
+            for _ in 0..2 {
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    credential.get_token(
+                        &["https://vault.azure.net/.default"],
+                        &TokenRequestOptions::default(),
+                    ),
+                )
+                .await
+                .expect("the call ends")
+                .unwrap();
+            }
+        }
+        let spans: Vec<_> = capture
+            .spans_named("get_token")
+            .iter()
+            .map(|s| {
+                (
+                    s.field("credential").unwrap_or("").to_owned(),
+                    s.field("source").unwrap_or("").to_owned(),
+                    s.field("cache").unwrap_or("").to_owned(),
+                    s.field("outcome").unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let row =
+            |c: &str, s: &str, k: &str| (c.to_owned(), s.to_owned(), k.to_owned(), "ok".to_owned());
+        assert_eq!(
+            spans,
+            [
+                row("DefaultAzureCredential", "chain", ""),
+                row("ManagedIdentityCredential", "app_service", "fetch"),
+                row("DefaultAzureCredential", "chain", ""),
+                row("ManagedIdentityCredential", "app_service", "hit"),
+            ],
+            "{}",
+            capture.text()
+        );
+        let events = capture.events();
+        assert!(events.iter().any(|e| {
+            e.field("message") == Some("credential produced a token")
+                && e.field("credential") == Some("ManagedIdentityCredential")
+        }));
+        assert!(events.iter().any(|e| {
+            e.field("message") == Some("using the credential that produced the first token")
+                && e.spans == ["get_token"]
+        }));
+        capture.assert_absent(PLANTED_TOKEN);
+        capture.assert_absent(PLANTED_HEADER);
     }
 }

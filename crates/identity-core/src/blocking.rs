@@ -138,6 +138,86 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_blocking_call_passes_the_credential_error_through_unchanged() {
+        let credential = BlockingCredential::new(Arc::new(crate::test_util::failing_credential(
+            "Failing",
+            Error::unavailable("Failing", "not configured here"),
+        )));
+        let err = credential.get_token(&["s"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(err.to_string(), "Failing: not configured here");
+    }
+
+    #[test]
+    fn options_reach_the_wrapped_credential() {
+        let inner = crate::test_util::credential_fn("Recording", |scopes, options| {
+            assert_eq!(scopes, ["a", "b"]);
+            assert_eq!(options.tenant(), Some("contoso"));
+            Ok(AccessToken::new(
+                "t",
+                SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000),
+            ))
+        });
+        let credential = BlockingCredential::new(Arc::new(inner));
+        credential
+            .get_token_with(
+                &["a", "b"],
+                &TokenRequestOptions::default().tenant_id("contoso"),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn blocking_calls_from_several_threads_all_succeed() {
+        let credential = credential();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let credential = credential.clone();
+                std::thread::spawn(move || credential.get_token(&["s"]).map(|t| t.expires_on))
+            })
+            .collect();
+        for thread in threads {
+            assert!(thread.join().unwrap().is_ok());
+        }
+    }
+
+    #[test]
+    fn a_blocking_call_is_traced_on_the_calling_thread() {
+        let credential = BlockingCredential::new(Arc::new(Traced));
+        let capture = crate::test_util::Capture::new();
+        capture.run(|| credential.get_token(&["s"]).unwrap());
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), 1, "{}", capture.text());
+        assert_eq!(spans[0].field("outcome"), Some("ok"));
+        capture.assert_absent("blocking-traced-token");
+    }
+
+    /// A credential that opens the standard `get_token` span.
+    #[derive(Debug)]
+    struct Traced;
+
+    impl TokenCredential for Traced {
+        fn get_token<'a>(
+            &'a self,
+            _scopes: &'a [&'a str],
+            _options: &'a TokenRequestOptions,
+        ) -> crate::BoxFuture<'a, Result<AccessToken, Error>> {
+            crate::trace::traced("Traced", "unit", async {
+                Ok(AccessToken::new(
+                    "blocking-traced-token",
+                    SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000),
+                ))
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blocking_call_inside_a_multi_threaded_runtime_is_refused_too() {
+        let err = credential().get_token(&["s"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+    }
+
     #[tokio::test]
     async fn a_blocking_call_inside_a_runtime_is_refused_instead_of_deadlocking() {
         let err = credential().get_token(&["s"]).unwrap_err();

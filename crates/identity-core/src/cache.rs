@@ -35,6 +35,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::future::Shared;
+use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
 
 use crate::clock::{Clock, system_clock};
 use crate::{AccessToken, BoxFuture, Error};
@@ -464,6 +466,7 @@ impl TokenCache {
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
         if bypass_read {
+            crate::trace::record_cache("bypass");
             let token = fetch().await?;
             return Ok(self.insert(key.to_owned_key(), token));
         }
@@ -510,6 +513,7 @@ impl TokenCache {
         let entry = if let Some(entry) = map.get_mut(&probe as &dyn KeyParts) {
             if let Some(cached) = &entry.cached {
                 if now < cached.refresh_at {
+                    crate::trace::record_cache("hit");
                     return Action::Ready(cached.token.clone());
                 }
                 if now < cached.token.expires_on {
@@ -518,8 +522,10 @@ impl TokenCache {
                         .last_attempt
                         .is_some_and(|t| now < t + self.inner.policy.retry_delay);
                     if entry.inflight.is_some() || recently {
+                        crate::trace::record_cache("hit");
                         return Action::Ready(fallback);
                     }
+                    crate::trace::record_cache("refresh");
                     let (fetch, driven) = self.start(entry, key.to_owned_key(), now, true, fetch);
                     tracing::debug!(target: "identity_core::cache", identity = key.identity, "refreshing ahead of expiry");
                     return Action::Refresh {
@@ -529,6 +535,7 @@ impl TokenCache {
                 }
             }
             if let Some(inflight) = &entry.inflight {
+                crate::trace::record_cache("joined");
                 return Action::Wait(inflight.clone());
             }
             entry
@@ -541,6 +548,7 @@ impl TokenCache {
             }
             map.entry(key.to_owned_key()).or_default()
         };
+        crate::trace::record_cache("fetch");
         tracing::debug!(target: "identity_core::cache", identity = key.identity, "no valid token cached; fetching");
         Action::Wait(self.start(entry, key.to_owned_key(), now, false, fetch).0)
     }
@@ -566,6 +574,17 @@ impl TokenCache {
         let inner: Weak<Inner> = Arc::downgrade(&self.inner);
         let policy = self.inner.policy;
         let clock = self.inner.clock.clone();
+        // A load runs inside the caller's `get_token` span, so its events nest there; a
+        // refresh outlives the call that started it, so it gets a span of its own that only
+        // follows from that call. The subscriber travels with the future, because the spawned
+        // task may run on another thread than the caller's scoped subscriber.
+        let span = if refresh {
+            let span = tracing::debug_span!(target: "identity_core::trace", "token_refresh", identity = key.identity());
+            span.follows_from(tracing::Span::current());
+            span
+        } else {
+            tracing::Span::current()
+        };
         let work = fetch();
         let shared = async move {
             let result = work.await;
@@ -574,20 +593,26 @@ impl TokenCache {
                 None => result.map(|t| plan(&policy, clock.now(), t).token),
             }
         }
+        .instrument(span.clone())
+        .with_current_subscriber()
         .boxed()
         .shared();
         entry.inflight = Some(shared.clone());
         let driven = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let driver = shared.clone();
-                runtime.spawn(async move {
-                    match driver.await {
-                        // A failed refresh is invisible to callers, who keep the valid token.
-                        Err(e) if refresh => tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token"),
-                        Err(e) => tracing::debug!(target: "identity_core::cache", error = %e, "token load failed"),
-                        Ok(_) => {}
+                runtime.spawn(
+                    async move {
+                        match driver.await {
+                            // A failed refresh is invisible to callers, who keep the valid token.
+                            Err(e) if refresh => tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token"),
+                            Err(e) => tracing::debug!(target: "identity_core::cache", error = %e, "token load failed"),
+                            Ok(_) => {}
+                        }
                     }
-                });
+                    .instrument(span)
+                    .with_current_subscriber(),
+                );
                 true
             }
             Err(_) => false,

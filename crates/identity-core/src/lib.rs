@@ -14,14 +14,17 @@
 //! * injection points for time ([`Clock`], [`Sleeper`]) and the environment ([`Env`]), so tests
 //!   never wait for real time or mutate the process environment;
 //! * [`scope`]: scope-to-resource conversion, scope and tenant validation, the multi-tenant
-//!   rule.
+//!   rule;
+//! * [`trace`]: the `get_token` span every credential opens (credential, source, cache
+//!   outcome, outcome, duration), and how to turn it on.
 //!
 //! # Features
 //! * `hyper`: [`http::HyperClient`], a plain-HTTP client on hyper 1 with no TLS stack, used by
 //!   `identity-msi`.
 //! * `blocking`: [`blocking::BlockingCredential`], a blocking `get_token` for programs without
 //!   an async runtime.
-//! * `test-util`: fakes for tests ([`test_util`]).
+//! * `test-util`: fakes for tests ([`test_util`]), including a tracing capture for asserting
+//!   spans and the absence of secrets (pulls in `tracing-subscriber`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "blocking")]
@@ -36,6 +39,7 @@ pub mod retry;
 pub mod scope;
 pub mod time;
 mod token;
+pub mod trace;
 
 #[cfg(feature = "test-util")]
 pub mod test_util;

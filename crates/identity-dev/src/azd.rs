@@ -132,7 +132,7 @@ impl TokenCredential for AzureDeveloperCliCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.token(scopes, options))
+        identity_core::trace::traced(NAME, "azd", self.token(scopes, options))
     }
 
     fn name(&self) -> &'static str {

@@ -139,7 +139,7 @@ impl TokenCredential for AzureCliCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.token(scopes, options))
+        identity_core::trace::traced(NAME, "az", self.token(scopes, options))
     }
 
     fn name(&self) -> &'static str {

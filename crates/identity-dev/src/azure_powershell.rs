@@ -167,7 +167,7 @@ impl TokenCredential for AzurePowerShellCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.token(scopes, options))
+        identity_core::trace::traced(NAME, "pwsh", self.token(scopes, options))
     }
 
     fn name(&self) -> &'static str {
@@ -263,6 +263,16 @@ async fn fetch(
     let encoded = encode_script(&script(resource, tenant));
     let line = |exe: &str| format!("{exe} -NoProfile -NonInteractive -EncodedCommand {encoded}");
     let mut output = run(config, command(config, line("pwsh"))?).await?;
+    // Through `/bin/sh -c` the runner's own retry on a briefly busy executable (one that was
+    // just written while another thread forked) cannot apply: the shell reports it as exit
+    // 126. A short retry gets past it.
+    for _ in 0..3 {
+        if !(output.code() == Some(126) && output.stderr().contains("Text file busy")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        output = run(config, command(config, line("pwsh"))?).await?;
+    }
     if config.platform == Platform::Windows && not_recognized(&output) {
         // PowerShell 7 is missing: Windows PowerShell 5.1 runs the same script.
         output = run(config, command(config, line("powershell"))?).await?;

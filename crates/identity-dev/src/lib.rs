@@ -396,3 +396,163 @@ mod tests {
         assert_eq!(err.kind(), identity_core::ErrorKind::InvalidConfiguration);
     }
 }
+
+/// The `get_token` span (identity-core's `trace` module) as each tool credential fills it, and
+/// the absence of planted tokens from everything traced, on success and failure paths.
+#[cfg(test)]
+mod span_tests {
+    use std::sync::Arc;
+
+    use identity_core::test_util::{Capture, FakeClock};
+    use identity_core::{Env, TokenCredential, TokenRequestOptions};
+
+    use crate::process::Output;
+    use crate::test_support::{Canned, PLANTED, bounded};
+    use crate::{AzureCliCredential, AzureDeveloperCliCredential, AzurePowerShellCredential};
+
+    const SCOPE: &str = "https://management.azure.com/.default";
+
+    /// Runs `credential` twice (the second call must hit the cache when the first succeeds)
+    /// and returns the capture.
+    async fn traced_twice(credential: &dyn TokenCredential) -> Capture {
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        let options = TokenRequestOptions::default();
+        for _ in 0..2 {
+            let _ = bounded(credential.get_token(&[SCOPE], &options)).await;
+        }
+        capture
+    }
+
+    fn check(capture: &Capture, credential: &str, source: &str, expect: &[(&str, &str)]) {
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), expect.len(), "{}", capture.text());
+        for (span, (cache, outcome)) in spans.iter().zip(expect) {
+            assert_eq!(span.field("credential"), Some(credential));
+            assert_eq!(span.field("source"), Some(source));
+            assert_eq!(span.field("cache"), Some(*cache), "{}", capture.text());
+            assert_eq!(span.field("outcome"), Some(*outcome), "{}", capture.text());
+        }
+        capture.assert_absent(PLANTED);
+        capture.assert_absent("planted");
+    }
+
+    fn az(canned: &Arc<Canned>) -> AzureCliCredential {
+        AzureCliCredential::builder()
+            .env(Env::empty())
+            .clock(FakeClock::at_2030().shared())
+            .executor(canned.clone())
+            .build()
+            .unwrap()
+    }
+
+    fn pwsh(canned: &Arc<Canned>) -> AzurePowerShellCredential {
+        AzurePowerShellCredential::builder()
+            .env(Env::empty())
+            .clock(FakeClock::at_2030().shared())
+            .executor(canned.clone())
+            .build()
+            .unwrap()
+    }
+
+    fn azd(canned: &Arc<Canned>) -> AzureDeveloperCliCredential {
+        AzureDeveloperCliCredential::builder()
+            .env(Env::empty())
+            .clock(FakeClock::at_2030().shared())
+            .executor(canned.clone())
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn azure_cli_spans_record_fetch_then_hit_without_the_token() {
+        let canned = Canned::output(
+            0,
+            &format!(r#"{{"accessToken":"{PLANTED}","expires_on":1893492000}}"#),
+            "",
+        );
+        let capture = traced_twice(&az(&canned)).await;
+        check(
+            &capture,
+            "AzureCliCredential",
+            "az",
+            &[("fetch", "ok"), ("hit", "ok")],
+        );
+    }
+
+    #[tokio::test]
+    async fn azure_cli_failures_are_traced_without_the_tool_output() {
+        let canned = Canned::new([
+            Ok(Output::new(Some(0), format!("not json {PLANTED}"), "")),
+            Ok(Output::new(
+                Some(1),
+                "",
+                "ERROR: Please run 'az login' to setup account.",
+            )),
+        ]);
+        let capture = traced_twice(&az(&canned)).await;
+        check(
+            &capture,
+            "AzureCliCredential",
+            "az",
+            &[("fetch", "authentication_failed"), ("fetch", "unavailable")],
+        );
+        assert!(capture.text().contains("get_token failed"));
+    }
+
+    #[tokio::test]
+    async fn azure_powershell_spans_cover_success_and_failure_without_the_token() {
+        let canned = Canned::new([
+            Ok(Output::new(
+                Some(1),
+                "",
+                format!("failed near azsdk%{PLANTED}%1 and {PLANTED}"),
+            )),
+            Ok(Output::new(
+                Some(0),
+                format!("azsdk%{PLANTED}%1893492000"),
+                "",
+            )),
+        ]);
+        let capture = traced_twice(&pwsh(&canned)).await;
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), 2, "{}", capture.text());
+        assert_ne!(spans[0].field("outcome"), Some("ok"));
+        assert_eq!(spans[1].field("outcome"), Some("ok"));
+        for span in &spans {
+            assert_eq!(span.field("credential"), Some("AzurePowerShellCredential"));
+            assert_eq!(span.field("source"), Some("pwsh"));
+            assert_eq!(span.field("cache"), Some("fetch"));
+        }
+        capture.assert_absent(PLANTED);
+    }
+
+    #[tokio::test]
+    async fn azd_spans_cover_success_and_failure_without_the_token() {
+        let canned = Canned::new([
+            Ok(Output::new(
+                Some(1),
+                "",
+                format!(r#"{{"error":"bad token {PLANTED}"}}"#),
+            )),
+            Ok(Output::new(
+                Some(0),
+                format!(r#"{{"token":"{PLANTED}","expiresOn":"2030-01-01T10:00:00Z"}}"#),
+                "",
+            )),
+        ]);
+        let capture = traced_twice(&azd(&canned)).await;
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), 2, "{}", capture.text());
+        assert_ne!(spans[0].field("outcome"), Some("ok"));
+        assert_eq!(spans[1].field("outcome"), Some("ok"));
+        for span in &spans {
+            assert_eq!(
+                span.field("credential"),
+                Some("AzureDeveloperCliCredential")
+            );
+            assert_eq!(span.field("source"), Some("azd"));
+        }
+        capture.assert_absent(PLANTED);
+    }
+}

@@ -99,7 +99,7 @@ impl TokenCredential for ClientCertificateCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.fetch(scopes, options))
+        identity_core::trace::traced(NAME, "client_certificate", self.fetch(scopes, options))
     }
 
     fn name(&self) -> &'static str {

@@ -76,7 +76,7 @@ impl TokenCredential for ClientSecretCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.fetch(scopes, options))
+        identity_core::trace::traced(NAME, "client_secret", self.fetch(scopes, options))
     }
 
     fn name(&self) -> &'static str {

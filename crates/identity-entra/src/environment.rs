@@ -114,7 +114,12 @@ impl TokenCredential for EnvironmentCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.fetch(scopes, options))
+        let source = match &self.selected {
+            Selected::Secret(_) => "client_secret",
+            Selected::Certificate(_) => "client_certificate",
+            Selected::Failed(_) => "unconfigured",
+        };
+        identity_core::trace::traced(NAME, source, self.fetch(scopes, options))
     }
 
     fn name(&self) -> &'static str {

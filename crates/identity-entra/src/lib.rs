@@ -87,3 +87,283 @@ pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use http::{ReqwestClient, ReqwestClientBuilder};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
+
+/// The `get_token` span (identity-core's `trace` module) as each Entra credential fills it, and
+/// the absence of planted secrets, assertions and tokens from everything traced, on success
+/// and failure paths.
+#[cfg(test)]
+mod span_tests {
+    use identity_core::test_util::Capture;
+    use identity_core::{Env, TokenCredential, TokenRequestOptions};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use crate::test_support::{
+        CLIENT_PEM, SECRET, assert_no_key_material, fake_time, test_http_client, token_body,
+    };
+    use crate::{
+        ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential,
+        EnvironmentCredential, WorkloadIdentityCredential,
+    };
+
+    const SCOPE: &str = "https://vault.azure.net/.default";
+    const PLANTED_TOKEN: &str = "planted-entra-access-token";
+    const PLANTED_ASSERTION: &str = "planted-federated-assertion";
+
+    /// A token endpoint that answers `first` once, then a token.
+    async fn endpoint(first: Option<ResponseTemplate>) -> MockServer {
+        let server = MockServer::start().await;
+        if let Some(first) = first {
+            Mock::given(method("POST"))
+                .respond_with(first)
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body(PLANTED_TOKEN, 3600)))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// The service refusing, echoing the credential's proof back in its description.
+    fn refusal(echo: &str) -> ResponseTemplate {
+        ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!("AADSTS7000215: bad {echo}"),
+            "error_codes": [7000215],
+        }))
+    }
+
+    /// Calls `credential` three times and returns the capture.
+    async fn traced_calls(credential: &dyn TokenCredential) -> Capture {
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        for _ in 0..3 {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                credential.get_token(&[SCOPE], &TokenRequestOptions::default()),
+            )
+            .await
+            .expect("the call ends");
+        }
+        capture
+    }
+
+    fn check(capture: &Capture, credential: &str, source: &str, expect: &[(&str, &str)]) {
+        let spans = capture.spans_named("get_token");
+        let seen: Vec<(&str, &str, &str, &str)> = spans
+            .iter()
+            .map(|s| {
+                (
+                    s.field("credential").unwrap_or(""),
+                    s.field("source").unwrap_or(""),
+                    s.field("cache").unwrap_or(""),
+                    s.field("outcome").unwrap_or(""),
+                )
+            })
+            .collect();
+        let wanted: Vec<(&str, &str, &str, &str)> = expect
+            .iter()
+            .map(|(cache, outcome)| (credential, source, *cache, *outcome))
+            .collect();
+        assert_eq!(seen, wanted, "{}", capture.text());
+        let text = capture.text();
+        assert_no_key_material(&text);
+        capture.assert_absent(PLANTED_TOKEN);
+        capture.assert_absent(PLANTED_ASSERTION);
+    }
+
+    const FAIL_THEN_FETCH_THEN_HIT: &[(&str, &str)] = &[
+        ("fetch", "authentication_failed"),
+        ("fetch", "ok"),
+        ("hit", "ok"),
+    ];
+
+    #[tokio::test]
+    async fn client_secret_spans_cover_failure_fetch_and_hit_without_the_secret() {
+        let server = endpoint(Some(refusal(SECRET))).await;
+        let (clock, sleeper) = fake_time();
+        let credential = ClientSecretCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .client_secret(SECRET)
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = traced_calls(&credential).await;
+        check(
+            &capture,
+            "ClientSecretCredential",
+            "client_secret",
+            FAIL_THEN_FETCH_THEN_HIT,
+        );
+    }
+
+    #[tokio::test]
+    async fn client_assertion_spans_never_show_the_assertion() {
+        let server = endpoint(Some(refusal(PLANTED_ASSERTION))).await;
+        let (clock, sleeper) = fake_time();
+        let credential = ClientAssertionCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .assertion(|| async { Ok::<_, std::io::Error>(PLANTED_ASSERTION.to_owned()) })
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = traced_calls(&credential).await;
+        check(
+            &capture,
+            "ClientAssertionCredential",
+            "client_assertion",
+            FAIL_THEN_FETCH_THEN_HIT,
+        );
+    }
+
+    #[tokio::test]
+    async fn workload_identity_spans_never_show_the_token_file_content() {
+        let server = endpoint(Some(refusal(PLANTED_ASSERTION))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, PLANTED_ASSERTION).unwrap();
+        let (clock, sleeper) = fake_time();
+        let credential = WorkloadIdentityCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .token_file_path(&file)
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = traced_calls(&credential).await;
+        check(
+            &capture,
+            "WorkloadIdentityCredential",
+            "workload_identity",
+            FAIL_THEN_FETCH_THEN_HIT,
+        );
+    }
+
+    #[tokio::test]
+    async fn client_certificate_spans_never_show_key_material() {
+        let server = endpoint(Some(refusal("MIIplanted-echo"))).await;
+        let (clock, sleeper) = fake_time();
+        let credential = ClientCertificateCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .certificate(CLIENT_PEM)
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = Capture::new();
+        {
+            let _guard = capture.enter();
+            for _ in 0..3 {
+                let _ = credential
+                    .get_token(&[SCOPE], &TokenRequestOptions::default())
+                    .await;
+            }
+        }
+        let spans = capture.spans_named("get_token");
+        let outcomes: Vec<_> = spans
+            .iter()
+            .map(|s| (s.field("source"), s.field("cache"), s.field("outcome")))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (
+                    Some("client_certificate"),
+                    Some("fetch"),
+                    Some("authentication_failed")
+                ),
+                (Some("client_certificate"), Some("fetch"), Some("ok")),
+                (Some("client_certificate"), Some("hit"), Some("ok")),
+            ],
+            "{}",
+            capture.text()
+        );
+        // The service's echo is the service's text, so only the key and token are checked.
+        let text = capture.text().replace("MIIplanted-echo", "");
+        for needle in ["PRIVATE KEY", PLANTED_TOKEN] {
+            assert!(!text.contains(needle), "{needle} leaked: {text}");
+        }
+        let key_line = CLIENT_PEM
+            .lines()
+            .skip_while(|l| !l.contains("BEGIN PRIVATE KEY"))
+            .nth(2)
+            .unwrap();
+        assert!(!text.contains(key_line), "key material leaked");
+    }
+
+    #[tokio::test]
+    async fn environment_spans_name_the_selected_kind_and_nest_the_inner_span() {
+        let server = endpoint(None).await;
+        let (clock, sleeper) = fake_time();
+        let credential = EnvironmentCredential::builder()
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", SECRET),
+            ]))
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = Capture::new();
+        {
+            let _guard = capture.enter();
+            credential
+                .get_token(&[SCOPE], &TokenRequestOptions::default())
+                .await
+                .unwrap();
+        }
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), 2, "{}", capture.text());
+        assert_eq!(spans[0].field("credential"), Some("EnvironmentCredential"));
+        assert_eq!(spans[0].field("source"), Some("client_secret"));
+        assert_eq!(spans[0].field("outcome"), Some("ok"));
+        assert_eq!(spans[1].field("credential"), Some("ClientSecretCredential"));
+        assert_eq!(spans[1].field("cache"), Some("fetch"));
+        assert_no_key_material(&capture.text());
+        capture.assert_absent(PLANTED_TOKEN);
+    }
+
+    #[tokio::test]
+    async fn an_unconfigured_environment_is_traced_as_unavailable() {
+        let credential = EnvironmentCredential::builder()
+            .env(Env::empty())
+            .build()
+            .unwrap();
+        let capture = traced_calls(&credential).await;
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), 3);
+        for span in spans {
+            assert_eq!(span.field("source"), Some("unconfigured"));
+            assert_eq!(span.field("outcome"), Some("unavailable"));
+        }
+    }
+}

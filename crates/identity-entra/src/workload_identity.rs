@@ -91,7 +91,7 @@ impl TokenCredential for WorkloadIdentityCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.fetch(scopes, options))
+        identity_core::trace::traced(NAME, "workload_identity", self.fetch(scopes, options))
     }
 
     fn name(&self) -> &'static str {

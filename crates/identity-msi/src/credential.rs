@@ -147,7 +147,11 @@ impl TokenCredential for ManagedIdentityCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.get_token_impl(scopes, options))
+        identity_core::trace::traced(
+            NAME,
+            self.inner.source.kind().id(),
+            self.get_token_impl(scopes, options),
+        )
     }
 
     fn name(&self) -> &'static str {
@@ -170,6 +174,7 @@ pub struct ManagedIdentityCredentialBuilder {
     limits: Option<Limits>,
     within_default_chain: bool,
     endpoint: Option<String>,
+    imds_endpoint: Option<String>,
     arc_key_directory: Option<PathBuf>,
 }
 
@@ -184,6 +189,7 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
             .field("limits", &self.limits)
             .field("within_default_chain", &self.within_default_chain)
             .field("endpoint", &self.endpoint)
+            .field("imds_endpoint", &self.imds_endpoint)
             .field("arc_key_directory", &self.arc_key_directory)
             .finish_non_exhaustive()
     }
@@ -268,6 +274,15 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
+    /// Replaces the IMDS token URL only when IMDS is the detected source (default
+    /// `http://169.254.169.254/metadata/identity/oauth2/token`), leaving App Service and the
+    /// other sources alone: what a chain or a test that must never reach the real IMDS
+    /// address wants.
+    pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.imds_endpoint = Some(url.into());
+        self
+    }
+
     /// The directory Azure Arc key files must be in (default: the agent's directory for
     /// the platform). Tests point it at a temporary directory.
     pub fn arc_key_directory(mut self, directory: impl Into<PathBuf>) -> Self {
@@ -339,6 +354,7 @@ impl ManagedIdentityCredentialBuilder {
             limits: self.limits.unwrap_or_default(),
             within_default_chain: self.within_default_chain,
             endpoint: self.endpoint.clone(),
+            imds_endpoint: self.imds_endpoint.clone(),
             arc_key_directory: self.arc_key_directory.clone(),
         };
         let source = detect::detect(&settings);
@@ -554,5 +570,161 @@ mod tests {
             ))
             .unwrap_err();
         assert_eq!(e.kind(), identity_core::ErrorKind::InvalidArgument);
+    }
+}
+
+/// The `get_token` span (identity-core's `trace` module) as this credential fills it, and the
+/// absence of planted secrets from everything traced, on success and failure paths.
+#[cfg(test)]
+mod span_tests {
+    use identity_core::test_util::Capture;
+    use identity_core::{ErrorKind, TokenRequestOptions};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::test_support::*;
+
+    const PLANTED_TOKEN: &str = "planted-msi-access-token";
+
+    fn app_service_env(server: &MockServer) -> Env {
+        Env::from_pairs([
+            ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
+            ("IDENTITY_HEADER", SECRET.to_owned()),
+        ])
+    }
+
+    fn assert_clean(capture: &Capture) {
+        capture.assert_absent(SECRET);
+        capture.assert_absent(PLANTED_TOKEN);
+    }
+
+    #[tokio::test]
+    async fn the_span_names_the_source_and_records_fetch_then_hit() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                r#"{{"access_token":"{PLANTED_TOKEN}","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+                CLOCK_NOW + 3600
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        h.get().await.unwrap();
+        h.get().await.unwrap();
+        let spans = capture.spans_named("get_token");
+        assert_eq!(spans.len(), 2, "{}", capture.text());
+        for span in &spans {
+            assert_eq!(span.field("credential"), Some("ManagedIdentityCredential"));
+            assert_eq!(span.field("source"), Some("app_service"));
+            assert_eq!(span.field("outcome"), Some("ok"));
+            assert!(span.field("duration_ms").is_some());
+        }
+        assert_eq!(spans[0].field("cache"), Some("fetch"));
+        assert_eq!(spans[1].field("cache"), Some("hit"));
+        assert_clean(&capture);
+    }
+
+    #[tokio::test]
+    async fn a_claims_challenge_is_traced_as_a_bypass() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        let options = TokenRequestOptions::default().claims(r#"{"access_token":{}}"#);
+        h.credential.get_token(&[SCOPE], &options).await.unwrap();
+        assert_eq!(
+            capture.spans_named("get_token")[0].field("cache"),
+            Some("bypass")
+        );
+        assert_clean(&capture);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_traced_with_its_kind_and_no_secret() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_string(r#"{"message":"invalid identity header"}"#),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        let error = h.get().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::AuthenticationFailed);
+        let span = &capture.spans_named("get_token")[0];
+        assert_eq!(span.field("outcome"), Some("authentication_failed"));
+        assert_eq!(span.field("cache"), Some("fetch"));
+        let failure = capture
+            .events()
+            .into_iter()
+            .find(|e| e.field("message") == Some("get_token failed"))
+            .expect("a failure event");
+        assert_eq!(failure.field("error"), Some(error.to_string().as_str()));
+        assert_clean(&capture);
+    }
+
+    #[tokio::test]
+    async fn retries_are_traced_inside_the_span_without_secrets() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500).set_body_string(r#"{"message":"try again"}"#))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                r#"{{"access_token":"{PLANTED_TOKEN}","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+                CLOCK_NOW + 3600
+            )))
+            .mount(&server)
+            .await;
+        let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        h.get().await.unwrap();
+        let retry = capture
+            .events()
+            .into_iter()
+            .find(|e| e.target == "identity_core::retry")
+            .expect("a retry event");
+        assert_eq!(retry.spans, ["get_token"]);
+        assert_eq!(retry.field("status"), Some("500"));
+        assert_eq!(
+            capture.spans_named("get_token")[0].field("outcome"),
+            Some("ok")
+        );
+        assert_clean(&capture);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_imds_is_traced_as_unavailable() {
+        let endpoint = format!("http://{}{}", closed_port(), crate::imds::TOKEN_PATH);
+        let h = harness_with(imds_env(), ManagedIdentityId::SystemAssigned, |b| {
+            b.endpoint(endpoint).within_default_chain(true)
+        });
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        let error = tokio::time::timeout(Duration::from_secs(30), h.get())
+            .await
+            .expect("the probe ends")
+            .unwrap_err();
+        let span = &capture.spans_named("get_token")[0];
+        assert_eq!(span.field("source"), Some("imds"));
+        assert!(error.is_unavailable(), "{error}");
+        assert_eq!(span.field("outcome"), Some("unavailable"));
+        assert_clean(&capture);
     }
 }

@@ -66,7 +66,10 @@ pub(crate) struct Imds {
 pub(crate) fn new(settings: &Settings) -> Box<dyn Source> {
     let pod_host = settings.env.get(AZURE_POD_IDENTITY_AUTHORITY_HOST);
     let endpoint = match (
-        &settings.endpoint,
+        settings
+            .endpoint
+            .as_ref()
+            .or(settings.imds_endpoint.as_ref()),
         settings.env.non_empty(AZURE_POD_IDENTITY_AUTHORITY_HOST),
     ) {
         (Some(url), _) => parse_endpoint(url, "the endpoint", "IMDS").map(|_| url.clone()),

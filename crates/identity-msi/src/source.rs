@@ -137,6 +137,8 @@ pub(crate) struct Settings {
     pub(crate) limits: Limits,
     pub(crate) within_default_chain: bool,
     pub(crate) endpoint: Option<String>,
+    /// The builder's IMDS-only endpoint override.
+    pub(crate) imds_endpoint: Option<String>,
     pub(crate) arc_key_directory: Option<PathBuf>,
 }
 

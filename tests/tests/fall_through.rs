@@ -1,0 +1,122 @@
+//! Off Azure, the managed-identity member's IMDS probe gives up and the chain reaches the
+//! developer tools (spec §2.8): at once when the address refuses connections, after the
+//! probe's short timeout when it is blackholed.
+//!
+//! No test here asserts a duration: each call is only bounded so that it cannot hang, and
+//! the elapsed time is written to stderr for information.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "elapsed times are reported for information, never asserted; test helpers fail loudly"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use identity_chain::test_util::RecordingSleeper;
+use identity_chain::{DefaultAzureCredential, TokenCredential, TokenRequestOptions};
+use identity_tests::{ARM_SCOPE, Blackhole, FakeTools, refused_endpoint};
+
+/// A generous bound: the probe gives up after about a second.
+const BOUND: Duration = Duration::from_secs(20);
+
+async fn az_wins_with_imds_at(endpoint: String, what: &str) {
+    let tools = FakeTools::new();
+    tools.az_ok("AZ-TOKEN");
+    let credential = DefaultAzureCredential::builder()
+        .env(tools.env())
+        .sleeper(Arc::new(RecordingSleeper::new()))
+        .imds_endpoint(endpoint)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let token = tokio::time::timeout(
+        BOUND,
+        credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()),
+    )
+    .await
+    .expect("the chain gave up on IMDS instead of hanging")
+    .unwrap();
+    eprintln!("{what}: the chain reached az after {:?}", started.elapsed());
+    assert_eq!(token.token.secret(), "AZ-TOKEN");
+    assert_eq!(credential.selected_credential(), Some("AzureCliCredential"));
+    assert_eq!(tools.runs("az"), 1);
+}
+
+#[tokio::test]
+async fn a_refused_imds_address_lets_the_chain_reach_az() {
+    az_wins_with_imds_at(refused_endpoint(), "refused").await;
+}
+
+#[tokio::test]
+async fn a_blackholed_imds_address_lets_the_chain_reach_az() {
+    let blackhole = Blackhole::start().await;
+    az_wins_with_imds_at(blackhole.url.clone(), "blackholed").await;
+    assert_eq!(blackhole.accepted(), 1, "one probe connection, no retries");
+}
+
+#[tokio::test]
+async fn an_unanswered_probe_is_tried_again_on_the_next_call() {
+    // The availability flag stays unset after a failed probe (§2.8): a chain built with only
+    // managed identity reports unavailable twice, and both calls end.
+    let blackhole = Blackhole::start().await;
+    let credential = DefaultAzureCredential::builder()
+        .env(identity_chain::Env::empty())
+        .sleeper(Arc::new(RecordingSleeper::new()))
+        .exclude_environment_credential(true)
+        .exclude_workload_identity_credential(true)
+        .exclude_cli_credential(true)
+        .exclude_powershell_credential(true)
+        .exclude_developer_cli_credential(true)
+        .imds_endpoint(blackhole.url.clone())
+        .build()
+        .unwrap();
+    for call in 0..2 {
+        let started = Instant::now();
+        let error = tokio::time::timeout(
+            BOUND,
+            credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()),
+        )
+        .await
+        .expect("the probe gave up instead of hanging")
+        .unwrap_err();
+        eprintln!("call {call}: unavailable after {:?}", started.elapsed());
+        assert!(error.is_unavailable(), "{error}");
+        assert!(error.to_string().contains("IMDS"), "{error}");
+        assert_eq!(blackhole.accepted(), call + 1, "one probe per call");
+    }
+}
+
+#[tokio::test]
+async fn docker_desktops_unreachable_answer_lets_the_chain_reach_az() {
+    // Docker Desktop's proxy answers for the IMDS address with a plain-text 403 (§10 case 27).
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(403)
+                .set_body_raw("connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connectex: A socket operation was attempted to an unreachable network.", "text/plain"),
+        )
+        .mount(&server)
+        .await;
+    let tools = FakeTools::new();
+    tools.az_ok("AZ-TOKEN");
+    let credential = DefaultAzureCredential::builder()
+        .env(tools.env())
+        .sleeper(Arc::new(RecordingSleeper::new()))
+        .imds_endpoint(format!("{}/metadata/identity/oauth2/token", server.uri()))
+        .build()
+        .unwrap();
+    let token = tokio::time::timeout(
+        BOUND,
+        credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()),
+    )
+    .await
+    .expect("the chain moved on instead of hanging")
+    .unwrap();
+    assert_eq!(token.token.secret(), "AZ-TOKEN");
+    assert_eq!(credential.selected_credential(), Some("AzureCliCredential"));
+    // The probe alone, or the probe and one real request: never a retry schedule.
+    let seen = server.received_requests().await.unwrap().len();
+    assert!((1..=2).contains(&seen), "{seen} requests");
+}

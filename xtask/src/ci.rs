@@ -1,0 +1,322 @@
+//! `cargo xtask ci`: every check CI runs, in order, cheapest first, stopping at the first
+//! failure with a non-zero exit.
+//!
+//! Each step prints a header, its commands and its duration; the run ends with a table of
+//! step durations, a summary line, and the test totals in the `N passed, N failed` form.
+//! Nothing reads standard input, so the run works under `CI=true` with stdin closed.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::deny;
+use crate::sh::{self, Result};
+use crate::tidy;
+
+/// Test totals gathered from `cargo test` output.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    /// Adds the counts from one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(number)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = number.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+struct Ci {
+    totals: Totals,
+}
+
+type StepFn = fn(&mut Ci) -> Result<()>;
+
+const STEPS: &[(&str, StepFn)] = &[
+    ("toolchain", toolchain),
+    ("fmt", fmt),
+    ("tidy", tidy_step),
+    ("msi-tree", msi_tree),
+    ("clippy", clippy),
+    ("test", test),
+    ("doc", doc),
+    ("deny", deny_step),
+];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let skip = parse_skips(args)?;
+    let steps: Vec<(&str, StepFn)> = STEPS
+        .iter()
+        .copied()
+        .filter(|(name, _)| !skip.contains(name))
+        .collect();
+    for name in &skip {
+        eprintln!("ci: skipping `{name}` (--skip); this is not a full CI run");
+    }
+    let started = Instant::now();
+    let mut ci = Ci {
+        totals: Totals::default(),
+    };
+    let mut done: Vec<(&str, Duration)> = Vec::new();
+    for (i, (name, step)) in steps.iter().enumerate() {
+        eprintln!("\n==> [{}/{}] {name}", i + 1, steps.len());
+        let step_started = Instant::now();
+        let result = step(&mut ci);
+        let took = step_started.elapsed();
+        if let Err(e) = result {
+            eprintln!("<== {name} FAILED after {}", secs(took));
+            print_table(&done);
+            eprintln!(
+                "ci: FAILED at step `{name}` ({} of {} steps passed) after {}",
+                done.len(),
+                steps.len(),
+                secs(started.elapsed())
+            );
+            return Err(e);
+        }
+        eprintln!("<== {name} ok in {}", secs(took));
+        done.push((name, took));
+    }
+    print_table(&done);
+    let t = ci.totals;
+    println!(
+        "ci: all {} steps passed in {} ({} tests passed, {} ignored)",
+        steps.len(),
+        secs(started.elapsed()),
+        t.passed,
+        t.ignored
+    );
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.ignored
+    );
+    Ok(())
+}
+
+/// `--skip STEP` (repeatable): for a developer re-running the later steps. CI passes none.
+fn parse_skips(args: &[String]) -> Result<Vec<&'static str>> {
+    let mut skip = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg != "--skip" {
+            return Err(format!(
+                "unknown argument `{arg}`; usage: cargo xtask ci [--skip STEP]..."
+            )
+            .into());
+        }
+        let Some(step) = args.next() else {
+            return Err("`--skip` needs a step name".into());
+        };
+        let Some((name, _)) = STEPS.iter().find(|(name, _)| name == step) else {
+            let names: Vec<&str> = STEPS.iter().map(|(n, _)| *n).collect();
+            return Err(format!("unknown step `{step}`; steps: {}", names.join(", ")).into());
+        };
+        skip.push(*name);
+    }
+    Ok(skip)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn print_table(done: &[(&str, Duration)]) {
+    if done.is_empty() {
+        return;
+    }
+    eprintln!("\nstep        duration");
+    for (name, took) in done {
+        eprintln!("{name:<11} {:>8}", secs(*took));
+    }
+}
+
+/// rustfmt and clippy come as rustup components; a minimal profile lacks them.
+fn toolchain(_: &mut Ci) -> Result<()> {
+    let fmt = sh::output(&mut sh::cargo(["fmt", "--version"]));
+    let clippy = sh::output(&mut sh::cargo(["clippy", "--version"]));
+    if fmt.is_none() || clippy.is_none() {
+        sh::run(std::process::Command::new("rustup").args([
+            "component",
+            "add",
+            "rustfmt",
+            "clippy",
+        ]))?;
+    }
+    sh::run(&mut sh::cargo(["--version"]))?;
+    sh::run(&mut sh::cargo(["fmt", "--version"]))?;
+    sh::run(&mut sh::cargo(["clippy", "--version"]))
+}
+
+fn fmt(_: &mut Ci) -> Result<()> {
+    sh::run(&mut sh::cargo(["fmt", "--all", "--", "--check"]))
+}
+
+fn tidy_step(_: &mut Ci) -> Result<()> {
+    tidy::run(&sh::project_root())
+}
+
+/// identity-msi with default features must pull in no HTTP-client stack with TLS: a consumer
+/// who needs managed identity alone gets core and hyper, nothing else.
+fn msi_tree(_: &mut Ci) -> Result<()> {
+    let mut cmd = sh::cargo([
+        "tree",
+        "-p",
+        "identity-msi",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    eprintln!("$ {}", sh::show(&cmd));
+    let tree = sh::read(&mut cmd)?;
+    let banned = banned_in_tree(&tree);
+    if banned.is_empty() {
+        eprintln!("identity-msi's normal dependencies include no reqwest, rustls or openssl");
+        Ok(())
+    } else {
+        Err(format!(
+            "identity-msi (default features) depends on {}; keep TLS and reqwest behind a feature",
+            banned.join(", ")
+        )
+        .into())
+    }
+}
+
+/// The distinct crates in `cargo tree --prefix none --format {p}` output whose names contain
+/// reqwest, rustls or openssl.
+fn banned_in_tree(tree: &str) -> Vec<String> {
+    let mut found: Vec<String> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| {
+            ["reqwest", "rustls", "openssl"]
+                .iter()
+                .any(|b| name.contains(b))
+        })
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn clippy(_: &mut Ci) -> Result<()> {
+    sh::run(&mut sh::cargo([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// Runs the tests, echoing their output while adding up the `test result:` lines.
+fn test(ci: &mut Ci) -> Result<()> {
+    let mut cmd = sh::cargo(["test", "--workspace", "--all-features"]);
+    let line = sh::show(&cmd);
+    eprintln!("$ {line}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start `{line}`: {e}"))?;
+    let mut totals = Totals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for l in BufReader::new(stdout).lines() {
+            let l = l.map_err(|e| format!("reading the output of `{line}`: {e}"))?;
+            println!("{l}");
+            totals.add_line(&l);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for `{line}`: {e}"))?;
+    ci.totals = totals;
+    eprintln!(
+        "tests: {} passed, {} failed, {} ignored",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if !status.success() {
+        return Err(format!("`{line}` failed ({status})").into());
+    }
+    if totals.passed == 0 {
+        return Err("`cargo test` ran no test".into());
+    }
+    Ok(())
+}
+
+fn doc(_: &mut Ci) -> Result<()> {
+    let mut cmd = sh::cargo(["doc", "--workspace", "--no-deps", "--all-features"]);
+    cmd.env("RUSTDOCFLAGS", "-D warnings");
+    sh::run(&mut cmd)
+}
+
+fn deny_step(_: &mut Ci) -> Result<()> {
+    deny::run(&sh::project_root())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_result_lines_are_added_up() {
+        let mut t = Totals::default();
+        t.add_line("test result: ok. 12 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.01s");
+        t.add_line("running 3 tests");
+        t.add_line(
+            "test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        assert_eq!(
+            t,
+            Totals {
+                passed: 13,
+                failed: 2,
+                ignored: 2
+            }
+        );
+    }
+
+    #[test]
+    fn steps_can_be_skipped_by_name_only() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_skips(&args(&["--skip", "fmt", "--skip", "deny"])).expect("valid"),
+            ["fmt", "deny"]
+        );
+        assert!(parse_skips(&args(&["--skip", "nope"])).is_err());
+        assert!(parse_skips(&args(&["--skip"])).is_err());
+        assert!(parse_skips(&args(&["extra"])).is_err());
+        assert!(parse_skips(&[]).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn tls_crates_in_the_msi_tree_are_named() {
+        let tree = "identity-msi v0.1.0 (/x)\nhyper v1.7.0\ntokio-rustls v0.26.2\nrustls v0.23.31\nrustls v0.23.31\n";
+        assert_eq!(banned_in_tree(tree), ["rustls", "tokio-rustls"]);
+        assert!(banned_in_tree("identity-msi v0.1.0\nhyper v1.7.0\n").is_empty());
+    }
+}

@@ -1,0 +1,81 @@
+//! Developer commands for the workspace, run as `cargo xtask <command>` (the alias lives in
+//! `.cargo/config.toml`).
+//!
+//! * `ci`: everything CI checks, in order, failing fast: toolchain components, rustfmt, tidy,
+//!   the identity-msi dependency-tree guard, clippy, tests, docs, cargo-deny.
+//! * `deny`: `cargo deny --offline check` against the local advisory snapshot.
+//! * `tidy`: repository checks (also run as `#[test]`s in `cargo test -p xtask`).
+//! * `bench`: the identity-core cache benchmark (`identity-bench`, release mode).
+//! * `demo`: the blob demo against Azurite and a loopback managed-identity endpoint (or, without
+//!   Node.js, the `token` example against a loopback endpoint).
+//! * `fuzz`, `load`: planned.
+//!
+//! xtask is a developer tool, not a library: it prints, reads the process environment and
+//! spawns processes directly, which the workspace's clippy configuration bans in libraries.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool whose output is its interface"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "xtask is not a library: it reads the process environment and spawns processes itself"
+)]
+
+mod bench;
+mod ci;
+mod demo;
+mod deny;
+mod sh;
+mod tidy;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci      rustfmt, tidy, msi tree guard, clippy, tests, docs and cargo-deny; fails fast
+          (`--skip STEP` leaves a step out when re-running locally)
+  deny    cargo deny --offline check against the local advisory snapshot
+  tidy    repository checks (crate docs, no printing in libraries, versions, tiers)
+  bench   identity-core cache benchmark (release build), printed as a markdown table
+  demo    the blob demo on Azurite + a loopback managed-identity endpoint (no Azure account)
+  fuzz    not yet implemented
+  load    not yet implemented
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match command.as_str() {
+        "ci" => ci::run(rest),
+        "deny" => deny::run(&sh::project_root()),
+        "tidy" => tidy::run(&sh::project_root()),
+        "bench" => bench::run(rest),
+        "demo" => demo::run(rest),
+        "fuzz" | "load" => {
+            eprintln!("xtask {command}: not yet implemented");
+            return ExitCode::from(2);
+        }
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("xtask: unknown command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,691 @@
+//! Repository checks that need no compiler, run by `cargo xtask tidy`, by `cargo xtask ci`,
+//! and as `#[test]`s in `cargo test -p xtask`.
+//!
+//! * every package's crate root (`src/lib.rs`, else `src/main.rs`) opens with a `//!` doc;
+//! * library crates (`crates/identity-*/src`, bin targets and test modules aside) never
+//!   print: output goes through `tracing` or the returned errors;
+//! * every internal path dependency in `[workspace.dependencies]` carries a `version`, so the
+//!   crates can be published;
+//! * dependencies only point down the tiers (`DESIGN.md`): a crate under `crates/` has normal
+//!   and build dependencies only on identity crates of a strictly lower tier. Tier 0 is core;
+//!   tier 1 msi, dev, entra and the bridges to other SDKs (identity-azure-core,
+//!   identity-object-store), which therefore depend on core alone; tier 2 chain; tier 3 the
+//!   blob demo. Dev-dependencies reach no consumer and may use any identity crate (a test may
+//!   borrow a harness from the demo);
+//! * every crate under `crates/` has a `CHANGELOG.md` in tokio's format;
+//! * every package inherits the workspace lints.
+//!
+//! Manifests are read with plain string handling (xtask keeps no dependencies); it
+//! understands the forms this workspace uses: `name = ...`, `name.workspace = true`,
+//! `package = "..."` renames and `[dependencies.name]` tables.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::sh::Result;
+
+/// Runs every check and fails listing all problems.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let problems = check_all(root);
+    if problems.is_empty() {
+        eprintln!("tidy: ok");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("tidy: {p}");
+        }
+        Err(format!("{} tidy problem(s)", problems.len()).into())
+    }
+}
+
+fn check_all(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    problems.extend(crate_docs(root));
+    problems.extend(no_printing_in_libraries(root));
+    problems.extend(internal_deps_have_versions(root));
+    problems.extend(tiers(root));
+    problems.extend(changelogs(root));
+    problems.extend(workspace_lints(root));
+    problems
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The workspace members listed in the root manifest; a trailing `/*` is expanded.
+fn members(root: &Path) -> Vec<PathBuf> {
+    let manifest = read(&root.join("Cargo.toml"));
+    let mut out = Vec::new();
+    let Some(start) = manifest.find("\nmembers") else {
+        return out;
+    };
+    let rest = &manifest[start..];
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
+        return out;
+    };
+    for item in rest[open + 1..close].split(',') {
+        let item = item.trim().trim_matches('"');
+        if item.is_empty() {
+            continue;
+        }
+        if let Some(dir) = item.strip_suffix("/*") {
+            out.extend(subdirs(&root.join(dir)));
+        } else {
+            out.push(root.join(item));
+        }
+    }
+    out.retain(|dir| dir.join("Cargo.toml").is_file());
+    out
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The crates under `crates/`, as (name, directory).
+fn tier_crates(root: &Path) -> Vec<(String, PathBuf)> {
+    subdirs(&root.join("crates"))
+        .into_iter()
+        .filter(|d| d.join("Cargo.toml").is_file())
+        .filter_map(|d| Some((d.file_name()?.to_string_lossy().into_owned(), d)))
+        .collect()
+}
+
+fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+// ---- crate docs -------------------------------------------------------------------------
+
+fn crate_docs(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in members(root) {
+        let lib = dir.join("src/lib.rs");
+        let main = dir.join("src/main.rs");
+        let file = if lib.is_file() { lib } else { main };
+        if !file.is_file() {
+            continue;
+        }
+        if !has_crate_doc(&read(&file)) {
+            problems.push(format!(
+                "{} has no `//!` crate doc before its first item",
+                rel(root, &file)
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether a `//!` line comes before the first item (inner attributes, comments and blank
+/// lines may precede it).
+fn has_crate_doc(source: &str) -> bool {
+    const ITEMS: &[&str] = &[
+        "use ",
+        "pub ",
+        "pub(",
+        "mod ",
+        "fn ",
+        "struct ",
+        "enum ",
+        "trait ",
+        "impl",
+        "const ",
+        "static ",
+        "type ",
+        "extern ",
+        "macro_rules!",
+        "#[",
+        "async ",
+        "unsafe ",
+    ];
+    for line in source.lines() {
+        if line.trim_start().starts_with("//!") {
+            return true;
+        }
+        if ITEMS.iter().any(|item| line.starts_with(item)) {
+            return false;
+        }
+    }
+    false
+}
+
+// ---- printing in libraries --------------------------------------------------------------
+
+fn no_printing_in_libraries(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, dir) in tier_crates(root) {
+        if !name.starts_with("identity-") {
+            continue;
+        }
+        let src = dir.join("src");
+        for file in rust_files(&src) {
+            let inner = file.strip_prefix(&src).unwrap_or(&file);
+            if is_bin_or_test_file(inner) {
+                continue;
+            }
+            for (line_no, what) in printing_lines(&read(&file)) {
+                problems.push(format!(
+                    "{}:{line_no} uses `{what}` in a library; log with `tracing` or return an error",
+                    rel(root, &file)
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// `main.rs`, `bin/**` and separate test-module files are not library code.
+fn is_bin_or_test_file(inner: &Path) -> bool {
+    inner == Path::new("main.rs")
+        || inner.starts_with("bin")
+        || inner.file_name().is_some_and(|n| n == "tests.rs")
+        || inner.components().any(|c| c.as_os_str() == "tests")
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Lines (1-based) that call a printing macro outside comments, up to the unit-test module
+/// at the bottom of the file.
+fn printing_lines(source: &str) -> Vec<(usize, &'static str)> {
+    // Longest first, so `eprintln!` is reported as itself rather than as `println!`.
+    const MACROS: &[&str] = &["eprintln!", "println!", "eprint!", "print!", "dbg!"];
+    let mut found = Vec::new();
+    for (i, line) in source.lines().enumerate() {
+        if line.trim_end() == "#[cfg(test)]" {
+            break;
+        }
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        let code = code.split(" //").next().unwrap_or(code);
+        if let Some(m) = MACROS.iter().find(|m| code.contains(*m)) {
+            found.push((i + 1, *m));
+        }
+    }
+    found
+}
+
+// ---- internal dependency versions --------------------------------------------------------
+
+fn internal_deps_have_versions(root: &Path) -> Vec<String> {
+    unversioned_path_deps(&read(&root.join("Cargo.toml")))
+        .into_iter()
+        .map(|name| {
+            format!("[workspace.dependencies] `{name}` is a path dependency without a `version`")
+        })
+        .collect()
+}
+
+/// Names of `[workspace.dependencies]` entries with a `path` and no `version`.
+fn unversioned_path_deps(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    // A `[workspace.dependencies.name]` table: (name, has path, has version).
+    let mut table: Option<(String, bool, bool)> = None;
+    let flush = |table: &mut Option<(String, bool, bool)>, out: &mut Vec<String>| {
+        if let Some((name, true, false)) = table.take() {
+            out.push(name);
+        }
+    };
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(header) = header(line) {
+            flush(&mut table, &mut out);
+            section = header.to_owned();
+            if let Some(name) = section.strip_prefix("workspace.dependencies.") {
+                table = Some((unquote(name).to_owned(), false, false));
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if let Some(t) = table.as_mut() {
+            match key {
+                "path" => t.1 = true,
+                "version" => t.2 = true,
+                _ => {}
+            }
+        } else if section == "workspace.dependencies"
+            && has_key(value, "path")
+            && !has_key(value, "version")
+        {
+            out.push(dep_key(key).to_owned());
+        }
+    }
+    flush(&mut table, &mut out);
+    out
+}
+
+/// The inside of a `[section]` header line.
+fn header(line: &str) -> Option<&str> {
+    line.strip_prefix('[')?.split(']').next().map(str::trim)
+}
+
+fn unquote(s: &str) -> &str {
+    s.trim().trim_matches(|c| c == '"' || c == '\'')
+}
+
+/// The dependency name in a key such as `identity-core` or `identity-core.workspace`.
+fn dep_key(key: &str) -> &str {
+    let key = key.trim();
+    if key.starts_with('"') || key.starts_with('\'') {
+        unquote(key.split(['"', '\'']).nth(1).unwrap_or(key))
+    } else {
+        key.split('.').next().unwrap_or(key).trim()
+    }
+}
+
+/// Whether an inline table such as `{ path = "x", version = "1" }` sets `key`.
+fn has_key(value: &str, key: &str) -> bool {
+    value
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, _)| k.trim() == key)
+}
+
+/// The value of `key = "..."` in an inline table.
+fn string_value<'a>(value: &'a str, key: &str) -> Option<&'a str> {
+    value
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| unquote(v))
+}
+
+// ---- tiers ------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DepKind {
+    Normal,
+    Dev,
+}
+
+/// Every dependency of a manifest: (kind, package name), renames resolved.
+fn dependencies(manifest: &str) -> Vec<(DepKind, String)> {
+    let mut out = Vec::new();
+    let mut kind: Option<DepKind> = None;
+    // Inside a `[dependencies.name]` table: the index of its entry in `out`.
+    let mut table: Option<usize> = None;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(header) = header(line) {
+            table = None;
+            kind = None;
+            // `dependencies`, `dev-dependencies.name`, `target.'cfg(unix)'.build-dependencies`…
+            let parts: Vec<&str> = split_header(header);
+            for (i, part) in parts.iter().enumerate() {
+                let k = match *part {
+                    "dependencies" | "build-dependencies" => DepKind::Normal,
+                    "dev-dependencies" => DepKind::Dev,
+                    _ => continue,
+                };
+                if i + 1 < parts.len() {
+                    out.push((k, unquote(parts[i + 1]).to_owned()));
+                    table = Some(out.len() - 1);
+                } else {
+                    kind = Some(k);
+                }
+                break;
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if let Some(index) = table {
+            if key.trim() == "package" {
+                out[index].1 = unquote(value).to_owned();
+            }
+        } else if let Some(k) = kind {
+            let name = string_value(value, "package").unwrap_or_else(|| dep_key(key));
+            out.push((k, name.to_owned()));
+        }
+    }
+    out
+}
+
+/// Splits a header on dots outside quotes.
+fn split_header(header: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quote: Option<char> = None;
+    for (i, c) in header.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '.') => {
+                parts.push(header[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(header[start..].trim());
+    parts
+}
+
+/// The tier of each crate under `crates/`; arrows only point to lower numbers.
+fn tier(name: &str) -> Option<u8> {
+    match name {
+        "identity-core" => Some(0),
+        "identity-msi"
+        | "identity-dev"
+        | "identity-entra"
+        | "identity-azure-core"
+        | "identity-object-store" => Some(1),
+        "identity-chain" => Some(2),
+        "identity-blob-demo" => Some(3),
+        _ => None,
+    }
+}
+
+/// Problems with `krate`'s dependencies on other identity crates.
+fn tier_problems(krate: &str, deps: &[(DepKind, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(own) = tier(krate) else {
+        return vec![format!(
+            "crates/{krate} has no tier; add it to xtask's tidy tier table and to DESIGN.md"
+        )];
+    };
+    for (kind, dep) in deps {
+        if !dep.starts_with("identity-") || dep == krate {
+            continue;
+        }
+        // Dev-dependencies reach no consumer, so a test may borrow a harness from a higher
+        // tier (identity-object-store's tests use the blob demo's Azurite setup); the
+        // dependency must still be a known crate.
+        let ok = match kind {
+            DepKind::Normal => tier(dep).is_some_and(|t| t < own),
+            DepKind::Dev => tier(dep).is_some(),
+        };
+        if !ok {
+            let what = match kind {
+                DepKind::Normal => "depends on",
+                DepKind::Dev => "dev-depends on",
+            };
+            problems.push(format!(
+                "{krate} {what} {dep}: dependencies only point down the tiers (see ARCHITECTURE.md)"
+            ));
+        }
+    }
+    problems
+}
+
+fn tiers(root: &Path) -> Vec<String> {
+    tier_crates(root)
+        .into_iter()
+        .flat_map(|(name, dir)| tier_problems(&name, &dependencies(&read(&dir.join("Cargo.toml")))))
+        .collect()
+}
+
+// ---- changelogs and lints ---------------------------------------------------------------
+
+fn changelogs(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (_, dir) in tier_crates(root) {
+        let path = dir.join("CHANGELOG.md");
+        let text = read(&path);
+        if !text.starts_with("# Changelog") || !text.lines().any(|l| l.trim() == "## Unreleased") {
+            problems.push(format!(
+                "{} must exist and start with `# Changelog` and an `## Unreleased` section",
+                rel(root, &path)
+            ));
+        }
+    }
+    problems
+}
+
+fn workspace_lints(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in members(root) {
+        let path = dir.join("Cargo.toml");
+        if !inherits_lints(&read(&path)) {
+            problems.push(format!(
+                "{} must have `[lints]` with `workspace = true`",
+                rel(root, &path)
+            ));
+        }
+    }
+    problems
+}
+
+fn inherits_lints(manifest: &str) -> bool {
+    let mut in_lints = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if let Some(h) = header(line) {
+            in_lints = h == "lints";
+        } else if in_lints && line.replace(' ', "") == "workspace=true" {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sh::project_root;
+
+    fn assert_clean(problems: &[String]) {
+        assert!(
+            problems.is_empty(),
+            "tidy problems:\n{}",
+            problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn every_crate_root_has_a_crate_doc() {
+        assert_clean(&crate_docs(&project_root()));
+    }
+
+    #[test]
+    fn libraries_do_not_print() {
+        assert_clean(&no_printing_in_libraries(&project_root()));
+    }
+
+    #[test]
+    fn internal_workspace_dependencies_carry_a_version() {
+        assert_clean(&internal_deps_have_versions(&project_root()));
+    }
+
+    #[test]
+    fn dependencies_only_point_down_the_tiers() {
+        assert_clean(&tiers(&project_root()));
+    }
+
+    #[test]
+    fn every_crate_has_a_changelog() {
+        assert_clean(&changelogs(&project_root()));
+    }
+
+    #[test]
+    fn every_package_inherits_the_workspace_lints() {
+        assert_clean(&workspace_lints(&project_root()));
+    }
+
+    #[test]
+    fn the_workspace_members_are_found() {
+        let members = members(&project_root());
+        assert!(members.iter().any(|m| m.ends_with("crates/identity-core")));
+        assert!(members.iter().any(|m| m.ends_with("xtask")));
+    }
+
+    #[test]
+    fn a_crate_doc_must_come_before_the_first_item() {
+        assert!(has_crate_doc("//! Docs.\nuse std::fmt;\n"));
+        assert!(has_crate_doc("#![allow(x)]\n\n//! Docs.\nmod a;\n"));
+        assert!(has_crate_doc("// licence header\n//! Docs.\n"));
+        assert!(!has_crate_doc("use std::fmt;\n//! Late.\n"));
+        assert!(!has_crate_doc("/// Outer doc.\npub fn f() {}\n"));
+        assert!(!has_crate_doc(""));
+    }
+
+    #[test]
+    fn printing_is_found_outside_comments_and_tests() {
+        let src = "\
+/// ```
+/// println!(\"in a doc example\");
+/// ```
+fn f() {
+    eprintln!(\"oops\");
+    let x = 1; // println! in a comment
+    dbg!(x);
+}
+#[cfg(test)]
+mod tests {
+    fn t() { println!(\"fine in tests\"); }
+}
+";
+        assert_eq!(printing_lines(src), [(5, "eprintln!"), (7, "dbg!")]);
+    }
+
+    #[test]
+    fn bin_targets_and_test_files_are_not_library_code() {
+        assert!(is_bin_or_test_file(Path::new("main.rs")));
+        assert!(is_bin_or_test_file(Path::new("bin/tool.rs")));
+        assert!(is_bin_or_test_file(Path::new("cache/tests.rs")));
+        assert!(!is_bin_or_test_file(Path::new("lib.rs")));
+        assert!(!is_bin_or_test_file(Path::new("imds.rs")));
+    }
+
+    #[test]
+    fn a_path_dependency_without_version_is_reported() {
+        let manifest = r#"
+[workspace.dependencies]
+identity-core = { path = "crates/identity-core", version = "0.1.0", default-features = false }
+identity-msi = { path = "crates/identity-msi", default-features = false }
+tokio = { version = "1", default-features = false }
+
+[workspace.dependencies.identity-dev]
+path = "crates/identity-dev"
+
+[workspace.dependencies.identity-entra]
+path = "crates/identity-entra"
+version = "0.1.0"
+"#;
+        assert_eq!(
+            unversioned_path_deps(manifest),
+            ["identity-msi", "identity-dev"]
+        );
+    }
+
+    #[test]
+    fn dependencies_are_read_in_every_form() {
+        let manifest = r#"
+[package]
+name = "identity-chain"
+
+[dependencies]
+identity-core.workspace = true
+msi = { package = "identity-msi", workspace = true }
+tokio = { workspace = true, features = ["rt"] }
+
+[target.'cfg(unix)'.dependencies]
+identity-dev = { workspace = true }
+
+[dependencies.entra]
+package = "identity-entra"
+workspace = true
+
+[dev-dependencies]
+identity-core = { path = "../identity-core", features = ["test-util"] }
+
+[lints]
+workspace = true
+"#;
+        let deps = dependencies(manifest);
+        let names: Vec<(DepKind, &str)> = deps.iter().map(|(k, n)| (*k, n.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                (DepKind::Normal, "identity-core"),
+                (DepKind::Normal, "identity-msi"),
+                (DepKind::Normal, "tokio"),
+                (DepKind::Normal, "identity-dev"),
+                (DepKind::Normal, "identity-entra"),
+                (DepKind::Dev, "identity-core"),
+            ]
+        );
+        assert!(tier_problems("identity-chain", &deps).is_empty());
+        assert!(inherits_lints(manifest));
+    }
+
+    #[test]
+    fn a_dependency_up_the_tiers_is_refused() {
+        let up = |kind, dep: &str| vec![(kind, dep.to_owned())];
+        assert_eq!(
+            tier_problems("identity-core", &up(DepKind::Normal, "identity-msi")).len(),
+            1
+        );
+        assert_eq!(
+            tier_problems("identity-msi", &up(DepKind::Normal, "identity-entra")).len(),
+            1
+        );
+        assert!(
+            tier_problems(
+                "identity-object-store",
+                &up(DepKind::Dev, "identity-blob-demo")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            tier_problems("identity-msi", &up(DepKind::Dev, "identity-nope")).len(),
+            1
+        );
+        assert_eq!(
+            tier_problems("identity-chain", &up(DepKind::Normal, "identity-blob-demo")).len(),
+            1
+        );
+        assert!(
+            tier_problems(
+                "identity-blob-demo",
+                &up(DepKind::Normal, "identity-azure-core")
+            )
+            .is_empty()
+        );
+        assert!(tier_problems("identity-blob-demo", &up(DepKind::Dev, "identity-core")).is_empty());
+        assert!(tier_problems("identity-core", &up(DepKind::Dev, "identity-core")).is_empty());
+        assert_eq!(tier_problems("identity-new", &[]).len(), 1);
+    }
+}

@@ -26,10 +26,9 @@
 //! No background task runs at construction, and nothing ties the cache to a runtime: time
 //! comes from the injected [`Clock`].
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -69,7 +68,7 @@ impl Default for RefreshPolicy {
 }
 
 /// A cache key as stored.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     identity: Box<str>,
     scopes: Box<[Box<str>]>,
@@ -156,95 +155,49 @@ impl<'a> KeyRef<'a> {
     }
 }
 
-/// What owned and borrowed keys share, so the map can be searched with either.
-trait KeyParts {
-    fn identity(&self) -> &str;
-    fn scope_count(&self) -> usize;
-    fn scope(&self, i: usize) -> &str;
-    fn tenant(&self) -> Option<&str>;
-    fn cae(&self) -> bool;
-}
+impl CacheKey {
+    fn hash_value(&self) -> u64 {
+        key_hash(
+            &self.identity,
+            self.scopes.iter().map(|s| &**s),
+            self.tenant.as_deref(),
+            self.cae,
+        )
+    }
 
-impl KeyParts for CacheKey {
-    fn identity(&self) -> &str {
-        &self.identity
-    }
-    fn scope_count(&self) -> usize {
-        self.scopes.len()
-    }
-    fn scope(&self, i: usize) -> &str {
-        &self.scopes[i]
-    }
-    fn tenant(&self) -> Option<&str> {
-        self.tenant.as_deref()
-    }
-    fn cae(&self) -> bool {
-        self.cae
+    /// True if this key is `key` (whose scopes are sorted).
+    fn matches(&self, key: &KeyRef<'_>) -> bool {
+        *self.identity == *key.identity
+            && self.scopes.len() == key.scopes.len()
+            && self.scopes.iter().zip(key.scopes).all(|(a, b)| **a == **b)
+            && self.tenant.as_deref() == key.tenant
+            && self.cae == key.cae
     }
 }
 
-/// A borrowed key whose scopes are known to be sorted.
-struct SortedRef<'a>(KeyRef<'a>);
-
-impl KeyParts for SortedRef<'_> {
-    fn identity(&self) -> &str {
-        self.0.identity
-    }
-    fn scope_count(&self) -> usize {
-        self.0.scopes.len()
-    }
-    fn scope(&self, i: usize) -> &str {
-        self.0.scopes[i]
-    }
-    fn tenant(&self) -> Option<&str> {
-        self.0.tenant
-    }
-    fn cae(&self) -> bool {
-        self.0.cae
-    }
-}
-
-impl Hash for dyn KeyParts + '_ {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write(self.identity().as_bytes());
+/// The hash of a key's parts, computed the same way for owned and borrowed keys.
+fn key_hash<'s>(
+    identity: &str,
+    scopes: impl Iterator<Item = &'s str>,
+    tenant: Option<&str>,
+    cae: bool,
+) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(identity.as_bytes());
+    h.write_u8(0xff);
+    for scope in scopes {
+        h.write(scope.as_bytes());
         h.write_u8(0xff);
-        for i in 0..self.scope_count() {
-            h.write(self.scope(i).as_bytes());
-            h.write_u8(0xff);
+    }
+    match tenant {
+        Some(t) => {
+            h.write_u8(1);
+            h.write(t.as_bytes());
         }
-        match self.tenant() {
-            Some(t) => {
-                h.write_u8(1);
-                h.write(t.as_bytes());
-            }
-            None => h.write_u8(0),
-        }
-        h.write_u8(u8::from(self.cae()));
+        None => h.write_u8(0),
     }
-}
-
-impl PartialEq for dyn KeyParts + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.identity() == other.identity()
-            && self.scope_count() == other.scope_count()
-            && (0..self.scope_count()).all(|i| self.scope(i) == other.scope(i))
-            && self.tenant() == other.tenant()
-            && self.cae() == other.cae()
-    }
-}
-
-impl Eq for dyn KeyParts + '_ {}
-
-impl Hash for CacheKey {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (self as &dyn KeyParts).hash(h);
-    }
-}
-
-impl<'a> Borrow<dyn KeyParts + 'a> for CacheKey {
-    fn borrow(&self) -> &(dyn KeyParts + 'a) {
-        self
-    }
+    h.write_u8(u8::from(cae));
+    h.finish()
 }
 
 /// `FxHash`: keys come from the application, not from an attacker, and a cached look-up should
@@ -283,6 +236,27 @@ impl Hasher for FxHasher {
     }
 }
 
+/// Passes a precomputed hash through: the map's keys are already [`key_hash`] values.
+#[derive(Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in rather than panic.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 type SharedFetch = Shared<BoxFuture<'static, Result<AccessToken, Error>>>;
 
 struct Cached {
@@ -298,7 +272,42 @@ struct Entry {
     last_attempt: Option<SystemTime>,
 }
 
-type Map = HashMap<CacheKey, Entry, BuildHasherDefault<FxHasher>>;
+struct Slot {
+    key: CacheKey,
+    entry: Entry,
+}
+
+/// Entries by key hash; a bucket holds the (rare) keys whose hashes collide.
+type Map = HashMap<u64, Vec<Slot>, BuildHasherDefault<PrehashedHasher>>;
+
+fn find<'m>(map: &'m mut Map, hash: u64, key: &KeyRef<'_>) -> Option<&'m mut Entry> {
+    map.get_mut(&hash)?
+        .iter_mut()
+        .find(|slot| slot.key.matches(key))
+        .map(|slot| &mut slot.entry)
+}
+
+fn find_owned<'m>(map: &'m mut Map, key: &CacheKey) -> Option<&'m mut Entry> {
+    map.get_mut(&key.hash_value())?
+        .iter_mut()
+        .find(|slot| slot.key == *key)
+        .map(|slot| &mut slot.entry)
+}
+
+fn entry_or_default(map: &mut Map, key: CacheKey) -> &mut Entry {
+    let bucket = map.entry(key.hash_value()).or_default();
+    let index = match bucket.iter().position(|slot| slot.key == key) {
+        Some(index) => index,
+        None => {
+            bucket.push(Slot {
+                key,
+                entry: Entry::default(),
+            });
+            bucket.len() - 1
+        }
+    };
+    &mut bucket[index].entry
+}
 
 /// Entries beyond this count trigger a sweep of expired, idle entries.
 const SWEEP_THRESHOLD: usize = 4096;
@@ -326,7 +335,7 @@ impl Inner {
     ) -> Result<AccessToken, Error> {
         let now = self.clock.now();
         let mut map = self.lock();
-        let entry = map.get_mut(key as &dyn KeyParts);
+        let entry = find_owned(&mut map, key);
         match (result, entry) {
             (Ok(token), Some(entry)) => {
                 let cached = plan(&self.policy, now, token);
@@ -407,7 +416,10 @@ pub struct TokenCache {
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("entries", &self.inner.lock().len())
+            .field(
+                "entries",
+                &self.inner.lock().values().map(Vec::len).sum::<usize>(),
+            )
             .field("policy", &self.inner.policy)
             .finish()
     }
@@ -509,8 +521,13 @@ impl TokenCache {
     {
         let now = self.inner.clock.now();
         let mut map = self.inner.lock();
-        let probe = SortedRef(key);
-        let entry = if let Some(entry) = map.get_mut(&probe as &dyn KeyParts) {
+        let hash = key_hash(
+            key.identity,
+            key.scopes.iter().copied(),
+            key.tenant,
+            key.cae,
+        );
+        let entry = if let Some(entry) = find(&mut map, hash, &key) {
             if let Some(cached) = &entry.cached {
                 if now < cached.refresh_at {
                     crate::trace::record_cache("hit");
@@ -541,12 +558,16 @@ impl TokenCache {
             entry
         } else {
             if map.len() >= SWEEP_THRESHOLD {
-                map.retain(|_, e| {
-                    e.inflight.is_some()
-                        || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on)
+                map.retain(|_, bucket| {
+                    bucket.retain(|slot| {
+                        let e = &slot.entry;
+                        e.inflight.is_some()
+                            || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on)
+                    });
+                    !bucket.is_empty()
                 });
             }
-            map.entry(key.to_owned_key()).or_default()
+            entry_or_default(&mut map, key.to_owned_key())
         };
         crate::trace::record_cache("fetch");
         tracing::debug!(target: "identity_core::cache", identity = key.identity, "no valid token cached; fetching");
@@ -626,7 +647,7 @@ impl TokenCache {
         let now = self.inner.clock.now();
         let cached = plan(&self.inner.policy, now, token);
         let token = cached.token.clone();
-        self.inner.lock().entry(key).or_default().cached = Some(cached);
+        entry_or_default(&mut self.inner.lock(), key).cached = Some(cached);
         token
     }
 
@@ -635,10 +656,11 @@ impl TokenCache {
         let now = self.inner.clock.now();
         self.inner
             .lock()
-            .iter()
-            .filter_map(|(k, e)| {
-                let c = e.cached.as_ref()?;
-                (now < c.token.expires_on).then(|| (k.clone(), c.token.clone()))
+            .values()
+            .flatten()
+            .filter_map(|slot| {
+                let c = slot.entry.cached.as_ref()?;
+                (now < c.token.expires_on).then(|| (slot.key.clone(), c.token.clone()))
             })
             .collect()
     }

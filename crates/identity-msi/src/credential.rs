@@ -96,30 +96,16 @@ impl ManagedIdentityCredential {
     /// Gets a token for `resource` through the cache. The returned flag is true when this
     /// call ran a request (rather than being served from the cache or joining another
     /// caller's request), and the response carries the service's extra fields then.
+    /// The token for `resource`, and the service's full response when this call fetched it
+    /// (the low-level client reports its metadata).
     pub(crate) async fn token_for_resource(
         &self,
         resource: &str,
         bypass_cache: bool,
     ) -> Result<(AccessToken, Option<TokenResponse>), Error> {
         let fresh: Arc<std::sync::Mutex<Option<TokenResponse>>> = Arc::default();
-        let scopes = [resource];
-        let key = KeyRef::new(&self.inner.cache_identity, &scopes, None, false);
         let token = self
-            .cache
-            .get_or_fetch(key, bypass_cache, || {
-                let inner = self.inner.clone();
-                let owned = resource.to_owned();
-                let slot = fresh.clone();
-                async move {
-                    let response = inner.fetch(&owned).await?;
-                    let mut token = AccessToken::new(response.token.clone(), response.expires_on);
-                    token.refresh_on = response.refresh_on;
-                    *slot
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(response);
-                    Ok(token)
-                }
-            })
+            .cached(resource, bypass_cache, Some(fresh.clone()))
             .await?;
         let fresh = fresh
             .lock()
@@ -128,16 +114,43 @@ impl ManagedIdentityCredential {
         Ok((token, fresh))
     }
 
+    /// The token for `resource` through the cache; a fetched response is also put in `slot`.
+    async fn cached(
+        &self,
+        resource: &str,
+        bypass_cache: bool,
+        slot: Option<Arc<std::sync::Mutex<Option<TokenResponse>>>>,
+    ) -> Result<AccessToken, Error> {
+        let scopes = [resource];
+        let key = KeyRef::new(&self.inner.cache_identity, &scopes, None, false);
+        self.cache
+            .get_or_fetch(key, bypass_cache, || {
+                let inner = self.inner.clone();
+                let owned = resource.to_owned();
+                async move {
+                    let response = inner.fetch(&owned).await?;
+                    let mut token = AccessToken::new(response.token.clone(), response.expires_on);
+                    token.refresh_on = response.refresh_on;
+                    if let Some(slot) = slot {
+                        *slot
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(response);
+                    }
+                    Ok(token)
+                }
+            })
+            .await
+    }
+
     async fn get_token_impl(
         &self,
         scopes: &[&str],
         options: &TokenRequestOptions,
     ) -> Result<AccessToken, Error> {
         let resource = scopes_to_resource(NAME, scopes)?;
-        let (token, _) = self
-            .token_for_resource(resource, options.claims_challenge().is_some())
-            .await?;
-        Ok(token)
+        // No response slot: a cached call allocates nothing.
+        self.cached(resource, options.claims_challenge().is_some(), None)
+            .await
     }
 }
 

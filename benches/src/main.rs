@@ -381,3 +381,33 @@ fn cold(sizes: Sizes) -> Result<Row, Box<dyn std::error::Error>> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_the_median_and_the_99th_sample() {
+        let mut samples: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        assert_eq!(percentiles(&mut samples), (101.0, 198.0));
+        let mut one = [7.0];
+        assert_eq!(percentiles(&mut one), (7.0, 7.0));
+        assert!(percentiles(&mut []).0.is_nan());
+    }
+
+    #[test]
+    fn the_token_response_has_the_app_service_shape() {
+        let body = app_service_body(1_700_000_000);
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["expires_on"], "1700000000");
+        assert_eq!(json["token_type"], "Bearer");
+    }
+
+    #[test]
+    fn a_quick_run_produces_every_row() {
+        let rows = run(QUICK).expect("the quick run succeeds against its loopback server");
+        let cases: Vec<&str> = rows.iter().map(|r| r.case).collect();
+        assert_eq!(cases.len(), 4, "{cases:?}");
+        assert!(rows.iter().all(|r| !r.median.starts_with("NaN")));
+    }
+}

@@ -10,6 +10,9 @@
 //! `{"access_token": "...", "expires_on": 1893456000, "credential": "ManagedIdentityCredential"}`.
 //! On failure it exits non-zero, prints nothing on stdout and the error (for the chain, every
 //! attempt) on stderr. All other configuration comes from the environment, as on a real host.
+//!
+//! Logs go to stderr when `RUST_LOG` is set, e.g. `RUST_LOG=identity=debug` shows which
+//! credential was tried and why each one was skipped; stdout stays the one JSON object.
 
 #![allow(
     clippy::print_stdout,
@@ -58,6 +61,7 @@ OUTPUT:
 
 Every other setting comes from the environment, exactly as on a real host (IDENTITY_ENDPOINT,
 AZURE_CLIENT_ID, AZURE_TOKEN_CREDENTIALS, ...). Treat the printed token as a secret.
+Set RUST_LOG=identity=debug to see on stderr which credentials were tried and why.
 ";
 
 #[derive(Debug, Default)]
@@ -212,6 +216,12 @@ async fn run(args: Args) -> Result<String, Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let args = match parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {

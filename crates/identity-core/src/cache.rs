@@ -624,11 +624,12 @@ impl TokenCache {
                 let driver = shared.clone();
                 runtime.spawn(
                     async move {
-                        match driver.await {
-                            // A failed refresh is invisible to callers, who keep the valid token.
-                            Err(e) if refresh => tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token"),
-                            Err(e) => tracing::debug!(target: "identity_core::cache", error = %e, "token load failed"),
-                            Ok(_) => {}
+                        // A failed refresh is invisible to callers, who keep the valid token, so it
+                        // is logged here; a failed load reaches its callers (and their spans).
+                        if let Err(e) = driver.await {
+                            if refresh {
+                                tracing::warn!(target: "identity_core::cache", error = %e, "refresh failed; serving the cached token");
+                            }
                         }
                     }
                     .instrument(span)

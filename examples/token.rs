@@ -216,7 +216,7 @@ async fn run(args: Args) -> Result<String, Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    if std::env::var_os("RUST_LOG").is_some() {
+    if identity_chain::Env::from_process().is_present("RUST_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)

@@ -31,9 +31,9 @@ const MAX_REQUESTS: usize = 64;
 
 const PLAN: &str = "\
 The demo starts Azurite (the Azure Storage emulator) with OAuth on, serves a managed-identity
-endpoint on 127.0.0.1, and runs identity-blob-demo: ManagedIdentityCredential, configured as on
-App Service, gets a token from the loopback endpoint, and the official blob client uploads,
-downloads and deletes a blob with it. No Azure account is needed; nothing leaves this machine.";
+endpoint on 127.0.0.1, and runs identity-blob-demo: DefaultAzureCredential, in the environment
+an App Service has, gets a token from the loopback endpoint through its managed-identity member,
+and the official blob client uploads, downloads and deletes a blob with it. No Azure account is needed; nothing leaves this machine.";
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {

@@ -1,107 +1,118 @@
-//! Benchmarks of identity-core's token cache and cold HTTP path, printed as a markdown table.
+//! Side-by-side benchmarks of this workspace and the official `azure_identity` crate.
 //!
-//! Run with `cargo xtask bench` (a release build). The cases:
+//! Run with `cargo xtask bench` (release builds of this package and of `benches/official`,
+//! which lives outside the workspace). Without `--case`, this binary is the parent: for each
+//! case and each subject it starts a fresh child process (this binary with
+//! `--case N --subject ours`, or `official-bench --case N`) with a cleared environment holding
+//! only the case's variables, reads the child's one JSON line, and prints one markdown table:
+//! case, ours, official, ratio (official ÷ ours; above 1 means ours is lower).
 //!
-//! 1. **cached**: `TokenCache::get_or_fetch` on a fresh cached token from one task, in a tight
-//!    loop; each sample is the mean over one batch of calls, and the table shows the median
-//!    and p99 of the samples.
-//! 2. **contended**: 64 tasks on a 2-worker tokio runtime all reading the same key; each
-//!    sample is one batch's wall time divided by its calls.
-//! 3. **cold fetch**: an empty cache per call, fetching from a loopback HTTP server that
-//!    answers with an App Service-shaped token through `Pipeline` + `HyperClient` (a new
-//!    connection per request, as in production).
+//! A fresh process per case and subject keeps environment variables, caches, connection pools
+//! and runtimes from leaking between subjects: the official crate reads `IDENTITY_ENDPOINT`
+//! and `IDENTITY_HEADER` from the process environment, and ours reads the same values through
+//! an injected [`identity_core::Env`] snapshot of that same environment.
 //!
-//! A baseline row gives the cost of one read of the injected system clock, which every cache
-//! read pays once.
+//! Every endpoint is on 127.0.0.1. The parent reserves a free loopback port, names it in
+//! `IDENTITY_ENDPOINT` and `BENCH_ADDR`, and the child serves the emulated App Service
+//! protocol on it (`harness.rs`). No case lets a subject reach 169.254.169.254: ours is
+//! pointed at a loopback IMDS with `imds_endpoint`, and the official crate, whose IMDS address
+//! is a constant, is not run against IMDS at all (its cells read "n/a").
 //!
-//! `--quick` runs fewer iterations (a smoke test, not a measurement).
+//! The fake `az` is a `#!/bin/sh` script in a temporary directory that is the only entry of
+//! `PATH` for every child.
 //!
-//! Timing uses `std::time::Instant`; the token lifetimes use the injected system clock, as a
-//! credential would.
+//! Arguments: `[--quick] [--official PATH]`; `--quick` shortens every case (a smoke run, not
+//! a measurement).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "a benchmark binary reports on stdout"
 )]
 
-use std::hint::black_box;
-use std::process::ExitCode;
+mod cases;
+mod harness;
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use identity_core::cache::{KeyRef, TokenCache};
-use identity_core::http::{HttpClient, HyperClient, Pipeline, SendOptions};
-use identity_core::{AccessToken, Error, system_clock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use identity_chain::{AzureCliCredential, DefaultAzureCredential};
+use identity_core::{Env, TokenCredential, TokenRequestOptions};
+use identity_msi::ManagedIdentityCredential;
 
-const NAME: &str = "identity-bench";
-const SCOPES: &[&str] = &["https://storage.azure.com/.default"];
-const IDENTITY: &str = "bench/app_service/system";
+use crate::harness::Metric;
 
-/// Iteration counts for one run.
-#[derive(Clone, Copy, Debug)]
-struct Sizes {
-    cached_batches: usize,
-    cached_batch: u32,
-    contended_batches: usize,
-    contended_per_task: u32,
-    cold_warmup: usize,
-    cold_samples: usize,
-}
+/// This workspace's managed identity credential (App Service source from the environment).
+#[derive(Debug)]
+struct Ours(ManagedIdentityCredential);
 
-const FULL: Sizes = Sizes {
-    cached_batches: 200,
-    cached_batch: 20_000,
-    contended_batches: 40,
-    contended_per_task: 2_000,
-    cold_warmup: 50,
-    cold_samples: 1_000,
-};
+/// Shared default options: `get_token` borrows them for the call.
+static OPTIONS: std::sync::LazyLock<TokenRequestOptions> =
+    std::sync::LazyLock::new(TokenRequestOptions::default);
 
-const QUICK: Sizes = Sizes {
-    cached_batches: 10,
-    cached_batch: 1_000,
-    contended_batches: 3,
-    contended_per_task: 100,
-    cold_warmup: 2,
-    cold_samples: 20,
-};
+impl cases::Subject for Ours {
+    // The cache refreshes `min(300 s, lifetime / 2)` before expiry, and not within 30 s of
+    // the first load: a 62 s token enters its refresh window 31 s after issue.
+    const REFRESH_CASE_LIFETIME_S: u64 = 62;
 
-const TASKS: u32 = 64;
+    fn build() -> Result<Arc<Self>, String> {
+        ManagedIdentityCredential::builder()
+            .env(Env::from_process())
+            .build()
+            .map(|c| Arc::new(Self(c)))
+            .map_err(|e| format!("ManagedIdentityCredential build failed: {e}"))
+    }
 
-struct Row {
-    case: &'static str,
-    median: String,
-    p99: String,
-    notes: String,
+    async fn token(self: Arc<Self>, scope: &'static str) -> Result<usize, String> {
+        self.0
+            .get_token(&[scope], &OPTIONS)
+            .await
+            .map(|t| t.token.secret().len())
+            .map_err(|e| format!("get_token failed: {e}"))
+    }
+
+    fn chain_token(imds: SocketAddr) -> Option<impl Future<Output = Result<usize, String>>> {
+        Some(async move {
+            let chain = DefaultAzureCredential::builder()
+                .env(Env::from_process())
+                .imds_endpoint(format!("http://{imds}/metadata/identity/oauth2/token"))
+                .build()
+                .map_err(|e| format!("DefaultAzureCredential build failed: {e}"))?;
+            chain
+                .get_token(&[harness::SCOPE_A], &OPTIONS)
+                .await
+                .map(|t| t.token.secret().len())
+                .map_err(|e| format!("get_token failed: {e}"))
+        })
+    }
+
+    async fn cli_token() -> Result<usize, String> {
+        let cli = AzureCliCredential::builder()
+            .env(Env::from_process())
+            .build()
+            .map_err(|e| format!("AzureCliCredential build failed: {e}"))?;
+        cli.get_token(&[harness::SCOPE_A], &OPTIONS)
+            .await
+            .map(|t| t.token.secret().len())
+            .map_err(|e| format!("get_token failed: {e}"))
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let sizes = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => FULL,
-        ["--quick"] => QUICK,
-        _ => {
-            eprintln!("usage: identity-bench [--quick]");
-            return ExitCode::from(2);
-        }
+    let result = if args.iter().any(|a| a == "--case") {
+        let addr = Env::from_process().get("BENCH_ADDR").map(str::to_owned);
+        cases::child_main::<Ours>(&args, addr).map(|line| println!("{line}"))
+    } else {
+        parent(&args).map(|table| print!("{table}"))
     };
-    match run(sizes) {
-        Ok(rows) => {
-            println!("| case | median | p99 | notes |");
-            println!("|---|---:|---:|---|");
-            for r in rows {
-                println!("| {} | {} | {} | {} |", r.case, r.median, r.p99, r.notes);
-            }
-            ExitCode::SUCCESS
-        }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("identity-bench: {e}");
             ExitCode::FAILURE
@@ -109,277 +120,202 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(sizes: Sizes) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
-    Ok(vec![
-        clock_baseline(sizes),
-        cached(sizes)?,
-        contended(sizes)?,
-        cold(sizes)?,
-    ])
+/// A child process longer than this is killed and its cells read "failed".
+const CHILD_LIMIT: Duration = Duration::from_secs(240);
+
+/// One subject binary and how to ask it for a case.
+struct Runner {
+    program: PathBuf,
+    extra: Vec<&'static str>,
 }
 
-/// The cost of reading the injected system clock, which every cache read does once: the floor
-/// under the cached case.
-fn clock_baseline(sizes: Sizes) -> Row {
-    let clock = system_clock();
-    let mut samples = Vec::with_capacity(sizes.cached_batches);
-    for _ in 0..sizes.cached_batches {
-        let start = Instant::now();
-        for _ in 0..sizes.cached_batch {
-            black_box(black_box(&clock).now());
-        }
-        samples.push(nanos_per_call(
-            start.elapsed(),
-            u64::from(sizes.cached_batch),
-        ));
-    }
-    let (median, p99) = percentiles(&mut samples);
-    Row {
-        case: "baseline: `Clock::now` (system clock)",
-        median: format!("{median:.1} ns"),
-        p99: format!("{p99:.1} ns"),
-        notes: "the clock read inside every cache read, for reference".to_owned(),
-    }
-}
-
-/// A token valid for an hour from now, so every read in the run is a fresh hit.
-fn hour_token() -> AccessToken {
-    AccessToken::new(
-        "bench-token",
-        system_clock().now() + Duration::from_secs(3600),
-    )
-}
-
-/// A fetch that a cache hit never runs; it fails loudly if the cache misses.
-fn unreachable_fetch() -> std::future::Ready<Result<AccessToken, Error>> {
-    std::future::ready(Err(Error::unavailable(
-        NAME,
-        "the benchmark expected a cache hit",
-    )))
-}
-
-async fn primed_cache() -> Result<TokenCache, Error> {
-    let cache = TokenCache::with_clock(system_clock());
-    let token = hour_token();
-    cache
-        .get_or_fetch(
-            KeyRef::new(IDENTITY, SCOPES, None, false),
-            false,
-            move || std::future::ready(Ok(token)),
-        )
-        .await?;
-    Ok(cache)
-}
-
-fn nanos_per_call(elapsed: Duration, calls: u64) -> f64 {
-    elapsed.as_secs_f64() * 1e9 / calls as f64
-}
-
-/// The median and p99 of `samples` (sorted in place).
-fn percentiles(samples: &mut [f64]) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len();
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let p99 = (n * 99).div_ceil(100).saturating_sub(1);
-    (samples[n / 2], samples[p99])
-}
-
-fn cached(sizes: Sizes) -> Result<Row, Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut samples = rt.block_on(async {
-        let cache = primed_cache().await?;
-        let mut samples = Vec::with_capacity(sizes.cached_batches);
-        for _ in 0..sizes.cached_batches {
-            let start = Instant::now();
-            for _ in 0..sizes.cached_batch {
-                let token = cache
-                    .get_or_fetch(
-                        KeyRef::new(black_box(IDENTITY), SCOPES, None, false),
-                        false,
-                        unreachable_fetch,
-                    )
-                    .await?;
-                black_box(token);
+fn parent(args: &[String]) -> Result<String, String> {
+    let mut quick = false;
+    let mut official = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--official" => official = it.next().map(PathBuf::from),
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; usage: [--quick] [--official PATH]"
+                ));
             }
-            samples.push(nanos_per_call(
-                start.elapsed(),
-                u64::from(sizes.cached_batch),
-            ));
         }
-        Ok::<_, Error>(samples)
-    })?;
-    let (median, p99) = percentiles(&mut samples);
-    Ok(Row {
-        case: "cached `get_or_fetch`, 1 task",
-        median: format!("{median:.1} ns"),
-        p99: format!("{p99:.1} ns"),
-        notes: format!(
-            "per call; {} batches of {} calls on a current-thread runtime",
-            sizes.cached_batches, sizes.cached_batch
-        ),
-    })
+    }
+    let me = std::env::current_exe().map_err(|e| format!("no path to this binary: {e}"))?;
+    let tools = FakeAz::create()?;
+    let ours = Runner {
+        program: me,
+        extra: vec!["--subject", "ours"],
+    };
+    let official = official.map(|program| Runner {
+        program,
+        extra: Vec::new(),
+    });
+    let mut rows: Vec<(String, Option<Metric>, Option<Metric>)> = Vec::new();
+    for case in 1..=cases::CASES {
+        let a = run_child(&ours, case, quick, tools.dir());
+        let b = official
+            .as_ref()
+            .map(|r| run_child(r, case, quick, tools.dir()));
+        merge(&mut rows, case, a, b);
+    }
+    Ok(table(&rows, official.is_some()))
 }
 
-fn contended(sizes: Sizes) -> Result<Row, Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let mut samples = rt.block_on(async {
-        let cache = Arc::new(primed_cache().await?);
-        let mut samples = Vec::with_capacity(sizes.contended_batches);
-        for _ in 0..sizes.contended_batches {
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    let cache = Arc::clone(&cache);
-                    tokio::spawn(async move {
-                        for _ in 0..sizes.contended_per_task {
-                            let token = cache
-                                .get_or_fetch(
-                                    KeyRef::new(IDENTITY, SCOPES, None, false),
-                                    false,
-                                    unreachable_fetch,
-                                )
-                                .await?;
-                            black_box(token);
-                        }
-                        Ok::<_, Error>(())
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.map_err(|e| {
-                    Error::unavailable(NAME, format!("a benchmark task failed: {e}"))
-                })??;
+/// Joins one case's metrics from both subjects into rows, by key.
+fn merge(
+    rows: &mut Vec<(String, Option<Metric>, Option<Metric>)>,
+    case: u32,
+    ours: Result<Vec<Metric>, String>,
+    official: Option<Result<Vec<Metric>, String>>,
+) {
+    let mut keys: Vec<String> = Vec::new();
+    let report = |r: &Result<Vec<Metric>, String>, who: &str| {
+        if let Err(e) = r {
+            eprintln!("case {case} ({who}): {e}");
+        }
+    };
+    report(&ours, "ours");
+    if let Some(o) = &official {
+        report(o, "official");
+    }
+    let ours = ours.unwrap_or_default();
+    let official = official.and_then(Result::ok).unwrap_or_default();
+    for m in ours.iter().chain(official.iter()) {
+        if !keys.contains(&m.key) {
+            keys.push(m.key.clone());
+        }
+    }
+    if keys.is_empty() {
+        keys.push(format!("{case}. (failed)"));
+    }
+    for key in keys {
+        let find = |v: &[Metric]| v.iter().find(|m| m.key == key).cloned();
+        rows.push((key.clone(), find(&ours), find(&official)));
+    }
+}
+
+/// The markdown table.
+fn table(rows: &[(String, Option<Metric>, Option<Metric>)], official_ran: bool) -> String {
+    let mut out =
+        String::from("| case | ours | official | official ÷ ours |\n|---|---:|---:|---:|\n");
+    for (key, ours, official) in rows {
+        let ratio = match (ours, official) {
+            // A point in time, not a cost: no ratio.
+            _ if key.contains("when") => "–".to_owned(),
+            (Some(a), Some(b)) if a.value > 0.0 && b.value.is_finite() && a.value.is_finite() => {
+                format!("{:.2}×", b.value / a.value)
             }
-            let calls = u64::from(TASKS) * u64::from(sizes.contended_per_task);
-            samples.push(nanos_per_call(start.elapsed(), calls));
-        }
-        Ok::<_, Error>(samples)
-    })?;
-    let (median, p99) = percentiles(&mut samples);
-    Ok(Row {
-        case: "cached `get_or_fetch`, 64 tasks / 2 threads",
-        median: format!("{median:.1} ns"),
-        p99: format!("{p99:.1} ns"),
-        notes: format!(
-            "wall time per call; {} batches of {TASKS} tasks × {} calls, one key",
-            sizes.contended_batches, sizes.contended_per_task
-        ),
-    })
-}
-
-/// The App Service (2019-08-01) success body: `expires_on` as a decimal string.
-fn app_service_body(expires_on: u64) -> Bytes {
-    Bytes::from(format!(
-        r#"{{"access_token":"bench-token","expires_on":"{expires_on}","resource":"https://storage.azure.com","token_type":"Bearer","client_id":"00000000-0000-0000-0000-000000000000"}}"#
-    ))
-}
-
-/// Serves every connection with one token response, then closes it (as the platform
-/// endpoints do for `Connection: close`).
-async fn serve(listener: TcpListener) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+            _ => "–".to_owned(),
         };
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut read = 0;
-            // Read the request head; token requests have no body.
-            while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf[read..]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => read += n,
-                }
-                if read == buf.len() {
-                    return;
-                }
+        let _ = writeln!(
+            out,
+            "| {key} | {} | {} | {ratio} |",
+            cell(ours.as_ref()),
+            if official_ran {
+                cell(official.as_ref())
+            } else {
+                "not run".to_owned()
             }
-            let now = system_clock()
-                .now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let body = app_service_body(now + 3600);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(&body).await;
-            let _ = stream.shutdown().await;
-        });
+        );
+    }
+    out
+}
+
+fn cell(m: Option<&Metric>) -> String {
+    match m {
+        None => "failed".to_owned(),
+        Some(m) if m.value.is_nan() => "n/a (cannot be pointed at a loopback IMDS)".to_owned(),
+        Some(m) if m.unit == "requests" => format!("{:.0}", m.value),
+        Some(m) if m.value >= 100.0 => format!("{:.0} {}", m.value, m.unit),
+        Some(m) => format!("{:.1} {}", m.value, m.unit),
     }
 }
 
-/// One cold fetch: request, response, JSON parse, token.
-async fn fetch(pipeline: Pipeline, uri: String) -> Result<AccessToken, Error> {
-    let request = http::Request::get(uri)
-        .header("x-identity-header", "bench-header")
-        .body(Bytes::new())
-        .map_err(|e| Error::invalid_argument(NAME, format!("bad request: {e}")))?;
-    let response = pipeline
-        .send(NAME, &request, SendOptions::default())
-        .await?;
-    let json: serde_json::Value = serde_json::from_slice(response.body())
-        .map_err(|e| Error::authentication_failed(NAME, format!("bad token response: {e}")))?;
-    let token = json["access_token"]
-        .as_str()
-        .ok_or_else(|| Error::authentication_failed(NAME, "no access_token"))?;
-    let expires_on = json["expires_on"]
-        .as_str()
-        .and_then(|s| s.parse::<i64>().ok())
-        .and_then(identity_core::from_unix_seconds)
-        .ok_or_else(|| Error::authentication_failed(NAME, "no expires_on"))?;
-    Ok(AccessToken::new(token, expires_on))
+/// Runs one case in a fresh child with a cleared, prepared environment.
+fn run_child(runner: &Runner, case: u32, quick: bool, path: &Path) -> Result<Vec<Metric>, String> {
+    let addr = harness::refused().map_err(|e| format!("no free loopback port: {e}"))?;
+    let mut cmd = Command::new(&runner.program);
+    cmd.args(["--case", &case.to_string()])
+        .args(&runner.extra)
+        .env_clear()
+        .env("PATH", path)
+        .env("BENCH_ADDR", addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if quick {
+        cmd.arg("--quick");
+    }
+    // Case 7 is off-Azure: no managed identity variables at all.
+    if case != 7 {
+        cmd.env("IDENTITY_ENDPOINT", format!("http://{addr}/msi/token"))
+            .env("IDENTITY_HEADER", harness::IDENTITY_HEADER);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", runner.program.display()))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if started.elapsed() > CHILD_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no answer within {} s", CHILD_LIMIT.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    }
+    if !status.success() {
+        return Err(format!("exited with {status}"));
+    }
+    // The planted IDENTITY_HEADER value is a secret: no report may carry it.
+    if out.contains(harness::IDENTITY_HEADER) {
+        return Err("the report contains the IDENTITY_HEADER secret".to_owned());
+    }
+    out.lines()
+        .rev()
+        .find_map(harness::parse_report)
+        .ok_or_else(|| "no report line".to_owned())
 }
 
-fn cold(sizes: Sizes) -> Result<Row, Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let mut samples = rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener));
-        let client: Arc<dyn HttpClient> = HyperClient::shared();
-        let pipeline = Pipeline::new(client);
-        let uri = format!(
-            "http://{addr}/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fstorage.azure.com"
+/// A temporary directory holding only a fake `az` that prints a token.
+struct FakeAz(PathBuf);
+
+impl FakeAz {
+    fn create() -> Result<Self, String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("identity-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let expires = harness::unix_now() + 3600;
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' '{{\"accessToken\":\"bench-cli-token\",\"expires_on\":{expires},\"expiresOn\":\"2030-01-01 00:00:00.000000\",\"subscription\":\"s\",\"tenant\":\"t\",\"tokenType\":\"Bearer\"}}'\n"
         );
-        let mut samples = Vec::with_capacity(sizes.cold_samples);
-        for i in 0..sizes.cold_warmup + sizes.cold_samples {
-            let cache = TokenCache::with_clock(system_clock());
-            let (p, u) = (pipeline.clone(), uri.clone());
-            let start = Instant::now();
-            let token = cache
-                .get_or_fetch(KeyRef::new(IDENTITY, SCOPES, None, false), false, move || fetch(p, u))
-                .await?;
-            let took = start.elapsed();
-            black_box(token);
-            if i >= sizes.cold_warmup {
-                samples.push(took.as_secs_f64() * 1e6);
-            }
-        }
-        server.abort();
-        Ok::<_, Box<dyn std::error::Error>>(samples)
-    })?;
-    let (median, p99) = percentiles(&mut samples);
-    Ok(Row {
-        case: "cold fetch, loopback HTTP",
-        median: format!("{median:.0} µs"),
-        p99: format!("{p99:.0} µs"),
-        notes: format!(
-            "empty cache each call; `Pipeline` + `HyperClient`, new connection, App Service JSON; {} samples",
-            sizes.cold_samples
-        ),
-    })
+        let az = dir.join("az");
+        std::fs::write(&az, script).map_err(|e| format!("cannot write {}: {e}", az.display()))?;
+        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", az.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn dir(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for FakeAz {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[cfg(test)]
@@ -387,27 +323,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_the_median_and_the_99th_sample() {
+    fn quantiles_pick_the_sample_at_the_rank() {
         let mut samples: Vec<f64> = (1..=200).rev().map(f64::from).collect();
-        assert_eq!(percentiles(&mut samples), (101.0, 198.0));
-        let mut one = [7.0];
-        assert_eq!(percentiles(&mut one), (7.0, 7.0));
-        assert!(percentiles(&mut []).0.is_nan());
+        assert!((harness::quantile(&mut samples, 0.99) - 198.0).abs() < f64::EPSILON);
+        assert!((harness::median(&mut samples) - 101.0).abs() < f64::EPSILON);
+        assert!(harness::quantile(&mut [], 0.5).is_nan());
     }
 
     #[test]
-    fn the_token_response_has_the_app_service_shape() {
-        let body = app_service_body(1_700_000_000);
-        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    fn a_report_line_round_trips_with_nan_as_not_applicable() {
+        let metrics = vec![
+            Metric::new("a", 1.5, "ns"),
+            Metric::new("b", f64::NAN, "ms"),
+        ];
+        let back = harness::parse_report(&harness::report_line(7, &metrics)).expect("parses");
+        assert_eq!(back[0], metrics[0]);
+        assert!(back[1].value.is_nan());
+    }
+
+    #[test]
+    fn a_non_loopback_endpoint_is_refused() {
+        assert!(harness::endpoint_addr(Some("169.254.169.254:80".into())).is_err());
+        assert!(harness::endpoint_addr(Some("127.0.0.1:8080".into())).is_ok());
+        assert!(harness::endpoint_addr(None).is_err());
+    }
+
+    #[test]
+    fn the_table_shows_ratios_and_not_applicable_cells() {
+        let mut rows = Vec::new();
+        merge(
+            &mut rows,
+            1,
+            Ok(vec![Metric::new("x", 10.0, "ns")]),
+            Some(Ok(vec![Metric::new("x", 25.0, "ns")])),
+        );
+        merge(
+            &mut rows,
+            7,
+            Ok(vec![Metric::new("y", 5.0, "ms")]),
+            Some(Ok(vec![Metric::new("y", f64::NAN, "ms")])),
+        );
+        let t = table(&rows, true);
+        assert!(t.contains("| x | 10.0 ns | 25.0 ns | 2.50× |"), "{t}");
+        assert!(
+            t.contains("n/a (cannot be pointed at a loopback IMDS)"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn the_app_service_body_has_a_string_expiry() {
+        let json: serde_json::Value =
+            serde_json::from_str(&harness::app_service_body(1_700_000_000)).expect("json");
         assert_eq!(json["expires_on"], "1700000000");
-        assert_eq!(json["token_type"], "Bearer");
-    }
-
-    #[test]
-    fn a_quick_run_produces_every_row() {
-        let rows = run(QUICK).expect("the quick run succeeds against its loopback server");
-        let cases: Vec<&str> = rows.iter().map(|r| r.case).collect();
-        assert_eq!(cases.len(), 4, "{cases:?}");
-        assert!(rows.iter().all(|r| !r.median.starts_with("NaN")));
     }
 }

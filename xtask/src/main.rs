@@ -5,10 +5,11 @@
 //!   the identity-msi dependency-tree guard, clippy, tests, docs, cargo-deny.
 //! * `deny`: `cargo deny --offline check` against the local advisory snapshot.
 //! * `tidy`: repository checks (also run as `#[test]`s in `cargo test -p xtask`).
-//! * `bench`: the identity-core cache benchmark (`identity-bench`, release mode).
+//! * `bench`: this workspace side by side with the official `azure_identity` (`identity-bench`, release mode).
 //! * `demo`: the blob demo against Azurite and a loopback managed-identity endpoint (or, without
 //!   Node.js, the `token` example against a loopback endpoint).
-//! * `fuzz`, `load`: planned.
+//! * `fuzz`: every cargo-fuzz target for a bounded time, with a summary table (not in `ci`).
+//! * `load`: the load test (release build), printed as a report.
 //!
 //! xtask is a developer tool, not a library: it prints, reads the process environment and
 //! spawns processes directly, which the workspace's clippy configuration bans in libraries.
@@ -26,6 +27,8 @@ mod bench;
 mod ci;
 mod demo;
 mod deny;
+mod fuzz;
+mod load;
 mod sh;
 mod tidy;
 
@@ -39,10 +42,10 @@ commands:
           (`--skip STEP` leaves a step out when re-running locally)
   deny    cargo deny --offline check against the local advisory snapshot
   tidy    repository checks (crate docs, no printing in libraries, versions, tiers)
-  bench   identity-core cache benchmark (release build), printed as a markdown table
+  bench   benchmarks side by side with the official azure_identity (release build), one table
   demo    the blob demo on Azurite + a loopback managed-identity endpoint (no Azure account)
-  fuzz    not yet implemented
-  load    not yet implemented
+  fuzz    every cargo-fuzz target for N seconds (`[--seconds N] [TARGET]`, default 30)
+  load    load test: 10,000 tasks, 100 credentials, 30 s (`[--seconds N] [--tasks N]`)
 ";
 
 fn main() -> ExitCode {
@@ -58,10 +61,8 @@ fn main() -> ExitCode {
         "tidy" => tidy::run(&sh::project_root()),
         "bench" => bench::run(rest),
         "demo" => demo::run(rest),
-        "fuzz" | "load" => {
-            eprintln!("xtask {command}: not yet implemented");
-            return ExitCode::from(2);
-        }
+        "fuzz" => fuzz::run(rest),
+        "load" => load::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

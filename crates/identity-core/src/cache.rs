@@ -269,7 +269,8 @@ struct Entry {
     cached: Option<Cached>,
     inflight: Option<SharedFetch>,
     generation: u64,
-    last_attempt: Option<SystemTime>,
+    /// When the last attempt failed: no refresh starts within `retry_delay` of it.
+    last_failure: Option<SystemTime>,
 }
 
 struct Slot {
@@ -341,6 +342,7 @@ impl Inner {
                 let cached = plan(&self.policy, now, token);
                 let token = cached.token.clone();
                 entry.cached = Some(cached);
+                entry.last_failure = None;
                 if entry.generation == generation {
                     entry.inflight = None;
                 }
@@ -349,6 +351,9 @@ impl Inner {
             (Ok(token), None) => Ok(plan(&self.policy, now, token).token),
             (Err(e), entry) => {
                 if let Some(entry) = entry {
+                    // Only a failure spaces out the next refresh: a token living under a
+                    // minute must still be refreshed ahead of its expiry after a success.
+                    entry.last_failure = Some(now);
                     if entry.generation == generation {
                         entry.inflight = None;
                     }
@@ -536,14 +541,14 @@ impl TokenCache {
                 if now < cached.token.expires_on {
                     let fallback = cached.token.clone();
                     let recently = entry
-                        .last_attempt
+                        .last_failure
                         .is_some_and(|t| now < t + self.inner.policy.retry_delay);
                     if entry.inflight.is_some() || recently {
                         crate::trace::record_cache("hit");
                         return Action::Ready(fallback);
                     }
                     crate::trace::record_cache("refresh");
-                    let (fetch, driven) = self.start(entry, key.to_owned_key(), now, true, fetch);
+                    let (fetch, driven) = self.start(entry, key.to_owned_key(), true, fetch);
                     tracing::debug!(target: "identity_core::cache", identity = key.identity, "refreshing ahead of expiry");
                     return Action::Refresh {
                         fetch: (!driven).then_some(fetch),
@@ -571,7 +576,7 @@ impl TokenCache {
         };
         crate::trace::record_cache("fetch");
         tracing::debug!(target: "identity_core::cache", identity = key.identity, "no valid token cached; fetching");
-        Action::Wait(self.start(entry, key.to_owned_key(), now, false, fetch).0)
+        Action::Wait(self.start(entry, key.to_owned_key(), false, fetch).0)
     }
 
     /// Starts a load and records it as the key's flight. With a tokio runtime the load is also
@@ -581,7 +586,6 @@ impl TokenCache {
         &self,
         entry: &mut Entry,
         key: CacheKey,
-        now: SystemTime,
         refresh: bool,
         fetch: F,
     ) -> (SharedFetch, bool)
@@ -590,7 +594,6 @@ impl TokenCache {
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
         entry.generation += 1;
-        entry.last_attempt = Some(now);
         let generation = entry.generation;
         let inner: Weak<Inner> = Arc::downgrade(&self.inner);
         let policy = self.inner.policy;

@@ -19,7 +19,15 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Seconds since the epoch for a UTC date and time, validating every field.
+/// Seconds since the epoch for a UTC date and time, validating every field. Years outside
+/// 0..=9999 (more than the four digits every supported format prints) are refused, which also
+/// keeps the arithmetic from overflowing on a hostile date string.
+///
+/// ```
+/// use identity_core::time::unix_from_utc;
+/// assert_eq!(unix_from_utc(1970, 1, 2, 0, 0, 0), Some(86_400));
+/// assert_eq!(unix_from_utc(999_999_999_999, 12, 31, 23, 59, 59), None);
+/// ```
 pub fn unix_from_utc(
     year: i64,
     month: u32,
@@ -28,7 +36,11 @@ pub fn unix_from_utc(
     minute: u32,
     second: u32,
 ) -> Option<i64> {
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+    {
         return None;
     }
     if hour > 23 || minute > 59 || second > 60 {

@@ -542,3 +542,49 @@ async fn a_load_abandoned_by_every_caller_still_finishes_and_fills_the_cache() {
     assert_eq!(again.token.secret(), "T");
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_token_living_seconds_is_still_refreshed_ahead_of_its_expiry() {
+    // A 4 s token is fresh for 2 s; a success must not arm the 30 s spacing that only a
+    // failed attempt earns, or the token would expire with every caller waiting on a load.
+    let clock = FakeClock::at_2030();
+    let cache = TokenCache::with_clock(clock.shared());
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let fetch = |name: &'static str| {
+        let (f, c) = (fetches.clone(), clock.clone());
+        move || async move {
+            f.fetch_add(1, Ordering::SeqCst);
+            Ok(token(&c, name, Duration::from_secs(4)))
+        }
+    };
+    cache
+        .get_or_fetch(key("id"), false, fetch("FIRST"))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_millis(2500));
+    let served = cache
+        .get_or_fetch(key("id"), false, fetch("SECOND"))
+        .await
+        .unwrap();
+    assert_eq!(
+        served.token.secret(),
+        "FIRST",
+        "the valid token is served while the refresh runs"
+    );
+    wait_for(&fetches, 2).await;
+    let t = bounded(async {
+        loop {
+            let t = cache
+                .get_or_fetch(key("id"), false, || async { panic!("no third fetch") })
+                .await
+                .unwrap();
+            if t.token.secret() == "SECOND" {
+                break t;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(t.token.secret(), "SECOND");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}

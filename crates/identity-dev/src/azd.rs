@@ -180,7 +180,7 @@ async fn fetch(
     parse(output.stdout())
 }
 
-fn parse(stdout: &str) -> Result<AccessToken, Error> {
+pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
     let json: serde_json::Value =
         serde_json::from_str(stdout.trim()).map_err(|e| TOOL.unexpected(stdout).with_source(e))?;
     let token = json

@@ -13,8 +13,8 @@
 //! # Output
 //! JSON with `accessToken` and `expires_on` (epoch seconds, CLI ≥ 2.54). Without
 //! `expires_on`, the legacy `expiresOn` (`YYYY-MM-DD HH:MM:SS.ffffff`, local time) is read as
-//! described in the crate's `output` notes: exact when the injected `TZ` is a fixed offset,
-//! otherwise conservatively short.
+//! described in the crate's `output` notes: exact in the zone the injected `TZ` names
+//! (`TZif` file, POSIX rule or fixed offset), conservatively short when that zone is unknown.
 //!
 //! # Errors
 //! | Situation | Kind |
@@ -210,9 +210,7 @@ impl Inner {
                 .get("expiresOn")
                 .and_then(serde_json::Value::as_str)
                 .and_then(parse_cli_naive)
-                .and_then(|naive| {
-                    local_expiry(naive, self.config.env.get("TZ"), self.config.clock.now())
-                }),
+                .and_then(|naive| local_expiry(naive, &self.config.env, self.config.clock.now())),
         }
         .ok_or_else(|| TOOL.unexpected(stdout))?;
         Ok(AccessToken::new(token, expires_on))
@@ -779,25 +777,42 @@ mod tests {
         }
     }
 
+    fn zoneinfo_fixture() -> String {
+        format!("{}/tests/data/zoneinfo", env!("CARGO_MANIFEST_DIR"))
+    }
+
     #[tokio::test]
-    async fn legacy_expiry_uses_a_fixed_tz_and_is_conservative_otherwise() {
-        let legacy = r#"{"accessToken":"T","expiresOn":"2030-01-01 10:00:00.000000"}"#;
+    async fn legacy_expiry_is_read_in_the_injected_zone_and_is_conservative_otherwise() {
+        let at =
+            |date: &str| format!(r#"{{"accessToken":"T","expiresOn":"{date} 10:00:00.000000"}}"#);
         let clock =
             FakeClock::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_492_000));
-        for (tz, expected) in [
-            ("EST5", 1_893_510_000),
-            ("UTC", 1_893_492_000),
-            ("America/New_York", 1_893_492_000 + 300),
+        let winter = "2030-01-01";
+        let summer = "2030-07-01";
+        let summer_utc = 1_909_130_400; // 2030-07-01T10:00Z
+        for (tz, date, expected) in [
+            ("EST5", winter, 1_893_510_000),
+            ("UTC", winter, 1_893_492_000),
+            ("America/New_York", winter, 1_893_510_000),
+            (":America/New_York", summer, summer_utc + 4 * 3600),
+            ("EST5EDT,M3.2.0,M11.1.0", winter, 1_893_510_000),
+            ("EST5EDT,M3.2.0,M11.1.0", summer, summer_utc + 4 * 3600),
+            // Refused or unreadable zones: five minutes from now.
+            ("../../etc/passwd", winter, 1_893_492_000 + 300),
+            ("Nowhere/Special", winter, 1_893_492_000 + 300),
         ] {
-            let canned = Canned::output(0, legacy, "");
+            let canned = Canned::output(0, &at(date), "");
             let cred = AzureCliCredential::builder()
-                .env(Env::from_pairs([("TZ", tz)]))
+                .env(Env::from_pairs([
+                    ("TZ", tz),
+                    ("TZDIR", &zoneinfo_fixture()),
+                ]))
                 .clock(clock.shared())
                 .executor(canned.clone())
                 .build()
                 .unwrap();
             let token = cred.get_token(&[SCOPE], &opts()).await.unwrap();
-            assert_eq!(unix(token.expires_on), expected, "{tz}");
+            assert_eq!(unix(token.expires_on), expected, "{tz} {date}");
         }
         let no_fraction = r#"{"accessToken":"T","expiresOn":"2030-01-01 10:00:00"}"#;
         let canned = Canned::output(0, no_fraction, "");
@@ -808,6 +823,55 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+    }
+
+    /// Spec §10 case 36, through a real `az` process.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn legacy_expiry_from_a_real_az_is_new_york_local_time() {
+        let tools = FakeTools::new();
+        tools.script(
+            "az",
+            r#"echo '{"accessToken":"T","expiresOn":"2030-01-01 10:00:00.000000"}'"#,
+        );
+        let cred = AzureCliCredential::builder()
+            .env(
+                tools
+                    .env()
+                    .with("TZ", "America/New_York")
+                    .with("TZDIR", zoneinfo_fixture()),
+            )
+            .clock(FakeClock::at_2030().shared())
+            .build()
+            .unwrap();
+        let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
+        assert_eq!(unix(token.expires_on), 1_893_510_000);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_garbage_zone_file_falls_back_to_five_minutes() {
+        let tools = FakeTools::new();
+        std::fs::create_dir(tools.file("zones")).unwrap();
+        std::fs::write(tools.file("zones").join("Bad"), b"TZif2garbage").unwrap();
+        let canned = Canned::output(
+            0,
+            r#"{"accessToken":"T","expiresOn":"2030-01-01 10:00:00.000000"}"#,
+            "",
+        );
+        let clock =
+            FakeClock::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_492_000));
+        let cred = AzureCliCredential::builder()
+            .env(Env::from_pairs([
+                ("TZ", "Bad".to_owned()),
+                ("TZDIR", tools.file("zones").to_str().unwrap().to_owned()),
+            ]))
+            .clock(clock.shared())
+            .executor(canned)
+            .build()
+            .unwrap();
+        let token = cred.get_token(&[SCOPE], &opts()).await.unwrap();
+        assert_eq!(unix(token.expires_on), 1_893_492_000 + 300);
     }
 
     #[tokio::test]

@@ -331,7 +331,7 @@ fn interpret(output: &Output, tenant: Option<&str>) -> Result<AccessToken, Error
     ))
 }
 
-fn parse(stdout: &str) -> Result<AccessToken, Error> {
+pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
     let parsed = stdout
         .split_whitespace()
         .find(|word| word.starts_with("azsdk%"))

@@ -69,6 +69,57 @@ mod azure_cli;
 mod azure_powershell;
 mod output;
 pub mod process;
+mod tz;
+
+/// The output parsers, for the fuzz targets and property tests only (feature `fuzzing`): not
+/// part of the stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz_dev {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// `azd auth token --output json` output; true when it yields a token.
+    pub fn parse_azd(stdout: &str) -> bool {
+        crate::azd::parse(stdout).is_ok()
+    }
+
+    /// The Azure PowerShell script's output; true when it yields a token.
+    pub fn parse_powershell(stdout: &str) -> bool {
+        crate::azure_powershell::parse(stdout).is_ok()
+    }
+
+    /// An `expires_on` JSON value (integer or string epoch seconds), as Unix seconds.
+    pub fn epoch_from_json(value: &serde_json::Value) -> Option<u64> {
+        let at = crate::output::epoch_from_json(value)?;
+        at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+    }
+
+    /// The Azure CLI's naive `expiresOn` layout, as seconds read as if UTC.
+    pub fn parse_cli_naive(text: &str) -> Option<i64> {
+        crate::output::parse_cli_naive(text)
+    }
+
+    /// An RFC 3339 timestamp (azd, PowerShell), as Unix seconds.
+    pub fn parse_rfc3339(text: &str) -> Option<i64> {
+        let at: SystemTime = crate::output::parse_rfc3339(text)?;
+        match at.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).ok(),
+            Err(e) => i64::try_from(e.duration().as_secs()).ok().map(|s| -s),
+        }
+    }
+
+    /// A `TZ` value's fixed offset, in seconds east of UTC.
+    pub fn fixed_offset_from_tz(tz: &str) -> Option<i64> {
+        crate::output::fixed_offset_from_tz(Some(tz))
+    }
+
+    /// The CLI's naive local expiry resolved against `TZ` = `tz` at a fixed "now".
+    pub fn local_expiry(naive_as_utc: i64, tz: Option<&str>) -> bool {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let env = identity_core::Env::from_pairs(tz.map(|tz| ("TZ", tz)));
+        crate::output::local_expiry(naive_as_utc, &env, now).is_some()
+    }
+}
 #[cfg(test)]
 mod test_support;
 

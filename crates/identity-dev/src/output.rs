@@ -1,21 +1,28 @@
 //! Reading what the tools print: redaction of token-like text, expiry formats, the local
 //! time offset.
 //!
-//! # Local time without a time-zone database
+//! # Local time for the Azure CLI's legacy `expiresOn`
 //! Azure CLI versions before 2.54 (November 2023) print only `expiresOn`, a naive local time
 //! (`YYYY-MM-DD HH:MM:SS.ffffff`). Converting it needs the machine's UTC offset at that
-//! instant. This crate does not read the time-zone database (no tz dependency, no parsing of
-//! `/etc/localtime`, no extra process). Instead:
+//! local time, which the crate's `tz` module answers from the injected environment's `TZ`
+//! (never the process environment), without any dependency or extra process:
 //!
-//! * when the injected environment's `TZ` names UTC (`UTC`, `Etc/UTC`, `GMT`, …), a fixed
-//!   `Etc/GMT±N` zone, or a POSIX fixed offset without a daylight-saving part (`UTC0`,
-//!   `EST5`, `<+0530>-5:30`), that offset is used exactly;
-//! * otherwise (`TZ` unset or a named zone with daylight saving) the offset is unknown, and the
-//!   expiry is taken conservatively: five minutes from now (the CLI's token library never
-//!   returns a token with less than five minutes left), clamped into the range the naive time
-//!   allows for any real offset (UTC−12 … UTC+14). The token is never kept past its real
-//!   expiry; the cost is that such old CLIs are asked again every few minutes. Upgrading the
-//!   CLI removes the question, since `expires_on` (epoch seconds) is preferred whenever present.
+//! * `TZ` unset or empty: the `TZif` file `/etc/localtime`;
+//! * a UTC name (`UTC`, `Etc/UTC`, `GMT`, …), `Etc/GMT±N`, or a POSIX fixed offset (`UTC0`,
+//!   `EST5`, `<+0530>-5:30`): that offset, no file read;
+//! * a zone name (`America/New_York`, `:America/New_York`): the `TZif` file under `TZDIR`
+//!   (default `/usr/share/zoneinfo`), with the name checked so nothing outside is read;
+//! * a POSIX rule (`EST5EDT,M3.2.0,M11.1.0`): parsed directly.
+//!
+//! A local time that falls in a daylight-saving gap or fold takes the offset giving the
+//! earlier instant, so the token is never kept past its real expiry.
+//!
+//! When the zone cannot be determined or read (no file, a refused name, a malformed file), the
+//! expiry is taken conservatively: five minutes from now (the CLI's token library never
+//! returns a token with less than five minutes left), clamped into the range the naive time
+//! allows for any real offset (UTC−12 … UTC+14), and the reason is logged at debug level. The
+//! cost is that such old CLIs are asked again every few minutes. Upgrading the CLI removes the
+//! question, since `expires_on` (epoch seconds) is preferred whenever present.
 
 use std::time::{Duration, SystemTime};
 
@@ -333,17 +340,19 @@ fn posix_fixed_offset(tz: &str) -> Option<i64> {
     Some(-sign * seconds)
 }
 
-/// Converts the CLI's naive local `expiresOn` to an instant, per the [module docs](self).
+/// Converts the CLI's naive local `expiresOn` to an instant, per the [module docs](self):
+/// exact when the zone `env` names can be read, conservative otherwise.
 pub(crate) fn local_expiry(
     naive_as_utc: i64,
-    tz: Option<&str>,
+    env: &identity_core::Env,
     now: SystemTime,
 ) -> Option<SystemTime> {
-    if let Some(offset) = fixed_offset_from_tz(tz) {
-        return from_unix_seconds(naive_as_utc - offset);
+    if let Some(offset) = crate::tz::offset_for_local(env, naive_as_utc) {
+        return from_unix_seconds(naive_as_utc.checked_sub(offset)?);
     }
-    let earliest = from_unix_seconds(naive_as_utc - 14 * 3600)?;
-    let latest = from_unix_seconds(naive_as_utc + 12 * 3600)?;
+    tracing::debug!("local time zone unknown; treating the token as expiring in five minutes");
+    let earliest = from_unix_seconds(naive_as_utc.checked_sub(14 * 3600)?)?;
+    let latest = from_unix_seconds(naive_as_utc.checked_add(12 * 3600)?)?;
     let guess = now + Duration::from_secs(300);
     Some(guess.clamp(earliest, latest))
 }
@@ -453,26 +462,28 @@ mod tests {
     }
 
     #[test]
-    fn local_expiry_is_exact_for_fixed_zones_and_conservative_otherwise() {
+    fn local_expiry_is_exact_for_known_zones_and_conservative_otherwise() {
+        use identity_core::Env;
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_488_400); // 09:00Z
         let naive = 1_893_492_000; // 10:00 as if UTC
         let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let tz = |tz: &str| Env::from_pairs([("TZ", tz), ("TZDIR", "/nonexistent")]);
         assert_eq!(
-            secs(local_expiry(naive, Some("EST5"), now).unwrap()),
+            secs(local_expiry(naive, &tz("EST5"), now).unwrap()),
             1_893_510_000
         );
         assert_eq!(
-            secs(local_expiry(naive, Some("UTC"), now).unwrap()),
+            secs(local_expiry(naive, &tz("UTC"), now).unwrap()),
             1_893_492_000
         );
         // Unknown zone: five minutes from now, within the possible range.
         assert_eq!(
-            secs(local_expiry(naive, Some("America/New_York"), now).unwrap()),
+            secs(local_expiry(naive, &tz("Nowhere/Special"), now).unwrap()),
             1_893_488_700
         );
         // A naive time far in the past can only mean an already expired token.
         assert_eq!(
-            secs(local_expiry(naive - 86_400, None, now).unwrap()),
+            secs(local_expiry(naive - 86_400, &tz("Nowhere/Special"), now).unwrap()),
             1_893_492_000 - 86_400 + 12 * 3600
         );
     }

@@ -456,7 +456,7 @@ pub(crate) fn parse_response(
             Some(Value::Object(map)) => {
                 let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
                 names.sort_unstable();
-                format!("fields: {}", sanitize(&names.join(", "), &[], 400))
+                format!("fields: {}", sanitize(&names.join(", "), secrets, 400))
             }
             Some(_) => "a JSON value that is not an object".to_owned(),
             None => format!("{} bytes that are not JSON", response.body().len()),
@@ -477,7 +477,10 @@ pub(crate) fn parse_response(
     let Some(expires_in) = map.get("expires_in").and_then(seconds) else {
         return Err(unexpected("expires_in is missing or not a number"));
     };
-    let expires_on = requested_at + Duration::from_secs(expires_in);
+    // Checked: `SystemTime + Duration` panics on overflow, and the value is the service's.
+    let Some(expires_on) = requested_at.checked_add(Duration::from_secs(expires_in)) else {
+        return Err(unexpected("expires_in is out of range"));
+    };
     let mut access = AccessToken::new(token, expires_on);
     if let Some(refresh_in) = map.get("refresh_in").and_then(seconds) {
         if refresh_in > 0 && refresh_in < expires_in {

@@ -77,6 +77,29 @@ pub mod http;
 mod jwt;
 pub mod workload_identity;
 
+/// The token-response parser, for the fuzz targets and property tests only (feature
+/// `fuzzing`): not part of the stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz_entra {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// An Entra token endpoint response (success or error JSON) with `status`; `Ok(())` when it
+    /// yields a token, else the error's text.
+    ///
+    /// # Errors
+    /// The error's text when the response does not yield a token.
+    pub fn parse_response(status: u16, body: &[u8]) -> Result<(), String> {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let mut response = http::Response::new(bytes::Bytes::copy_from_slice(body));
+        *response.status_mut() =
+            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+        crate::client::parse_response("Fuzz", &response, now, &["planted-fuzz-secret"])
+            .map(|_| ())
+            .map_err(|e| identity_core::display_chain(&e))
+    }
+}
+
 #[cfg(test)]
 mod test_support;
 

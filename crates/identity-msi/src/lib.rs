@@ -93,6 +93,42 @@ pub mod service_fabric;
 mod source;
 mod wire;
 
+/// The response parsers, for the fuzz targets and property tests only (feature `fuzzing`):
+/// not part of the stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz_msi {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// Parses a managed-identity token response body (every source's success format); true
+    /// when it yields a token.
+    pub fn parse_token(body: &[u8]) -> bool {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        crate::wire::parse_token("Fuzz", body, now).is_ok()
+    }
+
+    /// The token's expiry in Unix seconds (negative before 1970), when `body` parses.
+    pub fn token_expiry(body: &[u8]) -> Option<i64> {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let parsed = crate::wire::parse_token("Fuzz", body, now).ok()?;
+        let seconds = match parsed.expires_on.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_secs()).ok()?,
+            Err(before) => -i64::try_from(before.duration().as_secs()).ok()?,
+        };
+        Some(seconds)
+    }
+
+    /// The Azure Machine Learning date formats, as Unix seconds.
+    pub fn parse_ml_date(text: &str) -> Option<i64> {
+        crate::wire::parse_ml_date(text)
+    }
+
+    /// The Service Fabric thumbprint normalisation; true when accepted.
+    pub fn normalise_thumbprint(raw: &str) -> bool {
+        crate::service_fabric::normalise_thumbprint(raw).is_ok()
+    }
+}
+
 pub use client::{ManagedIdentityClient, TokenResult, TokenSource};
 pub use credential::{ManagedIdentityCredential, ManagedIdentityCredentialBuilder};
 pub use persistence::{CachePersistence, FileCachePersistence};

@@ -15,6 +15,8 @@
 //!   never wait for real time or mutate the process environment;
 //! * [`scope`]: scope-to-resource conversion, scope and tenant validation, the multi-tenant
 //!   rule;
+//! * [`fs`]: bounded, checked reads of the files a credential is pointed at (no FIFO, device
+//!   or oversized file, descriptor checks instead of path checks);
 //! * [`trace`]: the `get_token` span every credential opens (credential, source, cache
 //!   outcome, outcome, duration), and how to turn it on.
 //!
@@ -34,6 +36,7 @@ mod clock;
 mod credential;
 mod env;
 mod error;
+pub mod fs;
 pub mod http;
 pub mod retry;
 pub mod scope;

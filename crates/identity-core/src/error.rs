@@ -140,6 +140,27 @@ impl Error {
         self
     }
 
+    /// The same error with every secret `redactor` holds removed from the message and from
+    /// the text of its causes ([`crate::redact`]). A cause whose text quotes a secret is
+    /// replaced by its redacted text; causes that quote none are kept as they are (so they
+    /// can still be downcast).
+    #[must_use]
+    pub fn redact(mut self, redactor: &crate::redact::Redactor) -> Self {
+        if redactor.is_empty() {
+            return self;
+        }
+        if redactor.contains(&self.message) {
+            self.message = Cow::Owned(redactor.redact(&self.message).into_owned());
+        }
+        if let Some(source) = &self.source {
+            let text = display_chain(source.as_ref());
+            if redactor.contains(&text) {
+                self.source = Some(Arc::new(RedactedCause(redactor.redact(&text).into_owned())));
+            }
+        }
+        self
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -209,6 +230,18 @@ impl StdError for Error {
     }
 }
 
+/// A cause whose text quoted a secret, kept as its redacted text.
+#[derive(Debug)]
+struct RedactedCause(String);
+
+impl fmt::Display for RedactedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for RedactedCause {}
+
 /// Writes `error` and its chain of causes as `a: b: c`, skipping causes whose text the
 /// message already contains.
 pub fn display_chain(error: &dyn StdError) -> String {
@@ -249,6 +282,41 @@ mod tests {
             "ClientSecretCredential: AADSTS7000215: invalid client secret"
         );
         assert!(!e.is_unavailable());
+    }
+
+    #[test]
+    fn redact_cleans_the_message_and_a_quoting_cause_and_keeps_the_rest() {
+        #[derive(Debug)]
+        struct Echo;
+        impl fmt::Display for Echo {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("server said planted-secret")
+            }
+        }
+        impl StdError for Echo {}
+        let redactor = crate::redact::Redactor::new().with("planted-secret");
+        let e = Error::authentication_failed("X", "bad header planted%2Dsecret")
+            .with_status(400)
+            .with_source(Error::transport("Y", "inner").with_source(Echo))
+            .redact(&redactor);
+        for text in [
+            e.to_string(),
+            format!("{e:?}"),
+            format!("{e:#?}"),
+            display_chain(&e),
+        ] {
+            assert!(!text.contains("planted"), "{text}");
+        }
+        assert_eq!(e.message(), "bad header ***");
+        assert_eq!(e.status(), Some(400));
+        assert_eq!(
+            display_chain(&e),
+            "X: bad header ***: Y: inner: server said ***"
+        );
+        let kept = Error::transport("X", "m")
+            .with_source(Leaky)
+            .redact(&redactor);
+        assert!(kept.cause().is_some_and(|c| c.is::<Leaky>()));
     }
 
     #[test]

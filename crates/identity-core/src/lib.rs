@@ -17,6 +17,7 @@
 //!   rule;
 //! * [`fs`]: bounded, checked reads of the files a credential is pointed at (no FIFO, device
 //!   or oversized file, descriptor checks instead of path checks);
+//! * [`redact`]: removing the secrets of a request from text its response quotes back;
 //! * [`trace`]: the `get_token` span every credential opens (credential, source, cache
 //!   outcome, outcome, duration), and how to turn it on.
 //!
@@ -38,6 +39,7 @@ mod env;
 mod error;
 pub mod fs;
 pub mod http;
+pub mod redact;
 pub mod retry;
 pub mod scope;
 pub mod time;

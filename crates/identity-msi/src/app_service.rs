@@ -166,6 +166,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_echoed_identity_header_is_removed_from_errors_and_logs() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(echo_header("X-IDENTITY-HEADER"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        let e = assert_echo_not_leaked(&h, SECRET).await;
+        assert_eq!(e.status(), Some(400));
+        assert!(e.to_string().contains("bad header ***"), "{e}");
+    }
+
+    #[tokio::test]
     async fn a_400_is_not_retried_and_carries_the_service_message() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))

@@ -347,6 +347,27 @@ mod tests {
         h.get().await.unwrap();
     }
 
+    #[tokio::test]
+    async fn an_echoed_key_is_removed_from_errors_and_logs() {
+        let s = setup().await;
+        std::fs::write(s.key_path("abc.key"), KEY).unwrap();
+        s.challenge(format!("Basic realm={}", s.key_path("abc.key").display()))
+            .await;
+        Mock::given(header_exists("Authorization"))
+            .respond_with(echo_header("Authorization"))
+            .expect(1)
+            .mount(&s.server)
+            .await;
+        let h = s.harness(ManagedIdentityId::SystemAssigned);
+        let e = assert_echo_not_leaked(&h, KEY).await;
+        assert_eq!(e.status(), Some(400));
+        assert!(e.to_string().contains("bad header ***"), "{e}");
+        // "Basic <key>" as a whole, in every form, is gone too.
+        for form in echoed_forms(&format!("Basic {KEY}")) {
+            assert!(!format!("{e:?}").contains(&form), "{e:?}");
+        }
+    }
+
     async fn refused_without_reading(s: &Setup, realm: String, word: &str) {
         s.challenge(realm).await;
         s.no_second_request().await;

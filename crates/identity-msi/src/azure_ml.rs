@@ -115,6 +115,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_echoed_msi_secret_is_removed_from_errors_and_logs() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(echo_header("secret"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        let e = assert_echo_not_leaked(&h, SECRET).await;
+        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
+        assert!(e.to_string().contains("bad header ***"), "{e}");
+    }
+
+    #[tokio::test]
     async fn user_assigned_selectors_use_the_documented_parameter_names() {
         for (id, name, value) in [
             (ManagedIdentityId::ClientId("CID".into()), "clientid", "CID"),

@@ -233,6 +233,80 @@ pub(crate) mod test_support {
         }
     }
 
+    /// The forms in which an endpoint could echo `secret`: verbatim, percent-encoded (both
+    /// cases), JSON-escaped, base64 (both alphabets).
+    pub(crate) fn echoed_forms(secret: &str) -> Vec<String> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        vec![
+            secret.to_owned(),
+            crate::wire::encode(secret),
+            secret.bytes().map(|b| format!("%{b:02x}")).collect(),
+            secret.bytes().map(|b| format!("\\u{b:04x}")).collect(),
+            b64.trim_end_matches('=').to_owned(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        ]
+    }
+
+    /// A 400 answer quoting the value of the request's `header` in several encodings, in every
+    /// field a message is quoted from.
+    pub(crate) fn echo_header(header: &'static str) -> impl wiremock::Respond {
+        move |request: &wiremock::Request| {
+            let value = request
+                .headers
+                .get(header)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            echo_body(400, &value)
+        }
+    }
+
+    /// The body of [`echo_header`].
+    pub(crate) fn echo_body(status: u16, value: &str) -> ResponseTemplate {
+        use base64::Engine as _;
+        ResponseTemplate::new(status).set_body_json(serde_json::json!({
+            "error": { "code": base64::engine::general_purpose::STANDARD.encode(value), "message": crate::wire::encode(value) },
+            "error_description": format!("header was {value}"),
+            "message": format!("bad header {value}"),
+            "Message": value.bytes().map(|b| format!("\\u{b:04x}")).collect::<String>(),
+        }))
+    }
+
+    /// Gets a token under a tracing capture and fails if any form of `secret` shows in the
+    /// error's `Display` (plain and alternate), `Debug` (plain and pretty), its chain of causes
+    /// or anything traced. Returns the error.
+    pub(crate) async fn assert_echo_not_leaked(h: &Harness, secret: &str) -> Error {
+        let capture = identity_core::test_util::Capture::new();
+        let e = {
+            let _guard = capture.enter();
+            h.get().await.unwrap_err()
+        };
+        let mut texts = vec![
+            e.to_string(),
+            format!("{e:#}"),
+            format!("{e:?}"),
+            format!("{e:#?}"),
+            identity_core::display_chain(&e),
+            capture.text(),
+        ];
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            texts.push(format!("{c} {c:#} {c:?} {c:#?}"));
+            cause = c.source();
+        }
+        for text in &texts {
+            for form in echoed_forms(secret) {
+                assert!(!text.contains(&form), "{form} leaked: {text}");
+            }
+        }
+        assert!(
+            capture.text().contains("get_token failed"),
+            "{}",
+            capture.text()
+        );
+        e
+    }
+
     /// Fails if the planted secret shows in the error's Display, Debug or cause chain.
     pub(crate) fn assert_no_secret(e: &Error) {
         for text in [

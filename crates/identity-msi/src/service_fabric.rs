@@ -425,7 +425,22 @@ mod tests {
             }
         }
 
+        fn token_answer(_request: &str) -> (u16, String) {
+            (
+                200,
+                format!(
+                    r#"{{"access_token":"AT","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+                    CLOCK_NOW + 3600
+                ),
+            )
+        }
+
         async fn tls_server() -> Server {
+            tls_server_with(token_answer).await
+        }
+
+        /// A pinned TLS server answering every request with `respond(request text)`.
+        async fn tls_server_with(respond: fn(&str) -> (u16, String)) -> Server {
             let key = rcgen::KeyPair::generate().unwrap();
             let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
             let cert = params.self_signed(&key).unwrap();
@@ -466,15 +481,11 @@ mod tests {
                         continue;
                     }
                     r.fetch_add(1, Ordering::SeqCst);
-                    rec.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                    let body = format!(
-                        r#"{{"access_token":"AT","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
-                        CLOCK_NOW + 3600
-                    );
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let (status, body) = respond(&text);
+                    rec.lock().unwrap().push(text);
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     let _ = tls.write_all(response.as_bytes()).await;
@@ -526,6 +537,41 @@ mod tests {
                 "{request}"
             );
             assert!(!lower.contains("metadata:"), "{request}");
+        }
+
+        /// Echoes the `Secret` header in every quoted field, in several encodings.
+        fn echo_secret(request: &str) -> (u16, String) {
+            use base64::Engine as _;
+            let value = request
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("secret")
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "error": { "code": base64::engine::general_purpose::STANDARD.encode(&value), "message": crate::wire::encode(&value) },
+                "message": format!("bad header {value}"),
+            });
+            (400, body.to_string())
+        }
+
+        #[tokio::test]
+        async fn an_echoed_secret_header_is_removed_from_errors_and_logs() {
+            let server = tls_server_with(echo_secret).await;
+            let h = harness(
+                sf_env(&server, &server.thumbprint),
+                ManagedIdentityId::SystemAssigned,
+            );
+            let e = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                assert_echo_not_leaked(&h, SECRET),
+            )
+            .await
+            .unwrap();
+            assert_eq!(e.status(), Some(400));
+            assert!(e.to_string().contains("bad header ***"), "{e}");
         }
 
         #[tokio::test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use identity_core::http::{HttpClient, Limits, Pipeline, Request, Response, SendOptions, Target};
+use identity_core::redact::Redactor;
 use identity_core::retry::RetryPolicy;
 use identity_core::{BoxFuture, Clock, Env, Error, Sleeper};
 
@@ -249,10 +250,29 @@ pub(crate) fn standard_parse(
 }
 
 /// Request, optional challenge, parse: the flow of every HTTP source.
+///
+/// Every secret of the requests sent (each header value marked sensitive, see
+/// [`secret_header`], and an `Authorization` header's credentials) is collected in a
+/// [`Redactor`]. The redactor rides in each response's extensions, so that
+/// [`wire::service_message`] removes the secrets from quoted text before cutting it to length,
+/// and every error leaving this function is redacted once more as a whole (message and
+/// causes). A source therefore cannot show or log a secret its endpoint echoes back, whatever
+/// it quotes from a response.
 pub(crate) async fn standard_fetch<S: Source + ?Sized>(
     source: &S,
     resource: &str,
     id: &ManagedIdentityId,
+) -> Result<TokenResponse, Error> {
+    let mut redactor = Redactor::new();
+    let result = fetch_steps(source, resource, id, &mut redactor).await;
+    result.map_err(|e| e.redact(&redactor))
+}
+
+async fn fetch_steps<S: Source + ?Sized>(
+    source: &S,
+    resource: &str,
+    id: &ManagedIdentityId,
+    redactor: &mut Redactor,
 ) -> Result<TokenResponse, Error> {
     let Some(pipeline) = source.pipeline() else {
         // Sources without HTTP override `fetch`; reaching this is a programming error that
@@ -263,18 +283,25 @@ pub(crate) async fn standard_fetch<S: Source + ?Sized>(
         ));
     };
     let request = source.request(resource, id)?;
+    redactor.add_headers(request.headers());
     let target = Target::of(request.uri());
     let sent_at = pipeline.clock().now();
     let options = source.send_options();
-    let response = pipeline
+    let mut response = pipeline
         .send(NAME, &request, options)
         .await
         .map_err(|e| source.transport_error(e, &target))?;
+    response.extensions_mut().insert(redactor.clone());
     let response = match source.challenge(&response, &request)? {
-        Some(second) => pipeline
-            .send(NAME, &second, options)
-            .await
-            .map_err(|e| source.transport_error(e, &target))?,
+        Some(second) => {
+            redactor.add_headers(second.headers());
+            let mut response = pipeline
+                .send(NAME, &second, options)
+                .await
+                .map_err(|e| source.transport_error(e, &target))?;
+            response.extensions_mut().insert(redactor.clone());
+            response
+        }
         None => response,
     };
     source.parse(&response, id, sent_at)
@@ -315,7 +342,9 @@ pub(crate) fn build_request(
     })
 }
 
-/// A header value from a secret, without ever echoing the secret.
+/// A header value from a secret, without ever echoing the secret. The value is marked
+/// sensitive, which is also what makes [`standard_fetch`] remove it from anything quoted
+/// from the response.
 pub(crate) fn secret_header(
     value: &str,
     variable: &str,

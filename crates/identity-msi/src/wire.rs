@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use identity_core::http::Response;
+use identity_core::redact::Redactor;
 use identity_core::time::unix_from_utc;
 use identity_core::{Error, Secret, from_unix_seconds};
 use serde_json::{Map, Value};
@@ -185,9 +186,14 @@ pub(crate) fn parse_ml_date(text: &str) -> Option<i64> {
     unix_from_utc(year, month, day, hour, minute, second)
 }
 
+/// The most characters of a service's explanation that a message quotes.
+pub(crate) const MAX_QUOTED_CHARS: usize = 300;
+
 /// The service's own explanation from an error body, if it is JSON and carries one of the
-/// usual fields. Only these fields are quoted (never the raw body, which could echo a
-/// request header), and at most 300 characters of them.
+/// usual fields. Only these fields are quoted (never the raw body), with every secret of the
+/// request removed (the [`Redactor`] that `standard_fetch` puts in the response's extensions)
+/// before the text is cut to [`MAX_QUOTED_CHARS`] characters; control characters become
+/// spaces.
 pub(crate) fn service_message(response: &Response) -> Option<String> {
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(response.body()) else {
         return None;
@@ -214,11 +220,10 @@ pub(crate) fn service_message(response: &Response) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    let mut text = parts.join(": ");
-    if text.chars().count() > 300 {
-        text = text.chars().take(300).collect::<String>() + "…";
-    }
-    Some(text)
+    let text = parts.join(": ");
+    let none = Redactor::new();
+    let redactor = response.extensions().get::<Redactor>().unwrap_or(&none);
+    Some(redactor.quote(&text, MAX_QUOTED_CHARS))
 }
 
 /// True if the body contains `needle` (ASCII, case-insensitive): used for the Docker

@@ -147,19 +147,29 @@ impl Redactor {
     /// before cutting means a secret cut by the limit cannot leave a prefix behind.
     #[must_use]
     pub fn quote(&self, text: &str, max_chars: usize) -> String {
-        // Only the part that can reach the output (plus the longest encoded form of a secret)
-        // is searched, so a huge body costs no more than a short one.
+        // Only the part that can reach the output is searched, so a huge body costs no more
+        // than a short one: the first `max_chars` characters plus the longest encoded form of
+        // a secret. Removing secrets shortens the text and pulls later text forward, so the
+        // window grows until what is left of it still reaches past that point.
         let margin = self
             .secrets
             .iter()
             .map(|n| n.raw.len() * 6 + 8)
             .max()
             .unwrap_or(0);
-        let window_end = text
-            .char_indices()
-            .nth(max_chars.saturating_add(margin))
-            .map_or(text.len(), |(i, _)| i);
-        let cleaned = self.redact(&text[..window_end]);
+        let wanted = max_chars.saturating_add(margin);
+        let mut window = wanted;
+        let (cleaned, window_end) = loop {
+            let window_end = text
+                .char_indices()
+                .nth(window)
+                .map_or(text.len(), |(i, _)| i);
+            let cleaned = self.redact(&text[..window_end]);
+            if window_end == text.len() || cleaned.chars().nth(wanted).is_some() {
+                break (cleaned, window_end);
+            }
+            window = window.saturating_mul(2);
+        };
         let mut out: String = cleaned
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -291,31 +301,53 @@ fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = us
 }
 
 /// Matches `secret` at `text[i..]` where each byte may be written verbatim or escaped;
-/// returns the end of the match.
-fn match_escaped(text: &[u8], mut i: usize, secret: &[u8]) -> Option<usize> {
+/// returns the end of the longest match. Every way of reading each byte is followed (a `\`
+/// may be the secret's own backslash or the start of an escape).
+fn match_escaped(text: &[u8], i: usize, secret: &[u8]) -> Option<usize> {
+    let mut at = vec![i];
+    let mut next = Vec::with_capacity(4);
     for &b in secret {
-        i = match_byte(text, i, b)?;
+        next.clear();
+        for &p in &at {
+            for end in match_byte(text, p, b).into_iter().flatten() {
+                if !next.contains(&end) {
+                    next.push(end);
+                }
+            }
+        }
+        if next.is_empty() {
+            return None;
+        }
+        std::mem::swap(&mut at, &mut next);
     }
-    Some(i)
+    at.into_iter().max()
 }
 
-fn match_byte(text: &[u8], i: usize, b: u8) -> Option<usize> {
-    let c = *text.get(i)?;
-    if c == b || (c == b'+' && b == b' ') {
-        return Some(i + 1);
-    }
-    match c {
-        b'%' => (hex(text.get(i + 1..i + 3)?)? == u32::from(b)).then_some(i + 3),
-        b'\\' => match *text.get(i + 1)? {
-            b'u' if b.is_ascii() => {
-                (hex(text.get(i + 2..i + 6)?)? == u32::from(b)).then_some(i + 6)
-            }
-            b'x' => (hex(text.get(i + 2..i + 4)?)? == u32::from(b)).then_some(i + 4),
-            e if e == b && matches!(b, b'/' | b'"' | b'\\' | b'\'') => Some(i + 2),
+/// The ends of every reading of byte `b` at `text[i..]`: verbatim, `+` for a space, `%XX`,
+/// `\uXXXX`, `\xXX`, or a backslash-escaped `/`, `"`, `\`, `'`.
+fn match_byte(text: &[u8], i: usize, b: u8) -> [Option<usize>; 3] {
+    let Some(&c) = text.get(i) else {
+        return [None; 3];
+    };
+    let verbatim = (c == b || (c == b'+' && b == b' ')).then_some(i + 1);
+    let hex_is = |from: usize, len: usize| {
+        text.get(from..from + len)
+            .and_then(hex)
+            .is_some_and(|v| v == u32::from(b))
+    };
+    let escaped = match c {
+        b'%' => hex_is(i + 1, 2).then_some(i + 3),
+        b'\\' => match text.get(i + 1) {
+            Some(b'u') if hex_is(i + 2, 4) => Some(i + 6),
+            Some(b'x') if hex_is(i + 2, 2) => Some(i + 4),
             _ => None,
         },
         _ => None,
-    }
+    };
+    let backslashed =
+        (c == b'\\' && matches!(b, b'/' | b'"' | b'\\' | b'\'') && text.get(i + 1) == Some(&b))
+            .then_some(i + 2);
+    [verbatim, escaped, backslashed]
 }
 
 fn hex(digits: &[u8]) -> Option<u32> {
@@ -409,6 +441,16 @@ mod tests {
     }
 
     #[test]
+    fn text_pulled_forward_by_an_earlier_removal_is_searched_too() {
+        // Many echoes early on shorten the text, so that an echo far beyond the first window
+        // lands in the quoted part.
+        let escaped: String = SECRET.bytes().map(|b| format!("\\u{b:04x}")).collect();
+        let text = format!("{} tail {escaped} end", escaped.repeat(20));
+        let quoted = r().quote(&text, 100);
+        assert!(quoted.contains("tail *** end"), "{quoted}");
+    }
+
+    #[test]
     fn quote_cuts_and_maps_control_characters() {
         let r = Redactor::new();
         assert_eq!(r.quote("a\nb", 10), "a b");
@@ -430,6 +472,15 @@ mod tests {
         assert_eq!(r.redact("true the-arc-key"), "true ***");
         assert!(Redactor::new().with("abc").is_empty());
         assert_eq!(format!("{r:?}"), "Redactor { secrets: 2 }");
+    }
+
+    #[test]
+    fn a_backslash_in_the_secret_is_read_both_ways() {
+        let r = Redactor::new().with("\\a!aAA!A");
+        let escaped: String = "\\a!aAA!A".bytes().map(|b| format!("\\u{b:04x}")).collect();
+        assert_eq!(r.redact(&format!("x {escaped} y")), "x *** y");
+        assert_eq!(r.redact("x \\\\a!aAA!A y"), "x *** y");
+        assert_eq!(r.redact("x \\a!aAA!A y"), "x *** y");
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub mod cloud_shell;
 mod credential;
 mod detect;
 pub mod imds;
-mod persistence;
+pub mod persistence;
 pub mod service_fabric;
 mod source;
 mod wire;

@@ -12,19 +12,32 @@
 //!   token is refused: older agents silently return the system identity (fail closed).
 //! * Retries: the default policy on each of the two requests.
 //!
-//! The key file is checked before it is read (spec §9 #4): the challenge must use the `Basic`
-//! scheme with a `realm`; the file must sit directly in the agent's token directory
-//! (Linux `/var/opt/azcmagent/tokens`, Windows `%ProgramData%\AzureConnectedMachineAgent\Tokens`;
-//! the builder's `arc_key_directory` replaces it), end in `.key`, exist, be a regular file
-//! (not a symlink, and its directory must canonicalise to the expected one) and be at most
-//! 4096 bytes. Anything else is refused without reading the file. On other platforms Arc is
-//! unavailable. The file is read with blocking I/O: it is at most 4 KiB on a local disk.
+//! The key file is checked before it is read (docs/protocol.md §9 #4). First the challenge:
+//! it must use the `Basic` scheme with a `realm`, the realm must name a file directly in the
+//! agent's token directory (Linux `/var/opt/azcmagent/tokens`, Windows
+//! `%ProgramData%\AzureConnectedMachineAgent\Tokens`; the builder's `arc_key_directory`
+//! replaces it) and end in `.key`. Then the file, race-free (checks on a path and a later
+//! open could each see a different file):
+//!
+//! 1. it is **opened first**, without following a symlink and without blocking
+//!    (`identity_core::fs`), so a FIFO cannot stall the call;
+//! 2. the **opened descriptor** is checked: a regular file, at most 4096 bytes, a single hard
+//!    link (a hard link to a file outside the directory would pass any path check);
+//! 3. the **directory**: the key directory is opened and the file's name looked up inside it
+//!    (no symlink followed); it must be the same device and inode as the opened file, so the
+//!    opened file is the one in the key directory, not one reached through a path swapped in
+//!    meanwhile (outside Unix the file's canonical parent must be the key directory);
+//! 4. at most 4096 bytes are read from that descriptor.
+//!
+//! Anything else is refused without reading the file. On other platforms Arc is unavailable.
+//! The file is read with blocking I/O: it is at most 4 KiB on a local disk.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use identity_core::fs::{FileError, ReadOptions};
 use identity_core::http::{Pipeline, Request, Response, clone_request};
 use identity_core::retry::RetryPolicy;
 use identity_core::{Env, Error};
@@ -91,6 +104,42 @@ fn platform_key_directory(env: &Env) -> Result<PathBuf, Error> {
     }
 }
 
+/// Whether the opened file (`opened`, its metadata) is the entry `name` of `directory`: the
+/// directory is opened (following links in its configured path, as canonicalising it
+/// would), `name` is looked up inside the opened directory without following a symlink, and
+/// the device and inode must be the opened file's. With the single hard link that
+/// [`ReadOptions::strict`] requires, the opened file then lives in the key directory and
+/// nowhere else, whatever was renamed or swapped along the path in the meantime.
+#[cfg(unix)]
+fn in_directory(directory: &Path, name: &std::ffi::OsStr, opened: &std::fs::Metadata) -> bool {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(dir) = rustix::fs::open(
+        directory,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let Ok(entry) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    u64::try_from(entry.st_dev).is_ok_and(|dev| dev == opened.dev())
+        && u64::try_from(entry.st_ino).is_ok_and(|ino| ino == opened.ino())
+}
+
+/// Outside Unix: the file's directory must canonicalise to the key directory.
+#[cfg(not(unix))]
+fn in_directory(directory: &Path, name: &std::ffi::OsStr, _opened: &std::fs::Metadata) -> bool {
+    let (Ok(expected), Ok(actual)) = (
+        std::fs::canonicalize(directory),
+        std::fs::canonicalize(directory.join(name)),
+    ) else {
+        return false;
+    };
+    actual.parent() == Some(expected.as_path())
+}
+
 fn refused(why: &str) -> Error {
     Error::authentication_failed(
         NAME,
@@ -128,36 +177,39 @@ impl AzureArc {
         if path.extension().and_then(|e| e.to_str()) != Some("key") {
             return Err(refused("the key file does not have the .key extension"));
         }
-        let meta = std::fs::symlink_metadata(path)
-            .map_err(|_| refused("the key file does not exist or cannot be inspected"))?;
-        if !meta.file_type().is_file() {
+        let name = path
+            .file_name()
+            .ok_or_else(|| refused("the realm names no file"))?;
+        // Open first, without following a symlink and without blocking; every later check is
+        // on the opened descriptor, so nothing swapped in afterwards is read.
+        let (file, meta) =
+            identity_core::fs::open(path, &ReadOptions::strict(MAX_KEY_FILE_BYTES)).map_err(
+                |e| match e {
+                    FileError::NotFound => {
+                        refused("the key file does not exist or cannot be inspected")
+                    }
+                    FileError::Symlink => {
+                        refused("the key file is a symlink (symbolic links are refused)")
+                    }
+                    FileError::NotRegular => refused("the key file is not a regular file"),
+                    FileError::TooLarge(_) => refused(&format!(
+                        "the key file is larger than {MAX_KEY_FILE_BYTES} bytes"
+                    )),
+                    FileError::Linked => refused(
+                        "the key file has more than one hard link (it may be a link to a file elsewhere)",
+                    ),
+                    _ => Error::unavailable(
+                        NAME,
+                        format!("the Azure Arc key file cannot be opened; {CHECK}"),
+                    )
+                    .with_source(e),
+                },
+            )?;
+        if !in_directory(directory, name, &meta) {
             return Err(refused(
-                "the key file is not a regular file (symlinks are refused)",
+                "the key file is not the file of that name in the key directory",
             ));
         }
-        if meta.len() > MAX_KEY_FILE_BYTES {
-            return Err(refused(&format!(
-                "the key file is larger than {MAX_KEY_FILE_BYTES} bytes"
-            )));
-        }
-        // The directory itself could be a symlink to somewhere else.
-        let real_dir = std::fs::canonicalize(directory)
-            .map_err(|_| refused("the key directory cannot be resolved"))?;
-        let real_parent = path
-            .parent()
-            .and_then(|p| std::fs::canonicalize(p).ok())
-            .ok_or_else(|| refused("the key file's directory cannot be resolved"))?;
-        if real_parent != real_dir {
-            return Err(refused(
-                "the key file's directory resolves outside the key directory",
-            ));
-        }
-        let file = std::fs::File::open(path).map_err(|_| {
-            Error::unavailable(
-                NAME,
-                format!("the Azure Arc key file cannot be opened; {CHECK}"),
-            )
-        })?;
         // Bounded read: the file could have grown since the check.
         let mut key = String::new();
         file.take(MAX_KEY_FILE_BYTES + 1)
@@ -452,6 +504,125 @@ mod tests {
             "symlink",
         )
         .await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_fifo_is_refused_without_blocking() {
+        let s = setup().await;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &s.key_path("fifo.key"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            refused_without_reading(
+                &s,
+                format!("Basic realm={}", s.key_path("fifo.key").display()),
+                "not a regular file",
+            ),
+        )
+        .await
+        .expect("no blocking on a FIFO");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_hard_link_to_an_outside_file_is_refused() {
+        let s = setup().await;
+        let other = tempfile::tempdir_in(s.dir.path().parent().unwrap()).unwrap();
+        let outside = other.path().join("secret");
+        std::fs::write(&outside, KEY).unwrap();
+        if std::fs::hard_link(&outside, s.key_path("linked.key")).is_err() {
+            return; // another file system: a hard link cannot be made at all
+        }
+        refused_without_reading(
+            &s,
+            format!("Basic realm={}", s.key_path("linked.key").display()),
+            "hard link",
+        )
+        .await;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_the_entry_of_the_key_directory_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.key"), "k").unwrap();
+        std::fs::write(other.path().join("a.key"), "k").unwrap();
+        let inside = std::fs::metadata(dir.path().join("a.key")).unwrap();
+        let outside = std::fs::metadata(other.path().join("a.key")).unwrap();
+        let name = std::ffi::OsStr::new("a.key");
+        assert!(in_directory(dir.path(), name, &inside));
+        assert!(!in_directory(dir.path(), name, &outside));
+        assert!(!in_directory(&dir.path().join("missing"), name, &inside));
+    }
+
+    /// A key file swapped between a regular file and a symlink to another file while
+    /// requests run: the other file's contents are never sent.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_symlink_swapped_in_during_the_check_is_never_read() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const OUTSIDE: &str = "planted-outside-file-contents";
+        let s = setup().await;
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("secret"), OUTSIDE).unwrap();
+        let key = s.key_path("swap.key");
+        std::fs::write(&key, KEY).unwrap();
+        Mock::given(method("GET"))
+            .and(|r: &wiremock::Request| !r.headers.contains_key("authorization"))
+            .respond_with(ResponseTemplate::new(401).insert_header(
+                "WWW-Authenticate",
+                format!("Basic realm={}", key.display()).as_str(),
+            ))
+            .mount(&s.server)
+            .await;
+        Mock::given(header_exists("Authorization"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .mount(&s.server)
+            .await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (stop, dir, outside) = (
+                stop.clone(),
+                s.dir.path().to_path_buf(),
+                other.path().join("secret"),
+            );
+            std::thread::spawn(move || {
+                for i in 0..200_000u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let tmp = dir.join(format!("tmp{}", i % 2));
+                    let _ = std::fs::remove_file(&tmp);
+                    if i % 2 == 0 {
+                        let _ = std::os::unix::fs::symlink(&outside, &tmp);
+                    } else {
+                        let _ = std::fs::write(&tmp, KEY);
+                    }
+                    let _ = std::fs::rename(&tmp, dir.join("swap.key"));
+                }
+            })
+        };
+        for _ in 0..100 {
+            let _ = s.harness(ManagedIdentityId::SystemAssigned).get().await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        for request in s.server.received_requests().await.unwrap() {
+            if let Some(value) = request.headers.get("authorization") {
+                let value = value.to_str().unwrap();
+                assert!(!value.contains(OUTSIDE), "the outside file was sent");
+                assert_eq!(value, format!("Basic {KEY}"));
+            }
+        }
     }
 
     #[tokio::test]

@@ -300,7 +300,7 @@ pub(crate) mod test_support {
             }
         }
         assert!(
-            capture.text().contains("get_token failed"),
+            !capture.spans_named("get_token").is_empty(),
             "{}",
             capture.text()
         );

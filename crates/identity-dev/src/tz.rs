@@ -8,7 +8,9 @@
 //! * a UTC name, `Etc/GMT±N` or a POSIX fixed offset (`UTC0`, `EST5`) → that offset, no file.
 //! * `TZ=Name` or `TZ=:Name` → the `TZif` file `<TZDIR>/Name` (`TZDIR` from the `Env`, else
 //!   `/usr/share/zoneinfo`). `Name` may use only `[A-Za-z0-9/_+-]`, never `..`, and may start
-//!   with `/` only when it is an absolute path that exists. At most 256 KiB are read.
+//!   with `/` only when it is an absolute path that exists. The file is read with
+//!   `identity_core::fs`: a regular file (a FIFO or device is refused at once, never waited
+//!   on), at most 256 KiB.
 //! * otherwise a POSIX TZ string (`EST5EDT,M3.2.0,M11.1.0`) → parsed directly.
 //!
 //! # `TZif` (RFC 8536)
@@ -31,10 +33,10 @@
 //! Parsing is bounded and uses checked arithmetic: any file content yields a value or `None`,
 //! never a panic. `None` leaves the caller's conservative fallback in place.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use identity_core::Env;
+use identity_core::fs::ReadOptions;
 use identity_core::time::days_from_civil;
 
 use crate::output::fixed_offset_from_tz;
@@ -136,18 +138,17 @@ fn zone_path(env: &Env, name: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// Reads and parses a `TZif` file, at most [`MAX_TZIF`] bytes.
+/// Reads and parses a `TZif` file through identity-core's checked read: opened without
+/// blocking (a FIFO or device named by `TZ` is refused, never waited on), a regular file
+/// (links followed, as `/etc/localtime` is one), at most [`MAX_TZIF`] bytes.
 fn read_tzif(path: &Path) -> Option<Zone> {
-    let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| f.take(MAX_TZIF + 1).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        tracing::debug!(path = %path.display(), error = %e, "time zone file could not be read");
-        return None;
-    }
-    if bytes.len() as u64 > MAX_TZIF {
-        tracing::debug!(path = %path.display(), "time zone file is too large");
-        return None;
-    }
+    let bytes = match identity_core::fs::read(path, &ReadOptions::configured(MAX_TZIF)) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "time zone file could not be read");
+            return None;
+        }
+    };
     let zone = parse_tzif(&bytes);
     if zone.is_none() {
         tracing::debug!(path = %path.display(), "time zone file is not valid TZif");
@@ -526,6 +527,43 @@ mod tests {
 
     fn fixture_dir() -> String {
         format!("{}/tests/data/zoneinfo", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Zone files that are not regular files, or too large, are refused at once: `TZ` may
+    /// name any path.
+    #[cfg(unix)]
+    #[test]
+    fn special_and_oversized_zone_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("Fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let big = dir.path().join("Big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_TZIF + 1)
+            .unwrap();
+        let zero_link = dir.path().join("Zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero_link).unwrap();
+        let good_link = dir.path().join("Good");
+        std::os::unix::fs::symlink(format!("{}/America/New_York", fixture_dir()), &good_link)
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let results = [fifo, big, zero_link, good_link, PathBuf::from("/dev/zero")]
+                .map(|p| read_tzif(&p).is_some());
+            let _ = tx.send(results);
+        });
+        let results = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("no blocking on a FIFO or device");
+        assert_eq!(results, [false, false, false, true, false]);
     }
 
     fn ny_env() -> Env {

@@ -11,6 +11,9 @@
 //! * Retries: the default policy (3 status retries on 408, 429, 5xx…; `Retry-After`).
 //! * Errors: an error status (after retries) is an authentication failure carrying the
 //!   service's message; a missing or wrong `X-IDENTITY-HEADER` typically shows as 400 or 401.
+//!   Some endpoints quote the header they received in that message: the header value is
+//!   removed from it (verbatim or encoded) before it is shown or logged, as for every source
+//!   (the shared fetch in `source.rs`).
 
 use std::time::SystemTime;
 

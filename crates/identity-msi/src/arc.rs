@@ -11,6 +11,9 @@
 //!   The token response must echo the requested identity (case-insensitively), otherwise the
 //!   token is refused: older agents silently return the system identity (fail closed).
 //! * Retries: the default policy on each of the two requests.
+//! * Errors: the key (and `Basic <key>` as a whole), echoed by the agent in any common
+//!   encoding, is removed from every quoted message and error before it is shown or logged
+//!   (the shared fetch).
 //!
 //! The key file is checked before it is read (docs/protocol.md §9 #4). First the challenge:
 //! it must use the `Basic` scheme with a `realm`, the realm must name a file directly in the

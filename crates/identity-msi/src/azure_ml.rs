@@ -10,6 +10,8 @@
 //!   `MM/DD/YYYY HH:MM:SS +00:00` or `M/D/YYYY h:MM:SS AM|PM +00:00`; all are accepted
 //!   (spec §9 #5).
 //! * Retries: the default policy.
+//! * Errors: `MSI_SECRET`, echoed by the service in any common encoding, is removed from
+//!   every quoted message and error before it is shown or logged (the shared fetch).
 
 use bytes::Bytes;
 use identity_core::http::{Pipeline, Request};

@@ -12,6 +12,8 @@
 //!   construction standalone, by `get_token` (without a request) inside the chain, so that
 //!   the chain itself can still be built.
 //! * Retries: the default policy (the POST is retried on retryable statuses).
+//! * Secrets: the request carries none (the shell's endpoint is reachable only from inside
+//!   it); a quoted message still goes through the shared fetch's redaction.
 
 use bytes::Bytes;
 use identity_core::Error;

@@ -20,6 +20,9 @@
 //! * The injected HTTP client is not used for this source: only the pinned client may carry
 //!   the secret. The builder's timeout, body cap, clock and sleeper still apply.
 //! * Retries: the default policy.
+//! * Errors: the `Secret` header value, echoed by the service in any common encoding, is
+//!   removed from every quoted message and error before it is shown or logged (the shared
+//!   fetch).
 //! * Without the `service-fabric` feature a detected Service Fabric environment makes
 //!   `get_token` fail with a configuration error saying to enable it.
 

@@ -127,8 +127,12 @@ fn in_directory(directory: &Path, name: &std::ffi::OsStr, opened: &std::fs::Meta
     let Ok(entry) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
         return false;
     };
-    u64::try_from(entry.st_dev).is_ok_and(|dev| dev == opened.dev())
-        && u64::try_from(entry.st_ino).is_ok_and(|ino| ino == opened.ino())
+    #[allow(
+        clippy::useless_conversion,
+        reason = "st_dev and st_ino are not u64 on every Unix"
+    )]
+    let (dev, ino) = (u64::try_from(entry.st_dev), u64::try_from(entry.st_ino));
+    dev.is_ok_and(|dev| dev == opened.dev()) && ino.is_ok_and(|ino| ino == opened.ino())
 }
 
 /// Outside Unix: the file's directory must canonicalise to the key directory.
@@ -515,7 +519,7 @@ mod tests {
         let s = setup().await;
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &s.key_path("fifo.key"),
+            s.key_path("fifo.key"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,

@@ -10,14 +10,28 @@
 //! `grant_type=client_credentials` and `scope` (spec §6.4). No discovery: the assertion's
 //! `aud` is that token endpoint.
 //!
-//! Certificates: PEM (an unencrypted private key and its certificate, plus optional chain
-//! certificates, in one file or buffer) or, with the `pkcs12` feature, PKCS#12 with an
-//! optional password. The format is detected from the content. The file is read once, at
-//! build time, so a bad file or a wrong password fails [`build`](ClientCertificateCredentialBuilder::build).
+//! Certificates: PEM (a private key and its certificate, plus optional chain certificates, in
+//! one file or buffer; the key may be encrypted, as PKCS#8 `ENCRYPTED PRIVATE KEY` or in the
+//! traditional `Proc-Type: 4,ENCRYPTED` form, with the [`password`](ClientCertificateCredentialBuilder::password))
+//! or, with the `pkcs12` feature, PKCS#12 with an optional password. The format is detected
+//! from the content. The file is read at build time, so a bad file or a wrong password fails
+//! [`build`](ClientCertificateCredentialBuilder::build).
+//!
+//! # Rotation
+//! Key Vault's CSI driver and cert-manager replace certificate files in place. Before each token
+//! request (the cache makes them rare) the credential compares the file's modification time,
+//! length and inode with those of the file it loaded; when they differ it reads and parses the
+//! file again (through [`identity_core::fs::read`]: a regular file of at most 1 MiB). The new
+//! certificate replaces the old one only once it has parsed: while the file is missing, half
+//! written or unreadable, requests keep signing with the old key and a warning is traced (no
+//! window in which no certificate works). A certificate given as bytes never changes.
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use identity_core::fs::{FileError, ReadOptions};
 
 use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
 
@@ -48,7 +62,7 @@ const NAME: &str = "ClientCertificateCredential";
 #[derive(Clone)]
 pub struct ClientCertificateCredential {
     client: EntraClient,
-    certificate: ClientCertificate,
+    certificate: Arc<CertificateSource>,
 }
 
 impl fmt::Debug for ClientCertificateCredential {
@@ -57,7 +71,7 @@ impl fmt::Debug for ClientCertificateCredential {
             .field("authority", &self.client.authority())
             .field("tenant_id", &self.client.tenant())
             .field("client_id", &self.client.client_id())
-            .field("certificate", &self.certificate)
+            .field("certificate", &self.certificate.current())
             .finish_non_exhaustive()
     }
 }
@@ -107,9 +121,147 @@ impl TokenCredential for ClientCertificateCredential {
     }
 }
 
+/// The largest certificate file accepted, in bytes.
+pub(crate) const MAX_CERTIFICATE_FILE: u64 = 1024 * 1024;
+
+/// The certificate a credential signs with: fixed bytes, or a file re-read when it changes.
+#[derive(Debug)]
+enum CertificateSource {
+    Fixed(ClientCertificate),
+    File(CertificateFile),
+}
+
+struct CertificateFile {
+    path: PathBuf,
+    password: Option<Secret>,
+    loaded: Mutex<Loaded>,
+}
+
+impl fmt::Debug for CertificateFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Loaded {
+    stamp: Option<Stamp>,
+    certificate: ClientCertificate,
+}
+
+/// What tells a replaced file from the one loaded: modification time, length, and (Unix) device
+/// and inode, taken through links (Kubernetes swaps a `..data` link).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    file_id: (u64, u64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let file_id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let file_id = (0, 0);
+        Some(Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            file_id,
+        })
+    }
+}
+
+impl CertificateSource {
+    fn current(&self) -> ClientCertificate {
+        match self {
+            Self::Fixed(c) => c.clone(),
+            Self::File(file) => file
+                .loaded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .certificate
+                .clone(),
+        }
+    }
+
+    /// The certificate to sign with now: the file's, reloaded first if it changed.
+    fn for_request(&self) -> ClientCertificate {
+        let Self::File(file) = self else {
+            return self.current();
+        };
+        let stamp = Stamp::of(&file.path);
+        let loaded = file
+            .loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if stamp.is_none() || stamp == loaded.stamp {
+            // Unchanged, or momentarily absent while being replaced: keep the loaded one.
+            return loaded.certificate;
+        }
+        // Parsing happens outside the lock; the stamp is taken before the read, so a change
+        // during the read is seen again on the next request.
+        let password = file.password.as_ref().map(Secret::secret);
+        match read_certificate_file(&file.path)
+            .and_then(|bytes| ClientCertificate::load(NAME, &bytes, password))
+        {
+            Ok(certificate) => {
+                tracing::info!(
+                    credential = NAME,
+                    path = %file.path.display(),
+                    "the certificate file changed; signing with the new certificate"
+                );
+                let mut slot = file.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+                *slot = Loaded {
+                    stamp,
+                    certificate: certificate.clone(),
+                };
+                certificate
+            }
+            Err(error) => {
+                tracing::warn!(
+                    credential = NAME,
+                    path = %file.path.display(),
+                    error = %error.message(),
+                    "the certificate file changed but cannot be used; still signing with the previous certificate"
+                );
+                loaded.certificate
+            }
+        }
+    }
+}
+
+/// Reads a certificate file through the bounded, checked reader.
+fn read_certificate_file(path: &Path) -> Result<Vec<u8>, Error> {
+    identity_core::fs::read(path, &ReadOptions::configured(MAX_CERTIFICATE_FILE)).map_err(
+        |e: FileError| {
+            let hint = if e.is_not_found() {
+                "check the path"
+            } else {
+                "it must be a readable regular file of at most 1 MiB"
+            };
+            Error::invalid_configuration(
+                NAME,
+                format!(
+                    "cannot read the certificate file {}: {e}; {hint}",
+                    path.display()
+                ),
+            )
+            .with_source(e)
+        },
+    )
+}
+
 #[derive(Debug)]
 struct Signer {
-    certificate: ClientCertificate,
+    certificate: Arc<CertificateSource>,
     client_id: String,
     send_chain: bool,
 }
@@ -119,6 +271,7 @@ impl AssertionSource for Signer {
         let adfs = context.tenant.eq_ignore_ascii_case("adfs");
         let result = self
             .certificate
+            .for_request()
             .sign_assertion(
                 NAME,
                 &self.client_id,
@@ -193,7 +346,7 @@ impl ClientCertificateCredentialBuilder {
         self
     }
 
-    /// The PKCS#12 password.
+    /// The password of a PKCS#12 file or of an encrypted PEM private key.
     #[must_use]
     pub fn password(mut self, password: impl Into<Secret>) -> Self {
         self.password = Some(password.into());
@@ -215,20 +368,24 @@ impl ClientCertificateCredentialBuilder {
     /// # Errors
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when a
     /// setting is missing or invalid, the file cannot be read, the key is not RSA, no
-    /// certificate matches the key, or the PKCS#12 password is wrong. Messages name the path,
+    /// certificate matches the key, or the password is wrong or missing. Messages name the path,
     /// never the file's content or the password.
     pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let bytes: Arc<[u8]> = match self.source {
-            Some(Source::Bytes(b)) => b,
-            Some(Source::Path(path)) => std::fs::read(&path)
-                .map_err(|e| {
-                    Error::invalid_configuration(
-                        NAME,
-                        format!("cannot read the certificate file {}; check the path and its permissions", path.display()),
-                    )
-                    .with_source(e)
-                })?
-                .into(),
+        let password = self.password.as_ref().map(Secret::secret);
+        let certificate = match self.source {
+            Some(Source::Bytes(b)) => {
+                CertificateSource::Fixed(ClientCertificate::load(NAME, &b, password)?)
+            }
+            Some(Source::Path(path)) => {
+                let stamp = Stamp::of(&path);
+                let bytes = read_certificate_file(&path)?;
+                let certificate = ClientCertificate::load(NAME, &bytes, password)?;
+                CertificateSource::File(CertificateFile {
+                    path,
+                    password: self.password.clone(),
+                    loaded: Mutex::new(Loaded { stamp, certificate }),
+                })
+            }
             None => {
                 return Err(Error::invalid_configuration(
                     NAME,
@@ -236,8 +393,7 @@ impl ClientCertificateCredentialBuilder {
                 ));
             }
         };
-        let password = self.password.as_ref().map(Secret::secret);
-        let certificate = ClientCertificate::load(NAME, &bytes, password)?;
+        let certificate = Arc::new(certificate);
         let client_id = self
             .common
             .client_id
@@ -435,5 +591,143 @@ mod tests {
             assert_no_key_material(&text);
         }
         assert!(format!("{credential:?}").contains("x5t#S256"));
+    }
+
+    #[tokio::test]
+    async fn a_password_protected_pem_signs_requests() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+            .expect(2)
+            .mount(&server)
+            .await;
+        for pem in [ENCRYPTED_PKCS8_PEM, ENCRYPTED_TRADITIONAL_PEM] {
+            let credential = builder(&server)
+                .certificate(pem)
+                .password("planted-pem-password")
+                .build()
+                .unwrap();
+            credential
+                .get_token(&["s"], &TokenRequestOptions::default())
+                .await
+                .unwrap();
+            assert_no_key_material(&format!("{credential:?}"));
+        }
+        let requests = server.received_requests().await.unwrap();
+        let cert =
+            crate::jwt::ClientCertificate::from_pem("X", CLIENT_PEM.as_bytes(), None).unwrap();
+        let spki = spki_rsa_key(cert.leaf());
+        for request in &requests {
+            let jwt = &form_of(request)["client_assertion"];
+            let (input, sig) = jwt.rsplit_once('.').unwrap();
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::RSA_PSS_2048_8192_SHA256,
+                spki,
+            )
+            .verify(input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap())
+            .unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_device_or_huge_certificate_file_fails_the_build_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.pem");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let huge = dir.path().join("huge.pem");
+        std::fs::write(&huge, vec![b'a'; 1024 * 1024 + 1]).unwrap();
+        for (file, expected) in [
+            (fifo.as_path(), "not a regular file"),
+            (std::path::Path::new("/dev/zero"), "not a regular file"),
+            (huge.as_path(), "larger than"),
+        ] {
+            let started = std::time::Instant::now();
+            let err = ClientCertificateCredential::builder()
+                .tenant_id("t")
+                .client_id("c")
+                .certificate_path(file)
+                .env(Env::empty())
+                .http_client(test_http_client())
+                .build()
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+            assert!(err.message().contains(expected), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        }
+    }
+
+    /// Replaces `path` the way Key Vault's CSI driver and cert-manager do: write a new file
+    /// beside it, then rename it over the old one.
+    fn replace_file(path: &std::path::Path, content: &[u8]) {
+        let staged = path.with_extension("staged");
+        std::fs::write(&staged, content).unwrap();
+        std::fs::rename(&staged, path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rotated_certificate_file_is_used_without_a_gap() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sp.pem");
+        std::fs::write(&file, CLIENT_PEM).unwrap();
+        let credential = builder(&server)
+            .certificate_path(&file)
+            .password("planted-pem-password")
+            .build()
+            .unwrap();
+        let old = crate::jwt::ClientCertificate::from_pem("X", CLIENT_PEM.as_bytes(), None)
+            .unwrap()
+            .thumbprint_sha256();
+        let rotated = rotated_pem();
+        let new = crate::jwt::ClientCertificate::from_pem("X", rotated.as_bytes(), None)
+            .unwrap()
+            .thumbprint_sha256();
+        assert_ne!(old, new);
+        // Each scope set misses the cache, so each call signs a new assertion.
+        let mut scope = 0;
+        let mut thumbprint_of_next_request = async |credential: &ClientCertificateCredential| {
+            scope += 1;
+            let scope = format!("https://s{scope}/.default");
+            credential
+                .get_token(&[&scope], &TokenRequestOptions::default())
+                .await
+                .unwrap();
+            let requests = server.received_requests().await.unwrap();
+            let jwt = form_of(requests.last().unwrap())["client_assertion"].clone();
+            segment(&jwt, 0)["x5t#S256"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(thumbprint_of_next_request(&credential).await, old);
+        // A half-written file, then a missing one, then garbage: the old key keeps working.
+        std::fs::write(&file, &CLIENT_PEM[..CLIENT_PEM.len() / 2]).unwrap();
+        assert_eq!(thumbprint_of_next_request(&credential).await, old);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(thumbprint_of_next_request(&credential).await, old);
+        replace_file(&file, b"not a certificate");
+        assert_eq!(thumbprint_of_next_request(&credential).await, old);
+        // The new certificate is swapped in: used at once.
+        replace_file(&file, rotated.as_bytes());
+        assert_eq!(thumbprint_of_next_request(&credential).await, new);
+        assert_eq!(thumbprint_of_next_request(&credential).await, new);
+        assert!(format!("{credential:?}").contains(&new));
+        // And rotating back, to an encrypted key, works too.
+        replace_file(&file, ENCRYPTED_TRADITIONAL_PEM.as_bytes());
+        assert_eq!(thumbprint_of_next_request(&credential).await, old);
+    }
+
+    /// Another RSA key and its certificate: the TLS test server's.
+    fn rotated_pem() -> String {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+        let cert = std::fs::read_to_string(format!("{dir}/server.pem")).unwrap();
+        let key = std::fs::read_to_string(format!("{dir}/server.key")).unwrap();
+        format!("{cert}{key}")
     }
 }

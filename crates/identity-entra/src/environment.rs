@@ -482,4 +482,79 @@ mod tests {
             assert_eq!(header.get("x5c").is_some(), sends, "{value:?}");
         }
     }
+
+    #[tokio::test]
+    async fn an_encrypted_pem_key_signs_with_the_password_from_the_environment() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/t/oauth2/v2.0/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+            .mount(&server)
+            .await;
+        let plain =
+            crate::jwt::ClientCertificate::from_pem("X", CLIENT_PEM.as_bytes(), None).unwrap();
+        for file in [
+            "client-encrypted-pkcs8.pem",
+            "client-encrypted-traditional.pem",
+        ] {
+            let env = Env::from_pairs([
+                (AZURE_TENANT_ID, "t".to_owned()),
+                (AZURE_CLIENT_ID, "c".to_owned()),
+                (AZURE_CLIENT_CERTIFICATE_PATH, data(file)),
+                (
+                    AZURE_CLIENT_CERTIFICATE_PASSWORD,
+                    "planted-pem-password".to_owned(),
+                ),
+                ("AZURE_AUTHORITY_HOST", server.uri()),
+            ]);
+            let credential = EnvironmentCredential::builder()
+                .env(env.clone())
+                .allow_insecure_loopback_authority(true)
+                .http_client(test_http_client())
+                .build()
+                .unwrap();
+            assert_eq!(
+                credential.selected(),
+                Some("ClientCertificateCredential"),
+                "{file}"
+            );
+            credential
+                .get_token(&["s"], &TokenRequestOptions::default())
+                .await
+                .unwrap();
+            let requests = server.received_requests().await.unwrap();
+            let jwt = form_of(requests.last().unwrap())["client_assertion"].clone();
+            let header: serde_json::Value = serde_json::from_slice(
+                &base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    jwt.split('.').next().unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(header["x5t#S256"], plain.thumbprint_sha256(), "{file}");
+            assert_no_key_material(&format!("{credential:?}"));
+        }
+        let t = (AZURE_TENANT_ID, "t");
+        let c = (AZURE_CLIENT_ID, "c");
+        let traditional = data("client-encrypted-traditional.pem");
+        let pkcs8 = data("client-encrypted-pkcs8.pem");
+        for path in [traditional.as_str(), pkcs8.as_str()] {
+            check(
+                &[
+                    t,
+                    c,
+                    (AZURE_CLIENT_CERTIFICATE_PATH, path),
+                    (AZURE_CLIENT_CERTIFICATE_PASSWORD, "planted-wrong"),
+                ],
+                Expect::Invalid("password is wrong"),
+            )
+            .await;
+            check(
+                &[t, c, (AZURE_CLIENT_CERTIFICATE_PATH, path)],
+                Expect::Invalid("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+            )
+            .await;
+        }
+    }
 }

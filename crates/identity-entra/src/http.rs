@@ -4,13 +4,17 @@
 //!   `use_preconfigured_tls` (reqwest's own default provider, aws-lc, needs a C toolchain).
 //! * Trust: the platform certificate store (`rustls-native-certs`) plus the PEM certificates
 //!   named by `SSL_CERT_FILE` (a file) and `SSL_CERT_DIR` (directories separated by `:`),
-//!   read from the injected [`Env`]. A named file or directory that cannot be read, or that
+//!   read from the injected [`Env`] through [`identity_core::fs::read`] (links followed; a
+//!   regular file of at most 4 MiB, so a FIFO or device fails at once; such directory entries
+//!   are skipped). A named file or directory that cannot be read, or that
 //!   holds no certificate, fails the build: a CA bundle the user configured must not be
 //!   ignored silently. Note that `rustls-native-certs` also reads those two variables from the
 //!   *process* environment when it loads the platform store.
 //! * Proxies come from the injected [`Env`] only (reqwest's own lookup is turned off):
 //!   `HTTPS_PROXY`/`https_proxy` for `https` URLs, `HTTP_PROXY`/`http_proxy` for `http` URLs
-//!   (the upper-case name wins), with `NO_PROXY`/`no_proxy` exclusions. `HTTP_PROXY` is
+//!   (the upper-case name wins), and `ALL_PROXY`/`all_proxy` for a scheme whose own variable
+//!   is not set (an `http` or `https` proxy; a SOCKS URL is a configuration error), with
+//!   `NO_PROXY`/`no_proxy` exclusions. `HTTP_PROXY` is
 //!   ignored when `REQUEST_METHOD` is set (a CGI process, where it can come from a request
 //!   header: "httpoxy").
 //! * Redirects are never followed: a token endpoint that redirects is misconfigured, and
@@ -27,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use identity_core::fs::ReadOptions;
 use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions};
 use identity_core::{BoxFuture, Env, Error};
 use rustls_pki_types::CertificateDer;
@@ -41,6 +46,7 @@ pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
 const HTTPS_PROXY: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
 const HTTP_PROXY: [&str; 2] = ["HTTP_PROXY", "http_proxy"];
 const NO_PROXY: [&str; 2] = ["NO_PROXY", "no_proxy"];
+const ALL_PROXY: [&str; 2] = ["ALL_PROXY", "all_proxy"];
 const REQUEST_METHOD: &str = "REQUEST_METHOD";
 
 /// An HTTPS client on reqwest and rustls (ring). See the [module docs](self).
@@ -263,12 +269,17 @@ impl ReqwestClientBuilder {
             .no_proxy();
         let no_proxy = first(&self.env, &NO_PROXY).and_then(reqwest::NoProxy::from_string);
         let mut proxies = Vec::new();
-        if let Some(url) = first(&self.env, &HTTPS_PROXY) {
-            let proxy = reqwest::Proxy::https(url).map_err(|_| {
-                Error::invalid_configuration(NAME, "HTTPS_PROXY is not a valid proxy URL")
-            })?;
+        let all_proxy = first(&self.env, &ALL_PROXY);
+        // `ALL_PROXY` stands in for a scheme's own variable when that is not set, as in curl.
+        let https_proxy = match first(&self.env, &HTTPS_PROXY) {
+            Some(url) => Some((url, "HTTPS_PROXY")),
+            None => all_proxy.map(|url| (url, "ALL_PROXY")),
+        };
+        if let Some((url, variable)) = https_proxy {
+            let proxy = reqwest::Proxy::https(checked_proxy_url(url, variable)?)
+                .map_err(|_| invalid_proxy(variable))?;
             builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
-            proxies.push("HTTPS_PROXY");
+            proxies.push(variable);
         }
         let cgi = self.env.is_present(REQUEST_METHOD);
         let http_proxy = if cgi {
@@ -276,12 +287,17 @@ impl ReqwestClientBuilder {
         } else {
             first(&self.env, &HTTP_PROXY)
         };
-        if let Some(url) = http_proxy {
-            let proxy = reqwest::Proxy::http(url).map_err(|_| {
-                Error::invalid_configuration(NAME, "HTTP_PROXY is not a valid proxy URL")
-            })?;
+        let http_proxy = match http_proxy {
+            Some(url) => Some((url, "HTTP_PROXY")),
+            None => all_proxy.map(|url| (url, "ALL_PROXY")),
+        };
+        if let Some((url, variable)) = http_proxy {
+            let proxy = reqwest::Proxy::http(checked_proxy_url(url, variable)?)
+                .map_err(|_| invalid_proxy(variable))?;
             builder = builder.proxy(proxy.no_proxy(no_proxy));
-            proxies.push("HTTP_PROXY");
+            if !proxies.contains(&variable) {
+                proxies.push(variable);
+            }
         }
         let client = builder.build().map_err(|e| {
             Error::invalid_configuration(NAME, "building the HTTP client failed")
@@ -292,6 +308,29 @@ impl ReqwestClientBuilder {
             client,
             summary: summary.into(),
         })
+    }
+}
+
+fn invalid_proxy(variable: &str) -> Error {
+    Error::invalid_configuration(NAME, format!("{variable} is not a valid proxy URL"))
+}
+
+/// The proxy URL if its scheme is one reqwest speaks here (`http`, `https`, or none); SOCKS
+/// proxies (common in `ALL_PROXY`) are refused with a clear message rather than ignored.
+fn checked_proxy_url<'u>(url: &'u str, variable: &str) -> Result<&'u str, Error> {
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        None | Some("http" | "https") => Ok(url),
+        Some(s) if s.starts_with("socks") => Err(Error::invalid_configuration(
+            NAME,
+            format!(
+                "{variable} names a SOCKS proxy, which is not supported; use an HTTP proxy, or set \
+                 HTTPS_PROXY to one"
+            ),
+        )),
+        Some(_) => Err(invalid_proxy(variable)),
     }
 }
 
@@ -327,12 +366,22 @@ fn parse_pem_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
         .collect()
 }
 
+/// The largest CA bundle file accepted, in bytes (the Mozilla bundle is about 220 KiB).
+pub(crate) const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a CA file through the bounded, checked reader (links followed; a regular file of at
+/// most [`MAX_CA_FILE`] bytes).
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<u8>, identity_core::fs::FileError> {
+    identity_core::fs::read(path, &ReadOptions::configured(MAX_CA_FILE))
+}
+
 fn read_pem_file(path: &Path, variable: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_ca_file(path).map_err(|e| {
         Error::invalid_configuration(
             NAME,
             format!(
-                "{variable} names {}, which cannot be read; fix the path or unset {variable}",
+                "{variable} names {}: {e}; it must be a readable regular file of at most 4 MiB; \
+                 fix the path or unset {variable}",
                 path.display()
             ),
         )
@@ -362,16 +411,28 @@ fn read_pem_dir(dir: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
         )
         .with_source(e)
     })?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    // Bounded: a directory with more entries than any certificate store is cut short.
+    let mut paths: Vec<PathBuf> = entries
+        .take(MAX_DIR_ENTRIES)
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     paths.sort();
-    // Directories hold other files too (hash links, READMEs): take what parses.
-    Ok(paths
-        .iter()
-        .filter(|p| p.is_file())
-        .filter_map(|p| std::fs::read(p).ok())
-        .flat_map(|bytes| parse_pem_certs(&bytes))
-        .collect())
+    // Directories hold other files too (hash links, READMEs): take what parses. Entries that are
+    // not regular files (FIFOs, devices, subdirectories) or are too large are skipped at once.
+    let mut certs = Vec::new();
+    for path in &paths {
+        match read_ca_file(path) {
+            Ok(bytes) => certs.extend(parse_pem_certs(&bytes)),
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "skipping an SSL_CERT_DIR entry");
+            }
+        }
+    }
+    Ok(certs)
 }
+
+/// The most entries read from one `SSL_CERT_DIR` directory.
+const MAX_DIR_ENTRIES: usize = 10_000;
 
 #[cfg(test)]
 mod tests {

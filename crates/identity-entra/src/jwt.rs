@@ -15,9 +15,10 @@
 //! (`RustCrypto` `rsa`) would add code without adding anything.
 //!
 //! Certificates: PEM files hold one private key and one or more certificates in any order;
-//! the leaf is the certificate whose public key matches the private key. Encrypted PEM keys are
-//! not supported (convert to PKCS#12, or decrypt with `openssl pkey`). PKCS#12 files (feature
-//! `pkcs12`) are read with `p12-keystore`.
+//! the leaf is the certificate whose public key matches the private key. A password-protected
+//! key (encrypted PKCS#8, or the traditional `Proc-Type: 4,ENCRYPTED` form) is decrypted with the
+//! password given (see `encrypted_key.rs`). PKCS#12 files (feature `pkcs12`) are read with
+//! `p12-keystore`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -91,16 +92,6 @@ impl ClientCertificate {
         pem: &[u8],
         password: Option<&str>,
     ) -> Result<Self, Error> {
-        let text = String::from_utf8_lossy(pem);
-        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-            || text.contains("Proc-Type: 4,ENCRYPTED")
-        {
-            return Err(Error::invalid_configuration(
-                name,
-                "encrypted PEM private keys are not supported; decrypt the key (openssl pkey) or use a PKCS#12 file",
-            ));
-        }
-        let _ = password; // Unencrypted PEM needs no password; one given anyway is ignored.
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
             .filter_map(Result::ok)
             .collect();
@@ -110,12 +101,17 @@ impl ClientCertificate {
                 "the PEM data holds no certificate; it needs the private key and the certificate",
             ));
         }
-        let key = PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
-            Error::invalid_configuration(
-                name,
-                "the PEM data holds no private key; it needs the private key and the certificate",
-            )
-        })?;
+        // An unencrypted key needs no password; one given anyway is ignored.
+        let key = if crate::encrypted_key::is_encrypted(pem) {
+            crate::encrypted_key::decrypt(name, pem, password)?
+        } else {
+            PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
+                Error::invalid_configuration(
+                    name,
+                    "the PEM data holds no private key; it needs the private key and the certificate",
+                )
+            })?
+        };
         let key = rsa_key(name, &key)?;
         Self::assemble(name, key, certs)
     }
@@ -496,11 +492,12 @@ mod tests {
             .collect();
         let encrypted =
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted = format!("{cert_only}{encrypted}");
         let mismatched = format!("{key_only}{CA_PEM}");
         let cases: [(&str, &str); 5] = [
             (&key_only, "no certificate"),
             (&cert_only, "no private key"),
-            (encrypted, "encrypted"),
+            (&encrypted, "encrypted"),
             (EC_PEM, "not an RSA key"),
             (&mismatched, "matches the private key"),
         ];
@@ -512,5 +509,56 @@ mod tests {
         }
         let cert = ClientCertificate::from_pem("X", CLIENT_PEM.as_bytes(), None).unwrap();
         assert_no_key_material(&format!("{cert:?}"));
+    }
+
+    const PEM_PASSWORD: &str = "planted-pem-password";
+
+    #[test]
+    fn password_protected_pem_keys_decrypt_in_both_openssl_forms() {
+        let plain = ClientCertificate::from_pem("X", CLIENT_PEM.as_bytes(), None).unwrap();
+        for (pem, form) in [
+            (ENCRYPTED_PKCS8_PEM, "pkcs8 -topk8 -v2 aes-256-cbc"),
+            (ENCRYPTED_TRADITIONAL_PEM, "rsa -aes256 -traditional"),
+            (ENCRYPTED_DES3_PEM, "rsa -des3 -traditional"),
+        ] {
+            let cert = ClientCertificate::load("X", pem.as_bytes(), Some(PEM_PASSWORD))
+                .unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(cert.leaf(), plain.leaf(), "{form}");
+            assert_eq!(
+                cert.key.public().as_ref(),
+                plain.key.public().as_ref(),
+                "{form}"
+            );
+            // The decrypted key signs.
+            cert.sign_assertion("X", "c", "aud", SystemTime::UNIX_EPOCH, false, false)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_wrong_or_missing_pem_password_is_named_without_echoing_it() {
+        for pem in [
+            ENCRYPTED_PKCS8_PEM,
+            ENCRYPTED_TRADITIONAL_PEM,
+            ENCRYPTED_DES3_PEM,
+        ] {
+            for password in [Some("planted-wrong-password"), None, Some("")] {
+                let err = ClientCertificate::load("X", pem.as_bytes(), password).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+                assert!(err.message().contains("password"), "{err}");
+                assert!(
+                    err.message().contains("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+                    "{err}"
+                );
+                assert_no_key_material(&format!("{err} {err:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn an_unsupported_traditional_cipher_is_named() {
+        let pem = ENCRYPTED_TRADITIONAL_PEM.replace("AES-256-CBC", "CAMELLIA-256-CBC");
+        let err = ClientCertificate::load("X", pem.as_bytes(), Some(PEM_PASSWORD)).unwrap_err();
+        assert!(err.message().contains("unsupported cipher"), "{err}");
     }
 }

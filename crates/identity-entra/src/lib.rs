@@ -72,6 +72,7 @@ mod client;
 pub mod client_assertion;
 pub mod client_certificate;
 pub mod client_secret;
+mod encrypted_key;
 pub mod environment;
 pub mod http;
 mod jwt;

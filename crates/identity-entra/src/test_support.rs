@@ -12,6 +12,15 @@ pub(crate) const CA_PEM: &str = include_str!("../tests/data/ca.pem");
 pub(crate) const CLIENT_PEM: &str = include_str!("../tests/data/client.pem");
 pub(crate) const CLIENT_PKCS1_PEM: &str = include_str!("../tests/data/client-pkcs1.pem");
 pub(crate) const CLIENT_CHAIN_PEM: &str = include_str!("../tests/data/client-chain.pem");
+/// `client.pem`'s key as encrypted PKCS#8 (`openssl pkcs8 -topk8 -v2 aes-256-cbc`), password
+/// `planted-pem-password`, then the certificate.
+pub(crate) const ENCRYPTED_PKCS8_PEM: &str =
+    include_str!("../tests/data/client-encrypted-pkcs8.pem");
+/// The same key in the traditional form (`openssl rsa -aes256 -traditional`).
+pub(crate) const ENCRYPTED_TRADITIONAL_PEM: &str =
+    include_str!("../tests/data/client-encrypted-traditional.pem");
+/// The same key in the traditional form with 3DES (`openssl rsa -des3 -traditional`).
+pub(crate) const ENCRYPTED_DES3_PEM: &str = include_str!("../tests/data/client-encrypted-des3.pem");
 pub(crate) const EC_PEM: &str = include_str!("../tests/data/ec.pem");
 
 /// A recognisable client secret.

@@ -12,7 +12,9 @@
 //! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
 //! `client_id`, `grant_type=client_credentials` and `scope`. No discovery.
 //!
-//! The token file is read, as UTF-8 and verbatim (no trimming), on **every** token request.
+//! The token file is read, as UTF-8 and verbatim (no trimming), on **every** token request,
+//! through [`identity_core::fs::read`]: links are followed, but it must be a regular file of at
+//! most 64 KiB, so a FIFO or `/dev/zero` fails at once instead of hanging or exhausting memory.
 //! This deliberately deviates from the reference, which re-reads it only after 600 s: the
 //! platform rotates the file before the old token expires, and a read per request (the cache
 //! makes requests rare) means a rotated token is used at once. A missing, unreadable or empty
@@ -24,6 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use identity_core::fs::ReadOptions;
 use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
 
 use crate::client::{
@@ -106,16 +109,7 @@ impl AssertionSource for TokenFile {
     fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
         let path = self.0.clone();
         Box::pin(async move {
-            let content = tokio::fs::read_to_string(&*path).await.map_err(|e| {
-                Error::authentication_failed(
-                    NAME,
-                    format!(
-                        "cannot read the federated token file {}; check that the service account token volume is mounted",
-                        path.display()
-                    ),
-                )
-                .with_source(e)
-            })?;
+            let content = read_token_file(&path)?;
             if content.trim().is_empty() {
                 return Err(Error::authentication_failed(
                     NAME,
@@ -125,6 +119,31 @@ impl AssertionSource for TokenFile {
             Ok(Secret::new(content))
         })
     }
+}
+
+/// The largest federated token file accepted, in bytes (a Kubernetes service account token is
+/// about 1 KiB).
+pub(crate) const MAX_TOKEN_FILE: u64 = 64 * 1024;
+
+/// Reads the federated token file through the bounded, checked reader: links are followed
+/// (Kubernetes projects the token as a link into a `..data` directory), but a FIFO, a device or
+/// a file over [`MAX_TOKEN_FILE`] fails at once.
+fn read_token_file(path: &std::path::Path) -> Result<String, Error> {
+    identity_core::fs::read_to_string(path, &ReadOptions::configured(MAX_TOKEN_FILE)).map_err(|e| {
+        let hint = if e.is_not_found() {
+            "check that the service account token volume is mounted"
+        } else {
+            "it must be a readable regular file of at most 64 KiB"
+        };
+        Error::authentication_failed(
+            NAME,
+            format!(
+                "cannot read the federated token file {}: {e}; {hint}",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    })
 }
 
 /// Builds a [`WorkloadIdentityCredential`].
@@ -390,5 +409,54 @@ mod tests {
         let text = format!("{err} {err:?} {credential:?}");
         assert!(text.contains("AADSTS700024"), "{text}");
         assert_no_key_material(&text);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_fifo_device_or_huge_token_file_fails_at_once_and_a_link_is_followed() {
+        let server = token_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let huge = dir.path().join("huge");
+        std::fs::write(&huge, vec![b'a'; 64 * 1024 + 1]).unwrap();
+        for (file, expected) in [
+            (fifo.as_path(), "not a regular file"),
+            (std::path::Path::new("/dev/zero"), "not a regular file"),
+            (huge.as_path(), "larger than"),
+        ] {
+            let credential = builder(env_for(&server, file)).build().unwrap();
+            let err = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                credential.get_token(&[VAULT], &TokenRequestOptions::default()),
+            )
+            .await
+            .expect("the read does not block")
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+            assert!(err.message().contains(expected), "{err}");
+        }
+        assert!(server.received_requests().await.unwrap().is_empty());
+        // Kubernetes projects the token as token -> ..data/token -> ..2024_01_01/token.
+        let versioned = dir.path().join("..2024_01_01");
+        std::fs::create_dir(&versioned).unwrap();
+        std::fs::write(versioned.join("token"), "planted-linked-token").unwrap();
+        std::os::unix::fs::symlink("..2024_01_01", dir.path().join("..data")).unwrap();
+        let link = dir.path().join("token");
+        std::os::unix::fs::symlink("..data/token", &link).unwrap();
+        let credential = builder(env_for(&server, &link)).build().unwrap();
+        credential
+            .get_token(&[VAULT], &TokenRequestOptions::default())
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(
+            form_of(&requests[0])["client_assertion"],
+            "planted-linked-token"
+        );
     }
 }

@@ -298,3 +298,182 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     assert!(proxy_log.lock().unwrap().is_empty());
     assert_eq!(server_log.lock().unwrap().len(), 1);
 }
+
+/// Fetches a token for the default (public) authority with `env` as the client's environment
+/// besides the test CA; returns the CONNECT lines each proxy logged.
+async fn fetch_through(
+    proxies: usize,
+    env: impl Fn(&[SocketAddr]) -> Vec<(String, String)>,
+) -> Vec<Vec<String>> {
+    let server = tls_token_server(Log::default()).await;
+    let mut logs = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..proxies {
+        let log = Log::default();
+        addrs.push(connect_proxy(server, log.clone()).await);
+        logs.push(log);
+    }
+    let mut pairs = env(&addrs);
+    pairs.push(("SSL_CERT_FILE".to_owned(), format!("{DATA}/ca.pem")));
+    let credential = ClientSecretCredential::builder()
+        .tenant_id("t")
+        .client_id("c")
+        .client_secret(SECRET)
+        .env(Env::empty())
+        .http_client(client(Env::from_pairs(pairs)))
+        .build()
+        .unwrap();
+    let token = timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(token.token.secret(), "TLS-TOKEN");
+    logs.iter().map(|l| l.lock().unwrap().clone()).collect()
+}
+
+fn proxy_url(addr: SocketAddr) -> String {
+    format!("http://127.0.0.1:{}", addr.port())
+}
+
+#[tokio::test]
+async fn all_proxy_is_used_when_no_https_proxy_is_set() {
+    for name in ["ALL_PROXY", "all_proxy"] {
+        let logs = fetch_through(1, |p| vec![(name.to_owned(), proxy_url(p[0]))]).await;
+        assert_eq!(logs[0].len(), 1, "{name}: {logs:?}");
+        assert!(
+            logs[0][0].starts_with("CONNECT login.microsoftonline.com:443 "),
+            "{name}: {logs:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn https_proxy_wins_over_all_proxy() {
+    for name in ["HTTPS_PROXY", "https_proxy"] {
+        let logs = fetch_through(2, |p| {
+            vec![
+                (name.to_owned(), proxy_url(p[0])),
+                ("ALL_PROXY".to_owned(), proxy_url(p[1])),
+            ]
+        })
+        .await;
+        assert_eq!(logs[0].len(), 1, "{name}: {logs:?}");
+        assert!(logs[1].is_empty(), "{name}: ALL_PROXY was used: {logs:?}");
+    }
+}
+
+#[tokio::test]
+async fn all_proxy_honours_no_proxy() {
+    let server_log = Log::default();
+    let proxy_log = Log::default();
+    let server = tls_token_server(server_log.clone()).await;
+    let proxy = connect_proxy(server, proxy_log.clone()).await;
+    let http = client(Env::from_pairs([
+        ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
+        ("ALL_PROXY", proxy_url(proxy)),
+        ("NO_PROXY", "localhost,127.0.0.1".to_owned()),
+    ]));
+    let credential = credential(&format!("https://127.0.0.1:{}", server.port()), http);
+    timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(proxy_log.lock().unwrap().is_empty());
+    assert_eq!(server_log.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_socks_all_proxy_is_refused_clearly() {
+    let err = ReqwestClient::builder()
+        .env(Env::from_pairs([
+            ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
+            (
+                "ALL_PROXY",
+                "socks5://user:planted-proxy-password@127.0.0.1:1080".to_owned(),
+            ),
+        ]))
+        .native_roots(false)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+    assert!(
+        err.message().contains("ALL_PROXY names a SOCKS proxy"),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("planted"), "{err:?}");
+}
+
+#[cfg(unix)]
+fn make_fifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_device_as_ssl_cert_file_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.fifo");
+    make_fifo(&fifo);
+    for path in [fifo.display().to_string(), "/dev/zero".to_owned()] {
+        let started = std::time::Instant::now();
+        let err = ReqwestClient::builder()
+            .env(Env::from_pairs([("SSL_CERT_FILE", path.clone())]))
+            .native_roots(false)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+        assert!(err.message().contains("not a regular file"), "{err}");
+        assert!(err.message().contains("SSL_CERT_FILE"), "{err}");
+        assert!(started.elapsed() < LIMIT, "{path}");
+    }
+    // A file over the cap is refused too.
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'A'; 4 * 1024 * 1024 + 1]).unwrap();
+    let err = ReqwestClient::builder()
+        .env(Env::from_pairs([(
+            "SSL_CERT_FILE",
+            big.display().to_string(),
+        )]))
+        .native_roots(false)
+        .build()
+        .unwrap_err();
+    assert!(err.message().contains("larger than"), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn ssl_cert_dir_skips_a_fifo_and_still_trusts_its_certificates() {
+    let log = Log::default();
+    let addr = tls_token_server(log.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    make_fifo(&dir.path().join("0-blocked.pem"));
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("1-zero.pem")).unwrap();
+    std::fs::copy(format!("{DATA}/ca.pem"), dir.path().join("test-ca.pem")).unwrap();
+    let http = timeout(LIMIT, async {
+        client(Env::from_pairs([(
+            "SSL_CERT_DIR",
+            dir.path().display().to_string(),
+        )]))
+    })
+    .await
+    .unwrap();
+    let credential = credential(&format!("https://127.0.0.1:{}", addr.port()), http);
+    let token = timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(token.token.secret(), "TLS-TOKEN");
+}

@@ -34,6 +34,10 @@ use serde_json::{Map, Value};
 use crate::authority::Authority;
 use crate::http::ReqwestClient;
 
+/// Tenants, besides the configured one, that the environment-reading credentials may request
+/// tokens for: comma-separated tenant ids, or `*` for any.
+pub const AZURE_ADDITIONALLY_ALLOWED_TENANTS: &str = "AZURE_ADDITIONALLY_ALLOWED_TENANTS";
+
 /// The `client_assertion_type` for JWT bearer assertions.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -76,7 +80,11 @@ pub(crate) struct CommonOptions {
     pub(crate) tenant_id: Option<String>,
     pub(crate) client_id: Option<String>,
     pub(crate) authority_host: Option<String>,
-    pub(crate) additionally_allowed_tenants: Vec<String>,
+    /// `None` until set in the builder.
+    pub(crate) additionally_allowed_tenants: Option<Vec<String>>,
+    /// Whether `AZURE_ADDITIONALLY_ALLOWED_TENANTS` applies when the builder set no list (the
+    /// credentials that read their settings from the environment).
+    pub(crate) read_allowed_tenants_from_env: bool,
     pub(crate) env: Option<Env>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) sleeper: Option<Arc<dyn Sleeper>>,
@@ -88,6 +96,46 @@ pub(crate) struct CommonOptions {
 impl CommonOptions {
     pub(crate) fn env(&self) -> Env {
         self.env.clone().unwrap_or_else(Env::from_process)
+    }
+
+    /// The additionally allowed tenants: the builder's list, else (for credentials that read
+    /// the environment) `AZURE_ADDITIONALLY_ALLOWED_TENANTS`, comma-separated, blanks dropped.
+    pub(crate) fn allowed_tenants(&self, env: &Env) -> Vec<String> {
+        if let Some(list) = &self.additionally_allowed_tenants {
+            return list.clone();
+        }
+        if !self.read_allowed_tenants_from_env {
+            return Vec::new();
+        }
+        env.non_blank(AZURE_ADDITIONALLY_ALLOWED_TENANTS)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The pipeline requests go through: the configured client (default
+    /// [`ReqwestClient::shared`]), retry policy, clock and sleeper.
+    pub(crate) fn pipeline(&self, name: &'static str) -> Result<Pipeline, Error> {
+        let http_client = match &self.http_client {
+            Some(client) => client.clone(),
+            None => ReqwestClient::shared().map_err(|e| e.with_credential(name))?,
+        };
+        let clock = self
+            .clock
+            .clone()
+            .unwrap_or_else(identity_core::system_clock);
+        let mut pipeline = Pipeline::new(http_client)
+            .with_retry(self.retry.clone().unwrap_or_default())
+            .with_clock(clock);
+        if let Some(sleeper) = &self.sleeper {
+            pipeline = pipeline.with_sleeper(sleeper.clone());
+        }
+        Ok(pipeline)
     }
 
     /// Validates the settings and builds the client.
@@ -122,20 +170,8 @@ impl CommonOptions {
             &env,
             self.allow_insecure_loopback_authority,
         )?;
-        let http_client = match &self.http_client {
-            Some(client) => client.clone(),
-            None => ReqwestClient::shared().map_err(|e| e.with_credential(name))?,
-        };
-        let clock = self
-            .clock
-            .clone()
-            .unwrap_or_else(identity_core::system_clock);
-        let mut pipeline = Pipeline::new(http_client)
-            .with_retry(self.retry.clone().unwrap_or_default())
-            .with_clock(clock.clone());
-        if let Some(sleeper) = &self.sleeper {
-            pipeline = pipeline.with_sleeper(sleeper.clone());
-        }
+        let pipeline = self.pipeline(name)?;
+        let clock = pipeline.clock().clone();
         let identity = format!("entra/{kind}/{}/{client_id}", authority.as_str());
         Ok(EntraClient {
             inner: Arc::new(Inner {
@@ -144,7 +180,7 @@ impl CommonOptions {
                 authority,
                 tenant: tenant.to_owned(),
                 client_id: client_id.to_owned(),
-                allowed_tenants: self.additionally_allowed_tenants.clone(),
+                allowed_tenants: self.allowed_tenants(&env),
                 env,
                 pipeline,
                 clock: clock.clone(),
@@ -167,7 +203,10 @@ macro_rules! common_setters {
         }
 
         /// Tenants besides the configured one that `get_token` may be asked for; `"*"` allows
-        /// any.
+        /// any. Credentials that read their settings from the environment
+        /// (`EnvironmentCredential`, `WorkloadIdentityCredential`, `AzurePipelinesCredential`,
+        /// `GitHubActionsCredential`) default to `AZURE_ADDITIONALLY_ALLOWED_TENANTS`
+        /// (comma-separated); the others to none.
         #[must_use]
         pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
         where
@@ -175,7 +214,7 @@ macro_rules! common_setters {
             S: Into<String>,
         {
             self.common.additionally_allowed_tenants =
-                tenants.into_iter().map(Into::into).collect();
+                Some(tenants.into_iter().map(Into::into).collect());
             self
         }
 

@@ -206,6 +206,7 @@ fn common_from_env(common: &CommonOptions, env: &Env) -> Result<CommonOptions, E
     common.tenant_id = Some(required(env, AZURE_TENANT_ID)?.to_owned());
     common.client_id = Some(required(env, AZURE_CLIENT_ID)?.to_owned());
     common.env = Some(env.clone());
+    common.read_allowed_tenants_from_env = true;
     Ok(common)
 }
 

@@ -68,12 +68,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authority;
+pub mod azure_pipelines;
 mod client;
 pub mod client_assertion;
 pub mod client_certificate;
 pub mod client_secret;
 mod encrypted_key;
 pub mod environment;
+mod federated;
 pub mod http;
 mod jwt;
 pub mod workload_identity;
@@ -105,6 +107,8 @@ pub mod __fuzz_entra {
 mod test_support;
 
 pub use authority::{AZURE_AUTHORITY_HOST, AzureAuthorityHosts};
+pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
+pub use client::AZURE_ADDITIONALLY_ALLOWED_TENANTS;
 pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};

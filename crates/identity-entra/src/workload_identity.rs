@@ -217,6 +217,7 @@ impl WorkloadIdentityCredentialBuilder {
                 ),
             ));
         };
+        self.common.read_allowed_tenants_from_env = true;
         let token_file = Arc::new(token_file);
         let source = TokenFile(token_file.clone());
         let client = self.common.build(

@@ -377,12 +377,11 @@ impl AzurePipelinesCredentialBuilder {
             missing
                 .push("oidc_request_uri (SYSTEM_OIDCREQUESTURI, set by the Azure Pipelines agent)");
         }
-        let (Some(connection), Some(token), Some(uri)) = (connection, token, uri) else {
+        let (Some(connection), Some(token), Some(uri), true) =
+            (connection, token, uri, missing.is_empty())
+        else {
             return Err(Error::unavailable(NAME, unavailable_message(&missing)));
         };
-        if !missing.is_empty() {
-            return Err(Error::unavailable(NAME, unavailable_message(&missing)));
-        }
         let connection = connection.trim().to_owned();
         federated::endpoint(
             NAME,

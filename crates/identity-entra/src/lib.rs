@@ -76,6 +76,7 @@ pub mod client_secret;
 mod encrypted_key;
 pub mod environment;
 mod federated;
+pub mod github_actions;
 pub mod http;
 mod jwt;
 pub mod workload_identity;
@@ -113,6 +114,7 @@ pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialB
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
+pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub use http::{ReqwestClient, ReqwestClientBuilder};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 

@@ -31,6 +31,13 @@
 //! to IMDS (1 s connect timeout, no retries), so off Azure the chain moves on in about a second
 //! when the address is blackholed and at once when the connection is refused.
 //!
+//! # Opt-in: GitHub Actions
+//! `GitHubActionsCredential` is not a member by default: the chain keeps the reference SDK's
+//! members, and a CI credential that makes a request to GitHub in every process that happens
+//! to run in a workflow would surprise. `AZURE_TOKEN_CREDENTIALS=GitHubActionsCredential` makes
+//! it the only member (a CI job states that it wants it). `AzurePipelinesCredential` is not
+//! selectable here: build it directly.
+//!
 //! # Not included
 //! The reference SDK's shared token cache, Visual Studio Code, broker (WAM) and interactive
 //! browser members are out of scope for this library: they need a desktop session or a
@@ -427,6 +434,7 @@ impl DefaultAzureCredentialBuilder {
             CredentialKind::AzureCli => self.azure_cli(env),
             CredentialKind::AzurePowerShell => self.azure_powershell(env),
             CredentialKind::AzureDeveloperCli => self.azure_developer_cli(env),
+            CredentialKind::GitHubActions => self.github_actions(env),
         };
         built.unwrap_or_else(|error| {
             // Reported when the chain reaches the member: a workload identity that is not
@@ -458,6 +466,25 @@ impl DefaultAzureCredentialBuilder {
 
     fn environment(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
         let mut b = identity_entra::EnvironmentCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        if let Some(sleeper) = &self.sleeper {
+            b = b.sleeper(sleeper.clone());
+        }
+        if let Some(http) = &self.https {
+            b = b.http_client(http.clone());
+        }
+        if let Some(host) = &self.authority_host {
+            b = b.authority_host(host.clone());
+        }
+        Ok(Arc::new(b.build()?))
+    }
+
+    fn github_actions(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_entra::GitHubActionsCredential::builder()
             .env(env.clone())
             .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
         if let Some(clock) = &self.clock {

@@ -23,6 +23,9 @@ pub enum CredentialKind {
     AzurePowerShell,
     /// `AzureDeveloperCliCredential`.
     AzureDeveloperCli,
+    /// `GitHubActionsCredential`: not a member of the default chain (no reference SDK has it);
+    /// kept only when `AZURE_TOKEN_CREDENTIALS` names it.
+    GitHubActions,
 }
 
 impl CredentialKind {
@@ -45,6 +48,7 @@ impl CredentialKind {
             Self::AzureCli => "AzureCliCredential",
             Self::AzurePowerShell => "AzurePowerShellCredential",
             Self::AzureDeveloperCli => "AzureDeveloperCliCredential",
+            Self::GitHubActions => "GitHubActionsCredential",
         }
     }
 
@@ -52,9 +56,15 @@ impl CredentialKind {
     pub fn is_production(self) -> bool {
         matches!(
             self,
-            Self::Environment | Self::WorkloadIdentity | Self::ManagedIdentity
+            Self::Environment
+                | Self::WorkloadIdentity
+                | Self::ManagedIdentity
+                | Self::GitHubActions
         )
     }
+
+    /// Credentials the chain builds only when `AZURE_TOKEN_CREDENTIALS` names them.
+    pub const OPT_IN: [Self; 1] = [Self::GitHubActions];
 
     fn index(self) -> usize {
         self as usize
@@ -98,6 +108,7 @@ impl Selection {
         }
         if let Some(kind) = CredentialKind::ALL
             .into_iter()
+            .chain(CredentialKind::OPT_IN)
             .find(|k| k.type_name().eq_ignore_ascii_case(&lower))
         {
             return Ok(Self::Only(kind));
@@ -126,6 +137,7 @@ impl Selection {
 pub fn valid_values() -> String {
     let mut names: Vec<String> = CredentialKind::ALL
         .iter()
+        .chain(&CredentialKind::OPT_IN)
         .map(|k| k.type_name().to_ascii_lowercase())
         .collect();
     names.sort();
@@ -136,15 +148,21 @@ pub fn valid_values() -> String {
 
 /// Explicit per-member exclusions, which win over `AZURE_TOKEN_CREDENTIALS` (true *or* false).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Exclusions([Option<bool>; 6]);
+pub(crate) struct Exclusions([Option<bool>; 7]);
 
 impl Exclusions {
     pub(crate) fn set(&mut self, kind: CredentialKind, exclude: bool) {
         self.0[kind.index()] = Some(exclude);
     }
 
-    /// The members to build, in chain order.
+    /// The members to build, in chain order. An opt-in credential is the only member when the
+    /// selection names it.
     pub(crate) fn members(&self, selection: Selection) -> Vec<CredentialKind> {
+        if let Selection::Only(kind) = selection {
+            if CredentialKind::OPT_IN.contains(&kind) && self.0[kind.index()] != Some(true) {
+                return vec![kind];
+            }
+        }
         CredentialKind::ALL
             .into_iter()
             .filter(|k| match self.0[k.index()] {
@@ -191,6 +209,7 @@ mod tests {
             ("AzureCliCredential", Ok(&[AzureCli])),
             ("azurepowershellcredential", Ok(&[AzurePowerShell])),
             ("AZUREDEVELOPERCLICREDENTIAL", Ok(&[AzureDeveloperCli])),
+            ("GitHubActionsCredential", Ok(&[GitHubActions])),
             ("SharedTokenCacheCredential", Err(())),
             ("VisualStudioCodeCredential", Err(())),
             ("dev,prod", Err(())),
@@ -219,7 +238,8 @@ mod tests {
         assert_eq!(
             valid_values(),
             "dev, prod, azureclicredential, azuredeveloperclicredential, azurepowershellcredential, \
-             environmentcredential, managedidentitycredential, workloadidentitycredential"
+             environmentcredential, githubactionscredential, managedidentitycredential, \
+             workloadidentitycredential"
         );
     }
 }

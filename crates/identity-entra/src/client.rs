@@ -206,15 +206,15 @@ macro_rules! common_setters {
         /// any. Credentials that read their settings from the environment
         /// (`EnvironmentCredential`, `WorkloadIdentityCredential`, `AzurePipelinesCredential`,
         /// `GitHubActionsCredential`) default to `AZURE_ADDITIONALLY_ALLOWED_TENANTS`
-        /// (comma-separated); the others to none.
+        /// (comma-separated); the others to none. An empty list leaves that default.
         #[must_use]
         pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
         where
             I: IntoIterator<Item = S>,
             S: Into<String>,
         {
-            self.common.additionally_allowed_tenants =
-                Some(tenants.into_iter().map(Into::into).collect());
+            let list: Vec<String> = tenants.into_iter().map(Into::into).collect();
+            self.common.additionally_allowed_tenants = (!list.is_empty()).then_some(list);
             self
         }
 

@@ -170,7 +170,10 @@ impl IdToken {
                     "the ID-token request URL is invalid; check ACTIONS_ID_TOKEN_REQUEST_URL and the audience",
                 )
             })?;
-        tracing::debug!(credential = NAME, "requesting an ID token from GitHub Actions");
+        tracing::debug!(
+            credential = NAME,
+            "requesting an ID token from GitHub Actions"
+        );
         let response = self
             .pipeline
             .send(NAME, &request, SendOptions::default())
@@ -257,7 +260,10 @@ impl fmt::Debug for GitHubActionsCredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitHubActionsCredentialBuilder")
             .field("common", &self.common)
-            .field("id_token_request_token", &self.request_token.as_ref().map(|_| "***"))
+            .field(
+                "id_token_request_token",
+                &self.request_token.as_ref().map(|_| "***"),
+            )
             .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
@@ -326,7 +332,10 @@ impl GitHubActionsCredentialBuilder {
             .request_token
             .take()
             .filter(|t| !t.secret().trim().is_empty())
-            .or_else(|| env.non_blank(ACTIONS_ID_TOKEN_REQUEST_TOKEN).map(Secret::from));
+            .or_else(|| {
+                env.non_blank(ACTIONS_ID_TOKEN_REQUEST_TOKEN)
+                    .map(Secret::from)
+            });
         let mut missing = Vec::new();
         if self.common.tenant_id.is_none() {
             missing.push("tenant_id (AZURE_TENANT_ID)");
@@ -345,7 +354,10 @@ impl GitHubActionsCredentialBuilder {
                 "GitHub Actions federation is not fully configured; missing: {}",
                 missing.join(", ")
             );
-            if missing.iter().any(|m| m.contains("ACTIONS_ID_TOKEN_REQUEST")) {
+            if missing
+                .iter()
+                .any(|m| m.contains("ACTIONS_ID_TOKEN_REQUEST"))
+            {
                 message.push_str(
                     ". GitHub sets ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN only in a job whose \
                      workflow grants `permissions: id-token: write`; add it to the workflow or the job",
@@ -457,7 +469,10 @@ mod tests {
             .and(path("/_apis/oidctoken"))
             .and(query_param("api-version", "2.0"))
             .and(query_param("audience", "api://AzureADTokenExchange"))
-            .and(header("authorization", format!("Bearer {REQUEST_TOKEN}").as_str()))
+            .and(header(
+                "authorization",
+                format!("Bearer {REQUEST_TOKEN}").as_str(),
+            ))
             .respond_with(
                 ResponseTemplate::new(200)
                     .set_body_json(serde_json::json!({ "count": 1, "value": ID_TOKEN })),
@@ -512,11 +527,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.message().contains("id-token: write"), "{err}");
-        assert!(err.message().contains("ACTIONS_ID_TOKEN_REQUEST_URL"), "{err}");
+        assert!(
+            err.message().contains("ACTIONS_ID_TOKEN_REQUEST_URL"),
+            "{err}"
+        );
         assert!(!err.message().contains("AZURE_CLIENT_ID"), "{err}");
         let err = GitHubActionsCredential::builder()
             .env(Env::from_pairs([
-                (ACTIONS_ID_TOKEN_REQUEST_URL, "https://x.actions.githubusercontent.com/t?api-version=2.0"),
+                (
+                    ACTIONS_ID_TOKEN_REQUEST_URL,
+                    "https://x.actions.githubusercontent.com/t?api-version=2.0",
+                ),
                 (ACTIONS_ID_TOKEN_REQUEST_TOKEN, REQUEST_TOKEN),
             ]))
             .http_client(test_http_client())
@@ -539,9 +560,15 @@ mod tests {
             )
             .await;
             assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
-            assert!(err.message().contains("ACTIONS_ID_TOKEN_REQUEST_TOKEN"), "{err}");
+            assert!(
+                err.message().contains("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+                "{err}"
+            );
             assert!(err.message().contains("Bad credentials ***"), "{err}");
-            assert!(err.message().contains("x-github-request-id: ABCD:1234"), "{err}");
+            assert!(
+                err.message().contains("x-github-request-id: ABCD:1234"),
+                "{err}"
+            );
             assert_eq!(err.status(), Some(status));
         }
     }
@@ -550,10 +577,17 @@ mod tests {
     async fn other_answers_say_what_to_check() {
         let err = failure(ResponseTemplate::new(404)).await;
         assert!(err.message().contains("HTTP 404"), "{err}");
-        assert!(err.message().contains("ACTIONS_ID_TOKEN_REQUEST_URL"), "{err}");
-        let err = failure(ResponseTemplate::new(200).set_body_raw("<html>proxy</html>", "text/html")).await;
+        assert!(
+            err.message().contains("ACTIONS_ID_TOKEN_REQUEST_URL"),
+            "{err}"
+        );
+        let err =
+            failure(ResponseTemplate::new(200).set_body_raw("<html>proxy</html>", "text/html"))
+                .await;
         assert!(err.message().contains("HTML"), "{err}");
-        let err = failure(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "count": 0 }))).await;
+        let err =
+            failure(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "count": 0 })))
+                .await;
         assert!(err.message().contains("no ID token"), "{err}");
         assert!(err.message().contains("fields: count"), "{err}");
         let err = failure(ResponseTemplate::new(200).set_body_string("planted")).await;

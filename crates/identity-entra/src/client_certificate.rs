@@ -29,9 +29,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 use identity_core::fs::{FileError, ReadOptions};
+
+use crate::http::FileStamp;
 
 use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
 
@@ -147,35 +148,8 @@ impl fmt::Debug for CertificateFile {
 
 #[derive(Clone)]
 struct Loaded {
-    stamp: Option<Stamp>,
+    stamp: Option<FileStamp>,
     certificate: ClientCertificate,
-}
-
-/// What tells a replaced file from the one loaded: modification time, length, and (Unix) device
-/// and inode, taken through links (Kubernetes swaps a `..data` link).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    file_id: (u64, u64),
-}
-
-impl Stamp {
-    fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let file_id = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
-        };
-        #[cfg(not(unix))]
-        let file_id = (0, 0);
-        Some(Self {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            file_id,
-        })
-    }
 }
 
 impl CertificateSource {
@@ -196,7 +170,7 @@ impl CertificateSource {
         let Self::File(file) = self else {
             return self.current();
         };
-        let stamp = Stamp::of(&file.path);
+        let stamp = FileStamp::of(&file.path);
         let loaded = file
             .loaded
             .lock()
@@ -377,7 +351,7 @@ impl ClientCertificateCredentialBuilder {
                 CertificateSource::Fixed(ClientCertificate::load(NAME, &b, password)?)
             }
             Some(Source::Path(path)) => {
-                let stamp = Stamp::of(&path);
+                let stamp = FileStamp::of(&path);
                 let bytes = read_certificate_file(&path)?;
                 let certificate = ClientCertificate::load(NAME, &bytes, password)?;
                 CertificateSource::File(CertificateFile {

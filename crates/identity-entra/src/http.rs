@@ -98,7 +98,16 @@ impl ReqwestClient {
             .clone()
     }
 
-    async fn send(&self, request: Request) -> Result<http::Response<Body>, BoxError> {
+    /// Wraps an already configured reqwest client (the identity-binding transport builds its
+    /// own TLS settings).
+    pub(crate) fn from_reqwest(client: reqwest::Client, summary: &str) -> Self {
+        Self {
+            client,
+            summary: summary.into(),
+        }
+    }
+
+    pub(crate) async fn send(&self, request: Request) -> Result<http::Response<Body>, BoxError> {
         let request = reqwest::Request::try_from(request)
             .map_err(|e| Box::new(e.without_url()) as BoxError)?;
         let response = self
@@ -360,10 +369,40 @@ fn add_root(
     })
 }
 
-fn parse_pem_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+pub(crate) fn parse_pem_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem)
         .filter_map(Result::ok)
         .collect()
+}
+
+/// What tells a replaced file from the one loaded: modification time, length, and (Unix)
+/// device and inode, taken through links (Kubernetes swaps a `..data` link when it rotates a
+/// projected file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    file_id: (u64, u64),
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path` now, or `None` when it cannot be read (missing while
+    /// being replaced, for instance).
+    pub(crate) fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let file_id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let file_id = (0, 0);
+        Some(Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            file_id,
+        })
+    }
 }
 
 /// The largest CA bundle file accepted, in bytes (the Mozilla bundle is about 220 KiB).

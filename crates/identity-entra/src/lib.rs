@@ -78,6 +78,7 @@ pub mod environment;
 mod federated;
 pub mod github_actions;
 pub mod http;
+pub mod identity_binding;
 mod jwt;
 pub mod workload_identity;
 

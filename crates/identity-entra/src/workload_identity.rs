@@ -20,7 +20,9 @@
 //! makes requests rare) means a rotated token is used at once. A missing, unreadable or empty
 //! file at request time is an authentication failure naming the path (never its content).
 //!
-//! The optional AKS identity-binding proxy (`AZURE_KUBERNETES_TOKEN_PROXY`) is not supported.
+//! The AKS identity-binding token proxy (`AZURE_KUBERNETES_TOKEN_PROXY` and friends) is used
+//! only when [`enable_kubernetes_token_proxy`](WorkloadIdentityCredentialBuilder::enable_kubernetes_token_proxy)
+//! is on: see [`identity_binding`](crate::identity_binding).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -151,6 +153,7 @@ fn read_token_file(path: &std::path::Path) -> Result<String, Error> {
 pub struct WorkloadIdentityCredentialBuilder {
     common: CommonOptions,
     token_file: Option<PathBuf>,
+    token_proxy: bool,
 }
 
 impl WorkloadIdentityCredentialBuilder {
@@ -175,6 +178,18 @@ impl WorkloadIdentityCredentialBuilder {
         self
     }
 
+    /// Whether to send token requests through the AKS identity-binding token proxy when the
+    /// environment configures one (`AZURE_KUBERNETES_TOKEN_PROXY`, `AZURE_KUBERNETES_SNI_NAME`,
+    /// `AZURE_KUBERNETES_CA_FILE` or `AZURE_KUBERNETES_CA_DATA`; see
+    /// [`identity_binding`](crate::identity_binding)). Default `false`, and never on inside
+    /// `DefaultAzureCredential`, as in the other Azure SDKs. When on and the proxy is
+    /// configured, the proxy's own HTTP client replaces [`http_client`](Self::http_client).
+    #[must_use]
+    pub fn enable_kubernetes_token_proxy(mut self, enable: bool) -> Self {
+        self.token_proxy = enable;
+        self
+    }
+
     common_setters!();
 
     /// Builds the credential. The token file is not read here.
@@ -183,7 +198,9 @@ impl WorkloadIdentityCredentialBuilder {
     /// [`ErrorKind::Unavailable`](identity_core::ErrorKind::Unavailable) listing the missing items
     /// when the tenant id, client id or token file is neither set nor in the environment;
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for an
-    /// invalid tenant id or a non-`https` authority.
+    /// invalid tenant id, a non-`https` authority, or (with the token proxy enabled) an invalid
+    /// proxy configuration: a proxy URL that is not plain `https`, both CA variables, a CA that
+    /// cannot be read or holds no certificate, or SNI/CA variables without a proxy URL.
     pub fn build(mut self) -> Result<WorkloadIdentityCredential, Error> {
         let env = self.common.env();
         let non_blank = |explicit: Option<String>, var: &str| {
@@ -218,6 +235,11 @@ impl WorkloadIdentityCredentialBuilder {
             ));
         };
         self.common.read_allowed_tenants_from_env = true;
+        if self.token_proxy {
+            if let Some(proxy) = crate::identity_binding::from_env(NAME, &env)? {
+                self.common.http_client = Some(Arc::new(proxy));
+            }
+        }
         let token_file = Arc::new(token_file);
         let source = TokenFile(token_file.clone());
         let client = self.common.build(

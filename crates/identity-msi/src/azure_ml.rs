@@ -5,7 +5,9 @@
 //! * Request: `GET {MSI_ENDPOINT}?api-version=2017-09-01&resource=<resource>[&<id>]` with the
 //!   header `secret: <MSI_SECRET>`.
 //! * Identities: system-assigned; user-assigned by `clientid` (no underscore: this API's
-//!   name), `object_id` or `msi_res_id`.
+//!   name), `object_id` or `msi_res_id`. A system-assigned request carries
+//!   `clientid=$DEFAULT_IDENTITY_CLIENT_ID` when the platform sets that variable (the compute's
+//!   default identity), as MSAL does.
 //! * Response: `expires_on` as epoch seconds (number or string) or a UTC date string,
 //!   `MM/DD/YYYY HH:MM:SS +00:00` or `M/D/YYYY h:MM:SS AM|PM +00:00`; all are accepted
 //!   (spec §9 #5).
@@ -28,6 +30,8 @@ use crate::wire;
 pub const MSI_ENDPOINT: &str = "MSI_ENDPOINT";
 /// The secret sent in the `secret` header (Azure ML only).
 pub const MSI_SECRET: &str = "MSI_SECRET";
+/// The compute's default identity, sent as `clientid` on system-assigned requests when set.
+pub const DEFAULT_IDENTITY_CLIENT_ID: &str = "DEFAULT_IDENTITY_CLIENT_ID";
 /// The api-version sent.
 pub const API_VERSION: &str = "2017-09-01";
 
@@ -37,6 +41,7 @@ const CHECK: &str = "check that the compute has a managed identity and that MSI_
 pub(crate) struct AzureMl {
     endpoint: Result<String, Error>,
     secret: Secret,
+    default_client_id: Option<String>,
     pipeline: Pipeline,
 }
 
@@ -49,6 +54,10 @@ pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
         endpoint: parse_endpoint(endpoint, MSI_ENDPOINT, "Azure Machine Learning")
             .map(|_| endpoint.to_owned()),
         secret: Secret::new(secret),
+        default_client_id: settings
+            .env
+            .non_blank(DEFAULT_IDENTITY_CLIENT_ID)
+            .map(|id| id.trim().to_owned()),
         pipeline: settings.pipeline(RetryPolicy::default()),
     }))
 }
@@ -66,6 +75,9 @@ impl Source for AzureMl {
         let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
         let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
         params.extend(id.param(["clientid", "object_id", "msi_res_id"]));
+        if let (ManagedIdentityId::SystemAssigned, Some(default)) = (id, &self.default_client_id) {
+            params.push(("clientid", default));
+        }
         let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
             "secret",
             secret_header(self.secret.secret(), MSI_SECRET, self.name())?,
@@ -128,6 +140,46 @@ mod tests {
         let e = assert_echo_not_leaked(&h, SECRET).await;
         assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
         assert!(e.to_string().contains("bad header ***"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn system_assigned_sends_the_default_identity_client_id_when_set() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/ml"))
+            .and(query_param("clientid", "default-cid"))
+            .and(header("secret", SECRET))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let with_default = env(&server).with(DEFAULT_IDENTITY_CLIENT_ID, "default-cid");
+        harness(with_default, ManagedIdentityId::SystemAssigned)
+            .get()
+            .await
+            .unwrap();
+        // A user-assigned request names its own identity, not the default one.
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(query_param("clientid", "CID"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let with_default = env(&server).with(DEFAULT_IDENTITY_CLIENT_ID, "default-cid");
+        harness(with_default, ManagedIdentityId::ClientId("CID".into()))
+            .get()
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(
+            requests[0]
+                .url
+                .query_pairs()
+                .filter(|(k, _)| k == "clientid")
+                .count(),
+            1
+        );
     }
 
     #[tokio::test]

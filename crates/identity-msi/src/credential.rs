@@ -15,7 +15,7 @@ use identity_core::{
 
 use crate::NAME;
 use crate::detect;
-use crate::source::{ManagedIdentityId, ManagedIdentitySource, Settings, Source};
+use crate::source::{ManagedIdentityId, ManagedIdentitySource, Revocation, Settings, Source};
 use crate::wire::TokenResponse;
 
 /// Gets tokens for the managed identity of the Azure host the code runs on.
@@ -54,6 +54,21 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) async fn fetch(&self, resource: &str) -> Result<TokenResponse, Error> {
         self.source.fetch(resource, &self.id).await
+    }
+
+    async fn fetch_with(
+        &self,
+        resource: &str,
+        revocation: Option<&Revocation>,
+    ) -> Result<TokenResponse, Error> {
+        match revocation {
+            Some(revocation) => {
+                self.source
+                    .fetch_revoking(resource, &self.id, revocation)
+                    .await
+            }
+            None => self.fetch(resource).await,
+        }
     }
 }
 
@@ -105,7 +120,7 @@ impl ManagedIdentityCredential {
     ) -> Result<(AccessToken, Option<TokenResponse>), Error> {
         let fresh: Arc<std::sync::Mutex<Option<TokenResponse>>> = Arc::default();
         let token = self
-            .cached(resource, bypass_cache, Some(fresh.clone()))
+            .cached(resource, bypass_cache, Some(fresh.clone()), None)
             .await?;
         let fresh = fresh
             .lock()
@@ -115,11 +130,13 @@ impl ManagedIdentityCredential {
     }
 
     /// The token for `resource` through the cache; a fetched response is also put in `slot`.
+    /// `revocation` (a claims challenge) goes to the source with the fetch.
     async fn cached(
         &self,
         resource: &str,
         bypass_cache: bool,
         slot: Option<Arc<std::sync::Mutex<Option<TokenResponse>>>>,
+        revocation: Option<Revocation>,
     ) -> Result<AccessToken, Error> {
         let scopes = [resource];
         let key = KeyRef::new(&self.inner.cache_identity, &scopes, None, false);
@@ -128,7 +145,7 @@ impl ManagedIdentityCredential {
                 let inner = self.inner.clone();
                 let owned = resource.to_owned();
                 async move {
-                    let response = inner.fetch(&owned).await?;
+                    let response = inner.fetch_with(&owned, revocation.as_ref()).await?;
                     let mut token = AccessToken::new(response.token.clone(), response.expires_on);
                     token.refresh_on = response.refresh_on;
                     if let Some(slot) = slot {
@@ -148,9 +165,27 @@ impl ManagedIdentityCredential {
         options: &TokenRequestOptions,
     ) -> Result<AccessToken, Error> {
         let resource = scopes_to_resource(NAME, scopes)?;
+        if options.claims_challenge().is_some() {
+            // The token being replaced, for sources that support revocation.
+            let revocation = Revocation {
+                replaced: self.cached_token(resource),
+                capabilities: &["CP1"],
+            };
+            return self.cached(resource, true, None, Some(revocation)).await;
+        }
         // No response slot: a cached call allocates nothing.
-        self.cached(resource, options.claims_challenge().is_some(), None)
-            .await
+        self.cached(resource, false, None, None).await
+    }
+
+    /// The token cached for `resource`, if any (a claims challenge is rare: a scan is fine).
+    fn cached_token(&self, resource: &str) -> Option<identity_core::Secret> {
+        self.cache
+            .export()
+            .into_iter()
+            .find(|(key, _)| {
+                key.identity() == self.inner.cache_identity && key.scopes().eq([resource])
+            })
+            .map(|(_, token)| token.token)
     }
 }
 

@@ -19,6 +19,10 @@
 //!   endpoint fails `get_token` before connecting.
 //! * The injected HTTP client is not used for this source: only the pinned client may carry
 //!   the secret. The builder's timeout, body cap, clock and sleeper still apply.
+//! * Token revocation: a `get_token` with a claims challenge adds
+//!   `token_sha256_to_refresh=<lowercase hex SHA-256 of the cached token being replaced>` (when
+//!   one is cached) and the client capabilities `xms_cc=CP1`, so the cluster drops the revoked
+//!   token instead of handing it back, as MSAL does.
 //! * Retries: the default policy.
 //! * Errors: the `Secret` header value, echoed by the service in any common encoding, is
 //!   removed from every quoted message and error before it is shown or logged (the shared
@@ -33,8 +37,8 @@ use identity_core::{BoxFuture, Error, Secret};
 use crate::NAME;
 use crate::app_service::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, secret_header,
-    unsupported,
+    ManagedIdentityId, ManagedIdentitySource, Revocation, Settings, Source, build_request,
+    secret_header, unsupported,
 };
 use crate::wire::{self, TokenResponse};
 
@@ -137,13 +141,7 @@ impl Source for ServiceFabric {
     }
 
     fn request(&self, resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
-        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let params = [("api-version", API_VERSION), ("resource", resource)];
-        let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
-            "Secret",
-            secret_header(self.secret.secret(), IDENTITY_HEADER, self.name())?,
-        );
-        build_request(builder, Bytes::new(), self.name())
+        self.request_with(resource, &[])
     }
 
     fn check(&self) -> &'static str {
@@ -160,19 +158,107 @@ impl Source for ServiceFabric {
         id: &'a ManagedIdentityId,
     ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
         Box::pin(async move {
-            if !cfg!(feature = "service-fabric") {
-                return Err(Error::invalid_configuration(
-                    NAME,
-                    "the environment is a Service Fabric cluster, but identity-msi was built without the \
-                     `service-fabric` feature; enable it to get tokens here",
-                ));
-            }
-            // Configuration problems are reported before anything connects.
-            self.endpoint.as_ref().map_err(Clone::clone)?;
-            self.thumbprint.as_ref().map_err(Clone::clone)?;
+            self.preflight()?;
             crate::source::standard_fetch(self, resource, id).await
         })
     }
+
+    fn fetch_revoking<'a>(
+        &'a self,
+        resource: &'a str,
+        id: &'a ManagedIdentityId,
+        revocation: &'a Revocation,
+    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
+        Box::pin(async move {
+            self.preflight()?;
+            let mut extra = Vec::new();
+            if let Some(replaced) = &revocation.replaced {
+                extra.push(("token_sha256_to_refresh", token_sha256(replaced.secret())));
+            }
+            if !revocation.capabilities.is_empty() {
+                extra.push(("xms_cc", revocation.capabilities.join(",")));
+            }
+            let revoking = Revoking {
+                source: self,
+                extra,
+            };
+            crate::source::standard_fetch(&revoking, resource, id).await
+        })
+    }
+}
+
+impl ServiceFabric {
+    /// Configuration problems, reported before anything connects.
+    fn preflight(&self) -> Result<(), Error> {
+        if !cfg!(feature = "service-fabric") {
+            return Err(Error::invalid_configuration(
+                NAME,
+                "the environment is a Service Fabric cluster, but identity-msi was built without the \
+                 `service-fabric` feature; enable it to get tokens here",
+            ));
+        }
+        self.endpoint.as_ref().map_err(Clone::clone)?;
+        self.thumbprint.as_ref().map_err(Clone::clone)?;
+        Ok(())
+    }
+
+    /// The token request, with `extra` query parameters after `api-version` and `resource`.
+    fn request_with(&self, resource: &str, extra: &[(&str, String)]) -> Result<Request, Error> {
+        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
+        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
+        params.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
+            "Secret",
+            secret_header(self.secret.secret(), IDENTITY_HEADER, self.name())?,
+        );
+        build_request(builder, Bytes::new(), self.name())
+    }
+}
+
+/// A Service Fabric request answering a claims challenge: the plain request plus
+/// `token_sha256_to_refresh` and `xms_cc`.
+#[derive(Debug)]
+struct Revoking<'a> {
+    source: &'a ServiceFabric,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl Source for Revoking<'_> {
+    fn kind(&self) -> ManagedIdentitySource {
+        self.source.kind()
+    }
+
+    fn supports(&self, id: &ManagedIdentityId) -> Result<(), Error> {
+        self.source.supports(id)
+    }
+
+    fn request(&self, resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
+        self.source.request_with(resource, &self.extra)
+    }
+
+    fn check(&self) -> &'static str {
+        CHECK
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        self.source.pipeline.as_ref()
+    }
+}
+
+/// The lowercase hex SHA-256 of a token, as `token_sha256_to_refresh` wants it.
+#[cfg(feature = "service-fabric")]
+fn token_sha256(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Without the feature no request is made (see `preflight`), so nothing is hashed.
+#[cfg(not(feature = "service-fabric"))]
+fn token_sha256(_token: &str) -> String {
+    String::new()
 }
 
 #[cfg(feature = "service-fabric")]
@@ -575,6 +661,57 @@ mod tests {
             .unwrap();
             assert_eq!(e.status(), Some(400));
             assert!(e.to_string().contains("bad header ***"), "{e}");
+        }
+
+        #[tokio::test]
+        async fn a_claims_challenge_names_the_token_to_replace_and_the_capability() {
+            use identity_core::{TokenCredential, TokenRequestOptions};
+            let server = tls_server().await;
+            let h = harness(
+                sf_env(&server, &server.thumbprint),
+                ManagedIdentityId::SystemAssigned,
+            );
+            let limit = std::time::Duration::from_secs(20);
+            let scope = ["https://vault.azure.net/.default"];
+            // Nothing cached yet: only the capability.
+            let claims = TokenRequestOptions::default().claims(r#"{"access_token":{}}"#);
+            tokio::time::timeout(limit, h.credential.get_token(&scope, &claims))
+                .await
+                .unwrap()
+                .unwrap();
+            // Now "AT" is cached; the challenge names its SHA-256.
+            tokio::time::timeout(limit, h.credential.get_token(&scope, &claims))
+                .await
+                .unwrap()
+                .unwrap();
+            let received = server.received.lock().unwrap().clone();
+            let line = |i: usize| received[i].lines().next().unwrap().to_owned();
+            assert_eq!(
+                line(0),
+                "GET /msi/token?api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault.azure.net&xms_cc=CP1 HTTP/1.1"
+            );
+            // `printf AT | sha256sum`
+            assert_eq!(
+                line(1),
+                "GET /msi/token?api-version=2019-07-01-preview&resource=https%3A%2F%2Fvault.azure.net\
+                 &token_sha256_to_refresh=eb5442705969dc8da5dfac8f9658dc68acdab5bb7635ba7cc551e389416ac34e&xms_cc=CP1 HTTP/1.1"
+            );
+            // A plain request carries neither.
+            tokio::time::timeout(
+                limit,
+                h.credential.get_token(
+                    &["https://storage.azure.com/.default"],
+                    &TokenRequestOptions::default(),
+                ),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            let plain = server.received.lock().unwrap()[2].clone();
+            assert!(
+                !plain.contains("token_sha256_to_refresh") && !plain.contains("xms_cc"),
+                "{plain}"
+            );
         }
 
         #[tokio::test]

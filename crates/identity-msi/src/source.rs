@@ -234,6 +234,27 @@ pub(crate) trait Source: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
         Box::pin(standard_fetch(self, resource, id))
     }
+
+    /// Gets a token answering a claims challenge. Sources whose endpoint supports token
+    /// revocation (Service Fabric) tell it which token to replace; the others fetch as usual.
+    fn fetch_revoking<'a>(
+        &'a self,
+        resource: &'a str,
+        id: &'a ManagedIdentityId,
+        revocation: &'a Revocation,
+    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
+        let _ = revocation;
+        self.fetch(resource, id)
+    }
+}
+
+/// What a claims challenge asks of a source that supports token revocation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Revocation {
+    /// The cached token being replaced, if any.
+    pub(crate) replaced: Option<identity_core::Secret>,
+    /// The client capabilities to announce (`CP1`: the client handles claims challenges).
+    pub(crate) capabilities: &'static [&'static str],
 }
 
 /// Success statuses are parsed; error statuses become [`wire::status_error`].

@@ -28,6 +28,7 @@ use identity_chain::{
     DefaultAzureCredential, EnvironmentCredential, Error, ManagedIdentityCredential,
     TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
 };
+use identity_chain::{AzurePipelinesCredential, GitHubActionsCredential};
 
 const HELP: &str = "\
 token: print a Microsoft Entra access token as JSON
@@ -46,6 +47,11 @@ OPTIONS:
                           azure-developer-cli  AzureDeveloperCliCredential (azd auth login)
                           environment          EnvironmentCredential (AZURE_TENANT_ID, AZURE_CLIENT_ID, ...)
                           workload-identity    WorkloadIdentityCredential (AZURE_FEDERATED_TOKEN_FILE, ...)
+                          azure-pipelines      AzurePipelinesCredential (SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN,
+                                               AZURESUBSCRIPTION_CLIENT_ID, AZURESUBSCRIPTION_TENANT_ID,
+                                               AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)
+                          github-actions       GitHubActionsCredential (ACTIONS_ID_TOKEN_REQUEST_URL,
+                                               ACTIONS_ID_TOKEN_REQUEST_TOKEN, AZURE_CLIENT_ID, AZURE_TENANT_ID)
     --scope SCOPE       the scope to request, e.g. https://management.azure.com/.default; repeatable
                         (managed identity, az and pwsh accept exactly one)
     --client-id ID      a user-assigned managed identity, by client id
@@ -177,11 +183,22 @@ fn build(args: &Args) -> Result<Chosen, Error> {
                 .additionally_allowed_tenants(allowed)
                 .build()?,
         )),
+        // Both read their settings from the runner's environment, and AZURE_AUTHORITY_HOST.
+        "azure-pipelines" => Chosen::Single(Arc::new(
+            AzurePipelinesCredential::builder()
+                .additionally_allowed_tenants(allowed)
+                .build()?,
+        )),
+        "github-actions" => Chosen::Single(Arc::new(
+            GitHubActionsCredential::builder()
+                .additionally_allowed_tenants(allowed)
+                .build()?,
+        )),
         other => {
             return Err(Error::invalid_argument(
                 "token",
                 format!(
-                    "unknown credential {other:?}; use one of default, managed-identity, azure-cli, azure-powershell, azure-developer-cli, environment, workload-identity"
+                    "unknown credential {other:?}; use one of default, managed-identity, azure-cli, azure-powershell, azure-developer-cli, environment, workload-identity, azure-pipelines, github-actions"
                 ),
             ));
         }

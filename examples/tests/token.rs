@@ -246,6 +246,33 @@ fn an_unknown_credential_name_is_an_error_listing_the_names() {
 }
 
 #[test]
+fn ci_credentials_outside_a_runner_say_which_variables_are_missing() {
+    let out = run(&["--credential", "github-actions", "--scope", "s"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("GitHubActionsCredential"), "{stderr}");
+    assert!(stderr.contains("id-token: write"), "{stderr}");
+    let out = run(
+        &["--credential", "azure-pipelines", "--scope", "s"],
+        &[
+            ("AZURESUBSCRIPTION_CLIENT_ID", "c".to_owned()),
+            ("AZURESUBSCRIPTION_TENANT_ID", "t".to_owned()),
+            ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "sc".to_owned()),
+            (
+                "SYSTEM_OIDCREQUESTURI",
+                "https://dev.azure.com/o/p/_apis/x".to_owned(),
+            ),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("AzurePipelinesCredential"), "{stderr}");
+    assert!(stderr.contains("SYSTEM_ACCESSTOKEN"), "{stderr}");
+    assert!(!stderr.contains("AZURESUBSCRIPTION_CLIENT_ID"), "{stderr}");
+}
+
+#[test]
 fn help_explains_the_contract() {
     let out = run(&["--help"], &[]);
     assert!(out.status.success());

@@ -33,7 +33,10 @@ async fn main() -> ExitCode {
         .tenant_id(tenant)
         .client_id(client)
         .certificate_path(path);
-    #[allow(clippy::disallowed_methods, reason = "an example reads its own settings")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "an example reads its own settings"
+    )]
     if let Ok(password) = std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD") {
         builder = builder.password(password);
     }

@@ -8,6 +8,10 @@
 //!   from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_FEDERATED_TOKEN_FILE`.
 //! * [`EnvironmentCredential`]: a secret or certificate service principal chosen from
 //!   `AZURE_*` environment variables.
+//! * [`AzurePipelinesCredential`]: an Azure Pipelines job's OIDC token for a service
+//!   connection with workload identity federation.
+//! * [`GitHubActionsCredential`]: a GitHub Actions job's OIDC token (the workflow needs
+//!   `permissions: id-token: write`).
 //! * [`ReqwestClient`]: the HTTPS client they use by default (reqwest, rustls with `ring`,
 //!   platform roots plus `SSL_CERT_FILE`/`SSL_CERT_DIR`, proxies from `HTTPS_PROXY` and
 //!   friends, no redirects).
@@ -19,7 +23,8 @@
 //! keyed by authority, client id, tenant, scopes and CAE flag. A claims challenge bypasses the
 //! cache; CAE adds the `CP1` client capability to the `claims` field. A `get_token` for another
 //! tenant follows the multi-tenant rule: allowed only when listed in
-//! `additionally_allowed_tenants` (or `"*"`), ignored when
+//! `additionally_allowed_tenants` (or `"*"`; the credentials that read the environment default
+//! to `AZURE_ADDITIONALLY_ALLOWED_TENANTS`), ignored when
 //! `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` is set.
 //!
 //! # Clouds
@@ -36,7 +41,16 @@
 //! `nbf` = `iat` = now, `exp` = now + 600 s, and `x5c` only when the chain is to be sent.
 //! Signing, hashing and randomness use `ring`, the crate's TLS provider already: one small,
 //! audited crypto library for everything, with no C toolchain needed beyond a compiler. PEM is
-//! parsed by `rustls-pki-types`; PKCS#12 (feature `pkcs12`) by `p12-keystore`.
+//! parsed by `rustls-pki-types`; PKCS#12 (feature `pkcs12`) by `p12-keystore`. A
+//! password-protected PEM key is decrypted by RustCrypto's `pkcs8` (encrypted PKCS#8, PBES2) or,
+//! for the traditional OpenSSL form (`Proc-Type: 4,ENCRYPTED`, which no RustCrypto crate
+//! reads), from its `pem` headers with RustCrypto's `md-5`, `aes`, `des` and `cbc`.
+//!
+//! # Files
+//! Every file a credential is pointed at (`AZURE_FEDERATED_TOKEN_FILE`, certificates,
+//! `SSL_CERT_FILE`, `SSL_CERT_DIR`, the token proxy's CA) is read through
+//! [`identity_core::fs::read`]: links are followed, but only a regular file under a size cap is
+//! read, so a FIFO or a device fails at once.
 //!
 //! # Secrets
 //! `Debug` of every credential, builder and client prints no secret, key, password or proxy

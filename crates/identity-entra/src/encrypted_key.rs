@@ -2,14 +2,16 @@
 //!
 //! * **PKCS#8** (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, e.g. `openssl pkcs8 -topk8 -v2
 //!   aes-256-cbc`): PBES2 (PBKDF2 with HMAC-SHA-256 or scrypt, then AES-CBC), decrypted by
-//!   RustCrypto's `pkcs8`.
+//!   `pkcs8` from the `RustCrypto` project.
 //! * **Traditional** (`-----BEGIN RSA PRIVATE KEY-----` with `Proc-Type: 4,ENCRYPTED` and
 //!   `DEK-Info: <cipher>,<hex IV>` headers, e.g. `openssl rsa -aes256 -traditional`): the key is
 //!   derived from the password and the first 8 bytes of the IV with OpenSSL's
 //!   `EVP_BytesToKey` (one round of MD5), then the PKCS#1 DER is AES-128/192/256-CBC or
-//!   DES-EDE3-CBC encrypted with PKCS#7 padding. RustCrypto has no crate for this legacy form
-//!   (its PEM follows RFC 7468, which forbids headers), so the headers are read with the `pem`
-//!   crate and the decryption is composed from RustCrypto's `md-5`, `aes`, `des` and `cbc`.
+//!   DES-EDE3-CBC encrypted with PKCS#7 padding. `RustCrypto` has no crate for this legacy form
+//!   (its PEM follows RFC 7468, which forbids headers, and its maintainers do not plan to add
+//!   it), so the headers are read with the `pem` crate and the decryption is composed from
+//!   `RustCrypto`'s `md-5`, `aes`, `des` and `cbc`: only the header parsing and the ten-line
+//!   key derivation are written here.
 //!
 //! A wrong password shows as a padding or structure error after decryption; both forms report
 //! it as "the password is wrong", never with key material or the password.

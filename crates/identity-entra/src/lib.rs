@@ -42,9 +42,10 @@
 //! Signing, hashing and randomness use `ring`, the crate's TLS provider already: one small,
 //! audited crypto library for everything, with no C toolchain needed beyond a compiler. PEM is
 //! parsed by `rustls-pki-types`; PKCS#12 (feature `pkcs12`) by `p12-keystore`. A
-//! password-protected PEM key is decrypted by RustCrypto's `pkcs8` (encrypted PKCS#8, PBES2) or,
-//! for the traditional OpenSSL form (`Proc-Type: 4,ENCRYPTED`, which no RustCrypto crate
-//! reads), from its `pem` headers with RustCrypto's `md-5`, `aes`, `des` and `cbc`.
+//! password-protected PEM key is decrypted by `pkcs8` from the `RustCrypto` project (encrypted
+//! PKCS#8, PBES2) or, for the traditional OpenSSL form (`Proc-Type: 4,ENCRYPTED`, which no
+//! `RustCrypto` crate reads), from its `pem` headers with `RustCrypto`'s `md-5`, `aes`, `des`
+//! and `cbc`.
 //!
 //! # Files
 //! Every file a credential is pointed at (`AZURE_FEDERATED_TOKEN_FILE`, certificates,

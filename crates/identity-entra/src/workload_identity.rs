@@ -482,4 +482,63 @@ mod tests {
             "planted-linked-token"
         );
     }
+
+    #[tokio::test]
+    async fn additionally_allowed_tenants_come_from_the_environment_unless_set() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "SAJWT").unwrap();
+        let other = TokenRequestOptions::default().tenant_id("other-tenant");
+        let path_of_last = |requests: Vec<wiremock::Request>| {
+            requests.last().map(|r| r.url.path().to_owned()).unwrap()
+        };
+        // Listed in the variable (with blanks and spaces around): allowed.
+        for value in [" x , other-tenant ,", "*"] {
+            let env =
+                env_for(&server, &file).with(crate::AZURE_ADDITIONALLY_ALLOWED_TENANTS, value);
+            let credential = builder(env).build().unwrap();
+            credential.get_token(&[VAULT], &other).await.unwrap();
+            assert_eq!(
+                path_of_last(server.received_requests().await.unwrap()),
+                "/other-tenant/oauth2/v2.0/token",
+                "{value:?}"
+            );
+        }
+        // Not listed, or the builder's own list wins: refused before any request.
+        let before = server.received_requests().await.unwrap().len();
+        let listed =
+            env_for(&server, &file).with(crate::AZURE_ADDITIONALLY_ALLOWED_TENANTS, "other-tenant");
+        let credentials: [Box<dyn TokenCredential>; 3] = [
+            Box::new(builder(env_for(&server, &file)).build().unwrap()),
+            Box::new(
+                builder(listed.clone())
+                    .additionally_allowed_tenants(["someone-else"])
+                    .build()
+                    .unwrap(),
+            ),
+            // A credential configured in code does not read the variable.
+            Box::new(
+                crate::ClientSecretCredential::builder()
+                    .tenant_id("t")
+                    .client_id("c")
+                    .client_secret("planted-secret")
+                    .authority_host(server.uri())
+                    .allow_insecure_loopback_authority(true)
+                    .env(listed)
+                    .http_client(test_http_client())
+                    .build()
+                    .unwrap(),
+            ),
+        ];
+        for credential in credentials {
+            let err = credential.get_token(&[VAULT], &other).await.unwrap_err();
+            assert!(err.message().contains("other-tenant"), "{err}");
+        }
+        assert_eq!(server.received_requests().await.unwrap().len(), before);
+    }
 }

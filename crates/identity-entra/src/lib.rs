@@ -305,6 +305,96 @@ mod span_tests {
         );
     }
 
+    /// A server with a CI OIDC endpoint at `oidc_path` (answering `oidc_body`), then an Entra
+    /// endpoint that refuses once, echoing the federated token, and then answers a token.
+    async fn ci_endpoints(
+        oidc_method: &str,
+        oidc_path: &str,
+        oidc_body: serde_json::Value,
+    ) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method(oidc_method))
+            .and(wiremock::matchers::path(oidc_path))
+            .respond_with(ResponseTemplate::new(200).set_body_json(oidc_body))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(refusal(PLANTED_ASSERTION))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body(PLANTED_TOKEN, 3600)))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn azure_pipelines_spans_never_show_the_system_or_oidc_token() {
+        let server = ci_endpoints(
+            "POST",
+            "/oidc",
+            serde_json::json!({ "oidcToken": PLANTED_ASSERTION }),
+        )
+        .await;
+        let (clock, sleeper) = fake_time();
+        let credential = crate::AzurePipelinesCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .service_connection_id("sc")
+            .system_access_token("planted-system-access-token")
+            .oidc_request_uri(format!("{}/oidc", server.uri()))
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = traced_calls(&credential).await;
+        check(
+            &capture,
+            "AzurePipelinesCredential",
+            "azure_pipelines",
+            FAIL_THEN_FETCH_THEN_HIT,
+        );
+        capture.assert_absent("planted-system-access-token");
+    }
+
+    #[tokio::test]
+    async fn github_actions_spans_never_show_the_request_or_id_token() {
+        let server = ci_endpoints(
+            "GET",
+            "/idtoken",
+            serde_json::json!({ "value": PLANTED_ASSERTION }),
+        )
+        .await;
+        let (clock, sleeper) = fake_time();
+        let credential = crate::GitHubActionsCredential::builder()
+            .tenant_id("t")
+            .client_id("c")
+            .id_token_request_url(format!("{}/idtoken?api-version=2.0", server.uri()))
+            .id_token_request_token("planted-actions-request-token")
+            .authority_host(server.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+            .clock(clock.shared())
+            .sleeper(sleeper.shared())
+            .http_client(test_http_client())
+            .build()
+            .unwrap();
+        let capture = traced_calls(&credential).await;
+        check(
+            &capture,
+            "GitHubActionsCredential",
+            "github_actions",
+            FAIL_THEN_FETCH_THEN_HIT,
+        );
+        capture.assert_absent("planted-actions-request-token");
+    }
+
     #[tokio::test]
     async fn client_certificate_spans_never_show_key_material() {
         let server = endpoint(Some(refusal("MIIplanted-echo"))).await;

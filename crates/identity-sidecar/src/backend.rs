@@ -1,0 +1,183 @@
+//! Where tokens come from: a managed identity (the default), any credential of the workspace,
+//! or unsigned development tokens.
+//!
+//! The backends keep no cache of their own: the managed-identity clients and credentials cache
+//! through identity-core's `TokenCache` (one load per identity and resource however many
+//! callers wait, refresh ahead of expiry, a valid token served while a refresh fails), and the
+//! sidecar holds one of each for the whole host.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use identity_chain::{
+    ManagedIdentityClient, ManagedIdentityCredentialBuilder, ManagedIdentityId, TokenSource,
+};
+use identity_core::{Error, TokenCredential, TokenRequestOptions};
+
+use crate::dev::{DevTokens, unverified_claims};
+use crate::protocol::{Identity, TokenAnswer, TokenRequest};
+
+const NAME: &str = "identity-sidecar";
+
+/// Makes the builder of the managed-identity client for one identity. The sidecar calls it
+/// once per distinct identity asked for; tests use it to inject an environment, an endpoint
+/// and an HTTP client.
+pub type BuilderFn = dyn Fn(ManagedIdentityId) -> ManagedIdentityCredentialBuilder + Send + Sync;
+
+/// Where tokens come from.
+pub enum Backend {
+    /// A managed identity: one client per identity asked for (system-assigned or selected by
+    /// `client_id`, `object_id` or `mi_res_id`), at most `max_identities` of them.
+    ManagedIdentity {
+        /// Builds the client for one identity.
+        builder: Arc<BuilderFn>,
+        /// The most distinct identities served (further ones get 400).
+        max_identities: usize,
+        /// The clients built so far.
+        clients: Mutex<HashMap<Identity, ManagedIdentityClient>>,
+    },
+    /// Any credential: requests carry no identity selector; the resource `R` becomes the
+    /// scope `R/.default`.
+    Credential(Arc<dyn TokenCredential>),
+    /// Unsigned development tokens.
+    DevTokens(Arc<DevTokens>),
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ManagedIdentity { max_identities, .. } => f
+                .debug_struct("ManagedIdentity")
+                .field("max_identities", max_identities)
+                .finish_non_exhaustive(),
+            Self::Credential(c) => f.debug_tuple("Credential").field(&c.name()).finish(),
+            Self::DevTokens(d) => f.debug_tuple("DevTokens").field(d).finish(),
+        }
+    }
+}
+
+impl Backend {
+    /// A managed-identity backend whose clients come from `builder` (at most 64 identities).
+    pub fn managed_identity(
+        builder: impl Fn(ManagedIdentityId) -> ManagedIdentityCredentialBuilder + Send + Sync + 'static,
+    ) -> Self {
+        Self::ManagedIdentity {
+            builder: Arc::new(builder),
+            max_identities: 64,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A short name for logs and `--help`: `managed-identity`, the credential's type name, or
+    /// `dev-tokens`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ManagedIdentity { .. } => "managed-identity",
+            Self::Credential(c) => c.name(),
+            Self::DevTokens(_) => "dev-tokens",
+        }
+    }
+
+    /// A token for `request`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`](identity_core::ErrorKind::InvalidArgument) for an identity
+    /// selector the backend cannot serve (any selector with a non-managed-identity credential,
+    /// or more distinct identities than allowed);
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
+    /// the host cannot serve that identity kind; otherwise the credential's own errors.
+    pub async fn token(&self, request: &TokenRequest) -> Result<TokenAnswer, Error> {
+        match self {
+            Self::ManagedIdentity {
+                builder,
+                max_identities,
+                clients,
+            } => {
+                let client = {
+                    let mut clients = clients
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match clients.get(&request.identity) {
+                        Some(c) => c.clone(),
+                        None => {
+                            if clients.len() >= *max_identities {
+                                return Err(Error::invalid_argument(
+                                    NAME,
+                                    format!(
+                                        "this sidecar serves at most {max_identities} distinct identities"
+                                    ),
+                                ));
+                            }
+                            let id = match &request.identity {
+                                Identity::SystemAssigned => ManagedIdentityId::SystemAssigned,
+                                Identity::ClientId(v) => ManagedIdentityId::ClientId(v.clone()),
+                                Identity::ObjectId(v) => ManagedIdentityId::ObjectId(v.clone()),
+                                Identity::ResourceId(v) => {
+                                    ManagedIdentityId::ResourceId(v.clone())
+                                }
+                            };
+                            let client = ManagedIdentityClient::from_builder(builder(id))?;
+                            clients.insert(request.identity.clone(), client.clone());
+                            client
+                        }
+                    }
+                };
+                let result = client.acquire_token_for_client(&request.resource).await?;
+                let client_id = client_id_of(result.token.secret(), &request.identity);
+                Ok(TokenAnswer {
+                    expires_on: unix(result.expires_on),
+                    resource: request.resource.clone(),
+                    client_id,
+                    from_cache: Some(result.token_source == TokenSource::Cache),
+                    token: result.token,
+                })
+            }
+            Self::Credential(credential) => {
+                if request.identity != Identity::SystemAssigned {
+                    return Err(Error::invalid_argument(
+                        NAME,
+                        format!(
+                            "identity selectors are served with the managed identity credential only; this sidecar uses {}",
+                            credential.name()
+                        ),
+                    ));
+                }
+                let scope = format!("{}/.default", request.resource.trim_end_matches('/'));
+                let token = credential
+                    .get_token(&[scope.as_str()], &TokenRequestOptions::default())
+                    .await?;
+                let client_id = client_id_of(token.token.secret(), &request.identity);
+                Ok(TokenAnswer {
+                    expires_on: unix(token.expires_on),
+                    resource: request.resource.clone(),
+                    client_id,
+                    from_cache: None,
+                    token: token.token,
+                })
+            }
+            Self::DevTokens(dev) => Ok(dev.issue(request)),
+        }
+    }
+}
+
+/// The client id to report: the token's `appid`/`azp` claim when it is a JWT (read, not
+/// verified: the value is only echoed back), else the requested client id, else empty.
+fn client_id_of(token: &str, identity: &Identity) -> String {
+    let from_token = unverified_claims(token).and_then(|claims| {
+        ["appid", "azp", "client_id"]
+            .into_iter()
+            .find_map(|k| claims.get(k)?.as_str().map(str::to_owned))
+    });
+    match (from_token, identity) {
+        (Some(id), _) => id,
+        (None, Identity::ClientId(id)) => id.clone(),
+        (None, _) => String::new(),
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

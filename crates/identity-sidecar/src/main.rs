@@ -1,0 +1,104 @@
+//! `identity-sidecar`: one token cache for every process on a host. See `--help` and the
+//! crate's README.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is its interface"
+)]
+
+use std::process::ExitCode;
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use identity_core::Env;
+use identity_sidecar::cli::{self, SecretSource};
+use identity_sidecar::{Metrics, ServerConfig, Sidecar, secret};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(a) => args.push(a),
+            Err(_) => {
+                eprintln!("error: an argument is not valid UTF-8\nrun with --help for usage");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let env = Env::from_process();
+    let options = match cli::parse(args, &env) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\nrun with --help for usage");
+            return ExitCode::from(2);
+        }
+    };
+    let level = tracing::Level::from_str(&options.log).unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    match run(options, env).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: cli::Options, env: Env) -> Result<(), String> {
+    let (secret, secret_file) = match &options.secret {
+        SecretSource::File(path) => (secret::read_file(path)?, path.clone()),
+        SecretSource::Generate { path, mode } => {
+            let secret = secret::generate().map_err(|e| e.to_string())?;
+            secret::write_file(path, &secret, *mode)
+                .map_err(|e| format!("cannot write the secret file {}: {e}", path.display()))?;
+            (secret, path.clone())
+        }
+    };
+    let clock = identity_core::system_clock();
+    let metrics = Arc::new(Metrics::default());
+    let (backend, guards) = options.backend(&env, &clock, &metrics)?;
+    let mut config = ServerConfig::new(secret);
+    config.bind = options.bind.clone();
+    config.allow_non_loopback = options.allow_non_loopback;
+    config.path.clone_from(&options.path);
+    config.limits = options.limits;
+    let sidecar = Sidecar::start(config, backend, guards, metrics)
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    println!("IDENTITY_ENDPOINT={}", sidecar.endpoint());
+    println!("IDENTITY_HEADER_FILE={}", secret_file.display());
+    sidecar.serve_until(stop_signal()).await;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C (SIGINT).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

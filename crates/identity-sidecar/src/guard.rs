@@ -104,7 +104,7 @@ pub struct UpstreamGuard {
     in_flight: Semaphore,
     sent: tokio::sync::Mutex<VecDeque<Instant>>,
     waiting: AtomicUsize,
-    throttled: Mutex<HashMap<u64, Instant>>,
+    throttled: Mutex<HashMap<u64, (Instant, Option<String>)>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
@@ -151,8 +151,22 @@ impl UpstreamGuard {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.values()
-            .filter(|until| **until > now)
-            .map(|until| *until - now)
+            .filter(|(until, _)| *until > now)
+            .map(|(until, _)| *until - now)
+            .max()
+    }
+
+    /// How long the longest current throttle of a request whose `resource` query parameter
+    /// is `resource` (the managed-identity sources send one) still lasts.
+    pub fn throttled_for_resource(&self, resource: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let map = self
+            .throttled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.values()
+            .filter(|(until, label)| *until > now && label.as_deref() == Some(resource))
+            .map(|(until, _)| *until - now)
             .max()
     }
 
@@ -176,7 +190,7 @@ impl UpstreamGuard {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(&key) {
-            Some(until) if *until > now => Some(*until),
+            Some((until, _)) if *until > now => Some(*until),
             Some(_) => {
                 map.remove(&key);
                 None
@@ -185,19 +199,19 @@ impl UpstreamGuard {
         }
     }
 
-    fn throttle(&self, key: u64, for_: Duration) {
+    fn throttle(&self, key: u64, label: Option<String>, for_: Duration) {
         let now = Instant::now();
         let mut map = self
             .throttled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_THROTTLE_ENTRIES {
-            map.retain(|_, until| *until > now);
+            map.retain(|_, (until, _)| *until > now);
             if map.len() >= MAX_THROTTLE_ENTRIES {
                 return;
             }
         }
-        map.insert(key, now + for_);
+        map.insert(key, (now + for_, label));
     }
 
     /// Waits until a request may start within the rate limit, and records it.
@@ -226,6 +240,11 @@ impl UpstreamGuard {
 
     async fn send(&self, request: Request, options: SendOptions) -> Result<http::Response<Body>, BoxError> {
         let key = Self::throttle_key(&request);
+        let label = request.uri().query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "resource")
+                .map(|(_, v)| v.into_owned())
+        });
         if let Some(until) = self.throttled_until(key) {
             self.metrics
                 .throttle_replays
@@ -259,7 +278,7 @@ impl UpstreamGuard {
                 .retry_after(response.headers(), self.clock.now())
                 .unwrap_or(self.config.default_retry_after)
                 .min(self.config.max_retry_after);
-            self.throttle(key, hint);
+            self.throttle(key, label, hint);
         }
         Ok(response)
     }
@@ -400,13 +419,13 @@ mod tests {
         let upstream = Arc::new(Upstream::default());
         let g = guard(upstream.clone(), GuardConfig::default());
         let first = g
-            .execute(request("/throttle"), SendOptions::default())
+            .execute(request("/throttle?resource=https%3A%2F%2Fr"), SendOptions::default())
             .await
             .unwrap();
         assert_eq!(first.status(), 429);
         for _ in 0..10 {
             let again = g
-                .execute(request("/throttle"), SendOptions::default())
+                .execute(request("/throttle?resource=https%3A%2F%2Fr"), SendOptions::default())
                 .await
                 .unwrap();
             assert_eq!(again.status(), 429);
@@ -416,12 +435,17 @@ mod tests {
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
         assert_eq!(g.metrics_for_tests().throttle_replays.load(Ordering::Relaxed), 10);
         assert!(g.throttled_for().is_some());
+        assert!(g.throttled_for_resource("https://r").is_some());
+        assert!(g.throttled_for_resource("https://other").is_none());
         // Another request is not throttled.
         let other = g.execute(request("/other"), SendOptions::default()).await.unwrap();
         assert_eq!(other.status(), 200);
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(g.throttled_for().is_none());
-        let _ = g.execute(request("/throttle"), SendOptions::default()).await.unwrap();
+        let _ = g
+            .execute(request("/throttle?resource=https%3A%2F%2Fr"), SendOptions::default())
+            .await
+            .unwrap();
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
     }
 

@@ -7,7 +7,7 @@
 //! | `identity_sidecar_cache_misses_total` | counter | tokens this request fetched |
 //! | `identity_sidecar_upstream_requests_total` | counter | requests sent to the upstream |
 //! | `identity_sidecar_upstream_throttled_total` | counter | upstream answers with status 429 |
-//! | `identity_sidecar_throttle_replays_total` | counter | 429s replayed from the throttle cache instead of sent upstream |
+//! | `identity_sidecar_throttle_replays_total` | counter | 429s answered from the throttle cache (to a caller, or to the credential's retry) instead of sent upstream |
 //! | `identity_sidecar_upstream_queue_full_total` | counter | upstream requests refused because the queue was full |
 //! | `identity_sidecar_busy_total` | counter | callers refused with 503 because too many were waiting |
 //! | `identity_sidecar_request_duration_seconds` | histogram | time to answer a token request |

@@ -551,13 +551,41 @@ async fn token_route(state: &State, request: &http::Request<Incoming>) -> Reply 
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    match tokio::time::timeout(
-        state.limits.request_timeout,
-        state.backend.token(&token_request),
-    )
-    .await
-    {
-        Ok(Ok(answer)) => {
+    // While the backend waits on the upstream, a throttle of this resource (an upstream 429
+    // with a retry hint, seen by a guard) is answered at once with 429 and the remaining
+    // `Retry-After`: the credential's own retry keeps waiting in the background and fills the
+    // cache, so the caller finds the token when it comes back.
+    let call = state.backend.token(&token_request);
+    tokio::pin!(call);
+    let deadline = tokio::time::sleep(state.limits.request_timeout);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(THROTTLE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result = loop {
+        tokio::select! {
+            result = &mut call => break result,
+            () = &mut deadline => {
+                return Reply::error(
+                    503,
+                    "timed out waiting for the upstream token service; retry shortly",
+                )
+                .with_retry_after(Duration::from_secs(1));
+            }
+            _ = tick.tick() => {
+                let throttled = state
+                    .guards
+                    .iter()
+                    .filter_map(|g| g.throttled_for_resource(&token_request.resource))
+                    .max();
+                if let Some(after) = throttled {
+                    state.metrics.throttle_replays.fetch_add(1, Ordering::Relaxed);
+                    return throttled_reply(after);
+                }
+            }
+        }
+    };
+    match result {
+        Ok(answer) => {
             match answer.from_cache {
                 Some(true) => state.metrics.cache_hits.fetch_add(1, Ordering::Relaxed),
                 Some(false) => state.metrics.cache_misses.fetch_add(1, Ordering::Relaxed),
@@ -565,16 +593,22 @@ async fn token_route(state: &State, request: &http::Request<Incoming>) -> Reply 
             };
             Reply::token(&answer)
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(error = %e, resource = %token_request.resource, "identity-sidecar: no token");
             error_reply(state, &e)
         }
-        Err(_) => Reply::error(
-            503,
-            "timed out waiting for the upstream token service; retry shortly",
-        )
-        .with_retry_after(Duration::from_secs(1)),
     }
+}
+
+/// How often a waiting token request checks for a throttle of its resource.
+const THROTTLE_POLL: Duration = Duration::from_millis(25);
+
+fn throttled_reply(after: Duration) -> Reply {
+    Reply::error(
+        429,
+        "the upstream token service is throttling requests; retry after the time in Retry-After",
+    )
+    .with_retry_after(after)
 }
 
 /// Maps a backend error to an answer:
@@ -596,11 +630,7 @@ fn error_reply(state: &State, e: &identity_core::Error) -> Reply {
             .filter_map(|g| g.throttled_for())
             .max()
             .unwrap_or(Duration::from_secs(5));
-        return Reply::error(
-            429,
-            "the upstream token service is throttling requests; retry after the time in Retry-After",
-        )
-        .with_retry_after(after);
+        return throttled_reply(after);
     }
     let message = e.to_string();
     match e.kind() {

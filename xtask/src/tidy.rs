@@ -10,7 +10,8 @@
 //!   and build dependencies only on identity crates of a strictly lower tier. Tier 0 is core;
 //!   tier 1 msi, dev, entra and the bridges to other SDKs (identity-azure-core,
 //!   identity-object-store), which therefore depend on core alone; tier 2 chain; tier 3 the
-//!   blob demo. Dev-dependencies reach no consumer and may use any identity crate (a test may
+//!   blob demo and the sidecar, where the demo (and only it) may also depend on the sidecar
+//!   ([`SAME_TIER`]), never the reverse. Dev-dependencies reach no consumer and may use any identity crate (a test may
 //!   borrow a harness from the demo);
 //! * every crate under `crates/` has a `CHANGELOG.md` in tokio's format;
 //! * every package inherits the workspace lints.
@@ -413,10 +414,14 @@ fn tier(name: &str) -> Option<u8> {
         | "identity-azure-core"
         | "identity-object-store" => Some(1),
         "identity-chain" => Some(2),
-        "identity-blob-demo" => Some(3),
+        "identity-blob-demo" | "identity-sidecar" => Some(3),
         _ => None,
     }
 }
+
+/// The dependencies allowed within one tier: (dependent, dependency). The blob demo's local
+/// endpoint is the sidecar's development-token mode; the sidecar never depends on the demo.
+const SAME_TIER: &[(&str, &str)] = &[("identity-blob-demo", "identity-sidecar")];
 
 /// Problems with `krate`'s dependencies on other identity crates.
 fn tier_problems(krate: &str, deps: &[(DepKind, String)]) -> Vec<String> {
@@ -434,7 +439,10 @@ fn tier_problems(krate: &str, deps: &[(DepKind, String)]) -> Vec<String> {
         // tier (identity-object-store's tests use the blob demo's Azurite setup); the
         // dependency must still be a known crate.
         let ok = match kind {
-            DepKind::Normal => tier(dep).is_some_and(|t| t < own),
+            DepKind::Normal => {
+                tier(dep).is_some_and(|t| t < own)
+                    || SAME_TIER.contains(&(krate, dep.as_str()))
+            }
             DepKind::Dev => tier(dep).is_some(),
         };
         if !ok {
@@ -685,6 +693,14 @@ workspace = true
             .is_empty()
         );
         assert!(tier_problems("identity-blob-demo", &up(DepKind::Dev, "identity-core")).is_empty());
+        assert!(
+            tier_problems("identity-blob-demo", &up(DepKind::Normal, "identity-sidecar")).is_empty()
+        );
+        assert_eq!(
+            tier_problems("identity-sidecar", &up(DepKind::Normal, "identity-blob-demo")).len(),
+            1
+        );
+        assert!(tier_problems("identity-sidecar", &up(DepKind::Normal, "identity-chain")).is_empty());
         assert!(tier_problems("identity-core", &up(DepKind::Dev, "identity-core")).is_empty());
         assert_eq!(tier_problems("identity-new", &[]).len(), 1);
     }

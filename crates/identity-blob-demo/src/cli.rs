@@ -43,16 +43,19 @@ EXIT STATUS: 0 on success, 1 when a step fails (the reason is printed), 2 on bad
 
 /// `local-msi --help`.
 pub const LOCAL_MSI_HELP: &str = "\
-local-msi: a local App Service managed-identity endpoint (API 2019-08-01) on 127.0.0.1.
+local-msi: a local App Service managed-identity endpoint (API 2019-08-01) on 127.0.0.1:
+the identity-sidecar server in its development-token mode (identity-sidecar --dev-tokens).
 
 It issues UNSIGNED development tokens. Only emulators such as Azurite (--oauth basic)
 accept them; Azure never does.
 
 USAGE:
-    local-msi [--port N] [--secret S] [--tenant GUID] [--audience-override URL] [--lifetime SECONDS]
+    local-msi [--port N] [--secret-file PATH] [--tenant GUID] [--audience-override URL] [--lifetime SECONDS]
 
     --port N                  port on 127.0.0.1 (default: a free one)
-    --secret S                the X-IDENTITY-HEADER secret (default: random)
+    --secret-file PATH        read the X-IDENTITY-HEADER secret from this file (default: the
+                              IDENTITY_HEADER environment variable, else a random one). A
+                              secret is never taken from the command line.
     --tenant GUID             tenant in iss and tid
     --audience-override URL   put this in aud instead of the requested resource
     --lifetime SECONDS        token lifetime (default 3600)
@@ -214,12 +217,15 @@ fn validate_container(name: &str) -> Result<String, String> {
     }
 }
 
-/// Parses `local-msi`'s arguments. `Ok(None)` means `--help`.
+/// Parses `local-msi`'s arguments. `Ok(None)` means `--help`. The secret comes from
+/// `--secret-file`, else `IDENTITY_HEADER` in `env`, else `default_secret`; `--secret` on the
+/// command line is refused (every user of the host can read a process's arguments).
 ///
 /// # Errors
-/// A message for the user.
+/// A message for the user (never containing a secret).
 pub fn parse_local_msi(
     args: impl IntoIterator<Item = String>,
+    env: &identity_core::Env,
     default_secret: impl FnOnce() -> Result<String, String>,
 ) -> Result<Option<LocalMsiConfig>, String> {
     let mut args = Args(args.into_iter());
@@ -237,7 +243,16 @@ pub fn parse_local_msi(
                     .parse()
                     .map_err(|_| "--port needs a number from 0 to 65535".to_owned())?;
             }
-            "--secret" => secret = Some(args.value(&arg)?),
+            "--secret" => {
+                return Err(
+                    "--secret is not accepted: a secret on the command line is visible to every user of the host; use --secret-file PATH or the IDENTITY_HEADER environment variable".to_owned(),
+                );
+            }
+            "--secret-file" => {
+                let path = PathBuf::from(args.value(&arg)?);
+                let value = identity_sidecar::secret::read_file(&path)?;
+                secret = Some(value.secret().to_owned());
+            }
             "--tenant" => tenant = Some(args.value(&arg)?),
             "--audience-override" => audience = Some(args.value(&arg)?),
             "--lifetime" => {
@@ -250,10 +265,10 @@ pub fn parse_local_msi(
             other => return Err(format!("unexpected argument \"{other}\"")),
         }
     }
-    let secret = match secret {
-        Some(s) if !s.is_empty() => s,
-        Some(_) => return Err("--secret must not be empty".to_owned()),
-        None => default_secret()?,
+    let secret = match (secret, env.non_empty("IDENTITY_HEADER")) {
+        (Some(s), _) => s,
+        (None, Some(s)) => s.to_owned(),
+        (None, None) => default_secret()?,
     };
     let mut config = LocalMsiConfig::new(secret);
     config.port = port;
@@ -368,30 +383,61 @@ mod tests {
 
     #[test]
     fn local_msi_options_parse() {
+        let none = identity_core::Env::empty();
+        let env = identity_core::Env::from_pairs([("IDENTITY_HEADER", "from-the-environment")]);
         let config = parse_local_msi(
-            args("--port 8081 --secret s3 --tenant t --audience-override https://wrong.example --lifetime 60"),
+            args("--port 8081 --tenant t --audience-override https://wrong.example --lifetime 60"),
+            &env,
             || Ok("unused".into()),
         )
         .unwrap()
         .unwrap();
         assert_eq!(config.port, 8081);
-        assert_eq!(config.secret.secret(), "s3");
+        assert_eq!(config.secret.secret(), "from-the-environment");
         assert_eq!(config.tenant, "t");
         assert_eq!(
             config.audience_override.as_deref(),
             Some("https://wrong.example")
         );
         assert_eq!(config.lifetime, Duration::from_secs(60));
-        let random = parse_local_msi(Vec::new(), || Ok("random".into()))
+        let random = parse_local_msi(Vec::new(), &none, || Ok("random".into()))
             .unwrap()
             .unwrap();
         assert_eq!(random.secret.secret(), "random");
         assert!(
-            parse_local_msi(args("--help"), || Ok(String::new()))
+            parse_local_msi(args("--help"), &none, || Ok(String::new()))
                 .unwrap()
                 .is_none()
         );
-        assert!(parse_local_msi(args("--port x"), || Ok(String::new())).is_err());
+        assert!(parse_local_msi(args("--port x"), &none, || Ok(String::new())).is_err());
+        let refused =
+            parse_local_msi(args("--secret planted-argv-secret"), &none, || Ok(String::new()))
+                .unwrap_err();
+        assert!(refused.contains("--secret-file"), "{refused}");
+        assert!(!refused.contains("planted-argv-secret"));
         assert!(LOCAL_MSI_HELP.contains("UNSIGNED"));
+        assert!(!LOCAL_MSI_HELP.contains("--secret S"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn local_msi_reads_its_secret_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "a-secret-from-a-file-0123\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let flag = format!("--secret-file {}", path.display());
+        let config = parse_local_msi(args(&flag), &identity_core::Env::empty(), || {
+            Ok("unused".into())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.secret.secret(), "a-secret-from-a-file-0123");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            parse_local_msi(args(&flag), &identity_core::Env::empty(), || Ok(String::new()))
+                .is_err()
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `local-msi`: a local App Service managed-identity endpoint that issues **unsigned
 //! development tokens**, accepted only by emulators such as Azurite, never by Azure.
-//! See `--help`.
+//! The same server as `identity-sidecar --dev-tokens`. See `--help`.
 
 use std::process::ExitCode;
 
@@ -12,7 +12,17 @@ use identity_blob_demo::random::random_secret;
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut output = Output::console();
-    let config = match cli::parse_local_msi(std::env::args().skip(1), || {
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        let Ok(arg) = arg.into_string() else {
+            output.note("error: an argument is not valid UTF-8\nrun with --help for usage");
+            return ExitCode::from(2);
+        };
+        args.push(arg);
+    }
+    let env = identity_core::Env::from_process();
+    let generated = !env.is_present("IDENTITY_HEADER") && !args.iter().any(|a| a == "--secret-file");
+    let config = match cli::parse_local_msi(args, &env, || {
         random_secret().map_err(|e| e.to_string())
     }) {
         Ok(Some(config)) => config,
@@ -32,13 +42,16 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Printing the secret is the point of this tool: the user copies it into the
-    // application's environment, exactly as App Service would inject it.
     output.line(format!("export IDENTITY_ENDPOINT={}", server.endpoint()));
-    output.line(format!(
-        "export IDENTITY_HEADER={}",
-        server.identity_header().secret()
-    ));
+    if generated {
+        // Printing a generated secret is the point of this tool: the user copies it into
+        // the application's environment, exactly as App Service would inject it. A secret
+        // the user supplied is not repeated.
+        output.line(format!(
+            "export IDENTITY_HEADER={}",
+            server.identity_header().secret()
+        ));
+    }
     output.note(
         "serving unsigned development tokens (accepted by Azurite, never by Azure); Ctrl-C stops",
     );

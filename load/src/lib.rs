@@ -15,6 +15,8 @@
 //!   a `tokio::time::timeout` guard of the duration plus 60 s.
 //! * Resident memory is read from `/proc/self/status` (`VmRSS`), where that file exists.
 
+pub mod sidecar_load;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -57,6 +57,7 @@ const STEPS: &[(&str, StepFn)] = &[
     ("tidy", tidy_step),
     ("msi-tree", msi_tree),
     ("clippy", clippy),
+    ("python", sidecar_python),
     ("test", test),
     ("doc", doc),
     ("deny", deny_step),
@@ -236,6 +237,11 @@ fn clippy(_: &mut Ci) -> Result<()> {
 /// Runs the tests, echoing their output while adding up the `test result:` lines.
 fn test(ci: &mut Ci) -> Result<()> {
     let mut cmd = sh::cargo(["test", "--workspace", "--all-features"]);
+    // The sidecar's interop test must run, not skip: hand it the Python set up above.
+    let python = sidecar_python_path();
+    if python.exists() {
+        cmd.env("IDENTITY_SIDECAR_PYTHON", python);
+    }
     let line = sh::show(&cmd);
     eprintln!("$ {line}");
     let mut child = cmd
@@ -264,6 +270,54 @@ fn test(ci: &mut Ci) -> Result<()> {
     }
     if totals.passed == 0 {
         return Err("`cargo test` ran no test".into());
+    }
+    Ok(())
+}
+
+/// The Python of the sidecar's interop test: `.tools/sidecar-python`, a virtual environment
+/// with `azure-identity`.
+fn sidecar_python_path() -> std::path::PathBuf {
+    sh::project_root()
+        .join(".tools")
+        .join("sidecar-python")
+        .join("bin")
+        .join("python")
+}
+
+/// Sets up the virtual environment the sidecar's interop test runs `azure-identity`'s
+/// `ManagedIdentityCredential` in (`python3 -m venv`, `pip install azure-identity`), unless
+/// it already imports. CI fails here when Python or pip is missing, rather than letting the
+/// test skip.
+fn sidecar_python(_: &mut Ci) -> Result<()> {
+    let python = sidecar_python_path();
+    let ready = |python: &std::path::Path| {
+        python.exists()
+            && sh::output(std::process::Command::new(python).args([
+                "-c",
+                "import azure.identity; print('ok')",
+            ]))
+            .is_some()
+    };
+    if ready(&python) {
+        eprintln!("azure-identity already installed in .tools/sidecar-python");
+        return Ok(());
+    }
+    let venv = sh::project_root().join(".tools").join("sidecar-python");
+    sh::run(
+        std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv),
+    )?;
+    sh::run(std::process::Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "azure-identity",
+    ]))?;
+    if !ready(&python) {
+        return Err("azure-identity does not import after pip install".into());
     }
     Ok(())
 }

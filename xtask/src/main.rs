@@ -10,6 +10,8 @@
 //!   Node.js, the `token` example against a loopback endpoint).
 //! * `fuzz`: every cargo-fuzz target for a bounded time, with a summary table (not in `ci`).
 //! * `load`: the load test (release build), printed as a report.
+//! * `sidecar-load`: many client processes direct to an emulated IMDS, then through
+//!   `identity-sidecar` (release build), one table.
 //!
 //! xtask is a developer tool, not a library: it prints, reads the process environment and
 //! spawns processes directly, which the workspace's clippy configuration bans in libraries.
@@ -30,6 +32,7 @@ mod deny;
 mod fuzz;
 mod load;
 mod sh;
+mod sidecar_load;
 mod tidy;
 
 use std::process::ExitCode;
@@ -46,6 +49,8 @@ commands:
   demo    the blob demo on Azurite + a loopback managed-identity endpoint (no Azure account)
   fuzz    every cargo-fuzz target for N seconds (`[--seconds N] [TARGET]`, default 30)
   load    load test: 10,000 tasks, 100 credentials, 30 s (`[--seconds N] [--tasks N]`)
+  sidecar-load  48 client processes x 3 resources for 30 s against an emulated IMDS (20/s,
+          5 in flight), direct and through identity-sidecar (`[--seconds N] [--clients N]`)
 ";
 
 fn main() -> ExitCode {
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "fuzz" => fuzz::run(rest),
         "load" => load::run(rest),
+        "sidecar-load" => sidecar_load::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -74,8 +74,14 @@ async fn run(options: cli::Options, env: Env) -> Result<(), String> {
     let sidecar = Sidecar::start(config, backend, guards, metrics)
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;
-    println!("IDENTITY_ENDPOINT={}", sidecar.endpoint());
-    println!("IDENTITY_HEADER_FILE={}", secret_file.display());
+    {
+        // Written, not `println!`: a reader that has gone away must not stop the server.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "IDENTITY_ENDPOINT={}", sidecar.endpoint());
+        let _ = writeln!(out, "IDENTITY_HEADER_FILE={}", secret_file.display());
+        let _ = out.flush();
+    }
     sidecar.serve_until(stop_signal()).await;
     Ok(())
 }

@@ -105,7 +105,10 @@ impl fmt::Display for Table {
             f,
             "| mode | upstream requests | 429s seen | client errors | client calls | client p50 | client p99 | sidecar memory |"
         )?;
-        writeln!(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+        writeln!(
+            f,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )?;
         for r in &self.0 {
             let mem = r.sidecar_rss_kib.map_or_else(
                 || "n/a".to_owned(),
@@ -227,7 +230,8 @@ async fn serve(
             tokio::time::sleep(latency).await;
             let resource = query_value(&target, "resource");
             let n = imds.issued.fetch_add(1, Ordering::Relaxed);
-            let expires = SystemTime::now()
+            let expires = identity_core::system_clock()
+                .now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
                 + lifetime.as_secs();
@@ -272,7 +276,12 @@ fn query_value(target: &str, name: &str) -> String {
 ///
 /// # Errors
 /// When the credential cannot be built.
-pub async fn client(mode: &str, endpoint: &str, env: &Env, duration: Duration) -> Result<String, String> {
+pub async fn client(
+    mode: &str,
+    endpoint: &str,
+    env: &Env,
+    duration: Duration,
+) -> Result<String, String> {
     let credential = match mode {
         "direct" => ManagedIdentityCredential::builder()
             .env(Env::empty())
@@ -337,7 +346,14 @@ fn start_sidecar(bin: &Path, imds_url: &str) -> Result<Sidecar, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let secret_path = dir.path().join("identity-header");
     let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--imds-endpoint", imds_url])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--imds-endpoint",
+            imds_url,
+        ])
         .arg("--write-secret-file")
         .arg(&secret_path)
         .stdin(Stdio::null())
@@ -395,16 +411,24 @@ pub async fn run_mode(config: &Config, mode: &'static str) -> Result<Row, String
     let mut children = Vec::new();
     for _ in 0..config.clients {
         let mut cmd = tokio::process::Command::new(&exe);
-        cmd.args(["client", mode, &endpoint, &config.duration.as_secs().to_string()])
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        cmd.args([
+            "client",
+            mode,
+            &endpoint,
+            &config.duration.as_secs().to_string(),
+        ])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
         if let Some(s) = &sidecar {
             cmd.env("IDENTITY_HEADER", &s.secret);
         }
-        children.push(cmd.spawn().map_err(|e| format!("cannot start a client: {e}"))?);
+        children.push(
+            cmd.spawn()
+                .map_err(|e| format!("cannot start a client: {e}"))?,
+        );
     }
     let limit = config.duration + Duration::from_secs(60);
     let mut latencies = Vec::new();
@@ -431,7 +455,10 @@ pub async fn run_mode(config: &Config, mode: &'static str) -> Result<Row, String
         row.client_errors += errors;
         row.client_calls += calls;
         let rest = line.split_once("latencies_us").map_or("", |(_, r)| r);
-        latencies.extend(rest.split_whitespace().filter_map(|v| v.parse::<u128>().ok()));
+        latencies.extend(
+            rest.split_whitespace()
+                .filter_map(|v| v.parse::<u128>().ok()),
+        );
     }
     latencies.sort_unstable();
     row.p50_ms = percentile(&latencies, 0.50);
@@ -447,7 +474,10 @@ pub async fn run_mode(config: &Config, mode: &'static str) -> Result<Row, String
 }
 
 /// Waits for every child's single output line, each within `limit`.
-async fn futures_join(children: Vec<tokio::process::Child>, limit: Duration) -> Vec<Option<String>> {
+async fn futures_join(
+    children: Vec<tokio::process::Child>,
+    limit: Duration,
+) -> Vec<Option<String>> {
     let tasks: Vec<_> = children
         .into_iter()
         .map(|child| {

@@ -292,10 +292,10 @@ fn sidecar_python(_: &mut Ci) -> Result<()> {
     let python = sidecar_python_path();
     let ready = |python: &std::path::Path| {
         python.exists()
-            && sh::output(std::process::Command::new(python).args([
-                "-c",
-                "import azure.identity; print('ok')",
-            ]))
+            && sh::output(
+                std::process::Command::new(python)
+                    .args(["-c", "import azure.identity; print('ok')"]),
+            )
             .is_some()
     };
     if ready(&python) {

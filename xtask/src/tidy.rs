@@ -440,8 +440,7 @@ fn tier_problems(krate: &str, deps: &[(DepKind, String)]) -> Vec<String> {
         // dependency must still be a known crate.
         let ok = match kind {
             DepKind::Normal => {
-                tier(dep).is_some_and(|t| t < own)
-                    || SAME_TIER.contains(&(krate, dep.as_str()))
+                tier(dep).is_some_and(|t| t < own) || SAME_TIER.contains(&(krate, dep.as_str()))
             }
             DepKind::Dev => tier(dep).is_some(),
         };
@@ -694,13 +693,23 @@ workspace = true
         );
         assert!(tier_problems("identity-blob-demo", &up(DepKind::Dev, "identity-core")).is_empty());
         assert!(
-            tier_problems("identity-blob-demo", &up(DepKind::Normal, "identity-sidecar")).is_empty()
+            tier_problems(
+                "identity-blob-demo",
+                &up(DepKind::Normal, "identity-sidecar")
+            )
+            .is_empty()
         );
         assert_eq!(
-            tier_problems("identity-sidecar", &up(DepKind::Normal, "identity-blob-demo")).len(),
+            tier_problems(
+                "identity-sidecar",
+                &up(DepKind::Normal, "identity-blob-demo")
+            )
+            .len(),
             1
         );
-        assert!(tier_problems("identity-sidecar", &up(DepKind::Normal, "identity-chain")).is_empty());
+        assert!(
+            tier_problems("identity-sidecar", &up(DepKind::Normal, "identity-chain")).is_empty()
+        );
         assert!(tier_problems("identity-core", &up(DepKind::Dev, "identity-core")).is_empty());
         assert_eq!(tier_problems("identity-new", &[]).len(), 1);
     }

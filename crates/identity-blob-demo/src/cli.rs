@@ -410,9 +410,10 @@ mod tests {
                 .is_none()
         );
         assert!(parse_local_msi(args("--port x"), &none, || Ok(String::new())).is_err());
-        let refused =
-            parse_local_msi(args("--secret planted-argv-secret"), &none, || Ok(String::new()))
-                .unwrap_err();
+        let refused = parse_local_msi(args("--secret planted-argv-secret"), &none, || {
+            Ok(String::new())
+        })
+        .unwrap_err();
         assert!(refused.contains("--secret-file"), "{refused}");
         assert!(!refused.contains("planted-argv-secret"));
         assert!(LOCAL_MSI_HELP.contains("UNSIGNED"));
@@ -436,8 +437,10 @@ mod tests {
         assert_eq!(config.secret.secret(), "a-secret-from-a-file-0123");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
-            parse_local_msi(args(&flag), &identity_core::Env::empty(), || Ok(String::new()))
-                .is_err()
+            parse_local_msi(args(&flag), &identity_core::Env::empty(), || Ok(
+                String::new()
+            ))
+            .is_err()
         );
     }
 }

@@ -114,9 +114,7 @@ impl Backend {
                                 Identity::SystemAssigned => ManagedIdentityId::SystemAssigned,
                                 Identity::ClientId(v) => ManagedIdentityId::ClientId(v.clone()),
                                 Identity::ObjectId(v) => ManagedIdentityId::ObjectId(v.clone()),
-                                Identity::ResourceId(v) => {
-                                    ManagedIdentityId::ResourceId(v.clone())
-                                }
+                                Identity::ResourceId(v) => ManagedIdentityId::ResourceId(v.clone()),
                             };
                             let client = ManagedIdentityClient::from_builder(builder(id))?;
                             clients.insert(request.identity.clone(), client.clone());

@@ -177,18 +177,14 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: &Env) -> Result<Option
     let mut max_identities = 64;
     let mut log = "info".to_owned();
     while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--listen" => {
                 let v = value()?;
-                listen = Some(
-                    v.parse()
-                        .map_err(|_| format!("--listen needs an address such as 127.0.0.1:8181, not \"{v}\""))?,
-                );
+                listen = Some(v.parse().map_err(|_| {
+                    format!("--listen needs an address such as 127.0.0.1:8181, not \"{v}\"")
+                })?);
             }
             "--allow-non-loopback" => allow_non_loopback = true,
             "--unix" => unix = Some(PathBuf::from(value()?)),
@@ -241,8 +237,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: &Env) -> Result<Option
                 limits = limits.request_timeout(Duration::from_secs(number(&flag, &value()?)?));
             }
             "--header-timeout" => {
-                limits =
-                    limits.header_read_timeout(Duration::from_secs(number(&flag, &value()?)?));
+                limits = limits.header_read_timeout(Duration::from_secs(number(&flag, &value()?)?));
             }
             "--log" => {
                 let v = value()?;
@@ -263,7 +258,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: &Env) -> Result<Option
         },
         #[cfg(not(unix))]
         (None, Some(_)) => return Err("--unix needs a Unix platform".to_owned()),
-        (listen, None) => Bind::Tcp(listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8181)))),
+        (listen, None) => {
+            Bind::Tcp(listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8181))))
+        }
     };
     let _ = unix_mode;
     let secret = match (secret_file, write_secret) {
@@ -349,8 +346,12 @@ impl Options {
             }
             Mode::ManagedIdentity { imds_endpoint } => {
                 let msi = guard(HyperClient::shared());
-                let (env2, clock, http, imds) =
-                    (env.clone(), clock.clone(), msi.clone(), imds_endpoint.clone());
+                let (env2, clock, http, imds) = (
+                    env.clone(),
+                    clock.clone(),
+                    msi.clone(),
+                    imds_endpoint.clone(),
+                );
                 let mut backend = Backend::managed_identity(move |id| {
                     let mut builder = ManagedIdentityCredential::builder()
                         .identity(id)
@@ -408,7 +409,12 @@ mod tests {
     fn defaults_are_loopback_managed_identity_and_the_issue_limits() {
         let o = parse_ok("--write-secret-file /run/x/secret");
         assert_eq!(o.bind, Bind::Tcp("127.0.0.1:8181".parse().unwrap()));
-        assert_eq!(o.mode, Mode::ManagedIdentity { imds_endpoint: None });
+        assert_eq!(
+            o.mode,
+            Mode::ManagedIdentity {
+                imds_endpoint: None
+            }
+        );
         assert_eq!(o.guard.max_in_flight, 5);
         assert_eq!(o.guard.per_second, 20);
         assert_eq!(

@@ -235,6 +235,9 @@ mod tests {
         assert_ne!(oid(Identity::ClientId("bbbb".into())).0, a);
         assert_ne!(a, SYSTEM_ASSIGNED_OBJECT_ID);
         assert_eq!(oid(Identity::ObjectId("1234".into())).0, "1234");
-        assert_eq!(oid(Identity::ResourceId("/subscriptions/x".into())).0.len(), 36);
+        assert_eq!(
+            oid(Identity::ResourceId("/subscriptions/x".into())).0.len(),
+            36
+        );
     }
 }

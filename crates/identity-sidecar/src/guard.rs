@@ -238,7 +238,11 @@ impl UpstreamGuard {
         sent.push_back(Instant::now());
     }
 
-    async fn send(&self, request: Request, options: SendOptions) -> Result<http::Response<Body>, BoxError> {
+    async fn send(
+        &self,
+        request: Request,
+        options: SendOptions,
+    ) -> Result<http::Response<Body>, BoxError> {
         let key = Self::throttle_key(&request);
         let label = request.uri().query().and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
@@ -410,8 +414,17 @@ mod tests {
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 45);
         assert!(upstream.peak.load(Ordering::SeqCst) <= 5);
         // 45 requests at 20 per 1.05 s need at least two full windows.
-        assert!(started.elapsed() >= Duration::from_millis(2100), "{:?}", started.elapsed());
-        assert_eq!(g.metrics_for_tests().upstream_requests.load(Ordering::Relaxed), 45);
+        assert!(
+            started.elapsed() >= Duration::from_millis(2100),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            g.metrics_for_tests()
+                .upstream_requests
+                .load(Ordering::Relaxed),
+            45
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -419,31 +432,52 @@ mod tests {
         let upstream = Arc::new(Upstream::default());
         let g = guard(upstream.clone(), GuardConfig::default());
         let first = g
-            .execute(request("/throttle?resource=https%3A%2F%2Fr"), SendOptions::default())
+            .execute(
+                request("/throttle?resource=https%3A%2F%2Fr"),
+                SendOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(first.status(), 429);
         for _ in 0..10 {
             let again = g
-                .execute(request("/throttle?resource=https%3A%2F%2Fr"), SendOptions::default())
+                .execute(
+                    request("/throttle?resource=https%3A%2F%2Fr"),
+                    SendOptions::default(),
+                )
                 .await
                 .unwrap();
             assert_eq!(again.status(), 429);
-            let secs: u64 = again.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let secs: u64 = again.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!((1..=30).contains(&secs));
         }
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
-        assert_eq!(g.metrics_for_tests().throttle_replays.load(Ordering::Relaxed), 10);
+        assert_eq!(
+            g.metrics_for_tests()
+                .throttle_replays
+                .load(Ordering::Relaxed),
+            10
+        );
         assert!(g.throttled_for().is_some());
         assert!(g.throttled_for_resource("https://r").is_some());
         assert!(g.throttled_for_resource("https://other").is_none());
         // Another request is not throttled.
-        let other = g.execute(request("/other"), SendOptions::default()).await.unwrap();
+        let other = g
+            .execute(request("/other"), SendOptions::default())
+            .await
+            .unwrap();
         assert_eq!(other.status(), 200);
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(g.throttled_for().is_none());
         let _ = g
-            .execute(request("/throttle?resource=https%3A%2F%2Fr"), SendOptions::default())
+            .execute(
+                request("/throttle?resource=https%3A%2F%2Fr"),
+                SendOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
@@ -454,7 +488,10 @@ mod tests {
         let upstream = Arc::new(Upstream::default());
         let g = guard(
             upstream.clone(),
-            GuardConfig::default().max_in_flight(1).per_second(1).max_queue(2),
+            GuardConfig::default()
+                .max_in_flight(1)
+                .per_second(1)
+                .max_queue(2),
         );
         let tasks: Vec<_> = (0..6)
             .map(|i| {
@@ -476,7 +513,9 @@ mod tests {
         }
         assert!(refused >= 3, "{refused}");
         assert_eq!(
-            g.metrics_for_tests().upstream_queue_full.load(Ordering::Relaxed),
+            g.metrics_for_tests()
+                .upstream_queue_full
+                .load(Ordering::Relaxed),
             refused
         );
     }

@@ -91,7 +91,10 @@ impl Metrics {
             .map(|(k, v)| (*k, *v))
             .collect();
         for (code, n) in statuses {
-            let _ = writeln!(out, "identity_sidecar_requests_total{{code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "identity_sidecar_requests_total{{code=\"{code}\"}} {n}"
+            );
         }
         for (name, help, value) in [
             (
@@ -156,7 +159,10 @@ impl Metrics {
         )]
         let sum = load(&self.latency_sum_micros) as f64 / 1e6;
         let _ = writeln!(out, "identity_sidecar_request_duration_seconds_sum {sum}");
-        let _ = writeln!(out, "identity_sidecar_request_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "identity_sidecar_request_duration_seconds_count {count}"
+        );
         out
     }
 }
@@ -174,7 +180,10 @@ mod tests {
         m.cache_hits.fetch_add(3, Ordering::Relaxed);
         m.observe_latency(Duration::from_millis(3));
         let text = m.render();
-        assert!(text.contains("identity_sidecar_requests_total{code=\"200\"} 2"), "{text}");
+        assert!(
+            text.contains("identity_sidecar_requests_total{code=\"200\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("identity_sidecar_requests_total{code=\"401\"} 1"));
         assert!(text.contains("identity_sidecar_cache_hits_total 3"));
         assert!(text.contains("identity_sidecar_request_duration_seconds_bucket{le=\"0.001\"} 0"));

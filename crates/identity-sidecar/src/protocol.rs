@@ -154,7 +154,12 @@ pub fn parse_query(query: &str) -> Result<TokenRequest, Reply> {
             .map(|(_, v)| v.as_str())
     };
     match get("api-version") {
-        None => return Err(Reply::error(400, "the api-version query parameter is missing")),
+        None => {
+            return Err(Reply::error(
+                400,
+                "the api-version query parameter is missing",
+            ));
+        }
         Some(API_VERSION) => {}
         Some(_) => {
             return Err(Reply::error(
@@ -172,8 +177,7 @@ pub fn parse_query(query: &str) -> Result<TokenRequest, Reply> {
             ));
         }
     };
-    if resource.contains(|c: char| c.is_whitespace() || c.is_control()) || !resource.contains(':')
-    {
+    if resource.contains(|c: char| c.is_whitespace() || c.is_control()) || !resource.contains(':') {
         return Err(Reply::error(
             400,
             "the resource must be an absolute URI or an application id URI",
@@ -215,8 +219,8 @@ mod tests {
 
     #[test]
     fn a_valid_query_names_the_resource_and_identity() {
-        let r = parse_query("api-version=2019-08-01&resource=https%3A%2F%2Fstorage.azure.com")
-            .unwrap();
+        let r =
+            parse_query("api-version=2019-08-01&resource=https%3A%2F%2Fstorage.azure.com").unwrap();
         assert_eq!(r.resource, "https://storage.azure.com");
         assert_eq!(r.identity, Identity::SystemAssigned);
         let r = parse_query("api-version=2019-08-01&resource=api://x&client_id=abc").unwrap();

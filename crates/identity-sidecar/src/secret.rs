@@ -45,9 +45,9 @@ pub fn write_file(path: &Path, secret: &Secret, mode: u32) -> io::Result<()> {
             "the secret file mode must let the owner read and nobody else write, and give others nothing (e.g. 600 or 640)",
         ));
     }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the secret path names no file"))?;
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the secret path names no file")
+    })?;
     let mut tmp_name = file_name.to_os_string();
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
@@ -103,7 +103,12 @@ pub fn read_file(path: &Path) -> Result<Secret, String> {
     (&mut file)
         .take(MAX_SECRET_FILE + 1)
         .read_to_string(&mut raw)
-        .map_err(|_| format!("the secret file {} is not readable UTF-8 text", path.display()))?;
+        .map_err(|_| {
+            format!(
+                "the secret file {} is not readable UTF-8 text",
+                path.display()
+            )
+        })?;
     let value = raw.trim_end_matches(['\r', '\n']);
     if value.len() < MIN_SECRET_LEN || value.chars().any(char::is_control) {
         return Err(format!(
@@ -162,7 +167,10 @@ mod tests {
         assert!(e.contains("accessible to all users"), "{e}");
         assert!(!e.contains("planted"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_file(&path).unwrap().secret(), "planted-secret-value-123");
+        assert_eq!(
+            read_file(&path).unwrap().secret(),
+            "planted-secret-value-123"
+        );
         std::fs::write(&path, "short").unwrap();
         assert!(read_file(&path).unwrap_err().contains("at least 16"));
         assert!(read_file(&dir.path().join("none")).is_err());

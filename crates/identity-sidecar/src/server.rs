@@ -485,7 +485,10 @@ async fn handle(state: &State, request: &http::Request<Incoming>) -> http::Respo
             (Reply::error(405, "this endpoint accepts GET only"), false)
         }
     } else {
-        (Reply::error(404, "no identity endpoint at this path"), false)
+        (
+            Reply::error(404, "no identity endpoint at this path"),
+            false,
+        )
     };
     state.metrics.answered(reply.status);
     tracing::debug!(status = reply.status, path, "identity-sidecar answered");

@@ -24,7 +24,10 @@ fn help_exits_0_and_a_secret_argument_exits_2_without_echo() {
     let help = command().arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = String::from_utf8(help.stdout).unwrap();
-    assert!(text.contains("--dev-tokens") && text.contains("--secret-file"), "{text}");
+    assert!(
+        text.contains("--dev-tokens") && text.contains("--secret-file"),
+        "{text}"
+    );
     let refused = command()
         .args(["--secret", "planted-argv-secret-value"])
         .output()
@@ -59,13 +62,20 @@ async fn the_binary_serves_dev_tokens_and_stops_cleanly_on_sigterm() {
     });
     let endpoint_line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     let file_line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    let endpoint = endpoint_line.strip_prefix("IDENTITY_ENDPOINT=").unwrap().to_owned();
+    let endpoint = endpoint_line
+        .strip_prefix("IDENTITY_ENDPOINT=")
+        .unwrap()
+        .to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
     assert_eq!(
         file_line,
         format!("IDENTITY_HEADER_FILE={}", secret_path.display())
     );
-    let mode = std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&secret_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let secret = std::fs::read_to_string(&secret_path).unwrap();
     assert_eq!(secret.len(), 64);

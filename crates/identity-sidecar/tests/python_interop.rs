@@ -86,7 +86,9 @@ async fn python() -> Result<PathBuf, String> {
     )
     .await;
     if !installed.is_some_and(|o| o.status.success()) {
-        return Err("pip could not install azure-identity (no pip, or no package index)".to_owned());
+        return Err(
+            "pip could not install azure-identity (no pip, or no package index)".to_owned(),
+        );
     }
     ready(python)
         .await
@@ -103,7 +105,9 @@ fn sha256_hex(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
-    let required = Env::from_process().non_blank("IDENTITY_SIDECAR_PYTHON").is_some();
+    let required = Env::from_process()
+        .non_blank("IDENTITY_SIDECAR_PYTHON")
+        .is_some();
     let python = match python().await {
         Ok(p) => p,
         Err(reason) if !required => {
@@ -130,7 +134,10 @@ async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
     .expect("the Python client finished within 120 s");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{stderr}"
+    );
     let lines: Vec<(&str, u64)> = stdout
         .lines()
         .map(|l| {

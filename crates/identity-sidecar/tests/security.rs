@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use identity_chain::ManagedIdentityCredential;
 use identity_core::test_util::Capture;
 use identity_core::{TokenCredential as _, TokenRequestOptions};
-use identity_chain::ManagedIdentityCredential;
 use identity_sidecar::{Backend, Bind, DevTokens, ServerConfig, Sidecar};
 use support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -88,7 +88,10 @@ async fn oversized_requests_are_refused() {
         "a".repeat(64 * 1024)
     );
     let answer = raw(addr, big.as_bytes()).await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
     // A 64 KiB URL.
     let long = format!(
         "GET {target}&pad={} HTTP/1.1\r\nhost: x\r\nX-IDENTITY-HEADER: {PLANTED_HEADER}\r\n\r\n",
@@ -96,17 +99,23 @@ async fn oversized_requests_are_refused() {
     );
     let answer = raw(addr, long.as_bytes()).await;
     assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 414"),
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 414"),
         "{answer}"
     );
     // 100 headers.
-    let mut many = format!("GET {target} HTTP/1.1\r\nhost: x\r\nX-IDENTITY-HEADER: {PLANTED_HEADER}\r\n");
+    let mut many =
+        format!("GET {target} HTTP/1.1\r\nhost: x\r\nX-IDENTITY-HEADER: {PLANTED_HEADER}\r\n");
     for i in 0..100 {
         many.push_str(&format!("x-h{i}: v\r\n"));
     }
     many.push_str("\r\n");
     let answer = raw(addr, many.as_bytes()).await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
     // A body.
     let body = format!(
         "GET {target} HTTP/1.1\r\nhost: x\r\nX-IDENTITY-HEADER: {PLANTED_HEADER}\r\ncontent-length: 5\r\n\r\nhello"

@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity_core::{TokenCredential as _, TokenRequestOptions};
 use identity_chain::ManagedIdentityCredential;
+use identity_core::{TokenCredential as _, TokenRequestOptions};
 use support::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -40,7 +40,7 @@ async fn the_workspace_app_service_source_gets_tokens_from_the_sidecar() {
     );
     let left = token
         .expires_on
-        .duration_since(std::time::SystemTime::now())
+        .duration_since(identity_core::system_clock().now())
         .unwrap();
     assert!(left > Duration::from_secs(3000), "{left:?}");
     // A user-assigned identity by client id reaches IMDS with that client id.
@@ -76,7 +76,10 @@ async fn many_callers_share_one_upstream_request_per_identity_and_resource() {
                     .env(env)
                     .build()
                     .unwrap();
-                let scope = ["https://storage.azure.com/.default", "https://vault.azure.net/.default"][i % 2];
+                let scope = [
+                    "https://storage.azure.com/.default",
+                    "https://vault.azure.net/.default",
+                ][i % 2];
                 credential
                     .get_token(&[scope], &TokenRequestOptions::default())
                     .await
@@ -158,7 +161,10 @@ async fn health_and_metrics_answer_without_the_secret() {
     assert!(health.ends_with(r#"{"status":"ok"}"#), "{health}");
     let _ = raw(
         addr,
-        &get(&token_target("https%3A%2F%2Fstorage.azure.com"), Some(PLANTED_HEADER)),
+        &get(
+            &token_target("https%3A%2F%2Fstorage.azure.com"),
+            Some(PLANTED_HEADER),
+        ),
     )
     .await;
     let metrics = raw(addr, &get("/metrics", None)).await;
@@ -181,11 +187,9 @@ async fn shutdown_lets_an_open_request_finish_and_then_refuses_connections() {
     let imds = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/metadata/identity/oauth2/token"))
-        .respond_with(
-            support::ImdsToken {
-                lifetime: Duration::from_secs(3600),
-            },
-        )
+        .respond_with(support::ImdsToken {
+            lifetime: Duration::from_secs(3600),
+        })
         .mount(&imds)
         .await;
     // Delay the upstream so a request is open while shutdown starts.
@@ -200,10 +204,18 @@ async fn shutdown_lets_an_open_request_finish_and_then_refuses_connections() {
         )
         .mount(&slow)
         .await;
-    let sidecar = sidecar(&format!("{}/metadata/identity/oauth2/token", slow.uri()), &[]).await;
+    let sidecar = sidecar(
+        &format!("{}/metadata/identity/oauth2/token", slow.uri()),
+        &[],
+    )
+    .await;
     let addr = sidecar.addr().unwrap();
     let open = tokio::spawn(async move {
-        raw(addr, &get(&token_target("https%3A%2F%2Fr"), Some(PLANTED_HEADER))).await
+        raw(
+            addr,
+            &get(&token_target("https%3A%2F%2Fr"), Some(PLANTED_HEADER)),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     tokio::time::timeout(Duration::from_secs(20), sidecar.shutdown())

@@ -21,20 +21,20 @@ async fn main() -> ExitCode {
         args.push(arg);
     }
     let env = identity_core::Env::from_process();
-    let generated = !env.is_present("IDENTITY_HEADER") && !args.iter().any(|a| a == "--secret-file");
-    let config = match cli::parse_local_msi(args, &env, || {
-        random_secret().map_err(|e| e.to_string())
-    }) {
-        Ok(Some(config)) => config,
-        Ok(None) => {
-            output.line(cli::LOCAL_MSI_HELP.trim_end());
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            output.note(format!("error: {message}\nrun with --help for usage"));
-            return ExitCode::from(2);
-        }
-    };
+    let generated =
+        !env.is_present("IDENTITY_HEADER") && !args.iter().any(|a| a == "--secret-file");
+    let config =
+        match cli::parse_local_msi(args, &env, || random_secret().map_err(|e| e.to_string())) {
+            Ok(Some(config)) => config,
+            Ok(None) => {
+                output.line(cli::LOCAL_MSI_HELP.trim_end());
+                return ExitCode::SUCCESS;
+            }
+            Err(message) => {
+                output.note(format!("error: {message}\nrun with --help for usage"));
+                return ExitCode::from(2);
+            }
+        };
     let server = match LocalMsi::start(config).await {
         Ok(server) => server,
         Err(e) => {

@@ -1,6 +1,11 @@
 //! Shared test harness: an IMDS emulator on 127.0.0.1 (wiremock) and a sidecar in front of it,
 //! built through the same option parsing and backend construction as the binary.
 #![allow(dead_code, reason = "each test file uses a different part")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test harness: a panic is a test failure"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,7 +39,8 @@ impl Respond for ImdsToken {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        let expires = SystemTime::now()
+        let expires = identity_core::system_clock()
+            .now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_secs()
@@ -86,7 +92,9 @@ pub(crate) async fn sidecar(imds_url: &str, extra: &[&str]) -> Sidecar {
         .unwrap();
     let mut config = ServerConfig::new(PLANTED_HEADER.into());
     config.limits = options.limits;
-    Sidecar::start(config, backend, guards, metrics).await.unwrap()
+    Sidecar::start(config, backend, guards, metrics)
+        .await
+        .unwrap()
 }
 
 /// Sends `raw` (a whole HTTP/1.1 request) and reads the answer until the server closes.

@@ -210,3 +210,68 @@ async fn no_planted_secret_reaches_the_logs() {
         assert!(!shown.contains(planted));
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_unix_socket_gets_the_mode_asked_for_and_serves_over_it() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.sock");
+    // A file that is not a socket is never replaced.
+    std::fs::write(&path, "not a socket").unwrap();
+    let start = |path: std::path::PathBuf| async move {
+        let mut config = ServerConfig::new(PLANTED_HEADER.into());
+        config.bind = Bind::Unix { path, mode: 0o660 };
+        Sidecar::start(
+            config,
+            Backend::DevTokens(Arc::new(DevTokens::default())),
+            Vec::new(),
+            Arc::default(),
+        )
+        .await
+    };
+    let e = start(path.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+    std::fs::remove_file(&path).unwrap();
+    let sidecar = start(path.clone()).await.unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert!(sidecar.endpoint().starts_with("unix:"));
+    let exchange = async {
+        let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        s.write_all(&get(&token_target(STORAGE), Some(PLANTED_HEADER)))
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    sidecar.shutdown().await;
+    assert!(!path.exists(), "the socket is removed at shutdown");
+    // A stale socket (left by a crash) is replaced.
+    let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(stale);
+    let again = start(path.clone()).await.unwrap();
+    again.shutdown().await;
+    // A mode that lets others in is refused.
+    let mut config = ServerConfig::new(PLANTED_HEADER.into());
+    config.bind = Bind::Unix {
+        path: dir.path().join("open.sock"),
+        mode: 0o666,
+    };
+    assert!(
+        Sidecar::start(
+            config,
+            Backend::DevTokens(Arc::new(DevTokens::default())),
+            Vec::new(),
+            Arc::default()
+        )
+        .await
+        .is_err()
+    );
+}

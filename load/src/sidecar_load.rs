@@ -507,3 +507,41 @@ pub async fn run(config: &Config) -> Result<Table, String> {
     let through = run_mode(config, "sidecar").await?;
     Ok(Table(vec![direct, through]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_the_table() {
+        let sorted: Vec<u128> = (1..=100).map(|v| v * 1000).collect();
+        assert!((percentile(&sorted, 0.5) - 51.0).abs() < 1e-9);
+        assert!((percentile(&sorted, 0.99) - 99.0).abs() < 1e-9);
+        assert!(percentile(&[], 0.5).abs() < 1e-9);
+        let table = Table(vec![Row {
+            mode: "sidecar",
+            upstream_requests: 3,
+            p50_ms: 0.012,
+            p99_ms: 12.5,
+            sidecar_rss_kib: Some(10_240),
+            ..Row::default()
+        }]);
+        let text = table.to_string();
+        assert!(
+            text.contains("| sidecar | 3 | 0 | 0 | 0 | 12 us | 12.5 ms | 10.0 MiB |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_emulator_reads_the_resource_from_the_query() {
+        assert_eq!(
+            query_value(
+                "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net",
+                "resource"
+            ),
+            "https://vault.azure.net"
+        );
+        assert_eq!(query_value("/x", "resource"), "");
+    }
+}

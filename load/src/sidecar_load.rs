@@ -89,6 +89,8 @@ pub struct Row {
     pub p50_ms: f64,
     /// 99th-percentile client latency, in milliseconds.
     pub p99_ms: f64,
+    /// The slowest client call (a cold fetch with its retries), in milliseconds.
+    pub max_ms: f64,
     /// The sidecar's resident memory at the end, in KiB.
     pub sidecar_rss_kib: Option<u64>,
     /// Clients that did not report (crashed or killed).
@@ -103,11 +105,11 @@ impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| mode | upstream requests | 429s seen | client errors | client calls | client p50 | client p99 | sidecar memory |"
+            "| mode | upstream requests | 429s seen | client errors | client calls | client p50 | client p99 | client max | sidecar memory |"
         )?;
         writeln!(
             f,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
         for r in &self.0 {
             let mem = r.sidecar_rss_kib.map_or_else(
@@ -116,7 +118,7 @@ impl fmt::Display for Table {
             );
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.mode,
                 r.upstream_requests,
                 r.throttled,
@@ -124,6 +126,7 @@ impl fmt::Display for Table {
                 r.client_calls,
                 latency(r.p50_ms),
                 latency(r.p99_ms),
+                latency(r.max_ms),
                 mem
             )?;
         }
@@ -463,6 +466,7 @@ pub async fn run_mode(config: &Config, mode: &'static str) -> Result<Row, String
     latencies.sort_unstable();
     row.p50_ms = percentile(&latencies, 0.50);
     row.p99_ms = percentile(&latencies, 0.99);
+    row.max_ms = percentile(&latencies, 1.0);
     row.upstream_requests = imds.requests.load(Ordering::Relaxed);
     row.throttled = imds.throttled.load(Ordering::Relaxed);
     if let Some(mut s) = sidecar {
@@ -523,12 +527,13 @@ mod tests {
             upstream_requests: 3,
             p50_ms: 0.012,
             p99_ms: 12.5,
+            max_ms: 1500.0,
             sidecar_rss_kib: Some(10_240),
             ..Row::default()
         }]);
         let text = table.to_string();
         assert!(
-            text.contains("| sidecar | 3 | 0 | 0 | 0 | 12 us | 12.5 ms | 10.0 MiB |"),
+            text.contains("| sidecar | 3 | 0 | 0 | 0 | 12 us | 12.5 ms | 1500.0 ms | 10.0 MiB |"),
             "{text}"
         );
     }

@@ -46,11 +46,6 @@ async fn run(cmd: &mut tokio::process::Command, limit: Duration) -> Option<std::
 /// A Python with azure-identity, or the reason there is none.
 async fn python() -> Result<PathBuf, String> {
     let env = Env::from_process();
-    if let Some(p) = env.non_blank("IDENTITY_SIDECAR_PYTHON") {
-        return Ok(PathBuf::from(p));
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sidecar-python");
-    let python = venv.join("bin").join("python");
     let ready = |python: PathBuf| async move {
         run(
             tokio::process::Command::new(&python).args(["-c", "import azure.identity"]),
@@ -60,6 +55,13 @@ async fn python() -> Result<PathBuf, String> {
         .is_some_and(|o| o.status.success())
         .then_some(python)
     };
+    if let Some(p) = env.non_blank("IDENTITY_SIDECAR_PYTHON") {
+        return ready(PathBuf::from(p))
+            .await
+            .ok_or_else(|| "it does not run or cannot import azure.identity".to_owned());
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sidecar-python");
+    let python = venv.join("bin").join("python");
     if let Some(p) = ready(python.clone()).await {
         return Ok(p);
     }

@@ -225,3 +225,32 @@ async fn shutdown_lets_an_open_request_finish_and_then_refuses_connections() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_full_waiting_queue_gets_a_clear_503_with_retry_after() {
+    let imds = imds().await;
+    let sidecar = sidecar(&imds_url(&imds), &["--max-pending", "0"]).await;
+    let addr = sidecar.addr().unwrap();
+    let answer = raw(
+        addr,
+        &get(
+            &token_target("https%3A%2F%2Fstorage.azure.com"),
+            Some(PLANTED_HEADER),
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(answer.contains("the sidecar is busy"), "{answer}");
+    assert!(imds.received_requests().await.unwrap().is_empty());
+    assert_eq!(
+        sidecar
+            .metrics()
+            .busy
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

@@ -54,6 +54,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: cli::Options, env: Env) -> Result<(), String> {
+    let stop = stop_signal()?;
     let (secret, secret_file) = match &options.secret {
         SecretSource::File(path) => (secret::read_file(path)?, path.clone()),
         SecretSource::Generate { path, mode } => {
@@ -82,29 +83,32 @@ async fn run(options: cli::Options, env: Env) -> Result<(), String> {
         let _ = writeln!(out, "IDENTITY_HEADER_FILE={}", secret_file.display());
         let _ = out.flush();
     }
-    sidecar.serve_until(stop_signal()).await;
+    sidecar.serve_until(stop).await;
     Ok(())
 }
 
-/// SIGTERM or Ctrl-C (SIGINT).
-async fn stop_signal() {
+/// SIGTERM or Ctrl-C (SIGINT). The handlers are installed here, before the server starts,
+/// so a signal that arrives early is never met by the default action (death without a
+/// clean stop).
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
 use crate::clock::{Clock, Sleeper, system_clock, tokio_sleeper};
-use crate::retry::RetryPolicy;
+use crate::retry::{Failure, RetryPolicy};
 use crate::{BoxFuture, Error};
 
 #[cfg(feature = "hyper")]
@@ -119,13 +119,20 @@ pub struct Limits {
     pub timeout: Duration,
     /// The largest response body accepted, in bytes.
     pub max_body: usize,
+    /// The overall deadline of one call: every attempt, retry sleep and follow-up request of
+    /// one `get_token` fits inside it (see [`crate::deadline`]). `None` (the default) uses the
+    /// retry policy's [`call_deadline`](crate::retry::RetryPolicy::call_deadline): 60 s, or
+    /// 90 s for the IMDS policy.
+    pub deadline: Option<Duration>,
 }
 
 impl Limits {
-    /// The defaults: 30 s per attempt, 1 MiB per body. Token responses are a few kilobytes.
+    /// The defaults: 30 s per attempt, 1 MiB per body, the retry policy's deadline per call.
+    /// Token responses are a few kilobytes.
     pub const DEFAULT: Self = Self {
         timeout: Duration::from_secs(30),
         max_body: 1024 * 1024,
+        deadline: None,
     };
 
     /// Sets the per-attempt timeout.
@@ -139,6 +146,13 @@ impl Limits {
     #[must_use]
     pub fn max_body(mut self, max_body: usize) -> Self {
         self.max_body = max_body;
+        self
+    }
+
+    /// Sets the overall deadline per call (see [`Limits::deadline`]).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 }
@@ -210,6 +224,28 @@ impl Pipeline {
         &self.retry
     }
 
+    /// The overall deadline of one call through this pipeline: the limits' deadline, else the
+    /// retry policy's.
+    pub fn deadline(&self) -> Duration {
+        self.limits
+            .deadline
+            .unwrap_or_else(|| self.retry.call_deadline())
+    }
+
+    /// Runs `future` (one `get_token`'s requests, for example a challenge and its answer)
+    /// inside a deadline scope of [`deadline`](Self::deadline), so every
+    /// [`send`](Self::send) in it shares one deadline.
+    ///
+    /// # Errors
+    /// The future's error, or a [`Transport`](crate::ErrorKind::Transport) error of
+    /// `credential` when the deadline passes.
+    pub async fn within<T, F>(&self, credential: &'static str, future: F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        crate::deadline::within(credential, self.deadline(), future).await
+    }
+
     /// The client.
     pub fn client(&self) -> &Arc<dyn HttpClient> {
         &self.client
@@ -225,7 +261,8 @@ impl Pipeline {
         &self.clock
     }
 
-    /// Sends one attempt within the limits, without retrying.
+    /// Sends one attempt within the limits, without retrying. Inside a deadline scope the
+    /// attempt's timeout is shortened to the time left.
     ///
     /// # Errors
     /// [`ErrorKind::Transport`](crate::ErrorKind::Transport) naming `credential` and the target
@@ -237,69 +274,142 @@ impl Pipeline {
         request: Request,
         options: SendOptions,
     ) -> Result<Response, Error> {
+        self.attempt(credential, request, options)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// One attempt, reporting whether a failure is worth retrying.
+    async fn attempt(
+        &self,
+        credential: &'static str,
+        request: Request,
+        options: SendOptions,
+    ) -> Result<Response, Failure> {
         let target = Target::of(request.uri());
         let limits = self.limits;
+        let left = crate::deadline::remaining();
+        let (timeout, cut) = match left {
+            Some(left) if left < limits.timeout => (left, true),
+            _ => (limits.timeout, false),
+        };
+        if timeout.is_zero() && cut {
+            return Err(Failure {
+                error: crate::deadline::expired(
+                    credential,
+                    crate::deadline::limit().unwrap_or_default(),
+                ),
+                retryable: false,
+            });
+        }
+        let retryable = |error| Failure {
+            error,
+            retryable: true,
+        };
+        let final_ = |error| Failure {
+            error,
+            retryable: false,
+        };
         let attempt = async {
             let response = self.client.execute(request, options).await.map_err(|e| {
-                Error::transport(credential, format!("request to {target} failed"))
-                    .with_source(SourceText::from(&*e))
+                retryable(
+                    Error::transport(credential, format!("request to {target} failed"))
+                        .with_source(SourceText::from(&*e)),
+                )
             })?;
             let (parts, body) = response.into_parts();
+            // A body over the cap is not retried: the same endpoint would most likely send
+            // the same answer again.
             if let Some(len) = content_length(&parts.headers) {
                 if len > limits.max_body as u64 {
-                    return Err(too_large(credential, &target, limits.max_body));
+                    return Err(final_(too_large(
+                        credential,
+                        &target,
+                        limits.max_body,
+                        parts.status,
+                    )));
                 }
             }
+            let status = parts.status;
             let body = body
                 .collect_capped(limits.max_body)
                 .await
                 .map_err(|e| match e {
-                    CollectError::TooLarge => too_large(credential, &target, limits.max_body),
-                    CollectError::Io(e) => Error::transport(
-                        credential,
-                        format!("reading the response from {target} failed"),
-                    )
-                    .with_source(SourceText::from(&*e)),
+                    CollectError::TooLarge => {
+                        final_(too_large(credential, &target, limits.max_body, status))
+                    }
+                    CollectError::Io(e) => retryable(
+                        Error::transport(
+                            credential,
+                            format!("reading the response from {target} failed"),
+                        )
+                        .with_source(SourceText::from(&*e)),
+                    ),
                 })?;
             Ok(http::Response::from_parts(parts, body))
         };
-        match tokio::time::timeout(limits.timeout, attempt).await {
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(Error::transport(
+            Err(_) if cut => Err(final_(Error::transport(
+                credential,
+                format!(
+                    "request to {target} was still unanswered when the {} ms deadline of this call ended",
+                    crate::deadline::limit().unwrap_or(timeout).as_millis()
+                ),
+            ))),
+            Err(_) => Err(retryable(Error::transport(
                 credential,
                 format!(
                     "request to {target} timed out after {} ms",
                     limits.timeout.as_millis()
                 ),
-            )),
+            ))),
         }
     }
 
-    /// Sends `request` with retries by the pipeline's [`RetryPolicy`]. When retries on a status
-    /// are exhausted the last response is returned, so the caller can read the service's error.
+    /// Sends `request` with retries by the pipeline's [`RetryPolicy`], within the deadline:
+    /// the current deadline scope's (see [`within`](Self::within)), else a new one of
+    /// [`deadline`](Self::deadline). When retries on a status are exhausted the last response
+    /// is returned, so the caller can read the service's error. A response body over the cap
+    /// is not retried.
     ///
     /// # Errors
-    /// The last transport error when retries on transport errors are exhausted.
+    /// The last transport error when retries on transport errors are exhausted; a transport
+    /// error when the deadline passes, or when the service asks (`Retry-After`,
+    /// `retry-after-ms`, `x-ms-retry-after-ms`) for a wait that would end past it, at once
+    /// rather than after the wait.
     pub async fn send(
         &self,
         credential: &'static str,
         request: &Request,
         options: SendOptions,
     ) -> Result<Response, Error> {
-        self.retry
-            .run(
-                self,
-                |req| self.send_once(credential, req, options),
-                request,
-            )
-            .await
+        let run = self.retry.run(
+            self,
+            credential,
+            |req| self.attempt(credential, req, options),
+            request,
+        );
+        if crate::deadline::remaining().is_some() {
+            run.await
+        } else {
+            self.within(credential, run).await
+        }
     }
 }
 
-fn too_large(credential: &'static str, target: &Target, max: usize) -> Error {
+fn too_large(
+    credential: &'static str,
+    target: &Target,
+    max: usize,
+    status: http::StatusCode,
+) -> Error {
     Error::transport(
         credential,
-        format!("the response from {target} is larger than the {max}-byte limit"),
+        format!(
+            "the response from {target} (HTTP {}) is larger than the {max}-byte limit; not retried",
+            status.as_u16()
+        ),
     )
 }
 

@@ -37,6 +37,7 @@ mod clock;
 mod credential;
 mod env;
 mod error;
+pub mod deadline;
 pub mod fs;
 pub mod http;
 pub mod redact;

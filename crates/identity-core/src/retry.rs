@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 use crate::Error;
-use crate::http::{Pipeline, Request, Response, clone_request};
+use crate::http::{Pipeline, Request, Response, Target, clone_request};
 
 /// A set of HTTP status codes (100–999).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,20 @@ pub const IMDS_RETRY_STATUSES: StatusSet = StatusSet::EMPTY
     .with(429)
     .with_range(500, 998);
 
+/// The overall deadline per call of [`RetryPolicy::default`]: 60 s.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The overall deadline per call of [`RetryPolicy::imds`]: 90 s, which the IMDS upgrade
+/// schedule (sleeps of 0, 5, 10, 20 and 40 s after 410) fits in.
+pub const IMDS_DEADLINE: Duration = Duration::from_secs(90);
+
+/// One failed attempt, as the pipeline reports it to the retry loop.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    /// False when sending again cannot help (a body over the cap, the deadline reached).
+    pub(crate) retryable: bool,
+}
+
 /// How and when failed attempts are repeated.
 ///
 /// The sleep before retry *n* (n = failed attempts so far) is 0 for n = 1 and
@@ -79,8 +93,10 @@ pub const IMDS_RETRY_STATUSES: StatusSet = StatusSet::EMPTY
 /// factor if one is set (IMDS uses 2.5 s for 410) or the policy's. A `Retry-After`,
 /// `retry-after-ms` or `x-ms-retry-after-ms` header replaces the computed sleep, capped at
 /// `max_retry_after`. Jitter shortens each computed sleep by a random fraction up to `jitter`.
-/// Retrying stops when the status or connection retries are used up, or when the next sleep
-/// would take the total slept past `budget`.
+/// Retrying stops when the status or connection retries are used up, when the next sleep
+/// would take the total slept past `budget`, or when it would end past the call's deadline
+/// (see [`crate::deadline`]): a pipeline without its own [`Limits::deadline`](crate::http::Limits)
+/// uses the policy's [`deadline`](Self::deadline), which the policy's schedule fits in.
 ///
 /// ```
 /// use std::time::Duration;
@@ -101,13 +117,15 @@ pub struct RetryPolicy {
     max_retry_after: Duration,
     jitter: f64,
     budget: Duration,
+    deadline: Duration,
 }
 
 impl Default for RetryPolicy {
     /// The reference pipeline's policy: 3 status retries, 3 connection retries, factor 0.8 s,
     /// at most 120 s per sleep, [`DEFAULT_RETRY_STATUSES`], any error status carrying
     /// `Retry-After` retried, no jitter. Bounded further than the reference: a `Retry-After`
-    /// is honoured up to 60 s and the sleeps of one request add up to at most 120 s.
+    /// is honoured up to 60 s, the sleeps of one request add up to at most 120 s, and a call
+    /// ends after 60 s in all (its [`deadline`](Self::deadline)).
     fn default() -> Self {
         Self {
             max_status_retries: 3,
@@ -120,16 +138,19 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(60),
             jitter: 0.0,
             budget: Duration::from_secs(120),
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
 
 impl RetryPolicy {
     /// The IMDS schedule: 5 status retries (6 attempts), factor 0.8 s (2.5 s for 410, giving
-    /// sleeps of 0, 5, 10, 20 and 40 s), at most 60 s per sleep, [`IMDS_RETRY_STATUSES`].
+    /// sleeps of 0, 5, 10, 20 and 40 s), at most 60 s per sleep, [`IMDS_RETRY_STATUSES`],
+    /// and a 90 s deadline, so the 75 s of sleeps for an upgrading IMDS (410) fit.
     pub fn imds() -> Self {
         Self {
             max_status_retries: 5,
+            deadline: IMDS_DEADLINE,
             status_factors: vec![(410, Duration::from_millis(2500))],
             max_backoff: Duration::from_secs(60),
             statuses: IMDS_RETRY_STATUSES,
@@ -218,6 +239,20 @@ impl RetryPolicy {
         self
     }
 
+    /// Sets the overall deadline of one call through a pipeline with this policy, attempts
+    /// and sleeps included, used when the pipeline's [`Limits`](crate::http::Limits) set none
+    /// (default [`DEFAULT_DEADLINE`], [`IMDS_DEADLINE`] for [`imds`](Self::imds)).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The policy's overall deadline per call (see [`deadline`](Self::deadline)).
+    pub fn call_deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// The retryable statuses.
     pub fn retry_statuses(&self) -> StatusSet {
         self.statuses
@@ -248,11 +283,7 @@ impl RetryPolicy {
 
     /// The wait a response asks for, capped at `max_retry_after`.
     pub fn retry_after(&self, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-        let wait = match retry_after_header(headers)? {
-            RetryAfter::Delay(d) => d,
-            RetryAfter::At(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
-        };
-        Some(wait.min(self.max_retry_after))
+        requested_wait(headers, now).map(|wait| wait.min(self.max_retry_after))
     }
 
     fn jittered(&self, sleep: Duration) -> Duration {
@@ -262,95 +293,168 @@ impl RetryPolicy {
         sleep.mul_f64(1.0 - self.jitter * random_unit())
     }
 
-    /// Runs `attempt` until it succeeds or this policy says stop. `attempt` gets a fresh copy
-    /// of `request` each time.
+    /// Runs `attempt` until it succeeds or this policy says stop, inside the current deadline
+    /// scope. `attempt` gets a fresh copy of `request` each time.
     pub(crate) async fn run<F, Fut>(
         &self,
         pipeline: &Pipeline,
+        credential: &'static str,
         mut attempt: F,
         request: &Request,
     ) -> Result<Response, Error>
     where
         F: FnMut(Request) -> Fut,
-        Fut: Future<Output = Result<Response, Error>>,
+        Fut: Future<Output = Result<Response, Failure>>,
     {
+        let target = Target::of(request.uri());
         let mut status_retries = 0u32;
         let mut connect_retries = 0u32;
         let mut failures = 0u32;
         let mut slept = Duration::ZERO;
         loop {
             let result = attempt(clone_request(request)).await;
-            failures += 1;
-            let sleep = match &result {
+            failures = failures.saturating_add(1);
+            let (sleep, hinted) = match &result {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     if status < 400
                         || !self.should_retry(status, response.headers())
                         || status_retries >= self.max_status_retries
                     {
-                        return result;
+                        return result.map_err(|f| f.error);
                     }
                     status_retries += 1;
-                    self.retry_after(response.headers(), pipeline.clock().now())
-                        .unwrap_or_else(|| self.jittered(self.backoff(failures, status)))
+                    match self.retry_after(response.headers(), pipeline.clock().now()) {
+                        Some(wait) => (wait, true),
+                        None => (self.jittered(self.backoff(failures, status)), false),
+                    }
                 }
-                Err(_) => {
-                    if connect_retries >= self.max_connect_retries {
-                        return result;
+                Err(failure) => {
+                    if !failure.retryable || connect_retries >= self.max_connect_retries {
+                        return result.map_err(|f| f.error);
                     }
                     connect_retries += 1;
-                    self.jittered(self.backoff(failures, 0))
+                    (self.jittered(self.backoff(failures, 0)), false)
                 }
             };
-            if slept + sleep > self.budget {
+            if slept.saturating_add(sleep) > self.budget {
                 tracing::debug!(target: "identity_core::retry", "retry budget exhausted");
-                return result;
+                return result.map_err(|f| f.error);
+            }
+            let left = crate::deadline::remaining().unwrap_or(Duration::MAX);
+            if sleep >= left {
+                tracing::debug!(
+                    target: "identity_core::retry",
+                    sleep_ms = millis(sleep),
+                    left_ms = millis(left),
+                    hinted,
+                    "the next retry would start past the call's deadline"
+                );
+                return match result {
+                    Ok(response) if hinted => {
+                        let status = response.status().as_u16();
+                        Err(Error::transport(
+                            credential,
+                            format!(
+                                "{target} answered HTTP {status} and asked to wait {} ms before retrying, but only {} ms of this call's {} ms deadline are left; the call ends now (raise the deadline in the credential's options to wait longer)",
+                                millis(sleep),
+                                millis(left),
+                                millis(crate::deadline::limit().unwrap_or(left)),
+                            ),
+                        )
+                        .with_status(status))
+                    }
+                    other => other.map_err(|f| f.error),
+                };
             }
             match &result {
                 Ok(r) => tracing::debug!(
                     target: "identity_core::retry",
                     status = r.status().as_u16(),
                     attempt = failures,
-                    sleep_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
+                    sleep_ms = millis(sleep),
                     "retrying after an error status"
                 ),
-                Err(e) => tracing::debug!(
+                Err(f) => tracing::debug!(
                     target: "identity_core::retry",
-                    error = %e,
+                    error = %f.error,
                     attempt = failures,
-                    sleep_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
+                    sleep_ms = millis(sleep),
                     "retrying after a transport error"
                 ),
             }
-            slept += sleep;
+            slept = slept.saturating_add(sleep);
             if !sleep.is_zero() {
                 pipeline.sleeper().sleep(sleep).await;
+                crate::deadline::note_slept(sleep);
             }
         }
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a response's retry hint asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RetryAfter {
     Delay(Duration),
     At(SystemTime),
 }
 
+/// The longest wait a hint is read as: longer hints are saturated here before the policy's
+/// `max_retry_after` caps them (about 31 years, far past any deadline).
+pub const MAX_RETRY_HINT: Duration = Duration::from_secs(1_000_000_000);
+
+/// The retry hint of a response, checked: `retry-after-ms`, then `x-ms-retry-after-ms` (both
+/// milliseconds, integer or decimal), then `Retry-After` (seconds, integer or decimal, or an
+/// HTTP-date). Negative, `NaN`, infinite and unparsable values are ignored (the next header
+/// is tried); values too large for a [`Duration`] are saturated at [`MAX_RETRY_HINT`]. Never
+/// panics.
 fn retry_after_header(headers: &HeaderMap) -> Option<RetryAfter> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = header_str(headers, name).and_then(|v| v.parse::<f64>().ok()) {
-            if ms.is_finite() && ms >= 0.0 {
-                return Some(RetryAfter::Delay(Duration::from_secs_f64(ms / 1000.0)));
-            }
+        if let Some(wait) = header_str(headers, name).and_then(|v| hint_duration(v, 0.001)) {
+            return Some(RetryAfter::Delay(wait));
         }
     }
     let value = header_str(headers, "retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        if (0.0..1e9).contains(&secs) {
-            return Some(RetryAfter::Delay(Duration::from_secs_f64(secs)));
-        }
+    if let Some(wait) = hint_duration(value, 1.0) {
+        return Some(RetryAfter::Delay(wait));
+    }
+    if value.parse::<f64>().is_ok() {
+        // A number, but negative or not finite: no hint.
         return None;
     }
     crate::time::parse_http_date(value).map(RetryAfter::At)
+}
+
+/// A non-negative finite number of `unit`-seconds as a [`Duration`], saturated at
+/// [`MAX_RETRY_HINT`]; `None` for anything else.
+fn hint_duration(value: &str, unit: f64) -> Option<Duration> {
+    let number = value.parse::<f64>().ok()?;
+    if !number.is_finite() || number < 0.0 {
+        return None;
+    }
+    let seconds = number * unit;
+    Some(
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(MAX_RETRY_HINT)
+            .min(MAX_RETRY_HINT),
+    )
+}
+
+/// The wait a response asks for, as [`RetryPolicy::retry_after`] reads it but without the
+/// policy's cap: `None` without a usable hint. For property tests and fuzzing.
+#[doc(hidden)]
+pub fn requested_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    Some(match retry_after_header(headers)? {
+        RetryAfter::Delay(d) => d,
+        RetryAfter::At(at) => at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_HINT),
+    })
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

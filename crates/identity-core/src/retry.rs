@@ -409,9 +409,9 @@ pub const MAX_RETRY_HINT: Duration = Duration::from_secs(1_000_000_000);
 
 /// The retry hint of a response, checked: `retry-after-ms`, then `x-ms-retry-after-ms` (both
 /// milliseconds, integer or decimal), then `Retry-After` (seconds, integer or decimal, or an
-/// HTTP-date). Negative, `NaN`, infinite and unparsable values are ignored (the next header
-/// is tried); values too large for a [`Duration`] are saturated at [`MAX_RETRY_HINT`]. Never
-/// panics.
+/// HTTP-date). Negative, `NaN`, `inf` and unparsable values are ignored (the next header is
+/// tried); numbers too large for a [`Duration`] (or an `f64`) are saturated at
+/// [`MAX_RETRY_HINT`]. Never panics.
 fn retry_after_header(headers: &HeaderMap) -> Option<RetryAfter> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(wait) = header_str(headers, name).and_then(|v| hint_duration(v, 0.001)) {
@@ -433,8 +433,16 @@ fn retry_after_header(headers: &HeaderMap) -> Option<RetryAfter> {
 /// [`MAX_RETRY_HINT`]; `None` for anything else.
 fn hint_duration(value: &str, unit: f64) -> Option<Duration> {
     let number = value.parse::<f64>().ok()?;
-    if !number.is_finite() || number < 0.0 {
+    if number.is_nan() || number < 0.0 {
         return None;
+    }
+    if number.is_infinite() {
+        // A number too large for `f64` is a (very) long wait; the words `inf` and
+        // `infinity` are not a hint.
+        let numeric = value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'.' | b'e' | b'E'));
+        return numeric.then_some(MAX_RETRY_HINT);
     }
     let seconds = number * unit;
     Some(
@@ -544,6 +552,39 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(p.retry_after(&bad, now), None);
+    }
+
+    #[test]
+    fn absurd_hints_are_saturated_or_ignored_never_a_panic() {
+        let p = RetryPolicy::default();
+        let now = SystemTime::UNIX_EPOCH;
+        let hint = |name: &'static str, value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(value));
+            (requested_wait(&h, now), p.retry_after(&h, now))
+        };
+        for name in ["retry-after-ms", "x-ms-retry-after-ms", "retry-after"] {
+            for value in ["1e30", "1e308", "1e400", "179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000", "18446744073709551616"] {
+                assert_eq!(
+                    hint(name, value),
+                    (Some(MAX_RETRY_HINT), Some(Duration::from_secs(60))),
+                    "{name}: {value}"
+                );
+            }
+            for value in ["-1", "-0.5", "NaN", "inf", "-inf", "infinity", "-1e400", "0x10", ""] {
+                assert_eq!(hint(name, value), (None, None), "{name}: {value}");
+            }
+        }
+        assert_eq!(
+            hint("retry-after-ms", "1500.5").0,
+            Some(Duration::from_micros(1_500_500))
+        );
+        assert_eq!(hint("retry-after", "0").0, Some(Duration::ZERO));
+        // An unusable first header falls through to the next.
+        let mut h = HeaderMap::new();
+        h.insert("retry-after-ms", HeaderValue::from_static("NaN"));
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(requested_wait(&h, now), Some(Duration::from_secs(2)));
     }
 
     #[test]

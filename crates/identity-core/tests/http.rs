@@ -333,3 +333,156 @@ async fn a_connection_reset_mid_body_is_a_transport_error() {
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert!(err.message().contains("reading the response"), "{err}");
 }
+
+#[tokio::test]
+async fn a_200_over_the_body_cap_fails_that_request_and_is_not_retried() {
+    // 5 MB of non-JSON, then a good answer that must never be asked for.
+    let big = "<html>".repeat(5 * 1024 * 1024 / 6);
+    let mut chunked =
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+    chunked.extend_from_slice(format!("{:x}\r\n", big.len()).as_bytes());
+    chunked.extend_from_slice(big.as_bytes());
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    for first in [reply("200 OK", &[], &big), Reply::Raw(chunked)] {
+        let s = server(vec![first, reply("200 OK", &[], "{\"ok\":true}")]).await;
+        let sleeper = RecordingSleeper::new();
+        let err = pipeline(&sleeper)
+            .send("Test", &get(&s.url), SendOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transport);
+        assert!(err.message().contains("larger than the 1048576-byte limit; not retried"), "{err}");
+        assert_eq!(s.requests.lock().unwrap().len(), 1, "not retried");
+        assert!(sleeper.slept().is_empty());
+    }
+}
+
+/// Retry hints no pipeline may panic on: absurd, negative, non-numeric, and out of range.
+#[tokio::test]
+async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the_call_at_once() {
+    for (header, value) in [
+        ("retry-after-ms", "1e30"),
+        ("x-ms-retry-after-ms", "1e30"),
+        ("retry-after-ms", "18446744073709551616000"),
+        ("retry-after", "1e30"),
+        ("retry-after", "99999999999999999999999999"),
+        ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+    ] {
+        let s = server(vec![
+            reply("429 Too Many Requests", &[(header, value)], ""),
+            reply("200 OK", &[], "ok"),
+        ])
+        .await;
+        let sleeper = RecordingSleeper::new();
+        let err = tokio::time::timeout(
+            BOUND,
+            pipeline(&sleeper).send("Test", &get(&s.url), SendOptions::default()),
+        )
+        .await
+        .expect("ends at once")
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transport, "{header}: {value}");
+        assert_eq!(err.status(), Some(429));
+        let text = err.to_string();
+        assert!(
+            text.contains("answered HTTP 429 and asked to wait 60000 ms before retrying")
+                && text.contains("60000 ms deadline"),
+            "{header}: {value}: {text}"
+        );
+        assert!(!text.contains(value), "the raw header value is not echoed: {text}");
+        assert_eq!(s.requests.lock().unwrap().len(), 1, "{header}: {value}");
+        assert!(sleeper.slept().is_empty(), "{header}: {value}");
+    }
+    // Hints that mean nothing are ignored: the ordinary backoff applies.
+    for (header, value) in [
+        ("retry-after-ms", "-5"),
+        ("retry-after-ms", "NaN"),
+        ("x-ms-retry-after-ms", "inf"),
+        ("retry-after", "-1"),
+        ("retry-after", "soon"),
+    ] {
+        let s = server(vec![
+            reply("503 Service Unavailable", &[(header, value)], ""),
+            reply("200 OK", &[], "ok"),
+        ])
+        .await;
+        let sleeper = RecordingSleeper::new();
+        let r = pipeline(&sleeper)
+            .send("Test", &get(&s.url), SendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{header}: {value}");
+        assert!(sleeper.slept().is_empty(), "the first retry is immediate");
+    }
+}
+
+#[tokio::test]
+async fn imds_503_with_retry_after_60_ends_inside_the_90_s_deadline() {
+    let s = server(vec![reply(
+        "503 Service Unavailable",
+        &[("retry-after", "60")],
+        "",
+    )])
+    .await;
+    let sleeper = RecordingSleeper::new();
+    let err = pipeline(&sleeper)
+        .with_retry(RetryPolicy::imds())
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap_err();
+    // One 60 s wait fits the 90 s deadline; a second would end past it, so the call ends
+    // after two requests and 60 s instead of 207 s.
+    assert_eq!(sleeper.slept(), [Duration::from_secs(60)]);
+    assert_eq!(s.requests.lock().unwrap().len(), 2);
+    assert!(err.to_string().contains("90000 ms deadline"), "{err}");
+}
+
+#[tokio::test]
+async fn the_deadline_is_configurable_and_retries_fit_inside_it() {
+    let s = server(vec![reply("500 Internal Server Error", &[], "")]).await;
+    let sleeper = RecordingSleeper::new();
+    // 0, 1.6 and 3.2 s of backoff fit 60 s; in 4 s only 0 and 1.6 s do.
+    let r = pipeline(&sleeper)
+        .with_limits(Limits::DEFAULT.deadline(Duration::from_secs(4)))
+        .send("Test", &get(&s.url), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500, "the last answer is returned for the caller to report");
+    assert_eq!(sleeper.slept(), [Duration::from_millis(1600)]);
+    assert_eq!(s.requests.lock().unwrap().len(), 3);
+    let policy = RetryPolicy::default().deadline(Duration::from_secs(7));
+    assert_eq!(
+        pipeline(&sleeper).with_retry(policy).deadline(),
+        Duration::from_secs(7)
+    );
+    assert_eq!(
+        pipeline(&sleeper).deadline(),
+        identity_core::retry::DEFAULT_DEADLINE
+    );
+}
+
+/// Real time: an endpoint that accepts and never answers, with a 30 s attempt timeout and a
+/// 300 ms deadline. Without the deadline this takes 4 × 30 s plus backoff.
+#[tokio::test]
+async fn an_endpoint_that_never_answers_ends_at_the_deadline() {
+    let s = server(vec![Reply::Hang]).await;
+    let sleeper = RecordingSleeper::new();
+    let p = pipeline(&sleeper).with_limits(Limits::DEFAULT.deadline(Duration::from_millis(300)));
+    let err = tokio::time::timeout(BOUND, p.send("Test", &get(&s.url), SendOptions::default()))
+        .await
+        .expect("bounded by the deadline, not by 4 x 30 s")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    assert!(
+        err.message().contains("still unanswered when the 300 ms deadline of this call ended"),
+        "{err}"
+    );
+    assert_eq!(s.requests.lock().unwrap().len(), 1);
+    // Two sends inside one scope share it.
+    let both = p.within("Test", async {
+        let _ = p.send("Test", &get(&s.url), SendOptions::default()).await;
+        p.send("Test", &get(&s.url), SendOptions::default()).await
+    });
+    let err = tokio::time::timeout(BOUND, both).await.expect("bounded").unwrap_err();
+    assert!(err.message().contains("300 ms deadline"), "{err}");
+}

@@ -158,7 +158,9 @@ mod tests {
         .await
         .unwrap_err();
         assert!(e.to_string().contains("50 ms deadline"), "{e}");
-        let huge = within("Test", Duration::MAX, async { Ok(1) }).await.unwrap();
+        let huge = within("Test", Duration::MAX, async { Ok(1) })
+            .await
+            .unwrap();
         assert_eq!(huge, 1);
     }
 }

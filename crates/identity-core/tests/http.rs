@@ -351,7 +351,11 @@ async fn a_200_over_the_body_cap_fails_that_request_and_is_not_retried() {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transport);
-        assert!(err.message().contains("larger than the 1048576-byte limit; not retried"), "{err}");
+        assert!(
+            err.message()
+                .contains("larger than the 1048576-byte limit; not retried"),
+            "{err}"
+        );
         assert_eq!(s.requests.lock().unwrap().len(), 1, "not retried");
         assert!(sleeper.slept().is_empty());
     }
@@ -389,7 +393,10 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
                 && text.contains("60000 ms deadline"),
             "{header}: {value}: {text}"
         );
-        assert!(!text.contains(value), "the raw header value is not echoed: {text}");
+        assert!(
+            !text.contains(value),
+            "the raw header value is not echoed: {text}"
+        );
         assert_eq!(s.requests.lock().unwrap().len(), 1, "{header}: {value}");
         assert!(sleeper.slept().is_empty(), "{header}: {value}");
     }
@@ -447,7 +454,11 @@ async fn the_deadline_is_configurable_and_retries_fit_inside_it() {
         .send("Test", &get(&s.url), SendOptions::default())
         .await
         .unwrap();
-    assert_eq!(r.status(), 500, "the last answer is returned for the caller to report");
+    assert_eq!(
+        r.status(),
+        500,
+        "the last answer is returned for the caller to report"
+    );
     assert_eq!(sleeper.slept(), [Duration::from_millis(1600)]);
     assert_eq!(s.requests.lock().unwrap().len(), 3);
     let policy = RetryPolicy::default().deadline(Duration::from_secs(7));
@@ -474,7 +485,8 @@ async fn an_endpoint_that_never_answers_ends_at_the_deadline() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert!(
-        err.message().contains("still unanswered when the 300 ms deadline of this call ended"),
+        err.message()
+            .contains("still unanswered when the 300 ms deadline of this call ended"),
         "{err}"
     );
     assert_eq!(s.requests.lock().unwrap().len(), 1);
@@ -483,6 +495,9 @@ async fn an_endpoint_that_never_answers_ends_at_the_deadline() {
         let _ = p.send("Test", &get(&s.url), SendOptions::default()).await;
         p.send("Test", &get(&s.url), SendOptions::default()).await
     });
-    let err = tokio::time::timeout(BOUND, both).await.expect("bounded").unwrap_err();
+    let err = tokio::time::timeout(BOUND, both)
+        .await
+        .expect("bounded")
+        .unwrap_err();
     assert!(err.message().contains("300 ms deadline"), "{err}");
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use identity_core::{
     AccessToken, BoxFuture, Error, ErrorKind, TokenCredential, TokenRequestOptions,
@@ -12,6 +13,15 @@ const NAME: &str = "ChainedTokenCredential";
 
 /// Sentinel for "no member has produced a token yet".
 const NONE: usize = usize::MAX;
+
+/// The default overall deadline of one `get_token` through a chain
+/// ([`ChainedTokenCredential`] and `DefaultAzureCredential`): 120 s.
+///
+/// Each member also keeps its own deadline (60 s for most credentials, 90 s for IMDS, the
+/// process timeout for developer tools), and a member before the last gets at most half of
+/// what is left of the chain's, so one slow or silent member never uses up the time of the
+/// members after it.
+pub const DEFAULT_CHAIN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// One failed attempt in a chain.
 #[derive(Clone, Debug)]
@@ -111,6 +121,8 @@ pub(crate) struct Chain {
     /// Send every call to the first member that succeeded (`DefaultAzureCredential`).
     pub(crate) sticky: bool,
     selected: AtomicUsize,
+    /// The overall deadline of one call.
+    deadline: Duration,
 }
 
 impl Chain {
@@ -120,9 +132,41 @@ impl Chain {
             members,
             sticky,
             selected: AtomicUsize::new(NONE),
+            deadline: DEFAULT_CHAIN_DEADLINE,
         }
     }
 
+    /// Replaces the overall deadline of one call.
+    pub(crate) fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Runs one member's `get_token` within `share`; when the share runs out first, an
+    /// *unavailable* error of that member, so the chain moves on.
+    async fn call_member(
+        &self,
+        member: &Member,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+        share: Duration,
+    ) -> Result<AccessToken, Error> {
+        let name = member.credential.name();
+        match identity_core::deadline::run(share, member.credential.get_token(scopes, options))
+            .await
+        {
+            Some(result) => result,
+            None => Err(Error::unavailable(
+                name,
+                format!(
+                    "no token within {} ms, this member's share of the {} ms deadline of {}; a slow or silent endpoint or tool",
+                    share.as_millis(),
+                    self.deadline.as_millis(),
+                    self.name
+                ),
+            )),
+        }
+    }
     /// The member that produced the last token (for a sticky chain: the remembered one).
     pub(crate) fn selected(&self) -> Option<&Arc<dyn TokenCredential>> {
         self.members
@@ -143,13 +187,43 @@ impl Chain {
                     credential = member.credential.name(),
                     "using the credential that produced the first token"
                 );
-                return member.credential.get_token(scopes, options).await;
+                return self
+                    .call_member(member, scopes, options, self.deadline)
+                    .await;
             }
         }
+        match identity_core::deadline::run(self.deadline, self.try_members(scopes, options)).await {
+            Some(result) => result,
+            // The last member's share ends with the chain's deadline and reports first; this
+            // is only a fallback.
+            None => Err(Error::unavailable(
+                self.name,
+                format!(
+                    "no credential produced a token within the {} ms deadline",
+                    self.deadline.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// Tries every member in turn, inside the chain's deadline scope.
+    async fn try_members(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
         let mut attempts = Vec::new();
         for (index, member) in self.members.iter().enumerate() {
             let name = member.credential.name();
-            match member.credential.get_token(scopes, options).await {
+            // A member before the last gets at most half of what is left, so a silent one
+            // never uses up the time of the members after it.
+            let left = identity_core::deadline::remaining().unwrap_or(self.deadline);
+            let share = if index + 1 == self.members.len() {
+                left
+            } else {
+                left / 2
+            };
+            match self.call_member(member, scopes, options, share).await {
                 Ok(token) => {
                     tracing::debug!(
                         target: "identity_chain",
@@ -227,6 +301,12 @@ impl fmt::Display for SkippedNames<'_> {
 /// failure stops it. When no credential produces a token, the error lists every attempt, one
 /// per line.
 ///
+/// One call ends within the chain's deadline ([`DEFAULT_CHAIN_DEADLINE`], 120 s, or
+/// [`with_deadline`](Self::with_deadline)). A member before the last gets at most half of
+/// what is left of it; a member that has not answered when its share ends is recorded as
+/// *unavailable* ("no token within … ms") and the chain moves on. The last member gets what is
+/// left. Every member also keeps its own deadline.
+///
 /// ```
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use std::sync::Arc;
@@ -258,6 +338,13 @@ impl ChainedTokenCredential {
         Self {
             chain: Chain::new(NAME, members, false),
         }
+    }
+
+    /// Replaces the overall deadline of one call (default [`DEFAULT_CHAIN_DEADLINE`]).
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.chain = self.chain.with_deadline(deadline);
+        self
     }
 
     /// The type name of the member that produced the most recent token.
@@ -407,6 +494,86 @@ mod tests {
             "tok-a"
         );
         assert_eq!(chain.last_used(), Some("A"));
+    }
+
+    /// A member that never answers.
+    #[derive(Debug)]
+    struct Silent;
+
+    impl TokenCredential for Silent {
+        fn get_token<'a>(
+            &'a self,
+            _scopes: &'a [&'a str],
+            _options: &'a TokenRequestOptions,
+        ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Err(Error::unavailable("Silent", "woke up"))
+            })
+        }
+
+        fn name(&self) -> &'static str {
+            "Silent"
+        }
+    }
+
+    const GUARD: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_silent_member_gets_half_of_what_is_left_and_the_chain_moves_on() {
+        let chain = ChainedTokenCredential::new(vec![
+            Arc::new(Silent),
+            Arc::new(Silent),
+            Arc::new(static_credential("C", "tok-c", far())),
+        ])
+        .with_deadline(Duration::from_millis(400));
+        let token = tokio::time::timeout(GUARD, chain.get_token(&["s"], &opts()))
+            .await
+            .expect("bounded by the chain's deadline")
+            .unwrap();
+        assert_eq!(token.token.secret(), "tok-c");
+        assert_eq!(chain.last_used(), Some("C"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_last_member_ends_the_chain_at_its_deadline_with_every_attempt_listed() {
+        let chain = ChainedTokenCredential::new(vec![
+            Arc::new(failing_credential(
+                "A",
+                Error::unavailable("A", "not configured"),
+            )),
+            Arc::new(Silent),
+        ])
+        .with_deadline(Duration::from_millis(200));
+        let err = tokio::time::timeout(GUARD, chain.get_token(&["s"], &opts()))
+            .await
+            .expect("bounded by the chain's deadline")
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("\tA: not configured"), "{text}");
+        assert!(
+            text.contains("\tSilent: no token within")
+                && text.contains("ms deadline of ChainedTokenCredential"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_chain_inside_a_shorter_scope_keeps_to_it() {
+        let chain = ChainedTokenCredential::new(vec![Arc::new(Silent)]);
+        assert_eq!(chain.chain.deadline, DEFAULT_CHAIN_DEADLINE);
+        let options = opts();
+        let outer = identity_core::deadline::within(
+            "Outer",
+            Duration::from_millis(100),
+            chain.get_token(&["s"], &options),
+        );
+        let err = tokio::time::timeout(GUARD, outer)
+            .await
+            .expect("bounded by the outer deadline")
+            .unwrap_err();
+        assert!(err.to_string().contains("no token within"), "{err}");
     }
 
     #[tokio::test]

@@ -184,6 +184,7 @@ pub struct DefaultAzureCredentialBuilder {
     require_envvar: bool,
     imds_endpoint: Option<String>,
     configure_managed_identity: Option<ConfigureManagedIdentity>,
+    deadline: Option<Duration>,
 }
 
 impl std::fmt::Debug for DefaultAzureCredentialBuilder {
@@ -202,6 +203,7 @@ impl std::fmt::Debug for DefaultAzureCredentialBuilder {
             .field("process_timeout", &self.process_timeout)
             .field("require_envvar", &self.require_envvar)
             .field("imds_endpoint", &self.imds_endpoint)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -211,6 +213,16 @@ impl DefaultAzureCredentialBuilder {
     #[must_use]
     pub fn env(mut self, env: Env) -> Self {
         self.env = Some(env);
+        self
+    }
+
+    /// The overall deadline of one `get_token` (default
+    /// [`DEFAULT_CHAIN_DEADLINE`](crate::DEFAULT_CHAIN_DEADLINE), 120 s). A member before the
+    /// last gets at most half of what is left of it and is skipped as *unavailable* when its
+    /// share ends; each member also keeps its own deadline.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -422,7 +434,8 @@ impl DefaultAzureCredentialBuilder {
             })
             .collect();
         Ok(DefaultAzureCredential {
-            chain: Chain::new(NAME, members, true),
+            chain: Chain::new(NAME, members, true)
+                .with_deadline(self.deadline.unwrap_or(crate::DEFAULT_CHAIN_DEADLINE)),
         })
     }
 

@@ -30,7 +30,7 @@ mod chained;
 pub mod default;
 pub mod selection;
 
-pub use chained::{Attempt, ChainError, ChainedTokenCredential};
+pub use chained::{Attempt, ChainError, ChainedTokenCredential, DEFAULT_CHAIN_DEADLINE};
 pub use default::{DefaultAzureCredential, DefaultAzureCredentialBuilder};
 pub use selection::{AZURE_TOKEN_CREDENTIALS, CredentialKind};
 

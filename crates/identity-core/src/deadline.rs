@@ -2,29 +2,28 @@
 //! request of a `get_token` fit inside it.
 //!
 //! Each single wait in a credential is bounded (connect, per-attempt timeout, retry sleeps),
-//! but their sum is what a caller waits for. A deadline scope bounds the sum:
+//! but their sum is what a caller waits for. Deadline scopes bound the sum:
 //!
-//! * [`within`] runs a future under a deadline and ends it with a
-//!   [`Transport`](crate::ErrorKind::Transport) error when the time is up. Scopes nest: an inner
-//!   scope never outlives the one around it.
-//! * [`Pipeline::send`](crate::http::Pipeline::send) opens a scope with the pipeline's
-//!   [`deadline`](crate::http::Pipeline::deadline) when none is open, and inside one it
-//!   shortens each attempt's timeout to the time left and ends the call at once, with an error
-//!   saying so, when a retry sleep (computed, or asked for with `Retry-After`,
-//!   `retry-after-ms` or `x-ms-retry-after-ms`) would end past the deadline.
-//! * [`remaining`] tells code inside a scope how much time is left.
+//! * [`Pipeline::send`](crate::http::Pipeline::send) runs inside a scope of the pipeline's
+//!   [`deadline`](crate::http::Pipeline::deadline): the one
+//!   [`Pipeline::within`](crate::http::Pipeline::within) opened around several sends of one
+//!   call (a challenge and its answer), else its own. Inside it each attempt's timeout is
+//!   shortened to the time left, and when a retry sleep (computed, or asked for with
+//!   `Retry-After`, `retry-after-ms` or `x-ms-retry-after-ms`) would end past the deadline the
+//!   call ends at once with an error saying so. A pipeline's scope ignores any scope around it:
+//!   a token load is shared by every caller waiting for it and must not end at one caller's
+//!   deadline.
+//! * [`run`] and [`within`] bound a caller's wait from outside (a chain gives each member a
+//!   share of its own deadline this way) and nest: an inner one never outlives the one around
+//!   it. [`remaining`] reports the time left in the innermost scope.
 //!
 //! Time is the tokio timer's (so `tokio::time::pause` applies), and time slept through an
 //! injected [`Sleeper`](crate::Sleeper) counts as elapsed even when the sleeper returns at once,
 //! so tests that record their sleeps see the same decisions as real runs.
-//!
-//! A scope lives in a tokio task-local: work spawned onto another task (the token cache's
-//! shared load is) is not inside the caller's scope, and bounds itself with its own pipeline's
-//! deadline. A caller that must stop waiting earlier (a chain member's share of the chain's
-//! deadline) wraps its await with [`run`].
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -41,13 +40,31 @@ struct Scope {
     limit: Duration,
     /// Time slept through the injected sleeper in this scope.
     slept: Cell<Duration>,
+    /// The pipeline whose call this scope bounds; `None` for a scope opened by [`run`] or
+    /// [`within`].
+    owner: Option<u64>,
 }
 
 impl Scope {
+    fn new(limit: Duration, owner: Option<u64>) -> Self {
+        Self {
+            started: Instant::now(),
+            limit,
+            slept: Cell::new(Duration::ZERO),
+            owner,
+        }
+    }
+
     fn remaining(&self) -> Duration {
         let elapsed = self.started.elapsed().max(self.slept.get());
         self.limit.saturating_sub(elapsed)
     }
+}
+
+/// A fresh identity for a pipeline's scopes.
+pub(crate) fn next_owner() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The time left in the current deadline scope, or `None` outside any scope.
@@ -60,26 +77,49 @@ pub fn limit() -> Option<Duration> {
     CURRENT.try_with(|s| s.limit).ok()
 }
 
+/// The time left and the limit of the current scope when `owner` opened it.
+pub(crate) fn owned_by(owner: u64) -> Option<(Duration, Duration)> {
+    CURRENT
+        .try_with(|s| (s.owner == Some(owner)).then(|| (s.remaining(), s.limit)))
+        .ok()
+        .flatten()
+}
+
 /// Records that `slept` was spent waiting through an injected sleeper, so that a sleeper that
 /// returns at once (in tests) still uses up the deadline.
 pub(crate) fn note_slept(slept: Duration) {
     let _ = CURRENT.try_with(|s| s.slept.set(s.slept.get().saturating_add(slept)));
 }
 
+/// Runs `future` inside a scope of `limit` opened by pipeline `owner`, ignoring any scope
+/// around it: a token load can be first polled by whichever caller's task, and must not
+/// inherit that caller's deadline. Stops it when the time is up.
+pub(crate) async fn own<F: Future>(owner: u64, limit: Duration, future: F) -> Option<F::Output> {
+    hard_stop(limit, CURRENT.scope(Scope::new(limit, Some(owner)), future)).await
+}
+
 /// Runs `future` with at most `limit` (or the time left in the enclosing scope, if less),
-/// inside a deadline scope. `None` when the time ran out first (the future is dropped).
+/// inside a deadline scope. `None` when the time ran out first (the future is dropped). The
+/// future is polled once before the deadline is looked at, so a ready answer (a cached
+/// token) is never refused. Outside a tokio runtime nothing stops the future from outside.
+///
+/// A scope opened here bounds the caller's wait and is what [`remaining`] reports (a chain
+/// sizes its members' shares with it); a credential's requests keep their own deadline,
+/// because a token load is shared by every caller waiting for it.
 pub async fn run<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     let limit = remaining().map_or(limit, |left| left.min(limit));
-    let scope = Scope {
-        started: Instant::now(),
-        limit,
-        slept: Cell::new(Duration::ZERO),
-    };
+    hard_stop(limit, CURRENT.scope(Scope::new(limit, None), future)).await
+}
+
+async fn hard_stop<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        // No tokio timer to stop the future with (a foreign executor): the scope still
+        // shortens every pipeline attempt and retry sleep inside it.
+        return Some(future.await);
+    }
     // `timeout` with a duration too large for the timer waits forever, which is what a
     // `Duration::MAX` limit asks for.
-    tokio::time::timeout(limit, CURRENT.scope(scope, future))
-        .await
-        .ok()
+    tokio::time::timeout(limit, future).await.ok()
 }
 
 /// Runs `future` with at most `limit` (see [`run`]); when the time runs out, a
@@ -140,8 +180,19 @@ mod tests {
             })
             .await
             .unwrap();
-            note_slept(Duration::from_secs(4));
-            assert!(remaining().unwrap() <= Duration::from_secs(6));
+            own(7, Duration::from_secs(30), async {
+                note_slept(Duration::from_secs(4));
+                assert!(owned_by(7).unwrap().0 <= Duration::from_secs(26));
+                assert!(owned_by(8).is_none());
+                note_slept(Duration::MAX);
+                assert_eq!(owned_by(7).unwrap().0, Duration::ZERO);
+            })
+            .await
+            .unwrap();
+            assert!(
+                owned_by(7).is_none(),
+                "an owned scope ignores the one around it"
+            );
             note_slept(Duration::MAX);
             assert_eq!(remaining(), Some(Duration::ZERO));
         })

@@ -172,6 +172,8 @@ pub struct Pipeline {
     retry: RetryPolicy,
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
+    /// Identifies the deadline scopes this pipeline (and its clones) opens.
+    owner: u64,
 }
 
 impl Pipeline {
@@ -183,6 +185,7 @@ impl Pipeline {
             retry: RetryPolicy::default(),
             sleeper: tokio_sleeper(),
             clock: system_clock(),
+            owner: crate::deadline::next_owner(),
         }
     }
 
@@ -234,7 +237,8 @@ impl Pipeline {
 
     /// Runs `future` (one `get_token`'s requests, for example a challenge and its answer)
     /// inside a deadline scope of [`deadline`](Self::deadline), so every
-    /// [`send`](Self::send) in it shares one deadline.
+    /// [`send`](Self::send) of this pipeline (or a clone) in it shares one deadline. The scope
+    /// ignores any scope around it (see [`crate::deadline`]).
     ///
     /// # Errors
     /// The future's error, or a [`Transport`](crate::ErrorKind::Transport) error of
@@ -243,7 +247,16 @@ impl Pipeline {
     where
         F: Future<Output = Result<T, Error>>,
     {
-        crate::deadline::within(credential, self.deadline(), future).await
+        let limit = self.deadline();
+        match crate::deadline::own(self.owner, limit, future).await {
+            Some(result) => result,
+            None => Err(crate::deadline::expired(credential, limit)),
+        }
+    }
+
+    /// The identity of this pipeline's deadline scopes.
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner
     }
 
     /// The client.
@@ -288,17 +301,15 @@ impl Pipeline {
     ) -> Result<Response, Failure> {
         let target = Target::of(request.uri());
         let limits = self.limits;
-        let left = crate::deadline::remaining();
-        let (timeout, cut) = match left {
-            Some(left) if left < limits.timeout => (left, true),
+        let scope = crate::deadline::owned_by(self.owner);
+        let (timeout, cut) = match scope {
+            Some((left, _)) if left < limits.timeout => (left, true),
             _ => (limits.timeout, false),
         };
+        let deadline = scope.map_or(timeout, |(_, limit)| limit);
         if timeout.is_zero() && cut {
             return Err(Failure {
-                error: crate::deadline::expired(
-                    credential,
-                    crate::deadline::limit().unwrap_or_default(),
-                ),
+                error: crate::deadline::expired(credential, deadline),
                 retryable: false,
             });
         }
@@ -354,7 +365,7 @@ impl Pipeline {
                 credential,
                 format!(
                     "request to {target} was still unanswered when the {} ms deadline of this call ended",
-                    crate::deadline::limit().unwrap_or(timeout).as_millis()
+                    deadline.as_millis()
                 ),
             ))),
             Err(_) => Err(retryable(Error::transport(
@@ -368,7 +379,7 @@ impl Pipeline {
     }
 
     /// Sends `request` with retries by the pipeline's [`RetryPolicy`], within the deadline:
-    /// the current deadline scope's (see [`within`](Self::within)), else a new one of
+    /// that of the scope [`within`](Self::within) opened around it, else a new one of
     /// [`deadline`](Self::deadline). When retries on a status are exhausted the last response
     /// is returned, so the caller can read the service's error. A response body over the cap
     /// is not retried.
@@ -390,7 +401,7 @@ impl Pipeline {
             |req| self.attempt(credential, req, options),
             request,
         );
-        if crate::deadline::remaining().is_some() {
+        if crate::deadline::owned_by(self.owner).is_some() {
             run.await
         } else {
             self.within(credential, run).await

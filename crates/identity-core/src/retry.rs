@@ -341,7 +341,8 @@ impl RetryPolicy {
                 tracing::debug!(target: "identity_core::retry", "retry budget exhausted");
                 return result.map_err(|f| f.error);
             }
-            let left = crate::deadline::remaining().unwrap_or(Duration::MAX);
+            let (left, deadline) = crate::deadline::owned_by(pipeline.owner())
+                .unwrap_or((Duration::MAX, Duration::MAX));
             if sleep >= left {
                 tracing::debug!(
                     target: "identity_core::retry",
@@ -359,7 +360,7 @@ impl RetryPolicy {
                                 "{target} answered HTTP {status} and asked to wait {} ms before retrying, but only {} ms of this call's {} ms deadline are left; the call ends now (raise the deadline in the credential's options to wait longer)",
                                 millis(sleep),
                                 millis(left),
-                                millis(crate::deadline::limit().unwrap_or(left)),
+                                millis(deadline),
                             ),
                         )
                         .with_status(status))

@@ -357,7 +357,13 @@ impl EntraClient {
                 owned.sort_unstable();
                 owned.dedup();
                 let tenant = tenant.clone();
-                async move { inner.request(tenant, owned, claims).await }
+                // One deadline for the whole load: the assertion and the token request.
+                async move {
+                    let pipeline = inner.pipeline.clone();
+                    pipeline
+                        .within(inner.name, inner.request(tenant, owned, claims))
+                        .await
+                }
             })
             .await
     }

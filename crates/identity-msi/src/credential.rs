@@ -52,8 +52,17 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// One token request, within the source pipeline's deadline (the challenge and its
+    /// answer, or the probe and the request, share it).
     pub(crate) async fn fetch(&self, resource: &str) -> Result<TokenResponse, Error> {
-        self.source.fetch(resource, &self.id).await
+        match self.source.pipeline() {
+            Some(pipeline) => {
+                pipeline
+                    .within(NAME, self.source.fetch(resource, &self.id))
+                    .await
+            }
+            None => self.source.fetch(resource, &self.id).await,
+        }
     }
 
     async fn fetch_with(

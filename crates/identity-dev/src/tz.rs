@@ -661,6 +661,36 @@ mod tests {
     }
 
     #[test]
+    fn huge_etc_gmt_offsets_are_refused_without_overflow() {
+        for tz in [
+            "Etc/GMT-9223372036854775808",
+            "Etc/GMT+9223372036854775807",
+            "Etc/GMT-9223372036854775807",
+            "Etc/GMT+99999999999999999999",
+            "Etc/GMT99999",
+            "Etc/GMT+15",
+            "Etc/GMT-15",
+        ] {
+            let env = Env::from_pairs([("TZ", tz), ("TZDIR", "/nonexistent")]);
+            for local in [0, naive(2030, 1, 1, 10, 0), i64::MAX / 2, i64::MIN / 2] {
+                assert_eq!(offset_for_local(&env, local), None, "{tz} at {local}");
+                // An unknown zone falls back to the documented guess, never a panic.
+                let expiry = crate::output::local_expiry(local, &env, std::time::UNIX_EPOCH);
+                if let (true, Some(at)) = (local >= 14 * 3600, expiry) {
+                    let secs = at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(i64::MIN, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    assert!((local - 14 * 3600..=local + 12 * 3600).contains(&secs), "{tz}");
+                }
+            }
+        }
+        let env = Env::from_pairs([("TZ", "Etc/GMT-14"), ("TZDIR", "/nonexistent")]);
+        assert_eq!(offset_for_local(&env, 0), Some(14 * 3600));
+        let env = Env::from_pairs([("TZ", "Etc/GMT+12"), ("TZDIR", "/nonexistent")]);
+        assert_eq!(offset_for_local(&env, 0), Some(-12 * 3600));
+    }
+
+    #[test]
     fn utc_names_are_fixed_without_any_file() {
         let env = Env::from_pairs([("TZ", "UTC"), ("TZDIR", "/nonexistent")]);
         assert_eq!(offset_for_local(&env, naive(2030, 1, 1, 10, 0)), Some(0));

@@ -239,7 +239,23 @@ async fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let args = match parse(std::env::args().skip(1)) {
+    // `args()` panics on an argument that is not UTF-8; read them raw and refuse it instead.
+    let argv: Result<Vec<String>, usize> = std::env::args_os()
+        .skip(1)
+        .enumerate()
+        .map(|(i, arg)| arg.into_string().map_err(|_| i + 1))
+        .collect();
+    let argv = match argv {
+        Ok(argv) => argv,
+        Err(position) => {
+            // The argument itself is not echoed: it could be anything.
+            eprintln!(
+                "token: argument {position} is not valid UTF-8; scopes, ids and names are text; see --help"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let args = match parse(argv.into_iter()) {
         Ok(Some(args)) => args,
         Ok(None) => {
             print!("{HELP}");

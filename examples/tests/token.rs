@@ -319,3 +319,28 @@ fn azure_cli_output_is_relayed_with_the_credential_name() {
     assert_eq!(json["expires_on"].as_u64(), Some(expires));
     assert_eq!(json["credential"], "AzureCliCredential");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_argument_is_a_usage_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    for args in [
+        vec![std::ffi::OsStr::from_bytes(b"--scope\xff")],
+        vec![
+            std::ffi::OsStr::new("--scope"),
+            std::ffi::OsStr::from_bytes(b"https://vault.azure.net/.default\xc3\x28"),
+        ],
+    ] {
+        let out = Command::new(token_binary())
+            .args(&args)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(out.stdout.is_empty());
+        assert!(stderr.contains("is not valid UTF-8"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

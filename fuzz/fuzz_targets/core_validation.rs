@@ -13,7 +13,14 @@ fuzz_target!(|text: &str| {
     let parts: Vec<&str> = text.split('\n').collect();
     let _ = validate_scopes("Fuzz", &parts);
     if let Ok(resource) = scopes_to_resource("Fuzz", &parts) {
-        assert!(!resource.ends_with("/.default"));
+        // The scope rule: exactly one trailing `/.default` is removed, nothing else changes
+        // (`x/.default/.default` is the resource `x/.default`).
+        let scope = parts[0];
+        match scope.strip_suffix("/.default") {
+            Some(stripped) => assert_eq!(resource, stripped),
+            None => assert_eq!(resource, scope),
+        }
+        assert!(!resource.trim().is_empty());
     }
     assert_eq!(
         is_valid_tenant_id(text),

@@ -8,10 +8,14 @@
 //!   toolchain, so the run sets `RUSTC_BOOTSTRAP=1`. The sanitizers need a nightly standard
 //!   library, so targets run with `-s none`: libFuzzer's coverage guidance without
 //!   `AddressSanitizer` (the crates forbid `unsafe`, so a panic is what a crash looks like).
-//! * Each target starts from its checked-in seeds (`fuzz/seeds/<target>`) and grows a working
-//!   corpus under `target/fuzz-corpus/<target>`, which is not checked in. Crashing inputs land
-//!   in `fuzz/artifacts/<target>/`; each one found becomes a regression test in the owning
-//!   crate (see `RELIABILITY.md`).
+//! * Nothing is written into the repository: each target starts from its checked-in seeds
+//!   (`fuzz/seeds/<target>`, only read) and grows a working corpus under
+//!   `target/fuzz-corpus/<target>`; crashing inputs land in `target/fuzz-artifacts/<target>/`;
+//!   cargo-fuzz runs on a copy of the `fuzz/` manifest and lock in `target/fuzz-project` (with
+//!   absolute paths back to the crates and targets), so its `artifacts/` directory and any
+//!   lock-file update stay under `target/`, and the build goes to `target/fuzz`. `git status`
+//!   is unchanged by a run. Each crash found becomes a regression test in the owning crate
+//!   (see `RELIABILITY.md`).
 //!
 //! Not part of `cargo xtask ci` (CI time): the property tests cover the same parsers there.
 
@@ -56,8 +60,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let bin_dir = ensure_cargo_fuzz(&root)?;
     let path = path_with(&bin_dir)?;
     let target_dir = root.join("target").join("fuzz");
+    let project = stage(&root)?;
 
-    let listed = sh::read(fuzz_command(&root, &path, &target_dir).arg("list"))?;
+    let listed = sh::read(fuzz_command(&project, &path, &target_dir).arg("list"))?;
     let mut targets: Vec<String> = listed.lines().map(str::trim).map(str::to_owned).collect();
     targets.retain(|t| !t.is_empty());
     if let Some(only) = only {
@@ -66,7 +71,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         targets = vec![only];
     }
-    sh::run(fuzz_command(&root, &path, &target_dir).args(["build", "-s", "none", "-O"]))?;
+    sh::run(fuzz_command(&project, &path, &target_dir).args(["build", "-s", "none", "-O"]))?;
 
     let mut outcomes = Vec::new();
     for target in &targets {
@@ -74,7 +79,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(&corpus)
             .map_err(|e| format!("creating {}: {e}", corpus.display()))?;
         let seeds = root.join("fuzz").join("seeds").join(target);
-        let mut cmd = fuzz_command(&root, &path, &target_dir);
+        let mut cmd = fuzz_command(&project, &path, &target_dir);
         cmd.args(["run", "-s", "none", "-O", target])
             .arg(&corpus)
             .arg(&seeds)
@@ -120,19 +125,67 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Ok(())
     } else {
         Err(format!(
-            "crashes or failed runs in {} (crash inputs in fuzz/artifacts/)",
-            crashed.join(", ")
+            "crashes or failed runs in {} (crash inputs in {})",
+            crashed.join(", "),
+            project.join("artifacts").display()
         )
         .into())
     }
 }
 
-/// `cargo fuzz` from the project root with `.tools/bin` on `PATH`, the stable toolchain
-/// allowed nightly flags, and the build in `target/fuzz`.
-fn fuzz_command(root: &Path, path: &OsStr, target_dir: &Path) -> Command {
+/// Copies `fuzz/Cargo.toml` (every `path = "…"` made absolute) and `fuzz/Cargo.lock` into
+/// `target/fuzz-project/fuzz`, and returns `target/fuzz-project`: cargo-fuzz then writes its
+/// artifacts and any lock-file update there, not into the repository.
+fn stage(root: &Path) -> Result<PathBuf> {
+    let source = root.join("fuzz");
+    let project = root.join("target").join("fuzz-project");
+    let staged = project.join("fuzz");
+    std::fs::create_dir_all(&staged)
+        .map_err(|e| format!("creating {}: {e}", staged.display()))?;
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml"))
+        .map_err(|e| format!("reading fuzz/Cargo.toml: {e}"))?;
+    let manifest = absolute_paths(&manifest, &source)?;
+    std::fs::write(staged.join("Cargo.toml"), manifest)
+        .map_err(|e| format!("writing {}: {e}", staged.display()))?;
+    let lock = source.join("Cargo.lock");
+    if lock.exists() {
+        std::fs::copy(&lock, staged.join("Cargo.lock"))
+            .map_err(|e| format!("copying fuzz/Cargo.lock: {e}"))?;
+    }
+    Ok(project)
+}
+
+/// `manifest` with every `path = "relative"` value replaced by the absolute path under `base`
+/// (as a TOML literal string, so Windows separators need no escaping).
+fn absolute_paths(manifest: &str, base: &Path) -> Result<String> {
+    const KEY: &str = "path = \"";
+    let mut out = String::with_capacity(manifest.len() * 2);
+    let mut rest = manifest;
+    while let Some(at) = rest.find(KEY) {
+        out.push_str(&rest[..at]);
+        let value_start = at + KEY.len();
+        let len = rest[value_start..]
+            .find('"')
+            .ok_or("fuzz/Cargo.toml: unterminated path value")?;
+        let value = &rest[value_start..value_start + len];
+        let absolute = base.join(value);
+        let text = absolute.to_str().ok_or("the project path is not UTF-8")?;
+        if text.contains('\'') {
+            return Err("the project path contains a quote".into());
+        }
+        let _ = write!(out, "path = '{text}'");
+        rest = &rest[value_start + len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `cargo fuzz` in `project` (holding the staged `fuzz/`) with `.tools/bin` on `PATH`, the
+/// stable toolchain allowed nightly flags, and the build in `target/fuzz`.
+fn fuzz_command(project: &Path, path: &OsStr, target_dir: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg("fuzz")
-        .current_dir(root)
+        .current_dir(project)
         .env("PATH", path)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_DIR", target_dir);
@@ -182,7 +235,19 @@ fn path_with(dir: &Path) -> Result<OsString> {
 
 #[cfg(test)]
 mod tests {
-    use super::runs;
+    use super::{absolute_paths, runs};
+    use std::path::Path;
+
+    #[test]
+    fn relative_manifest_paths_become_absolute_literal_strings() {
+        let manifest = "a = { path = \"../crates/a\", features = [\"x\"] }\npath = \"fuzz_targets/t.rs\"\n";
+        let base = Path::new("/repo/fuzz");
+        let out = absolute_paths(manifest, base).unwrap();
+        assert_eq!(
+            out,
+            "a = { path = '/repo/fuzz/../crates/a', features = [\"x\"] }\npath = '/repo/fuzz/fuzz_targets/t.rs'\n"
+        );
+    }
 
     #[test]
     fn the_run_count_is_read_from_libfuzzers_last_line() {

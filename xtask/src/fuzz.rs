@@ -8,14 +8,14 @@
 //!   toolchain, so the run sets `RUSTC_BOOTSTRAP=1`. The sanitizers need a nightly standard
 //!   library, so targets run with `-s none`: libFuzzer's coverage guidance without
 //!   `AddressSanitizer` (the crates forbid `unsafe`, so a panic is what a crash looks like).
-//! * Nothing is written into the repository: each target starts from its checked-in seeds
-//!   (`fuzz/seeds/<target>`, only read) and grows a working corpus under
-//!   `target/fuzz-corpus/<target>`; crashing inputs land in `target/fuzz-artifacts/<target>/`;
-//!   cargo-fuzz runs on a copy of the `fuzz/` manifest and lock in `target/fuzz-project` (with
-//!   absolute paths back to the crates and targets), so its `artifacts/` directory and any
-//!   lock-file update stay under `target/`, and the build goes to `target/fuzz`. `git status`
-//!   is unchanged by a run. Each crash found becomes a regression test in the owning crate
-//!   (see `RELIABILITY.md`).
+//! * Nothing is written into the repository, so `git status` is unchanged by a run. Each
+//!   target starts from its checked-in seeds (`fuzz/seeds/<target>`, only read) and grows a
+//!   working corpus under `target/fuzz-corpus/<target>`. cargo-fuzz runs with
+//!   `--fuzz-dir target/fuzz-project`, a copy of the `fuzz/` manifest and lock file with
+//!   absolute paths back to the crates and targets, so crashing inputs
+//!   (`target/fuzz-project/artifacts/<target>/`) and any lock-file update stay under
+//!   `target/`; the build goes to `target/fuzz`. Each crash found becomes a regression test in
+//!   the owning crate (see `RELIABILITY.md`).
 //!
 //! Not part of `cargo xtask ci` (CI time): the property tests cover the same parsers there.
 
@@ -62,7 +62,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let target_dir = root.join("target").join("fuzz");
     let project = stage(&root)?;
 
-    let listed = sh::read(fuzz_command(&project, &path, &target_dir).arg("list"))?;
+    let listed = sh::read(&mut fuzz_command("list", &project, &path, &target_dir))?;
     let mut targets: Vec<String> = listed.lines().map(str::trim).map(str::to_owned).collect();
     targets.retain(|t| !t.is_empty());
     if let Some(only) = only {
@@ -71,7 +71,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         targets = vec![only];
     }
-    sh::run(fuzz_command(&project, &path, &target_dir).args(["build", "-s", "none", "-O"]))?;
+    sh::run(fuzz_command("build", &project, &path, &target_dir).args(["-s", "none", "-O"]))?;
 
     let mut outcomes = Vec::new();
     for target in &targets {
@@ -79,8 +79,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(&corpus)
             .map_err(|e| format!("creating {}: {e}", corpus.display()))?;
         let seeds = root.join("fuzz").join("seeds").join(target);
-        let mut cmd = fuzz_command(&project, &path, &target_dir);
-        cmd.args(["run", "-s", "none", "-O", target])
+        let mut cmd = fuzz_command("run", &project, &path, &target_dir);
+        cmd.args(["-s", "none", "-O", target])
             .arg(&corpus)
             .arg(&seeds)
             .arg("--")
@@ -134,12 +134,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 /// Copies `fuzz/Cargo.toml` (every `path = "…"` made absolute) and `fuzz/Cargo.lock` into
-/// `target/fuzz-project/fuzz`, and returns `target/fuzz-project`: cargo-fuzz then writes its
-/// artifacts and any lock-file update there, not into the repository.
+/// `target/fuzz-project` and returns that directory: cargo-fuzz, pointed at it with
+/// `--fuzz-dir`, writes its artifacts and any lock-file update there, not into the repository.
 fn stage(root: &Path) -> Result<PathBuf> {
     let source = root.join("fuzz");
-    let project = root.join("target").join("fuzz-project");
-    let staged = project.join("fuzz");
+    let staged = root.join("target").join("fuzz-project");
     std::fs::create_dir_all(&staged)
         .map_err(|e| format!("creating {}: {e}", staged.display()))?;
     let manifest = std::fs::read_to_string(source.join("Cargo.toml"))
@@ -152,7 +151,7 @@ fn stage(root: &Path) -> Result<PathBuf> {
         std::fs::copy(&lock, staged.join("Cargo.lock"))
             .map_err(|e| format!("copying fuzz/Cargo.lock: {e}"))?;
     }
-    Ok(project)
+    Ok(staged)
 }
 
 /// `manifest` with every `path = "relative"` value replaced by the absolute path under `base`
@@ -180,11 +179,12 @@ fn absolute_paths(manifest: &str, base: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// `cargo fuzz` in `project` (holding the staged `fuzz/`) with `.tools/bin` on `PATH`, the
-/// stable toolchain allowed nightly flags, and the build in `target/fuzz`.
-fn fuzz_command(project: &Path, path: &OsStr, target_dir: &Path) -> Command {
+/// `cargo fuzz <subcommand> --fuzz-dir <project>` (the staged copy) with `.tools/bin` on
+/// `PATH`, the stable toolchain allowed nightly flags, and the build in `target/fuzz`.
+fn fuzz_command(subcommand: &str, project: &Path, path: &OsStr, target_dir: &Path) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.arg("fuzz")
+    cmd.args(["fuzz", subcommand, "--fuzz-dir"])
+        .arg(project)
         .current_dir(project)
         .env("PATH", path)
         .env("RUSTC_BOOTSTRAP", "1")

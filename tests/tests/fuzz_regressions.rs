@@ -52,3 +52,39 @@ fn enormous_managed_identity_expiries_never_panic() {
         assert!(result.is_ok(), "{field} panicked");
     }
 }
+
+/// `core_validation` asserted that a resource never ends in `/.default`, which contradicts the
+/// scope rule (exactly one trailing `/.default` is removed), so the target failed at once on
+/// `x/.default/.default`. The harness was wrong; the rule is kept here.
+#[test]
+fn exactly_one_default_suffix_is_removed_from_a_scope() {
+    use identity_chain::scope::scopes_to_resource;
+    assert_eq!(
+        scopes_to_resource("Fuzz", &["x/.default/.default"]).ok(),
+        Some("x/.default")
+    );
+}
+
+/// `TZ=Etc/GMT-9223372036854775808` negated `i64::MIN` in the fixed-offset arithmetic (a
+/// panic in debug builds); the range is now checked first.
+#[test]
+fn a_huge_etc_gmt_offset_is_refused_without_overflow() {
+    for tz in ["Etc/GMT-9223372036854775808", "Etc/GMT+9223372036854775807"] {
+        assert_eq!(
+            identity_dev::__fuzz_dev::fixed_offset_from_tz(tz),
+            None,
+            "{tz}"
+        );
+    }
+}
+
+/// `retry-after-ms: 1e30` overflowed `Duration::from_secs_f64` in the retry policy (a panic
+/// in every build); hints now saturate before the cap.
+#[test]
+fn an_absurd_retry_hint_saturates_instead_of_panicking() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("retry-after-ms", http::HeaderValue::from_static("1e30"));
+    let wait = identity_chain::retry::RetryPolicy::default()
+        .retry_after(&headers, std::time::SystemTime::UNIX_EPOCH);
+    assert_eq!(wait, Some(std::time::Duration::from_secs(60)));
+}

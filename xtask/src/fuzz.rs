@@ -139,8 +139,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 fn stage(root: &Path) -> Result<PathBuf> {
     let source = root.join("fuzz");
     let staged = root.join("target").join("fuzz-project");
-    std::fs::create_dir_all(&staged)
-        .map_err(|e| format!("creating {}: {e}", staged.display()))?;
+    std::fs::create_dir_all(&staged).map_err(|e| format!("creating {}: {e}", staged.display()))?;
     let manifest = std::fs::read_to_string(source.join("Cargo.toml"))
         .map_err(|e| format!("reading fuzz/Cargo.toml: {e}"))?;
     let manifest = absolute_paths(&manifest, &source)?;
@@ -240,7 +239,8 @@ mod tests {
 
     #[test]
     fn relative_manifest_paths_become_absolute_literal_strings() {
-        let manifest = "a = { path = \"../crates/a\", features = [\"x\"] }\npath = \"fuzz_targets/t.rs\"\n";
+        let manifest =
+            "a = { path = \"../crates/a\", features = [\"x\"] }\npath = \"fuzz_targets/t.rs\"\n";
         let base = Path::new("/repo/fuzz");
         let out = absolute_paths(manifest, base).unwrap();
         assert_eq!(

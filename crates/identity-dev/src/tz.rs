@@ -680,7 +680,10 @@ mod tests {
                     let secs = at
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(i64::MIN, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                    assert!((local - 14 * 3600..=local + 12 * 3600).contains(&secs), "{tz}");
+                    assert!(
+                        (local - 14 * 3600..=local + 12 * 3600).contains(&secs),
+                        "{tz}"
+                    );
                 }
             }
         }

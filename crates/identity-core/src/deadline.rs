@@ -23,9 +23,13 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 use crate::Error;
@@ -35,7 +39,7 @@ tokio::task_local! {
 }
 
 #[derive(Debug)]
-struct Scope {
+pub(crate) struct Scope {
     started: Instant,
     limit: Duration,
     /// Time slept through the injected sleeper in this scope.
@@ -94,8 +98,12 @@ pub(crate) fn note_slept(slept: Duration) {
 /// Runs `future` inside a scope of `limit` opened by pipeline `owner`, ignoring any scope
 /// around it: a token load can be first polled by whichever caller's task, and must not
 /// inherit that caller's deadline. Stops it when the time is up.
-pub(crate) async fn own<F: Future>(owner: u64, limit: Duration, future: F) -> Option<F::Output> {
-    hard_stop(limit, CURRENT.scope(Scope::new(limit, Some(owner)), future)).await
+pub(crate) fn own<F: Future>(
+    owner: u64,
+    limit: Duration,
+    future: F,
+) -> Stop<TaskLocalFuture<Scope, F>> {
+    hard_stop(limit, CURRENT.scope(Scope::new(limit, Some(owner)), future))
 }
 
 /// Runs `future` with at most `limit` (or the time left in the enclosing scope, if less),
@@ -106,20 +114,50 @@ pub(crate) async fn own<F: Future>(owner: u64, limit: Duration, future: F) -> Op
 /// A scope opened here bounds the caller's wait and is what [`remaining`] reports (a chain
 /// sizes its members' shares with it); a credential's requests keep their own deadline,
 /// because a token load is shared by every caller waiting for it.
-pub async fn run<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+///
+/// The scope's clock starts when `run` is called, not when the returned future is first
+/// polled.
+pub fn run<F: Future>(
+    limit: Duration,
+    future: F,
+) -> impl Future<Output = Option<F::Output>> {
     let limit = remaining().map_or(limit, |left| left.min(limit));
-    hard_stop(limit, CURRENT.scope(Scope::new(limit, None), future)).await
+    hard_stop(limit, CURRENT.scope(Scope::new(limit, None), future))
 }
 
-async fn hard_stop<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+pin_project_lite::pin_project! {
+    /// A future stopped at a deadline (or, without a tokio runtime, not stopped).
+    #[project = StopProjection]
+    pub(crate) enum Stop<F> {
+        Timed { #[pin] inner: tokio::time::Timeout<F> },
+        Plain { #[pin] inner: F },
+    }
+}
+
+impl<F: Future> Future for Stop<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            StopProjection::Timed { inner } => inner.poll(cx).map(Result::ok),
+            StopProjection::Plain { inner } => inner.poll(cx).map(Some),
+        }
+    }
+}
+
+/// `future`, stopped after `limit`. A plain function rather than an `async fn`, so a large
+/// future is stored once, not twice.
+fn hard_stop<F: Future>(limit: Duration, future: F) -> Stop<F> {
     if tokio::runtime::Handle::try_current().is_err() {
         // No tokio timer to stop the future with (a foreign executor): the scope still
         // shortens every pipeline attempt and retry sleep inside it.
-        return Some(future.await);
+        return Stop::Plain { inner: future };
     }
     // `timeout` with a duration too large for the timer waits forever, which is what a
     // `Duration::MAX` limit asks for.
-    tokio::time::timeout(limit, future).await.ok()
+    Stop::Timed {
+        inner: tokio::time::timeout(limit, future),
+    }
 }
 
 /// Runs `future` with at most `limit` (see [`run`]); when the time runs out, a
@@ -144,15 +182,19 @@ async fn hard_stop<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
 ///
 /// # Errors
 /// The future's own error, or the deadline error.
-pub async fn within<T, F>(credential: &'static str, limit: Duration, future: F) -> Result<T, Error>
+pub fn within<T, F>(
+    credential: &'static str,
+    limit: Duration,
+    future: F,
+) -> impl Future<Output = Result<T, Error>>
 where
     F: Future<Output = Result<T, Error>>,
 {
     let effective = remaining().map_or(limit, |left| left.min(limit));
-    match run(limit, future).await {
+    run(limit, future).map(move |outcome| match outcome {
         Some(result) => result,
         None => Err(expired(credential, effective)),
-    }
+    })
 }
 
 /// The error of a call whose deadline of `limit` passed.

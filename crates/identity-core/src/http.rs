@@ -243,15 +243,20 @@ impl Pipeline {
     /// # Errors
     /// The future's error, or a [`Transport`](crate::ErrorKind::Transport) error of
     /// `credential` when the deadline passes.
-    pub async fn within<T, F>(&self, credential: &'static str, future: F) -> Result<T, Error>
+    pub fn within<T, F>(
+        &self,
+        credential: &'static str,
+        future: F,
+    ) -> impl Future<Output = Result<T, Error>> + use<T, F>
     where
         F: Future<Output = Result<T, Error>>,
     {
+        use futures_util::FutureExt as _;
         let limit = self.deadline();
-        match crate::deadline::own(self.owner, limit, future).await {
+        crate::deadline::own(self.owner, limit, future).map(move |outcome| match outcome {
             Some(result) => result,
             None => Err(crate::deadline::expired(credential, limit)),
-        }
+        })
     }
 
     /// The identity of this pipeline's deadline scopes.
@@ -395,16 +400,19 @@ impl Pipeline {
         request: &Request,
         options: SendOptions,
     ) -> Result<Response, Error> {
-        let run = self.retry.run(
-            self,
-            credential,
-            |req| self.attempt(credential, req, options),
-            request,
-        );
+        let run = || {
+            self.retry.run(
+                self,
+                credential,
+                move |req| self.attempt(credential, req, options),
+                request,
+            )
+        };
+        // Built in each branch, so the future is stored once.
         if crate::deadline::owned_by(self.owner).is_some() {
-            run.await
+            run().await
         } else {
-            self.within(credential, run).await
+            self.within(credential, run()).await
         }
     }
 }

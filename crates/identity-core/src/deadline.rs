@@ -117,10 +117,7 @@ pub(crate) fn own<F: Future>(
 ///
 /// The scope's clock starts when `run` is called, not when the returned future is first
 /// polled.
-pub fn run<F: Future>(
-    limit: Duration,
-    future: F,
-) -> impl Future<Output = Option<F::Output>> {
+pub fn run<F: Future>(limit: Duration, future: F) -> impl Future<Output = Option<F::Output>> {
     let limit = remaining().map_or(limit, |left| left.min(limit));
     hard_stop(limit, CURRENT.scope(Scope::new(limit, None), future))
 }

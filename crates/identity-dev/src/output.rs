@@ -298,8 +298,14 @@ pub(crate) fn fixed_offset_from_tz(tz: Option<&str>) -> Option<i64> {
     }
     if let Some(hours) = tz.strip_prefix("Etc/GMT") {
         // POSIX-style sign: Etc/GMT+5 is five hours *west* of UTC.
+        // Checked, and the range tested before any arithmetic: `Etc/GMT-9223372036854775808`
+        // must be refused, not negated.
         let n: i64 = hours.parse().ok()?;
-        return (-14..=12).contains(&n).then_some(-n * 3600);
+        return if (-14..=12).contains(&n) {
+            n.checked_mul(-3600)
+        } else {
+            None
+        };
     }
     posix_fixed_offset(tz)
 }

@@ -381,15 +381,9 @@ mod tests {
         bad.extend(b"\nnot a rule\n");
         let zone = parse_tzif(&bad).unwrap();
         // The fixture's last transition (November 2037) is to EST, which now holds forever.
-        assert_eq!(
-            offset_in(&zone, naive(2300, 7, 1, 10, 0)),
-            Some(-5 * 3600)
-        );
+        assert_eq!(offset_in(&zone, naive(2300, 7, 1, 10, 0)), Some(-5 * 3600));
         // Before the last transition the transitions still answer.
-        assert_eq!(
-            offset_in(&zone, naive(2030, 7, 1, 10, 0)),
-            Some(-4 * 3600)
-        );
+        assert_eq!(offset_in(&zone, naive(2030, 7, 1, 10, 0)), Some(-4 * 3600));
     }
 
     #[test]

@@ -175,14 +175,19 @@ pub(crate) fn parse_cli_naive(text: &str) -> Option<i64> {
         return None;
     }
     let wall = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S%.f", text).ok()?;
-    Some(Offset::UTC.to_timestamp(wall).ok()?.as_second())
+    Some(whole_seconds(Offset::UTC.to_timestamp(wall).ok()?))
+}
+
+/// The whole seconds at or before `at` (the fraction dropped, before 1970 too).
+fn whole_seconds(at: jiff::Timestamp) -> i64 {
+    at.as_second() - i64::from(at.subsec_nanosecond() < 0)
 }
 
 /// RFC 3339 (`2030-01-01T10:00:00Z`, optional fraction, `Z` or `±HH:MM`), read as the instant
 /// it names: never as local time (docs/protocol.md §9 #11). A text without an offset is refused.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let at: jiff::Timestamp = text.trim().parse().ok()?;
-    from_unix_seconds(at.as_second())
+    from_unix_seconds(whole_seconds(at))
 }
 
 /// The UTC offset (seconds east of UTC) named by a `TZ` value, when it is fixed.
@@ -303,6 +308,16 @@ mod tests {
     #[test]
     fn words_that_merely_contain_eyj_are_kept() {
         assert_eq!(scrub("keyJam eyJ"), "keyJam eyJ");
+    }
+
+    #[test]
+    fn fractions_are_dropped_towards_the_past_before_1970_too() {
+        assert_eq!(parse_cli_naive("1969-12-31 23:59:59.5"), Some(-1));
+        let at = parse_rfc3339("1970-01-01T00:00:00.5+00:01").unwrap();
+        assert_eq!(
+            SystemTime::UNIX_EPOCH.duration_since(at).ok(),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[test]

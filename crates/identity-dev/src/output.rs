@@ -5,7 +5,7 @@
 //! Azure CLI versions before 2.54 (November 2023) print only `expiresOn`, a naive local time
 //! (`YYYY-MM-DD HH:MM:SS.ffffff`). Converting it needs the machine's UTC offset at that
 //! local time, which the crate's `tz` module answers from the injected environment's `TZ`
-//! (never the process environment), without any dependency or extra process:
+//! (never the process environment), with `jiff`'s zone rules and no extra process:
 //!
 //! * `TZ` unset or empty: the `TZif` file `/etc/localtime`;
 //! * a UTC name (`UTC`, `Etc/UTC`, `GMT`, …), `Etc/GMT±N`, or a POSIX fixed offset (`UTC0`,
@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use identity_core::from_unix_seconds;
-use identity_core::time::unix_from_utc;
+use jiff::tz::Offset;
 
 /// The longest excerpt of a tool's output put into an error message.
 pub(crate) const MAX_EXCERPT: usize = 1000;
@@ -165,103 +165,29 @@ pub(crate) fn epoch_from_json(value: &serde_json::Value) -> Option<SystemTime> {
     from_unix_seconds(seconds)
 }
 
-/// A calendar date and time without a zone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
-
-impl Civil {
-    fn as_utc(self) -> Option<i64> {
-        unix_from_utc(
-            self.year,
-            self.month,
-            self.day,
-            self.hour,
-            self.minute,
-            self.second,
-        )
-    }
-}
-
-fn digits(text: &str, len: usize) -> Option<u32> {
-    (text.len() == len && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
-}
-
-/// Parses `YYYY-MM-DD?HH:MM:SS` where `?` is `sep`, returning the rest of the text.
-fn parse_civil(text: &str, sep: u8) -> Option<(Civil, &str)> {
-    let b = text.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != sep
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let civil = Civil {
-        year: i64::from(digits(text.get(0..4)?, 4)?),
-        month: digits(text.get(5..7)?, 2)?,
-        day: digits(text.get(8..10)?, 2)?,
-        hour: digits(text.get(11..13)?, 2)?,
-        minute: digits(text.get(14..16)?, 2)?,
-        second: digits(text.get(17..19)?, 2)?,
-    };
-    Some((civil, text.get(19..)?))
-}
-
-/// The Azure CLI's legacy `expiresOn`: exactly `YYYY-MM-DD HH:MM:SS.ffffff` (fraction
-/// required, as in the reference), returned as seconds since the epoch *as if it were UTC*.
+/// The Azure CLI's legacy `expiresOn`: exactly `YYYY-MM-DD HH:MM:SS.ffffff` (a fraction of one
+/// to six digits required, as in the reference), returned as seconds since the epoch *as if it
+/// were UTC*.
 pub(crate) fn parse_cli_naive(text: &str) -> Option<i64> {
-    let (civil, rest) = parse_civil(text.trim(), b' ')?;
-    let fraction = rest.strip_prefix('.')?;
-    if fraction.is_empty() || fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.')?;
+    if whole.len() != 19 || fraction.is_empty() || fraction.len() > 6 {
         return None;
     }
-    civil.as_utc()
+    let wall = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S%.f", text).ok()?;
+    Some(whole_seconds(Offset::UTC.to_timestamp(wall).ok()?))
+}
+
+/// The whole seconds at or before `at` (the fraction dropped, before 1970 too).
+fn whole_seconds(at: jiff::Timestamp) -> i64 {
+    at.as_second() - i64::from(at.subsec_nanosecond() < 0)
 }
 
 /// RFC 3339 (`2030-01-01T10:00:00Z`, optional fraction, `Z` or `±HH:MM`), read as the instant
-/// it names: never as local time (spec §9 #11).
+/// it names: never as local time (docs/protocol.md §9 #11). A text without an offset is refused.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let text = text.trim();
-    let sep = *text.as_bytes().get(10)?;
-    if sep != b'T' && sep != b't' && sep != b' ' {
-        return None;
-    }
-    let (civil, mut rest) = parse_civil(text, sep)?;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let len = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if len == 0 {
-            return None;
-        }
-        rest = &fraction[len..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let (sign, hhmm) = match rest.as_bytes().first()? {
-                b'+' => (1, &rest[1..]),
-                b'-' => (-1, &rest[1..]),
-                _ => return None,
-            };
-            let (h, m) = hhmm.split_once(':')?;
-            let (h, m) = (digits(h, 2)?, digits(m, 2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * i64::from(h * 3600 + m * 60)
-        }
-    };
-    from_unix_seconds(civil.as_utc()? - offset)
+    let at: jiff::Timestamp = text.trim().parse().ok()?;
+    from_unix_seconds(whole_seconds(at))
 }
 
 /// The UTC offset (seconds east of UTC) named by a `TZ` value, when it is fixed.
@@ -312,38 +238,15 @@ pub(crate) fn fixed_offset_from_tz(tz: Option<&str>) -> Option<i64> {
 
 /// `std offset` with no daylight-saving part: `EST5`, `UTC0`, `<+0530>-5:30`.
 fn posix_fixed_offset(tz: &str) -> Option<i64> {
-    let rest = if let Some(quoted) = tz.strip_prefix('<') {
-        let end = quoted.find('>')?;
-        &quoted[end + 1..]
-    } else {
-        let name_len = tz.bytes().take_while(u8::is_ascii_alphabetic).count();
-        if name_len < 3 {
-            return None;
-        }
-        &tz[name_len..]
-    };
-    let (sign, body) = match rest.as_bytes().first()? {
-        b'+' => (1, &rest[1..]),
-        b'-' => (-1, &rest[1..]),
-        b'0'..=b'9' => (1, rest),
-        _ => return None,
-    };
-    let mut seconds = 0i64;
-    let mut parts = 0;
-    for (i, part) in body.split(':').enumerate() {
-        if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_digit()) || i > 2 {
-            // Anything else (a daylight-saving name or rule) means the offset is not fixed.
-            return None;
-        }
-        let value: i64 = part.parse().ok()?;
-        seconds += value * [3600, 60, 1][i];
-        parts += 1;
-    }
-    if parts == 0 || seconds > 24 * 3600 {
+    // A daylight-saving part always carries a rule after a comma (a rule-less one is refused),
+    // so without a comma the offset is fixed.
+    if tz.len() > 128 || tz.contains(',') {
         return None;
     }
-    // POSIX offsets are hours *west* of UTC.
-    Some(-sign * seconds)
+    let zone = jiff::tz::TimeZone::posix(tz).ok()?;
+    Some(i64::from(
+        zone.to_offset(jiff::Timestamp::UNIX_EPOCH).seconds(),
+    ))
 }
 
 /// Converts the CLI's naive local `expiresOn` to an instant, per the [module docs](self):
@@ -405,6 +308,16 @@ mod tests {
     #[test]
     fn words_that_merely_contain_eyj_are_kept() {
         assert_eq!(scrub("keyJam eyJ"), "keyJam eyJ");
+    }
+
+    #[test]
+    fn fractions_are_dropped_towards_the_past_before_1970_too() {
+        assert_eq!(parse_cli_naive("1969-12-31 23:59:59.5"), Some(-1));
+        let at = parse_rfc3339("1970-01-01T00:00:00.5+00:01").unwrap();
+        assert_eq!(
+            SystemTime::UNIX_EPOCH.duration_since(at).ok(),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[test]

@@ -443,7 +443,7 @@ fn token_form(
 
 /// The `claims` form field: the caller's claims challenge as given, merged with the CAE
 /// client capability `{"access_token":{"xms_cc":{"values":["CP1"]}}}` when CAE is requested.
-fn request_claims(
+pub(crate) fn request_claims(
     name: &'static str,
     options: &TokenRequestOptions,
 ) -> Result<Option<String>, Error> {

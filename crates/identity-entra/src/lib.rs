@@ -95,6 +95,7 @@ pub mod github_actions;
 pub mod http;
 pub mod identity_binding;
 mod jwt;
+pub mod user;
 pub mod workload_identity;
 
 /// The token-response parser, for the fuzz targets and property tests only (feature
@@ -133,6 +134,11 @@ pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub use http::{ReqwestClient, ReqwestClientBuilder};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
+
+pub use user::device_code::{
+    DeviceCodeCallback, DeviceCodeCredential, DeviceCodeCredentialBuilder, DeviceCodeInfo,
+};
+pub use user::{AuthenticationRecord, TokenCachePersistenceOptions};
 
 /// The `get_token` span (identity-core's `trace` module) as each Entra credential fills it, and
 /// the absence of planted secrets, assertions and tokens from everything traced, on success

@@ -138,6 +138,9 @@ pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredenti
 pub use user::device_code::{
     DeviceCodeCallback, DeviceCodeCredential, DeviceCodeCredentialBuilder, DeviceCodeInfo,
 };
+pub use user::interactive_browser::{
+    InteractiveBrowserCredential, InteractiveBrowserCredentialBuilder,
+};
 pub use user::{AuthenticationRecord, TokenCachePersistenceOptions};
 
 /// The `get_token` span (identity-core's `trace` module) as each Entra credential fills it, and

@@ -1,1 +1,546 @@
-//! Stub.
+//! [`InteractiveBrowserCredential`]: signs a user in through a web browser (OAuth 2.0
+//! authorization code with PKCE; `docs/protocol.md` §6).
+//!
+//! 1. A listener binds `127.0.0.1:<port>`: the port of the configured redirect URI, else a
+//!    free one. The redirect URI is `http://localhost:<port>` (with the configured path).
+//! 2. The browser opens `{authority}/{tenant}/oauth2/v2.0/authorize` with `client_id`,
+//!    `response_type=code`, `redirect_uri`, `scope` (the caller's plus
+//!    `offline_access openid profile`), a random `state` (128 bits), `code_challenge` =
+//!    base64url(SHA-256(verifier)) for a random 256-bit verifier, `code_challenge_method=S256`,
+//!    `response_mode=query`, `prompt=select_account`, `client_info=1`, and `login_hint` when
+//!    set.
+//! 3. The listener accepts exactly one callback on the redirect path whose `state` matches:
+//!    it answers with a short "you can close this window" page and stops listening. A callback
+//!    with another `state` is refused (HTTP 400) and the wait goes on; one carrying `error`
+//!    (`access_denied`, `consent_required`, …) ends the sign-in with that error.
+//! 4. The code is redeemed at `…/token` with `grant_type=authorization_code`, the same
+//!    `redirect_uri` and the `code_verifier`.
+//!
+//! The browser: the `BROWSER` environment variable (from the injected environment) when set:
+//! a program and its arguments separated by blanks, run without a shell, with the URL as the
+//! last argument (or in place of `%s`); shell metacharacters are refused. Otherwise the
+//! platform's opener: `xdg-open` (Linux and other Unix), `open` (macOS), `rundll32
+//! url.dll,FileProtocolHandler` (Windows). These three are spawned directly rather than
+//! through an opener crate: each is one command, and the crates that wrap them read the
+//! process environment themselves, which this workspace does not allow in libraries. When no
+//! browser starts, the URL goes to the prompt callback (default: stderr).
+//!
+//! The URL holds only public values (the `state` and the PKCE *challenge*); the code and the
+//! verifier never leave this process except to the token endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use identity_core::{AccessToken, BoxFuture, Env, Error, Secret, TokenCredential, TokenRequestOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{
+    AuthenticationRecord, Flow, SignInRequest, TokenResponse, UserClient, UserOptions,
+    pkce_challenge, random_urlsafe, user_setters,
+};
+use crate::client::sanitize;
+
+const NAME: &str = "InteractiveBrowserCredential";
+
+/// The variable naming the browser command.
+pub const BROWSER: &str = "BROWSER";
+
+/// The default time the user has to finish signing in.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The longest a single connection to the redirect listener may take to send its request.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request head the redirect listener reads.
+const MAX_REQUEST: usize = 16 * 1024;
+
+/// Signs a user in through a web browser, then keeps the refresh token to serve later scopes
+/// silently.
+///
+/// Defaults: tenant `organizations`, client id
+/// [`DEVELOPER_SIGN_ON_CLIENT_ID`](crate::user::DEVELOPER_SIGN_ON_CLIENT_ID), a free port on
+/// `http://localhost`, a 5-minute timeout ([`DEFAULT_TIMEOUT`]). Environment variables read:
+/// `BROWSER`, `AZURE_AUTHORITY_HOST`, `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_entra::InteractiveBrowserCredential;
+///
+/// let credential = InteractiveBrowserCredential::builder()
+///     .login_hint("someone@contoso.com")
+///     .build()?;
+/// let token = credential
+///     .get_token(&["https://storage.azure.com/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct InteractiveBrowserCredential {
+    client: UserClient,
+}
+
+impl InteractiveBrowserCredential {
+    /// A builder.
+    #[must_use]
+    pub fn builder() -> InteractiveBrowserCredentialBuilder {
+        InteractiveBrowserCredentialBuilder::default()
+    }
+
+    /// Opens the browser now, whether or not a token is cached, and returns the account's
+    /// record; `scopes` empty means Azure Resource Manager's `.default`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed) when
+    /// the user declines or cancels, the timeout passes, or Entra refuses the code;
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
+    /// the redirect port cannot be bound.
+    pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
+        self.client
+            .authenticate(scopes, &TokenRequestOptions::default())
+            .await
+    }
+
+    /// The signed-in account, once known.
+    #[must_use]
+    pub fn authentication_record(&self) -> Option<AuthenticationRecord> {
+        self.client.record()
+    }
+}
+
+impl TokenCredential for InteractiveBrowserCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        identity_core::trace::traced(
+            NAME,
+            "interactive_browser",
+            self.client.get_token(scopes, options),
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+/// Builds an [`InteractiveBrowserCredential`].
+#[derive(Clone, Default, Debug)]
+pub struct InteractiveBrowserCredentialBuilder {
+    user: UserOptions,
+    login_hint: Option<String>,
+    redirect_uri: Option<String>,
+    timeout: Option<Duration>,
+}
+
+impl InteractiveBrowserCredentialBuilder {
+    user_setters!();
+
+    /// The account to preselect on the sign-in page (`login_hint`).
+    #[must_use]
+    pub fn login_hint(mut self, hint: impl Into<String>) -> Self {
+        self.login_hint = Some(hint.into());
+        self
+    }
+
+    /// The redirect URI registered for the application: `http://localhost[:port][/path]` or
+    /// `http://127.0.0.1[:port][/path]` (default `http://localhost:<a free port>`). Port 0
+    /// or none means a free port.
+    #[must_use]
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// How long the user has to finish signing in (default [`DEFAULT_TIMEOUT`], 5 minutes).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Where the sign-in URL goes when no browser can be started (default: a line on stderr).
+    #[must_use]
+    pub fn prompt(mut self, callback: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.user.prompt = Some(Arc::new(callback));
+        self
+    }
+
+    /// Builds the credential. Nothing is opened until the first `get_token` or
+    /// `authenticate`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
+    /// the redirect URI is not a loopback `http` URL, the tenant id is malformed, the record
+    /// belongs to another client id, the authority is not `https`, or persistence is asked
+    /// for without allowing unencrypted storage.
+    pub fn build(self) -> Result<InteractiveBrowserCredential, Error> {
+        let redirect = match &self.redirect_uri {
+            Some(uri) => Redirect::parse(uri)?,
+            None => Redirect::default(),
+        };
+        let flow = BrowserFlow {
+            login_hint: self.login_hint.filter(|h| !h.trim().is_empty()),
+            redirect,
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        };
+        let client = self.user.build(NAME, Arc::new(flow))?;
+        Ok(InteractiveBrowserCredential { client })
+    }
+}
+
+/// The redirect URI's parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Redirect {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Default for Redirect {
+    fn default() -> Self {
+        Self {
+            host: "localhost".to_owned(),
+            port: 0,
+            path: "/".to_owned(),
+        }
+    }
+}
+
+impl Redirect {
+    fn parse(raw: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::invalid_configuration(
+                NAME,
+                "the redirect URI must be http://localhost[:port][/path] or http://127.0.0.1[:port][/path]",
+            )
+        };
+        let uri: http::Uri = raw.trim().parse().map_err(|_| bad())?;
+        if uri.scheme_str() != Some("http") || uri.query().is_some() || raw.contains('#') {
+            return Err(bad());
+        }
+        let authority = uri.authority().ok_or_else(bad)?;
+        let host = authority.host().to_ascii_lowercase();
+        if host != "localhost" && host != "127.0.0.1" {
+            return Err(bad());
+        }
+        Ok(Self {
+            host,
+            port: authority.port_u16().unwrap_or(0),
+            path: if uri.path().is_empty() {
+                "/".to_owned()
+            } else {
+                uri.path().to_owned()
+            },
+        })
+    }
+
+    fn uri(&self, port: u16) -> String {
+        let path = if self.path == "/" { "" } else { &self.path };
+        format!("http://{}:{port}{path}", self.host)
+    }
+}
+
+#[derive(Debug)]
+struct BrowserFlow {
+    login_hint: Option<String>,
+    redirect: Redirect,
+    timeout: Duration,
+}
+
+impl Flow for BrowserFlow {
+    fn sign_in<'a>(
+        &'a self,
+        client: &'a UserClient,
+        request: SignInRequest,
+    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
+        Box::pin(self.run(client, request))
+    }
+}
+
+impl BrowserFlow {
+    async fn run(&self, client: &UserClient, request: SignInRequest) -> Result<TokenResponse, Error> {
+        let listener = TcpListener::bind(("127.0.0.1", self.redirect.port))
+            .await
+            .map_err(|e| {
+                Error::invalid_configuration(
+                    NAME,
+                    format!(
+                        "cannot listen on 127.0.0.1:{} for the sign-in redirect; choose another port in the redirect URI",
+                        self.redirect.port
+                    ),
+                )
+                .with_source(e)
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::transport(NAME, "the redirect listener has no address").with_source(e))?
+            .port();
+        let redirect_uri = self.redirect.uri(port);
+        let verifier = Secret::new(random_urlsafe(NAME, 32)?);
+        let state = random_urlsafe(NAME, 16)?;
+        let scope = request.scope_field();
+        let url = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query
+                .append_pair("client_id", client.client_id())
+                .append_pair("response_type", "code")
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("scope", &scope)
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &pkce_challenge(verifier.secret()))
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("response_mode", "query")
+                .append_pair("prompt", "select_account")
+                .append_pair("client_info", "1");
+            if let Some(hint) = &self.login_hint {
+                query.append_pair("login_hint", hint);
+            }
+            if let Some(claims) = &request.claims {
+                query.append_pair("claims", claims);
+            }
+            format!(
+                "{}/{}/oauth2/v2.0/authorize?{}",
+                client.authority().as_str(),
+                request.tenant,
+                query.finish()
+            )
+        };
+        if let Err(reason) = open_browser(client.env(), &url) {
+            tracing::debug!(credential = NAME, reason = %reason, "no browser started; showing the sign-in URL");
+            client.prompt(&format!(
+                "No web browser could be started ({reason}). To sign in, open this URL in a browser on this machine:\n{url}"
+            ));
+        }
+        let wait = Box::pin(receive_code(listener, &state, &self.redirect.path));
+        let code = match select(wait, client.sleeper().sleep(self.timeout)).await {
+            Either::Left((result, _)) => result?,
+            Either::Right(((), _)) => {
+                return Err(Error::authentication_failed(
+                    NAME,
+                    format!(
+                        "the browser sign-in did not complete within {} s; try again, or use DeviceCodeCredential where no browser can reach this machine",
+                        self.timeout.as_secs()
+                    ),
+                ));
+            }
+        };
+        let mut form = vec![
+            ("client_id", client.client_id()),
+            ("grant_type", "authorization_code"),
+            ("code", code.secret()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", verifier.secret()),
+            ("scope", scope.as_str()),
+            ("client_info", "1"),
+        ];
+        if let Some(claims) = &request.claims {
+            form.push(("claims", claims));
+        }
+        let (response, at) = client.post_token(&request.tenant, &form).await?;
+        client.parse_token_response(&response, at, &[code.secret(), verifier.secret()])
+    }
+}
+
+/// Accepts connections until one carries the callback with the expected `state`.
+async fn receive_code(listener: TcpListener, state: &str, path: &str) -> Result<Secret, Error> {
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| {
+            Error::transport(NAME, "the sign-in redirect listener failed").with_source(e)
+        })?;
+        let handled = tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, state, path)).await;
+        match handled {
+            Ok(Some(result)) => return result,
+            Ok(None) | Err(_) => {}
+        }
+    }
+}
+
+const CLOSE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed in</title></head><body><h1>Authentication complete</h1><p>You can close this window and return to the application.</p></body></html>";
+const FAILED_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body><h1>Sign-in failed</h1><p>You can close this window; the application shows the reason.</p></body></html>";
+
+/// Serves one connection; `Some` when it ended the sign-in.
+async fn handle(
+    mut stream: TcpStream,
+    state: &str,
+    path: &str,
+) -> Option<Result<Secret, Error>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        if head.len() > MAX_REQUEST {
+            respond(&mut stream, 431, "text/plain", "request too large").await;
+            return None;
+        }
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end().split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (request_path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method != "GET" {
+        respond(&mut stream, 405, "text/plain", "method not allowed").await;
+        return None;
+    }
+    if request_path != path || query.is_empty() {
+        respond(&mut stream, 404, "text/plain", "not found").await;
+        return None;
+    }
+    let mut code = None;
+    let mut got_state = None;
+    let mut error = None;
+    let mut description = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "code" => code = Some(Secret::new(value.into_owned())),
+            "state" => got_state = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            "error_description" => description = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let state_matches = got_state.as_deref().is_some_and(|s| {
+        Secret::new(s) == Secret::new(state)
+    });
+    if !state_matches {
+        tracing::warn!(
+            credential = NAME,
+            "refused a sign-in redirect whose state does not match; still waiting"
+        );
+        respond(
+            &mut stream,
+            400,
+            "text/plain",
+            "This response does not belong to the sign-in in progress.",
+        )
+        .await;
+        return None;
+    }
+    if let Some(error) = error {
+        respond(&mut stream, 200, "text/html; charset=utf-8", FAILED_PAGE).await;
+        let error = sanitize(&error, &[], 64);
+        let mut message = if error == "access_denied" {
+            "the sign-in was declined or cancelled (access_denied)".to_owned()
+        } else {
+            format!("the sign-in failed ({error})")
+        };
+        if let Some(description) = description.filter(|d| !d.trim().is_empty()) {
+            message.push_str(": ");
+            message.push_str(&sanitize(&description, &[], 400));
+        }
+        return Some(Err(Error::authentication_failed(NAME, message)));
+    }
+    match code.filter(|c| !c.secret().is_empty()) {
+        Some(code) => {
+            respond(&mut stream, 200, "text/html; charset=utf-8", CLOSE_PAGE).await;
+            Some(Ok(code))
+        }
+        None => {
+            respond(&mut stream, 200, "text/html; charset=utf-8", FAILED_PAGE).await;
+            Some(Err(Error::authentication_failed(
+                NAME,
+                "the sign-in redirect carried neither a code nor an error",
+            )))
+        }
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &str) {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Request Header Fields Too Large",
+    };
+    let text = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(text.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Characters a `BROWSER` command may not contain: it is run without a shell, so these could
+/// only be a mistake or an attempt at injection.
+const SHELL_CHARACTERS: &[char] = &[
+    ';', '|', '&', '$', '`', '<', '>', '(', ')', '{', '}', '*', '?', '!', '\'', '"', '\\', '\n',
+];
+
+/// The `BROWSER` command's words, after validation.
+fn browser_command(value: &str) -> Result<Vec<String>, String> {
+    if value.chars().any(|c| c.is_control() || SHELL_CHARACTERS.contains(&c)) {
+        return Err(
+            "BROWSER contains shell metacharacters; set it to a program and plain arguments".into(),
+        );
+    }
+    let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+    if words.is_empty() {
+        return Err("BROWSER is blank".into());
+    }
+    Ok(words)
+}
+
+/// Starts the browser on `url`; the reason when none starts.
+fn open_browser(env: &Env, url: &str) -> Result<(), String> {
+    let words: Vec<String> = match env.non_blank(BROWSER) {
+        Some(value) => {
+            let mut words = browser_command(value)?;
+            if words.iter().any(|w| w.contains("%s")) {
+                for word in &mut words {
+                    *word = word.replace("%s", url);
+                }
+            } else {
+                words.push(url.to_owned());
+            }
+            words
+        }
+        None => platform_opener(url),
+    };
+    let (program, args) = words.split_first().ok_or("no browser command")?;
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{program} could not be started: {}", e.kind()))?;
+    // Reaped on a thread so it leaves no zombie; the browser may outlive the sign-in.
+    let _ = std::thread::Builder::new()
+        .name("browser-reaper".into())
+        .spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+    Ok(())
+}
+
+fn platform_opener(url: &str) -> Vec<String> {
+    let words: &[&str] = if cfg!(target_os = "macos") {
+        &["open"]
+    } else if cfg!(windows) {
+        &["rundll32", "url.dll,FileProtocolHandler"]
+    } else {
+        &["xdg-open"]
+    };
+    words
+        .iter()
+        .map(|w| (*w).to_owned())
+        .chain(std::iter::once(url.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

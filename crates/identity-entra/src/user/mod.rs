@@ -415,10 +415,6 @@ impl UserOptions {
 }
 
 impl UserClient {
-    pub(crate) fn name(&self) -> &'static str {
-        self.inner.name
-    }
-
     pub(crate) fn client_id(&self) -> &str {
         &self.inner.client_id
     }

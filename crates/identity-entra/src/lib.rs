@@ -141,6 +141,7 @@ pub use user::device_code::{
 pub use user::interactive_browser::{
     InteractiveBrowserCredential, InteractiveBrowserCredentialBuilder,
 };
+pub use user::on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
 pub use user::{AuthenticationRecord, TokenCachePersistenceOptions};
 
 /// The `get_token` span (identity-core's `trace` module) as each Entra credential fills it, and

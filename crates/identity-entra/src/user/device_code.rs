@@ -195,7 +195,11 @@ impl Flow for DeviceFlow {
 }
 
 impl DeviceFlow {
-    async fn run(&self, client: &UserClient, request: SignInRequest) -> Result<TokenResponse, Error> {
+    async fn run(
+        &self,
+        client: &UserClient,
+        request: SignInRequest,
+    ) -> Result<TokenResponse, Error> {
         let scope = request.scope_field();
         let mut form = vec![("client_id", client.client_id()), ("scope", scope.as_str())];
         if let Some(claims) = &request.claims {
@@ -280,7 +284,10 @@ impl DeviceFlow {
         };
         Err(Error::authentication_failed(
             NAME,
-            format!("{shown} ({} s) before the user signed in; try again", limit.as_secs()),
+            format!(
+                "{shown} ({} s) before the user signed in; try again",
+                limit.as_secs()
+            ),
         ))
     }
 }
@@ -295,7 +302,11 @@ mod tests {
 
     const SCOPE: &str = "https://vault.azure.net/.default";
 
-    fn builder(emulator: &Emulator, sleeper: &RecordingSleeper, clock: &FakeClock) -> DeviceCodeCredentialBuilder {
+    fn builder(
+        emulator: &Emulator,
+        sleeper: &RecordingSleeper,
+        clock: &FakeClock,
+    ) -> DeviceCodeCredentialBuilder {
         DeviceCodeCredential::builder()
             .authority_host(emulator.uri())
             .allow_insecure_loopback_authority(true)
@@ -310,7 +321,10 @@ mod tests {
         (clock.clone(), RecordingSleeper::advancing(clock))
     }
 
-    async fn run(emulator: &Emulator, polls: &[Poll]) -> (Result<AccessToken, Error>, Vec<Duration>) {
+    async fn run(
+        emulator: &Emulator,
+        polls: &[Poll],
+    ) -> (Result<AccessToken, Error>, Vec<Duration>) {
         emulator.with(|s| s.polls = polls.iter().copied().collect());
         let (clock, sleeper) = fake_time();
         let credential = builder(emulator, &sleeper, &clock).build().unwrap();
@@ -341,12 +355,28 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].user_code, "ABCD-EFGH");
         assert!(seen[0].message.contains("ABCD-EFGH"));
-        assert_eq!(seen[0].expires_on, identity_core::Clock::now(&FakeClock::at_2030()) + Duration::from_secs(900));
+        assert_eq!(
+            seen[0].expires_on,
+            identity_core::Clock::now(&FakeClock::at_2030()) + Duration::from_secs(900)
+        );
         let device = &emulator.requests("/devicecode")[0];
-        assert!(device.path.starts_with("/organizations/"), "{}", device.path);
-        assert_eq!(device.params["client_id"], crate::user::DEVELOPER_SIGN_ON_CLIENT_ID);
-        assert_eq!(device.params["scope"], format!("{SCOPE} offline_access openid profile"));
-        assert_eq!(emulator.grants("urn:ietf:params:oauth:grant-type:device_code"), 3);
+        assert!(
+            device.path.starts_with("/organizations/"),
+            "{}",
+            device.path
+        );
+        assert_eq!(
+            device.params["client_id"],
+            crate::user::DEVELOPER_SIGN_ON_CLIENT_ID
+        );
+        assert_eq!(
+            device.params["scope"],
+            format!("{SCOPE} offline_access openid profile")
+        );
+        assert_eq!(
+            emulator.grants("urn:ietf:params:oauth:grant-type:device_code"),
+            3
+        );
         let record = credential.authentication_record().unwrap();
         assert_eq!(record.username(), "user@contoso.com");
         assert_eq!(record.home_account_id(), "uid1.utid1");
@@ -395,7 +425,10 @@ mod tests {
         assert!(err.message().contains("time limit"), "{err}");
         assert!(err.message().contains("60 s"), "{err}");
         // Polls at 5, 10, …, 55 s; the wake-up at 60 s ends the flow.
-        assert_eq!(emulator.grants("urn:ietf:params:oauth:grant-type:device_code"), 11);
+        assert_eq!(
+            emulator.grants("urn:ietf:params:oauth:grant-type:device_code"),
+            11
+        );
 
         // Without a timeout, the code's own lifetime bounds the wait.
         emulator.with(|s| {
@@ -408,7 +441,10 @@ mod tests {
             .get_token(&[SCOPE], &TokenRequestOptions::default())
             .await
             .unwrap_err();
-        assert!(err.message().contains("device code expired (20 s)"), "{err}");
+        assert!(
+            err.message().contains("device code expired (20 s)"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -441,7 +477,10 @@ mod tests {
         assert_eq!(emulator.grants("refresh_token"), 2);
         let refreshes = emulator.requests("/token");
         let last = refreshes.last().unwrap();
-        assert_eq!(last.params["scope"], format!("{SCOPE} offline_access openid profile"));
+        assert_eq!(
+            last.params["scope"],
+            format!("{SCOPE} offline_access openid profile")
+        );
         assert_eq!(last.params["client_info"], "1");
     }
 
@@ -490,7 +529,10 @@ mod tests {
             .get_token(&["https://graph.microsoft.com/.default"], &options)
             .await
             .unwrap_err();
-        let text = format!("{err} {err:?} {credential:?} {:?}", credential.authentication_record());
+        let text = format!(
+            "{err} {err:?} {credential:?} {:?}",
+            credential.authentication_record()
+        );
         assert!(!text.contains("planted"), "{text}");
         capture.assert_absent("planted");
         capture.assert_absent("at-device");

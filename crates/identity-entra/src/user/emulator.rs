@@ -117,11 +117,9 @@ impl Emulator {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(30),
-                        serve(stream, addr, state),
-                    )
-                    .await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(30), serve(stream, addr, state))
+                            .await;
                 });
             }
         });
@@ -272,7 +270,8 @@ fn authorize(state: &Mutex<State>, r: &Recorded) -> Answer {
         return (400, vec![], "bad authorize request".into());
     }
     let redirect_uri = get("redirect_uri");
-    if !redirect_uri.starts_with("http://localhost:") && !redirect_uri.starts_with("http://127.0.0.1:")
+    if !redirect_uri.starts_with("http://localhost:")
+        && !redirect_uri.starts_with("http://127.0.0.1:")
     {
         return (400, vec![], "redirect_uri is not a loopback URL".into());
     }
@@ -355,7 +354,8 @@ fn id_token(s: &State, client_id: &str, tenant: &str, addr: SocketAddr) -> Strin
 fn issue(s: &mut State, client_id: &str, tenant: &str, addr: SocketAddr, prefix: &str) -> Answer {
     s.issued += 1;
     let refresh = format!("planted-refresh-token-{}", s.issued);
-    s.refresh_tokens.insert(refresh.clone(), client_id.to_owned());
+    s.refresh_tokens
+        .insert(refresh.clone(), client_id.to_owned());
     let info = URL_SAFE_NO_PAD.encode(json!({"uid": s.user.1, "utid": s.user.2}).to_string());
     json_answer(
         200,
@@ -374,7 +374,12 @@ fn issue(s: &mut State, client_id: &str, tenant: &str, addr: SocketAddr, prefix:
 fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> Answer {
     let p = &r.params;
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
-    let tenant = path.trim_start_matches('/').split('/').next().unwrap_or("").to_owned();
+    let tenant = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let client_id = get("client_id");
     let mut s = state.lock().unwrap();
     match get("grant_type").as_str() {
@@ -383,13 +388,22 @@ fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> An
                 return oauth_error("invalid_grant", "AADSTS70008: the code is unknown or used");
             };
             if pkce_challenge(&get("code_verifier")) != grant.challenge {
-                return oauth_error("invalid_grant", "AADSTS501481: the code verifier does not match the challenge");
+                return oauth_error(
+                    "invalid_grant",
+                    "AADSTS501481: the code verifier does not match the challenge",
+                );
             }
             if get("redirect_uri") != grant.redirect_uri {
-                return oauth_error("invalid_grant", "AADSTS50148: the redirect URI differs from the authorize request's");
+                return oauth_error(
+                    "invalid_grant",
+                    "AADSTS50148: the redirect URI differs from the authorize request's",
+                );
             }
             if client_id != grant.client_id {
-                return oauth_error("invalid_grant", "AADSTS700005: the code was issued to another client");
+                return oauth_error(
+                    "invalid_grant",
+                    "AADSTS700005: the code was issued to another client",
+                );
             }
             issue(&mut s, &client_id, &tenant, addr, "at-browser")
         }
@@ -400,8 +414,12 @@ fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> An
             match s.polls.pop_front() {
                 Some(Poll::Pending) => oauth_error("authorization_pending", "AADSTS70016: pending"),
                 Some(Poll::SlowDown) => oauth_error("slow_down", "slow down"),
-                Some(Poll::Declined) => oauth_error("authorization_declined", "AADSTS70000: the user declined"),
-                Some(Poll::Expired) => oauth_error("expired_token", "AADSTS70020: the device code expired"),
+                Some(Poll::Declined) => {
+                    oauth_error("authorization_declined", "AADSTS70000: the user declined")
+                }
+                Some(Poll::Expired) => {
+                    oauth_error("expired_token", "AADSTS70020: the device code expired")
+                }
                 None => issue(&mut s, &client_id, &tenant, addr, "at-device"),
             }
         }
@@ -422,7 +440,8 @@ fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> An
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
             let assertion = get("assertion");
             let proof = !get("client_secret").is_empty()
-                || get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+                || get("client_assertion_type")
+                    == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
             if get("requested_token_use") != "on_behalf_of" || assertion.is_empty() || !proof {
                 return oauth_error("invalid_request", "AADSTS50027: bad on-behalf-of request");
             }
@@ -446,6 +465,9 @@ fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> An
                 }),
             )
         }
-        _ => oauth_error("unsupported_grant_type", "AADSTS70003: unsupported grant type"),
+        _ => oauth_error(
+            "unsupported_grant_type",
+            "AADSTS70003: unsupported grant type",
+        ),
     }
 }

@@ -32,7 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use identity_core::{AccessToken, BoxFuture, Env, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{
+    AccessToken, BoxFuture, Env, Error, Secret, TokenCredential, TokenRequestOptions,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -263,7 +265,11 @@ impl Flow for BrowserFlow {
 }
 
 impl BrowserFlow {
-    async fn run(&self, client: &UserClient, request: SignInRequest) -> Result<TokenResponse, Error> {
+    async fn run(
+        &self,
+        client: &UserClient,
+        request: SignInRequest,
+    ) -> Result<TokenResponse, Error> {
         let listener = TcpListener::bind(("127.0.0.1", self.redirect.port))
             .await
             .map_err(|e| {
@@ -278,7 +284,9 @@ impl BrowserFlow {
             })?;
         let port = listener
             .local_addr()
-            .map_err(|e| Error::transport(NAME, "the redirect listener has no address").with_source(e))?
+            .map_err(|e| {
+                Error::transport(NAME, "the redirect listener has no address").with_source(e)
+            })?
             .port();
         let redirect_uri = self.redirect.uri(port);
         let verifier = Secret::new(random_urlsafe(NAME, 32)?);
@@ -353,9 +361,9 @@ async fn receive_code(listener: TcpListener, state: &str, path: &str) -> Result<
             Error::transport(NAME, "the sign-in redirect listener failed").with_source(e)
         })?;
         let handled = tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, state, path)).await;
-        match handled {
-            Ok(Some(result)) => return result,
-            Ok(None) | Err(_) => {}
+        // A connection that did not end the sign-in (or stalled) is dropped; the wait goes on.
+        if let Ok(Some(result)) = handled {
+            return result;
         }
     }
 }
@@ -364,11 +372,7 @@ const CLOSE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><ti
 const FAILED_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body><h1>Sign-in failed</h1><p>You can close this window; the application shows the reason.</p></body></html>";
 
 /// Serves one connection; `Some` when it ended the sign-in.
-async fn handle(
-    mut stream: TcpStream,
-    state: &str,
-    path: &str,
-) -> Option<Result<Secret, Error>> {
+async fn handle(mut stream: TcpStream, state: &str, path: &str) -> Option<Result<Secret, Error>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
@@ -411,9 +415,9 @@ async fn handle(
             _ => {}
         }
     }
-    let state_matches = got_state.as_deref().is_some_and(|s| {
-        Secret::new(s) == Secret::new(state)
-    });
+    let state_matches = got_state
+        .as_deref()
+        .is_some_and(|s| Secret::new(s) == Secret::new(state));
     if !state_matches {
         tracing::warn!(
             credential = NAME,
@@ -481,7 +485,10 @@ const SHELL_CHARACTERS: &[char] = &[
 
 /// The `BROWSER` command's words, after validation.
 fn browser_command(value: &str) -> Result<Vec<String>, String> {
-    if value.chars().any(|c| c.is_control() || SHELL_CHARACTERS.contains(&c)) {
+    if value
+        .chars()
+        .any(|c| c.is_control() || SHELL_CHARACTERS.contains(&c))
+    {
         return Err(
             "BROWSER contains shell metacharacters; set it to a program and plain arguments".into(),
         );

@@ -311,7 +311,10 @@ impl fmt::Debug for UserClient {
             .field("client_id", &inner.client_id)
             .field("additionally_allowed_tenants", &inner.allowed_tenants)
             .field("account", &account.record)
-            .field("refresh_token", &account.refresh_token.as_ref().map(|_| "***"))
+            .field(
+                "refresh_token",
+                &account.refresh_token.as_ref().map(|_| "***"),
+            )
             .field("flow", &inner.flow)
             .field("persistence", &inner.persistence)
             .finish_non_exhaustive()
@@ -329,7 +332,11 @@ impl Inner {
 
 impl UserOptions {
     /// Validates the settings and builds the client.
-    pub(crate) fn build(&self, name: &'static str, flow: Arc<dyn Flow>) -> Result<UserClient, Error> {
+    pub(crate) fn build(
+        &self,
+        name: &'static str,
+        flow: Arc<dyn Flow>,
+    ) -> Result<UserClient, Error> {
         let common = &self.common;
         let env = common.env();
         let record = self.record.as_ref();
@@ -667,7 +674,10 @@ impl UserClient {
             self.inner.name,
             &self.inner.pipeline,
             &self.inner.clock,
-            &format!("{}/{tenant}/oauth2/v2.0/{endpoint}", self.inner.authority.as_str()),
+            &format!(
+                "{}/{tenant}/oauth2/v2.0/{endpoint}",
+                self.inner.authority.as_str()
+            ),
             form,
         )
         .await
@@ -689,7 +699,8 @@ impl UserClient {
         requested_at: SystemTime,
         secrets: &[&str],
     ) -> Result<TokenResponse, Error> {
-        let access = crate::client::parse_response(self.inner.name, response, requested_at, secrets)?;
+        let access =
+            crate::client::parse_response(self.inner.name, response, requested_at, secrets)?;
         let json: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let refresh_token = json
             .get("refresh_token")
@@ -747,7 +758,9 @@ pub(crate) async fn post_form(
             )
         })?;
     let now = clock.now();
-    let response = pipeline.send(name, &request, SendOptions::default()).await?;
+    let response = pipeline
+        .send(name, &request, SendOptions::default())
+        .await?;
     Ok((response, now))
 }
 
@@ -793,15 +806,20 @@ fn sorted(scopes: &[&str]) -> Vec<String> {
 pub(crate) fn random_urlsafe(name: &'static str, n: usize) -> Result<String, Error> {
     use ring::rand::SecureRandom as _;
     let mut bytes = vec![0u8; n];
-    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| {
-        Error::authentication_failed(name, "the system random number generator failed")
-    })?;
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| {
+            Error::authentication_failed(name, "the system random number generator failed")
+        })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The PKCE S256 challenge of `verifier`: base64url(SHA-256(verifier)).
 pub(crate) fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
 }
 
 /// Lower-case hex SHA-256 of `text`.

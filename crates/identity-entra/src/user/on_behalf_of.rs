@@ -1,1 +1,703 @@
-//! Stub.
+//! [`OnBehalfOfCredential`]: a web API calls another API as the user who called it (OAuth 2.0
+//! on-behalf-of; `docs/protocol.md` §6).
+//!
+//! `POST {authority}/{tenant}/oauth2/v2.0/token` with `client_id`,
+//! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, `assertion` (the user's access
+//! token to this API), `requested_token_use=on_behalf_of`, `scope`, and the application's
+//! proof: `client_secret`, or `client_assertion` with `client_assertion_type` (signed with a
+//! certificate, or returned by a callback).
+//!
+//! **Cache partitioning:** every token is cached under a key holding the SHA-256 of the user
+//! assertion, so two users never share a token, even when their credentials share one cache
+//! through [`OnBehalfOfCredential::for_user`]. The assertion itself is a [`Secret`]: never in
+//! `Debug`, errors or logs, and scrubbed from any text Entra sends back.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::http::Pipeline;
+use identity_core::scope::{resolve_tenant, validate_tenant_id};
+use identity_core::{
+    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, TokenCredential,
+    TokenRequestOptions,
+};
+
+use super::{post_form, sha256_hex, validate_scopes};
+use crate::authority::Authority;
+use crate::client::{
+    AssertionContext, AssertionSource, ClientAuth, CommonOptions, JWT_BEARER, common_setters,
+};
+use crate::http::ReqwestClient;
+use crate::jwt::ClientCertificate;
+
+const NAME: &str = "OnBehalfOfCredential";
+
+/// The `grant_type` of the on-behalf-of request.
+pub const OBO_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The largest certificate file read, in bytes.
+const MAX_CERTIFICATE: u64 = 1 << 20;
+
+/// Gets tokens for the user whose assertion (an access token to the calling API) it holds.
+///
+/// ```no_run
+/// # async fn demo(incoming_token: String) -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_entra::OnBehalfOfCredential;
+///
+/// // Once, at start-up: the API's own registration.
+/// let app = OnBehalfOfCredential::builder()
+///     .tenant_id("contoso.onmicrosoft.com")
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .client_secret("the API's secret")
+///     .user_assertion("placeholder")
+///     .build()?;
+/// // Per request: the caller's token, sharing the application's cache and connection.
+/// let as_user = app.for_user(incoming_token);
+/// let token = as_user
+///     .get_token(&["https://graph.microsoft.com/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OnBehalfOfCredential {
+    app: Arc<App>,
+    user_assertion: Secret,
+    identity: Arc<str>,
+}
+
+impl fmt::Debug for OnBehalfOfCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnBehalfOfCredential")
+            .field("app", &self.app)
+            .field("user_assertion", &"***")
+            .finish()
+    }
+}
+
+struct App {
+    authority: Authority,
+    tenant: String,
+    client_id: String,
+    allowed_tenants: Vec<String>,
+    env: Env,
+    pipeline: Pipeline,
+    clock: Arc<dyn Clock>,
+    auth: ClientAuth,
+    cache: TokenCache,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("authority", &self.authority.as_str())
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("additionally_allowed_tenants", &self.allowed_tenants)
+            .field("auth", &self.auth)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl OnBehalfOfCredential {
+    /// A builder.
+    #[must_use]
+    pub fn builder() -> OnBehalfOfCredentialBuilder {
+        OnBehalfOfCredentialBuilder::default()
+    }
+
+    /// The same application for another user: shares the settings, the HTTP pipeline and
+    /// the token cache, whose keys hold the hash of each user's assertion.
+    #[must_use]
+    pub fn for_user(&self, user_assertion: impl Into<Secret>) -> Self {
+        let user_assertion = user_assertion.into();
+        Self {
+            identity: identity(&self.app, &user_assertion),
+            app: self.app.clone(),
+            user_assertion,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<AccessToken, Error> {
+        validate_scopes(NAME, scopes)?;
+        let app = &self.app;
+        let tenant = resolve_tenant(
+            NAME,
+            Some(&app.tenant),
+            options.tenant(),
+            &app.allowed_tenants,
+            &app.env,
+        )?
+        .unwrap_or_else(|| app.tenant.clone());
+        let claims = crate::client::request_claims(NAME, options)?;
+        let bypass = options.claims_challenge().is_some();
+        let key = KeyRef::new(&self.identity, scopes, Some(&tenant), options.enable_cae);
+        app.cache
+            .get_or_fetch(key, bypass, || {
+                let app = self.app.clone();
+                let assertion = self.user_assertion.clone();
+                let mut scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+                scopes.sort_unstable();
+                scopes.dedup();
+                let tenant = tenant.clone();
+                async move { app.request(tenant, scopes, claims, assertion).await }
+            })
+            .await
+    }
+}
+
+/// The cache identity: the application and the hash of the user's assertion.
+fn identity(app: &App, user_assertion: &Secret) -> Arc<str> {
+    Arc::from(format!(
+        "entra/obo/{}/{}/{}",
+        app.authority.as_str(),
+        app.client_id,
+        sha256_hex(user_assertion.secret())
+    ))
+}
+
+impl App {
+    async fn request(
+        self: Arc<Self>,
+        tenant: String,
+        scopes: Vec<String>,
+        claims: Option<String>,
+        user_assertion: Secret,
+    ) -> Result<AccessToken, Error> {
+        let endpoint = self.authority.token_endpoint(&tenant);
+        let (field, proof) = match &self.auth {
+            ClientAuth::Secret(secret) => ("client_secret", secret.clone()),
+            ClientAuth::Assertion(source) => {
+                let context = AssertionContext {
+                    token_endpoint: endpoint.clone(),
+                    tenant: tenant.clone(),
+                    now: self.clock.now(),
+                };
+                ("client_assertion", source.assertion(context).await?)
+            }
+        };
+        let scope = scopes.join(" ");
+        let mut form = vec![
+            ("client_id", self.client_id.as_str()),
+            ("grant_type", OBO_GRANT_TYPE),
+            ("assertion", user_assertion.secret()),
+            ("requested_token_use", "on_behalf_of"),
+            ("scope", scope.as_str()),
+        ];
+        if field == "client_assertion" {
+            form.push(("client_assertion_type", JWT_BEARER));
+        }
+        form.push((field, proof.secret()));
+        if let Some(claims) = &claims {
+            form.push(("claims", claims));
+        }
+        tracing::debug!(credential = NAME, authority = self.authority.as_str(), tenant = %tenant, "requesting an on-behalf-of token");
+        let (response, at) = post_form(NAME, &self.pipeline, &self.clock, &endpoint, &form).await?;
+        crate::client::parse_response(
+            NAME,
+            &response,
+            at,
+            &[proof.secret(), user_assertion.secret()],
+        )
+    }
+}
+
+impl TokenCredential for OnBehalfOfCredential {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        identity_core::trace::traced(NAME, "on_behalf_of", self.fetch(scopes, options))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
+
+#[derive(Clone)]
+enum Proof {
+    Secret(Secret),
+    CertificatePath(PathBuf, Option<Secret>, bool),
+    Certificate(Arc<[u8]>, Option<Secret>, bool),
+    Callback(Arc<Callback>),
+}
+
+impl fmt::Debug for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(***)"),
+            Self::CertificatePath(path, ..) => write!(f, "CertificatePath({})", path.display()),
+            Self::Certificate(bytes, ..) => write!(f, "Certificate({} bytes)", bytes.len()),
+            Self::Callback(_) => f.write_str("AssertionCallback"),
+        }
+    }
+}
+
+/// Builds an [`OnBehalfOfCredential`].
+#[derive(Clone, Default)]
+pub struct OnBehalfOfCredentialBuilder {
+    common: CommonOptions,
+    proof: Option<Proof>,
+    user_assertion: Option<Secret>,
+}
+
+impl fmt::Debug for OnBehalfOfCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnBehalfOfCredentialBuilder")
+            .field("common", &self.common)
+            .field("proof", &self.proof)
+            .field(
+                "user_assertion",
+                &self.user_assertion.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+impl OnBehalfOfCredentialBuilder {
+    /// The tenant (directory) id or domain (required).
+    #[must_use]
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.common.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// The application (client) id of the calling API (required).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.common.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The user's assertion: the access token the user sent to this API (required).
+    #[must_use]
+    pub fn user_assertion(mut self, assertion: impl Into<Secret>) -> Self {
+        self.user_assertion = Some(assertion.into());
+        self
+    }
+
+    /// Proves the application with a client secret.
+    #[must_use]
+    pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.proof = Some(Proof::Secret(secret.into()));
+        self
+    }
+
+    /// Proves the application with a certificate file (PEM with an RSA key; PKCS#12 with
+    /// feature `pkcs12` and the password). `send_chain` sends `x5c` for subject name/issuer
+    /// authentication.
+    #[must_use]
+    pub fn client_certificate_path(
+        mut self,
+        path: impl Into<PathBuf>,
+        password: Option<Secret>,
+        send_chain: bool,
+    ) -> Self {
+        self.proof = Some(Proof::CertificatePath(path.into(), password, send_chain));
+        self
+    }
+
+    /// Proves the application with a certificate's bytes (as
+    /// [`client_certificate_path`](Self::client_certificate_path)).
+    #[must_use]
+    pub fn client_certificate(
+        mut self,
+        bytes: impl Into<Vec<u8>>,
+        password: Option<Secret>,
+        send_chain: bool,
+    ) -> Self {
+        self.proof = Some(Proof::Certificate(
+            bytes.into().into(),
+            password,
+            send_chain,
+        ));
+        self
+    }
+
+    /// Proves the application with an assertion returned by `callback` for each request.
+    #[must_use]
+    pub fn client_assertion<F, Fut, E>(mut self, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: StdError + Send + Sync + 'static,
+    {
+        self.proof = Some(Proof::Callback(Arc::new(move || {
+            let future = callback();
+            Box::pin(async move {
+                future.await.map_err(|e| {
+                    Error::authentication_failed(
+                        NAME,
+                        "the client assertion callback failed; see the source error",
+                    )
+                    .with_source(e)
+                })
+            })
+        })));
+        self
+    }
+
+    common_setters!();
+
+    /// Builds the credential.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
+    /// the tenant id, client id, proof or user assertion is missing or invalid, the
+    /// certificate cannot be read, or the authority is not `https`.
+    pub fn build(self) -> Result<OnBehalfOfCredential, Error> {
+        let common = &self.common;
+        let env = common.env();
+        let required = |value: &Option<String>, what: &str| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Error::invalid_configuration(
+                        NAME,
+                        format!("a {what} is required; set {}", what.replace(' ', "_")),
+                    )
+                })
+        };
+        let tenant = required(&common.tenant_id, "tenant id")?;
+        validate_tenant_id(NAME, &tenant)
+            .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
+        let client_id = required(&common.client_id, "client id")?;
+        let user_assertion = self
+            .user_assertion
+            .filter(|a| !a.secret().trim().is_empty())
+            .ok_or_else(|| {
+                Error::invalid_configuration(
+                    NAME,
+                    "a user assertion is required; set user_assertion",
+                )
+            })?;
+        let auth = match self.proof {
+            None => {
+                return Err(Error::invalid_configuration(
+                    NAME,
+                    "the application's proof is required; set client_secret, client_certificate or client_assertion",
+                ));
+            }
+            Some(Proof::Secret(secret)) if secret.secret().is_empty() => {
+                return Err(Error::invalid_configuration(
+                    NAME,
+                    "the client secret is empty",
+                ));
+            }
+            Some(Proof::Secret(secret)) => ClientAuth::Secret(secret),
+            Some(Proof::Callback(callback)) => {
+                ClientAuth::Assertion(Arc::new(CallbackSource(callback)))
+            }
+            Some(Proof::CertificatePath(path, password, send_chain)) => {
+                let bytes = identity_core::fs::read(
+                    &path,
+                    &identity_core::fs::ReadOptions::configured(MAX_CERTIFICATE),
+                )
+                .map_err(|e| {
+                    Error::invalid_configuration(
+                        NAME,
+                        format!("cannot read the certificate file {}: {e}", path.display()),
+                    )
+                })?;
+                signer(&bytes, password.as_ref(), send_chain, &client_id)?
+            }
+            Some(Proof::Certificate(bytes, password, send_chain)) => {
+                signer(&bytes, password.as_ref(), send_chain, &client_id)?
+            }
+        };
+        let authority = Authority::resolve(
+            NAME,
+            common.authority_host.as_deref(),
+            &env,
+            common.allow_insecure_loopback_authority,
+        )?;
+        let http_client = match &common.http_client {
+            Some(client) => client.clone(),
+            None => ReqwestClient::shared().map_err(|e| e.with_credential(NAME))?,
+        };
+        let clock = common
+            .clock
+            .clone()
+            .unwrap_or_else(identity_core::system_clock);
+        let mut pipeline = Pipeline::new(http_client)
+            .with_retry(common.retry.clone().unwrap_or_default())
+            .with_clock(clock.clone());
+        if let Some(sleeper) = &common.sleeper {
+            pipeline = pipeline.with_sleeper(sleeper.clone());
+        }
+        let app = Arc::new(App {
+            authority,
+            tenant,
+            client_id,
+            allowed_tenants: common.additionally_allowed_tenants.clone(),
+            env,
+            pipeline,
+            clock: clock.clone(),
+            auth,
+            cache: TokenCache::with_clock(clock),
+        });
+        Ok(OnBehalfOfCredential {
+            identity: identity(&app, &user_assertion),
+            app,
+            user_assertion,
+        })
+    }
+}
+
+fn signer(
+    bytes: &[u8],
+    password: Option<&Secret>,
+    send_chain: bool,
+    client_id: &str,
+) -> Result<ClientAuth, Error> {
+    let certificate = ClientCertificate::load(NAME, bytes, password.map(Secret::secret))?;
+    Ok(ClientAuth::Assertion(Arc::new(Signer {
+        certificate,
+        client_id: client_id.to_owned(),
+        send_chain,
+    })))
+}
+
+#[derive(Debug)]
+struct Signer {
+    certificate: ClientCertificate,
+    client_id: String,
+    send_chain: bool,
+}
+
+impl AssertionSource for Signer {
+    fn assertion(&self, context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
+        let adfs = context.tenant.eq_ignore_ascii_case("adfs");
+        let result = self
+            .certificate
+            .sign_assertion(
+                NAME,
+                &self.client_id,
+                &context.token_endpoint,
+                context.now,
+                adfs,
+                self.send_chain,
+            )
+            .map(Secret::new);
+        Box::pin(async move { result })
+    }
+}
+
+struct CallbackSource(Arc<Callback>);
+
+impl fmt::Debug for CallbackSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+impl AssertionSource for CallbackSource {
+    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
+        let future = (self.0)();
+        Box::pin(async move {
+            let assertion = future.await?;
+            if assertion.trim().is_empty() {
+                return Err(Error::authentication_failed(
+                    NAME,
+                    "the client assertion callback returned an empty assertion",
+                ));
+            }
+            Ok(Secret::new(assertion))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{CLIENT_PEM, SECRET, assert_no_key_material};
+    use crate::user::emulator::Emulator;
+    use identity_core::test_util::Capture;
+    use std::time::Duration;
+
+    const SCOPE: &str = "https://graph.microsoft.com/.default";
+    const ALICE: &str = "planted-user-assertion-alice";
+    const BOB: &str = "planted-user-assertion-bob";
+
+    fn builder(emulator: &Emulator) -> OnBehalfOfCredentialBuilder {
+        OnBehalfOfCredential::builder()
+            .tenant_id("t")
+            .client_id("api")
+            .client_secret(SECRET)
+            .user_assertion(ALICE)
+            .authority_host(emulator.uri())
+            .allow_insecure_loopback_authority(true)
+            .env(Env::empty())
+    }
+
+    fn user_tag(assertion: &str) -> String {
+        format!("obo-{}-", &sha256_hex(assertion)[..12])
+    }
+
+    #[tokio::test]
+    async fn the_request_has_the_on_behalf_of_form_and_the_token_is_cached() {
+        let emulator = Emulator::start().await;
+        let credential = builder(&emulator).build().unwrap();
+        let options = TokenRequestOptions::default();
+        let token = credential.get_token(&[SCOPE], &options).await.unwrap();
+        assert!(token.token.secret().starts_with(&user_tag(ALICE)));
+        credential.get_token(&[SCOPE], &options).await.unwrap();
+        let requests = emulator.requests("/token");
+        assert_eq!(requests.len(), 1);
+        let p = &requests[0].params;
+        assert_eq!(requests[0].path, "/t/oauth2/v2.0/token");
+        assert_eq!(p["grant_type"], OBO_GRANT_TYPE);
+        assert_eq!(p["requested_token_use"], "on_behalf_of");
+        assert_eq!(p["assertion"], ALICE);
+        assert_eq!(p["client_id"], "api");
+        assert_eq!(p["client_secret"], SECRET);
+        assert_eq!(p["scope"], SCOPE);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_or_an_assertion_callback_proves_the_application() {
+        let emulator = Emulator::start().await;
+        let by_certificate = builder(&emulator)
+            .client_certificate(CLIENT_PEM, None, false)
+            .build()
+            .unwrap();
+        by_certificate
+            .get_token(&[SCOPE], &TokenRequestOptions::default())
+            .await
+            .unwrap();
+        let by_callback = builder(&emulator)
+            .client_assertion(|| async {
+                Ok::<_, std::io::Error>("planted-client-assertion".to_owned())
+            })
+            .build()
+            .unwrap();
+        by_callback
+            .get_token(&[SCOPE], &TokenRequestOptions::default())
+            .await
+            .unwrap();
+        let requests = emulator.requests("/token");
+        for r in &requests {
+            assert_eq!(r.params["client_assertion_type"], JWT_BEARER);
+            assert!(!r.params.contains_key("client_secret"));
+        }
+        assert_eq!(requests[0].params["client_assertion"].split('.').count(), 3);
+        assert_eq!(
+            requests[1].params["client_assertion"],
+            "planted-client-assertion"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_users_never_share_a_token_under_concurrency() {
+        let emulator = Emulator::start().await;
+        // Each token answer takes a while, so requests of both users overlap.
+        emulator.with(|s| s.delay = Duration::from_millis(50));
+        let app = builder(&emulator).build().unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let assertion = if i % 2 == 0 { ALICE } else { BOB };
+            let credential = app.for_user(assertion);
+            tasks.push(tokio::spawn(async move {
+                let scopes: &[&str] = if i % 4 < 2 {
+                    &[SCOPE]
+                } else {
+                    &["https://vault.azure.net/.default"]
+                };
+                let token = credential
+                    .get_token(scopes, &TokenRequestOptions::default())
+                    .await
+                    .unwrap();
+                (assertion, token)
+            }));
+        }
+        for task in tasks {
+            let (assertion, token) = tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                token.token.secret().starts_with(&user_tag(assertion)),
+                "a token of another user was served"
+            );
+        }
+        // One request per user and scope: loads are shared within a user, never across.
+        let requests = emulator.requests("/token");
+        assert_eq!(requests.len(), 4);
+        let mut pairs: Vec<(String, String)> = requests
+            .iter()
+            .map(|r| (r.params["assertion"].clone(), r.params["scope"].clone()))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn user_assertions_and_secrets_never_reach_errors_debug_or_logs() {
+        let emulator = Emulator::start().await;
+        emulator.with(|s| s.echo_secrets = true);
+        let credential = builder(&emulator)
+            .user_assertion("planted-user-assertion-bad")
+            .build()
+            .unwrap();
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        let err = credential
+            .get_token(&[SCOPE], &TokenRequestOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        let text = format!(
+            "{err} {err:?} {} {credential:?} {:?}",
+            identity_core::display_chain(&err),
+            credential.for_user(BOB)
+        );
+        assert!(text.contains("AADSTS50013"), "{text}");
+        assert_no_key_material(&text);
+        capture.assert_absent("planted");
+    }
+
+    #[test]
+    fn missing_settings_fail_the_build() {
+        let ok = || {
+            OnBehalfOfCredential::builder()
+                .tenant_id("t")
+                .client_id("c")
+                .client_secret(SECRET)
+                .user_assertion(ALICE)
+                .env(Env::empty())
+        };
+        assert!(ok().build().is_ok());
+        for (builder, expected) in [
+            (ok().user_assertion(" "), "user assertion"),
+            (ok().client_id(""), "client id"),
+            (ok().tenant_id(""), "tenant id"),
+            (
+                OnBehalfOfCredential::builder()
+                    .tenant_id("t")
+                    .client_id("c")
+                    .user_assertion(ALICE),
+                "proof",
+            ),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+            assert!(err.message().contains(expected), "{err}");
+        }
+    }
+}

@@ -180,7 +180,10 @@ impl Store {
 
     /// The refresh token kept for `record`'s account.
     pub(crate) fn load(&self, record: &AuthenticationRecord) -> Result<Option<Secret>, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(self
             .read()?
             .accounts
@@ -195,7 +198,10 @@ impl Store {
         record: &AuthenticationRecord,
         refresh_token: &Secret,
     ) -> Result<(), StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // An unreadable file is replaced rather than kept failing for ever.
         let mut file = self.read().unwrap_or_default();
         file.version = 1;
@@ -207,8 +213,13 @@ impl Store {
             refresh_token: refresh_token.secret().to_owned(),
         });
         let bytes = serde_json::to_vec(&file).map_err(|_| StoreError("cannot encode".into()))?;
-        write_private(&self.path, &bytes)
-            .map_err(|e| StoreError(format!("cannot write {} ({})", self.path.display(), e.kind())))
+        write_private(&self.path, &bytes).map_err(|e| {
+            StoreError(format!(
+                "cannot write {} ({})",
+                self.path.display(),
+                e.kind()
+            ))
+        })
     }
 }
 
@@ -270,18 +281,36 @@ mod tests {
         let store = TokenCachePersistenceOptions::new()
             .allow_unencrypted_storage(true)
             .name("test")
-            .open("X", &Env::from_pairs([("HOME", dir.path().to_str().unwrap())]))
+            .open(
+                "X",
+                &Env::from_pairs([("HOME", dir.path().to_str().unwrap())]),
+            )
             .unwrap();
-        store.save(&record("a"), &Secret::new("planted-rt-a")).unwrap();
-        store.save(&record("b"), &Secret::new("planted-rt-b")).unwrap();
-        store.save(&record("a"), &Secret::new("planted-rt-a2")).unwrap();
+        store
+            .save(&record("a"), &Secret::new("planted-rt-a"))
+            .unwrap();
+        store
+            .save(&record("b"), &Secret::new("planted-rt-b"))
+            .unwrap();
+        store
+            .save(&record("a"), &Secret::new("planted-rt-a2"))
+            .unwrap();
         let path = dir.path().join(".IdentityService/test.json");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+        let dir_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        assert_eq!(store.load(&record("a")).unwrap().unwrap().secret(), "planted-rt-a2");
-        assert_eq!(store.load(&record("b")).unwrap().unwrap().secret(), "planted-rt-b");
+        assert_eq!(
+            store.load(&record("a")).unwrap().unwrap().secret(),
+            "planted-rt-a2"
+        );
+        assert_eq!(
+            store.load(&record("b")).unwrap().unwrap().secret(),
+            "planted-rt-b"
+        );
         assert!(store.load(&record("c")).unwrap().is_none());
         assert!(!format!("{store:?}").contains("planted"));
 

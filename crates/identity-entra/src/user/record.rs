@@ -185,9 +185,14 @@ pub(crate) fn from_id_token(
         .map(str::to_owned)
         .or_else(|| {
             text("iss").and_then(|iss| {
-                iss.parse::<http::Uri>()
-                    .ok()
-                    .map(|u| u.path().trim_matches('/').split('/').next().unwrap_or("").to_owned())
+                iss.parse::<http::Uri>().ok().map(|u| {
+                    u.path()
+                        .trim_matches('/')
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                })
             })
         })
         .filter(|t| !t.is_empty())
@@ -234,7 +239,10 @@ mod tests {
             r#"{"authority":"login.microsoftonline.com","clientId":"04b07795-8ddb-461a-bbee-02f9e1bf7b46","homeAccountId":"uid.utid","tenantId":"tid","username":"user@contoso.com","version":"1.0"}"#
         );
         let reference = r#"{"authority": "login.microsoftonline.com", "clientId": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "homeAccountId": "uid.utid", "tenantId": "tid", "username": "user@contoso.com", "version": "1.0"}"#;
-        assert_eq!(AuthenticationRecord::deserialize(reference).unwrap(), record);
+        assert_eq!(
+            AuthenticationRecord::deserialize(reference).unwrap(),
+            record
+        );
         let other = reference.replace("1.0", "2.0");
         assert!(AuthenticationRecord::deserialize(&other).is_err());
         assert!(AuthenticationRecord::deserialize("{}").is_err());

@@ -102,7 +102,12 @@ async fn a_scripted_browser_completes_the_pkce_flow_and_sees_the_close_page() {
         .unwrap();
     assert!(token.token.secret().starts_with("at-browser-"));
     assert_eq!(browser.finished().await.as_deref(), Some("200"));
-    assert!(browser.read("page").unwrap().contains("You can close this window"));
+    assert!(
+        browser
+            .read("page")
+            .unwrap()
+            .contains("You can close this window")
+    );
 
     let authorize = &emulator.requests("/authorize")[0];
     assert_eq!(authorize.method, "GET");
@@ -128,7 +133,10 @@ async fn a_scripted_browser_completes_the_pkce_flow_and_sees_the_close_page() {
 
     // Another scope: silent, through the refresh token.
     let graph = credential
-        .get_token(&["https://graph.microsoft.com/.default"], &TokenRequestOptions::default())
+        .get_token(
+            &["https://graph.microsoft.com/.default"],
+            &TokenRequestOptions::default(),
+        )
         .await
         .unwrap();
     assert!(graph.token.secret().starts_with("at-refresh-"));
@@ -177,7 +185,10 @@ async fn a_callback_with_another_state_is_refused_and_the_wait_goes_on() {
     let err = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
         .await
         .unwrap_err();
-    assert!(err.message().contains("did not complete within 60 s"), "{err}");
+    assert!(
+        err.message().contains("did not complete within 60 s"),
+        "{err}"
+    );
     assert_eq!(browser.read("status").as_deref(), Some("400"));
     assert!(emulator.requests("/token").is_empty());
 }
@@ -245,7 +256,11 @@ async fn when_no_browser_starts_the_url_goes_to_the_prompt() {
         .unwrap();
     let shown = shown.lock().unwrap();
     assert_eq!(shown.len(), 1);
-    assert!(shown[0].contains("/nonexistent/browser could not be started"), "{}", shown[0]);
+    assert!(
+        shown[0].contains("/nonexistent/browser could not be started"),
+        "{}",
+        shown[0]
+    );
     assert!(shown[0].contains("/oauth2/v2.0/authorize?"), "{}", shown[0]);
 }
 
@@ -328,7 +343,11 @@ async fn a_refused_code_exchange_error_does_not_echo_the_code_or_verifier() {
         .unwrap();
     let err = credential
         .client
-        .parse_token_response(&response, std::time::SystemTime::UNIX_EPOCH, &[&code, &verifier])
+        .parse_token_response(
+            &response,
+            std::time::SystemTime::UNIX_EPOCH,
+            &[&code, &verifier],
+        )
         .unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(text.contains("AADSTS54005"), "{text}");
@@ -351,7 +370,10 @@ async fn a_second_credential_with_the_record_and_the_file_gets_a_token_without_a
     let record = bounded(first.authenticate(&[SCOPE])).await.unwrap();
     let json = record.serialize();
     let file = std::fs::read_to_string(home.path().join("signin-test.json")).unwrap();
-    assert!(file.contains("planted-refresh-token"), "the file keeps the refresh token");
+    assert!(
+        file.contains("planted-refresh-token"),
+        "the file keeps the refresh token"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -365,11 +387,14 @@ async fn a_second_credential_with_the_record_and_the_file_gets_a_token_without_a
     // "Another process": a new credential from the serialized record and the file, with a
     // browser that must not be used.
     let record = AuthenticationRecord::deserialize(&json).unwrap();
-    let second = builder(&emulator, Env::from_pairs([(BROWSER, "/nonexistent/never")]))
-        .authentication_record(record)
-        .token_cache_persistence(persistence)
-        .build()
-        .unwrap();
+    let second = builder(
+        &emulator,
+        Env::from_pairs([(BROWSER, "/nonexistent/never")]),
+    )
+    .authentication_record(record)
+    .token_cache_persistence(persistence)
+    .build()
+    .unwrap();
     let token = bounded(second.get_token(&[SCOPE], &TokenRequestOptions::default()))
         .await
         .unwrap();
@@ -379,9 +404,13 @@ async fn a_second_credential_with_the_record_and_the_file_gets_a_token_without_a
 
 /// The path of a Chromium binary, if one is installed.
 fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
 }
 
 #[tokio::test]

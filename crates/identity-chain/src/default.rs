@@ -9,6 +9,7 @@
 //! | 4 | `AzureCliCredential` | `az login` |
 //! | 5 | `AzurePowerShellCredential` | `Connect-AzAccount` |
 //! | 6 | `AzureDeveloperCliCredential` | `azd auth login` |
+//! | 7 | `InteractiveBrowserCredential` | off by default; on with [`DefaultAzureCredentialBuilder::exclude_interactive_browser_credential`]`(false)`: a browser on this machine |
 //!
 //! An *unavailable* member moves the chain on; any other failure stops it. Inside this chain a
 //! developer tool that fails for another reason (an expired login, garbage output) also moves
@@ -39,9 +40,8 @@
 //! selectable here: build it directly.
 //!
 //! # Not included
-//! The reference SDK's shared token cache, Visual Studio Code, broker (WAM) and interactive
-//! browser members are out of scope for this library: they need a desktop session or a
-//! platform broker. Build a [`ChainedTokenCredential`](crate::ChainedTokenCredential) with your
+//! The reference SDK's shared token cache, Visual Studio Code and broker (WAM) members are out
+//! of scope for this library: they need a desktop session's stores or a platform broker. Build a [`ChainedTokenCredential`](crate::ChainedTokenCredential) with your
 //! own credential if you need one of them.
 
 use std::sync::Arc;
@@ -185,6 +185,7 @@ pub struct DefaultAzureCredentialBuilder {
     imds_endpoint: Option<String>,
     configure_managed_identity: Option<ConfigureManagedIdentity>,
     deadline: Option<Duration>,
+    include_interactive_browser: bool,
 }
 
 impl std::fmt::Debug for DefaultAzureCredentialBuilder {
@@ -406,6 +407,18 @@ impl DefaultAzureCredentialBuilder {
         self
     }
 
+    /// Whether to leave out `InteractiveBrowserCredential`, the last member (default `true`:
+    /// left out). With `false`, when every other member fails and `AZURE_TOKEN_CREDENTIALS`
+    /// keeps the developer members, the chain opens the browser for the user to sign in
+    /// (tenant `organizations`, the developer sign-on client id, the chain's authority host
+    /// and allowed tenants), and the default [`deadline`](Self::deadline) grows by the
+    /// browser's 5-minute timeout.
+    #[must_use]
+    pub fn exclude_interactive_browser_credential(mut self, exclude: bool) -> Self {
+        self.include_interactive_browser = !exclude;
+        self
+    }
+
     /// Builds the chain.
     ///
     /// # Errors
@@ -426,16 +439,27 @@ impl DefaultAzureCredentialBuilder {
         let selection = Selection::from_env(&env)?;
         let kinds = self.exclusions.members(selection);
         let probe = selection != Selection::Only(CredentialKind::ManagedIdentity);
-        let members = kinds
+        let mut members: Vec<Member> = kinds
             .into_iter()
             .map(|kind| Member {
                 credential: self.member(kind, &env, probe),
                 downgrade_failures: !kind.is_production(),
             })
             .collect();
+        // A person signing in in the browser needs more than the default deadline leaves.
+        let mut default_deadline = crate::DEFAULT_CHAIN_DEADLINE;
+        if self.include_interactive_browser
+            && matches!(selection, Selection::All | Selection::Developer)
+        {
+            default_deadline += identity_entra::user::interactive_browser::DEFAULT_TIMEOUT;
+            members.push(Member {
+                credential: self.interactive_browser(&env),
+                downgrade_failures: false,
+            });
+        }
         Ok(DefaultAzureCredential {
             chain: Chain::new(NAME, members, true)
-                .with_deadline(self.deadline.unwrap_or(crate::DEFAULT_CHAIN_DEADLINE)),
+                .with_deadline(self.deadline.unwrap_or(default_deadline)),
         })
     }
 
@@ -580,6 +604,31 @@ impl DefaultAzureCredentialBuilder {
         }
     }
 
+    fn interactive_browser(&self, env: &Env) -> Arc<dyn TokenCredential> {
+        let mut b = identity_entra::InteractiveBrowserCredential::builder()
+            .env(env.clone())
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(clock) = &self.clock {
+            b = b.clock(clock.clone());
+        }
+        if let Some(sleeper) = &self.sleeper {
+            b = b.sleeper(sleeper.clone());
+        }
+        if let Some(http) = &self.https {
+            b = b.http_client(http.clone());
+        }
+        if let Some(host) = &self.authority_host {
+            b = b.authority_host(host.clone());
+        }
+        match b.build() {
+            Ok(credential) => Arc::new(credential),
+            Err(error) => Arc::new(Misconfigured {
+                name: "InteractiveBrowserCredential",
+                error,
+            }),
+        }
+    }
+
     fn azure_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
         developer_tool!(self, env, identity_dev::AzureCliCredential)
     }
@@ -717,5 +766,32 @@ mod span_tests {
         }));
         capture.assert_absent(PLANTED_TOKEN);
         capture.assert_absent(PLANTED_HEADER);
+    }
+
+    #[test]
+    fn the_interactive_browser_member_comes_last_only_when_asked_for() {
+        let build = |env: Env, exclude: Option<bool>| {
+            let mut b = DefaultAzureCredential::builder().env(env);
+            if let Some(exclude) = exclude {
+                b = b.exclude_interactive_browser_credential(exclude);
+            }
+            b.build().unwrap().members()
+        };
+        let browser = "InteractiveBrowserCredential";
+        assert!(!build(Env::empty(), None).contains(&browser));
+        assert!(!build(Env::empty(), Some(true)).contains(&browser));
+        let members = build(Env::empty(), Some(false));
+        assert_eq!(members.len(), 7);
+        assert_eq!(members.last(), Some(&browser));
+        let dev = build(
+            Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "dev")]),
+            Some(false),
+        );
+        assert_eq!(dev.last(), Some(&browser));
+        let prod = build(
+            Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "prod")]),
+            Some(false),
+        );
+        assert!(!prod.contains(&browser));
     }
 }

@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use identity_chain::{
     AzureCliCredential, AzureDeveloperCliCredential, AzurePowerShellCredential,
-    DefaultAzureCredential, EnvironmentCredential, Error, ManagedIdentityCredential,
-    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+    DefaultAzureCredential, DeviceCodeCredential, EnvironmentCredential, Error,
+    InteractiveBrowserCredential, ManagedIdentityCredential, TokenCredential, TokenRequestOptions,
+    WorkloadIdentityCredential,
 };
 use identity_chain::{AzurePipelinesCredential, GitHubActionsCredential};
 
@@ -52,6 +53,11 @@ OPTIONS:
                                                AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)
                           github-actions       GitHubActionsCredential (ACTIONS_ID_TOKEN_REQUEST_URL,
                                                ACTIONS_ID_TOKEN_REQUEST_TOKEN, AZURE_CLIENT_ID, AZURE_TENANT_ID)
+                          interactive-browser  InteractiveBrowserCredential: sign in with a web browser
+                                               (BROWSER, else the platform's opener; the URL on stderr
+                                               when none starts)
+                          device-code          DeviceCodeCredential: sign in on another device with a code
+                                               (the instructions on stderr)
     --scope SCOPE       the scope to request, e.g. https://management.azure.com/.default; repeatable
                         (managed identity, az and pwsh accept exactly one)
     --client-id ID      a user-assigned managed identity, by client id
@@ -194,11 +200,21 @@ fn build(args: &Args) -> Result<Chosen, Error> {
                 .additionally_allowed_tenants(allowed)
                 .build()?,
         )),
+        "interactive-browser" => Chosen::Single(Arc::new(
+            InteractiveBrowserCredential::builder()
+                .additionally_allowed_tenants(allowed)
+                .build()?,
+        )),
+        "device-code" => Chosen::Single(Arc::new(
+            DeviceCodeCredential::builder()
+                .additionally_allowed_tenants(allowed)
+                .build()?,
+        )),
         other => {
             return Err(Error::invalid_argument(
                 "token",
                 format!(
-                    "unknown credential {other:?}; use one of default, managed-identity, azure-cli, azure-powershell, azure-developer-cli, environment, workload-identity, azure-pipelines, github-actions"
+                    "unknown credential {other:?}; use one of default, managed-identity, azure-cli, azure-powershell, azure-developer-cli, environment, workload-identity, azure-pipelines, github-actions, interactive-browser, device-code"
                 ),
             ));
         }
@@ -221,7 +237,17 @@ async fn run(args: Args) -> Result<String, Error> {
                     .unwrap_or("DefaultAzureCredential"),
             )
         }
-        Chosen::Single(c) => (c.get_token(&scopes, &options).await?, c.name()),
+        Chosen::Single(c) => {
+            if matches!(
+                args.credential.as_str(),
+                "interactive-browser" | "device-code"
+            ) {
+                // Progress for the person signing in; stdout stays the one JSON object.
+                eprintln!("token: signing in with {}…", c.name());
+            }
+            let token = c.get_token(&scopes, &options).await?;
+            (token, c.name())
+        }
     };
     let json = serde_json::json!({
         "access_token": token.token.secret(),

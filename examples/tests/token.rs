@@ -273,6 +273,32 @@ fn ci_credentials_outside_a_runner_say_which_variables_are_missing() {
 }
 
 #[test]
+fn device_code_failures_go_to_stderr_and_stdout_stays_empty() {
+    // A refused authority: the device code request fails at once, with no prompt.
+    let vars = vec![
+        ("AZURE_AUTHORITY_HOST", "https://127.0.0.1:1".to_owned()),
+        ("HOME", "/nonexistent".to_owned()),
+    ];
+    let out = run(
+        &[
+            "--credential",
+            "device-code",
+            "--scope",
+            "https://management.azure.com/.default",
+        ],
+        &vars,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("signing in with DeviceCodeCredential"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("DeviceCodeCredential:"), "{stderr}");
+}
+
+#[test]
 fn help_explains_the_contract() {
     let out = run(&["--help"], &[]);
     assert!(out.status.success());
@@ -284,6 +310,8 @@ fn help_explains_the_contract() {
         "--resource-id",
         "--object-id",
         "--tenant-id",
+        "interactive-browser",
+        "device-code",
         "expires_on",
         "exit 1",
     ] {

@@ -58,6 +58,7 @@ const STEPS: &[(&str, StepFn)] = &[
     ("msi-tree", msi_tree),
     ("clippy", clippy),
     ("python", sidecar_python),
+    ("chromium", chromium),
     ("test", test),
     ("doc", doc),
     ("deny", deny_step),
@@ -231,6 +232,51 @@ fn clippy(_: &mut Ci) -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ]))
+}
+
+/// Where the real-browser sign-in test looks for Chromium.
+const CHROMIUM_PATHS: &[&str] = &[
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+];
+
+/// Headless Chromium for identity-entra's real-browser sign-in test: installed with apt-get
+/// when missing, only where that is safe to do unasked (Debian, as root, non-interactive,
+/// bounded by `timeout`). Elsewhere the step says why, and the test reports itself skipped.
+fn chromium(_: &mut Ci) -> Result<()> {
+    if let Some(found) = CHROMIUM_PATHS
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+    {
+        eprintln!("chromium: {found} is installed");
+        return Ok(());
+    }
+    let root = sh::output(std::process::Command::new("id").arg("-u"))
+        .is_some_and(|uid| uid.trim() == "0");
+    let debian = std::path::Path::new("/etc/debian_version").exists();
+    if !(root && debian) {
+        eprintln!(
+            "chromium: not installed, and not installing it here (that needs Debian and root); the real-browser sign-in test will be skipped"
+        );
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.arg("900")
+            .arg("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    sh::run(&mut apt(&["update", "-qq"]))?;
+    sh::run(&mut apt(&[
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "chromium",
     ]))
 }
 

@@ -1,4 +1,4 @@
-//! Microsoft Entra ID credentials for service principals and workload identity.
+//! Microsoft Entra ID credentials for service principals, workload identity and users.
 //!
 //! * [`ClientSecretCredential`]: an app registration's client secret.
 //! * [`ClientCertificateCredential`]: a certificate; each request carries a client assertion
@@ -12,6 +12,12 @@
 //!   connection with workload identity federation.
 //! * [`GitHubActionsCredential`]: a GitHub Actions job's OIDC token (the workflow needs
 //!   `permissions: id-token: write`).
+//! * [`InteractiveBrowserCredential`]: a user signs in with a web browser (authorization code
+//!   with PKCE, a loopback redirect listener).
+//! * [`DeviceCodeCredential`]: a user signs in on another device with a short code.
+//! * [`OnBehalfOfCredential`]: a web API calls another API as the user who called it.
+//! * [`AuthenticationRecord`] and [`TokenCachePersistenceOptions`]: start a later process from
+//!   an earlier sign-in, silently (see the [`user`] module).
 //! * [`ReqwestClient`]: the HTTPS client they use by default (reqwest, rustls with `ring`,
 //!   platform roots plus `SSL_CERT_FILE`/`SSL_CERT_DIR`, proxies from `HTTPS_PROXY` and
 //!   friends, no redirects).

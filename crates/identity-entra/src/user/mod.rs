@@ -3,6 +3,10 @@
 //! [`AuthenticationRecord`] that lets a later process start from a sign-in, the opt-in
 //! persistent user-token file, and the confidential [`OnBehalfOfCredential`].
 //!
+//! [`DeviceCodeCredential`]: device_code::DeviceCodeCredential
+//! [`InteractiveBrowserCredential`]: interactive_browser::InteractiveBrowserCredential
+//! [`OnBehalfOfCredential`]: on_behalf_of::OnBehalfOfCredential
+//!
 //! Wire (`docs/protocol.md` §6):
 //! * every user flow asks for the caller's scopes plus `offline_access openid profile`, so the
 //!   answer carries a refresh token and an ID token, and sends `client_info=1`, so it carries
@@ -167,8 +171,8 @@ macro_rules! user_setters {
             self
         }
 
-        /// A record from an earlier [`authenticate`](Self::build): the account to use
-        /// silently. With a [persistent cache](Self::token_cache_persistence) holding its
+        /// A record from an earlier `authenticate` (possibly in another process): the account
+        /// to use silently. With a [persistent cache](Self::token_cache_persistence) holding its
         /// refresh token, no prompt is needed.
         #[must_use]
         pub fn authentication_record(mut self, record: crate::user::AuthenticationRecord) -> Self {

@@ -310,7 +310,7 @@ impl OnBehalfOfCredentialBuilder {
     }
 
     /// Proves the application with a certificate's bytes (as
-    /// [`client_certificate_path`](Self::client_certificate_path)).
+    /// [`Self::client_certificate_path`]).
     #[must_use]
     pub fn client_certificate(
         mut self,
@@ -354,7 +354,7 @@ impl OnBehalfOfCredentialBuilder {
     /// Builds the credential.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
+    /// [`ErrorKind::InvalidConfiguration`] when
     /// the tenant id, client id, proof or user assertion is missing or invalid, the
     /// certificate cannot be read, or the authority is not `https`.
     pub fn build(self) -> Result<OnBehalfOfCredential, Error> {

@@ -253,8 +253,8 @@ fn chromium(_: &mut Ci) -> Result<()> {
         eprintln!("chromium: {found} is installed");
         return Ok(());
     }
-    let root = sh::output(std::process::Command::new("id").arg("-u"))
-        .is_some_and(|uid| uid.trim() == "0");
+    let root =
+        sh::output(std::process::Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0");
     let debian = std::path::Path::new("/etc/debian_version").exists();
     if !(root && debian) {
         eprintln!(

@@ -2,7 +2,9 @@
 //! authorization code with PKCE; `docs/protocol.md` §6).
 //!
 //! 1. A listener binds `127.0.0.1:<port>`: the port of the configured redirect URI, else a
-//!    free one. The redirect URI is `http://localhost:<port>` (with the configured path).
+//!    free one; for a `localhost` redirect, `[::1]:<port>` too when the system has IPv6, since
+//!    a browser may resolve `localhost` to either. The redirect URI is
+//!    `http://localhost:<port>` (with the configured path).
 //! 2. The browser opens `{authority}/{tenant}/oauth2/v2.0/authorize` with `client_id`,
 //!    `response_type=code`, `redirect_uri`, `scope` (the caller's plus
 //!    `offline_access openid profile`), a random `state` (128 bits), `code_challenge` =
@@ -324,7 +326,14 @@ impl BrowserFlow {
                 "No web browser could be started ({reason}). To sign in, open this URL in a browser on this machine:\n{url}"
             ));
         }
-        let wait = Box::pin(receive_code(listener, &state, &self.redirect.path));
+        let mut listeners = vec![listener];
+        if self.redirect.host == "localhost" {
+            // Best effort: a host without IPv6, or with the port taken there, keeps IPv4 only.
+            if let Ok(v6) = TcpListener::bind(("::1", port)).await {
+                listeners.push(v6);
+            }
+        }
+        let wait = Box::pin(receive_code(listeners, &state, &self.redirect.path));
         let code = match select(wait, client.sleeper().sleep(self.timeout)).await {
             Either::Left((result, _)) => result?,
             Either::Right(((), _)) => {
@@ -355,9 +364,15 @@ impl BrowserFlow {
 }
 
 /// Accepts connections until one carries the callback with the expected `state`.
-async fn receive_code(listener: TcpListener, state: &str, path: &str) -> Result<Secret, Error> {
+async fn receive_code(
+    listeners: Vec<TcpListener>,
+    state: &str,
+    path: &str,
+) -> Result<Secret, Error> {
     loop {
-        let (stream, _) = listener.accept().await.map_err(|e| {
+        let accepts = listeners.iter().map(|l| Box::pin(l.accept()));
+        let (accepted, _, _) = futures_util::future::select_all(accepts).await;
+        let (stream, _) = accepted.map_err(|e| {
             Error::transport(NAME, "the sign-in redirect listener failed").with_source(e)
         })?;
         let handled = tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, state, path)).await;

@@ -144,6 +144,28 @@ async fn a_scripted_browser_completes_the_pkce_flow_and_sees_the_close_page() {
 }
 
 #[tokio::test]
+async fn a_browser_reaching_localhost_over_ipv6_is_served_too() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: this machine has no IPv6 loopback");
+        return;
+    }
+    let emulator = Emulator::start().await;
+    // The sign-in page over IPv4 (the emulator's address), the redirect to localhost over
+    // IPv6 only.
+    let browser = ScriptedBrowser::new();
+    let d = browser.dir.path().display();
+    let script = format!(
+        "#!/bin/sh\nloc=$(curl -sS --max-time 20 -o /dev/null -w '%{{redirect_url}}' \"$1\")\ncurl -6 -sS --max-time 20 -o {d}/page -w '%{{http_code}}' \"$loc\" > {d}/status.tmp 2> {d}/curl.log\nmv {d}/status.tmp {d}/status\n"
+    );
+    std::fs::write(browser.dir.path().join("browser.sh"), script).unwrap();
+    let credential = builder(&emulator, browser.env()).build().unwrap();
+    bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
+        .await
+        .unwrap();
+    assert_eq!(browser.finished().await.as_deref(), Some("200"));
+}
+
+#[tokio::test]
 async fn a_configured_redirect_path_is_served_and_other_paths_are_not() {
     let emulator = Emulator::start().await;
     let browser = ScriptedBrowser::new();

@@ -30,6 +30,8 @@ pub(crate) struct Recorded {
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) params: BTreeMap<String, String>,
+    /// The `user-agent` header, if any.
+    pub(crate) user_agent: Option<String>,
 }
 
 #[derive(Debug)]
@@ -201,10 +203,16 @@ async fn serve(mut stream: TcpStream, addr: SocketAddr, state: Arc<Mutex<State>>
         .into_owned()
         .collect();
     params.extend(form_urlencoded::parse(body).into_owned());
+    let user_agent = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("user-agent")
+            .then(|| v.trim().to_owned())
+    });
     let recorded = Recorded {
         method: method.clone(),
         path: path.to_owned(),
         params,
+        user_agent,
     };
     let delay = {
         let mut s = state.lock().unwrap();

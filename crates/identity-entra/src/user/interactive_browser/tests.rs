@@ -450,7 +450,7 @@ async fn a_real_headless_chromium_follows_the_sign_in_page_to_the_listener() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let script = format!(
-        "#!/bin/sh\nexec timeout 60 {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --no-default-browser-check --user-data-dir={d}/profile --virtual-time-budget=10000 --dump-dom \"$1\" > {d}/page 2> {d}/chromium.log\n"
+        "#!/bin/sh\ntimeout 60 {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --no-default-browser-check --user-data-dir={d}/profile --virtual-time-budget=10000 --dump-dom \"$1\" > {d}/page 2> {d}/chromium.log\necho done > {d}/done\n"
     );
     std::fs::write(dir.path().join("browser.sh"), script).unwrap();
     let env = Env::from_pairs([(
@@ -459,17 +459,21 @@ async fn a_real_headless_chromium_follows_the_sign_in_page_to_the_listener() {
     )]);
     let credential = builder(&emulator, env).build().unwrap();
     let result = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default())).await;
-    let log = std::fs::read_to_string(dir.path().join("chromium.log")).unwrap_or_default();
-    let token = result.unwrap_or_else(|e| panic!("{e}; chromium said: {log}"));
+    let log = || std::fs::read_to_string(dir.path().join("chromium.log")).unwrap_or_default();
+    let token = result.unwrap_or_else(|e| panic!("{e}; chromium said: {}", log()));
     assert!(token.token.secret().starts_with("at-browser-"));
-    // Chromium loaded the emulator's page, followed it to the listener, and got the page.
-    assert_eq!(emulator.requests("/authorize").len(), 1);
-    for _ in 0..100 {
-        let page = std::fs::read_to_string(dir.path().join("page")).unwrap_or_default();
-        if page.contains("Authentication complete") {
-            return;
+    // Chromium itself loaded the emulator's sign-in page and followed it to the listener
+    // with the right code and state (the code was redeemed with its PKCE verifier).
+    let authorize = emulator.requests("/authorize");
+    assert_eq!(authorize.len(), 1);
+    let agent = authorize[0].user_agent.clone().unwrap_or_default();
+    assert!(agent.contains("HeadlessChrome"), "user agent: {agent}");
+    assert_eq!(emulator.grants("authorization_code"), 1);
+    // Let Chromium exit (bounded by the script's `timeout 60`) before its directory goes.
+    for _ in 0..700 {
+        if dir.path().join("done").exists() {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("chromium did not show the close page; it said: {log}");
 }

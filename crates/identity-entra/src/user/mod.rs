@@ -216,8 +216,8 @@ macro_rules! user_setters {
             I: IntoIterator<Item = S>,
             S: Into<String>,
         {
-            self.user.common.additionally_allowed_tenants =
-                tenants.into_iter().map(Into::into).collect();
+            let list: Vec<String> = tenants.into_iter().map(Into::into).collect();
+            self.user.common.additionally_allowed_tenants = (!list.is_empty()).then_some(list);
             self
         }
 
@@ -404,7 +404,7 @@ impl UserOptions {
                 authority,
                 tenant: tenant.to_owned(),
                 client_id: client_id.to_owned(),
-                allowed_tenants: common.additionally_allowed_tenants.clone(),
+                allowed_tenants: common.allowed_tenants(&env),
                 env,
                 pipeline,
                 clock: clock.clone(),

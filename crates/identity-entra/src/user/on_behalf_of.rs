@@ -444,7 +444,7 @@ impl OnBehalfOfCredentialBuilder {
             authority,
             tenant,
             client_id,
-            allowed_tenants: common.additionally_allowed_tenants.clone(),
+            allowed_tenants: common.allowed_tenants(&env),
             env,
             pipeline,
             clock: clock.clone(),

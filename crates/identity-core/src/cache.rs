@@ -16,7 +16,22 @@
 //!   starts a new load.
 //! * **claims**: a request carrying a claims challenge skips the read side and always fetches;
 //!   the new token is stored under the key, so later calls get the token that satisfied the
-//!   challenge.
+//!   challenge. A plain load that started before the claims fetch and lands after it does not
+//!   overwrite that token (its own callers still get the token it loaded).
+//! * **a panicking load**: a fetch that panics (while building its future or while running)
+//!   becomes an [`Error`] of kind `AuthenticationFailed` for every caller waiting on it, the
+//!   key's load is cleared, and the next call starts a new one. No panic leaves
+//!   [`TokenCache::get_or_fetch`].
+//!
+//! # The hit path
+//! A fresh token is served without taking a lock, allocating or writing shared memory beyond
+//! the token's reference count: the key is hashed once (`FxHash`), found in a read-mostly table
+//! (each key's slot is published once and never moved), and the slot's token is read through
+//! an atomically swapped pointer (`arc-swap`, whose readers write only per-thread state).
+//! Freshness is decided with [`Clock::now_coarse`] against the refresh point less
+//! [`COARSE_LAG`]; only a token near its refresh point takes the locked path, which reads the
+//! exact [`Clock::now`]. A [`CacheSlot`] (see [`TokenRequest`](crate::TokenRequest)) skips the
+//! look-up and the reference count too.
 //!
 //! The refresh point is the earliest of the token's `refresh_on` and `expires_on` minus a
 //! safety margin. The margin is 300 s but never more than half the token's lifetime, so a
@@ -29,15 +44,18 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber;
 
-use crate::clock::{Clock, system_clock};
+use crate::clock::{COARSE_LAG, Clock, system_clock};
 use crate::{AccessToken, BoxFuture, Error};
 
 /// Timing rules of the cache (spec §3.5). The defaults are the specification's.
@@ -153,6 +171,16 @@ impl<'a> KeyRef<'a> {
     fn to_owned_key(self) -> CacheKey {
         CacheKey::new(self.identity, self.scopes, self.tenant, self.cae)
     }
+
+    /// The hash of the key (whose scopes are sorted), as [`CacheKey::hash_value`] computes it.
+    fn hash_value(&self) -> u64 {
+        key_hash(
+            self.identity,
+            self.scopes.iter().copied(),
+            self.tenant,
+            self.cae,
+        )
+    }
 }
 
 impl CacheKey {
@@ -259,55 +287,216 @@ impl Hasher for PrehashedHasher {
 
 type SharedFetch = Shared<BoxFuture<'static, Result<AccessToken, Error>>>;
 
-struct Cached {
+/// A cached token and when it stops being fresh.
+pub(crate) struct Cached {
     token: AccessToken,
     refresh_at: SystemTime,
+    /// `refresh_at` less [`COARSE_LAG`]: a coarse reading before it is surely fresh.
+    fresh_until: SystemTime,
+}
+
+impl Cached {
+    fn new(token: AccessToken, refresh_at: SystemTime) -> Self {
+        let fresh_until = refresh_at
+            .checked_sub(COARSE_LAG)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Self {
+            token,
+            refresh_at,
+            fresh_until,
+        }
+    }
+
+    /// What an empty slot holds: never fresh.
+    fn empty() -> Self {
+        Self::new(
+            AccessToken::new("", SystemTime::UNIX_EPOCH),
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    /// The token.
+    pub(crate) fn token(&self) -> &AccessToken {
+        &self.token
+    }
+}
+
+/// The lock-free read side of one key: published once in the cache's table, then updated
+/// (under the cache's lock) whenever the key's token changes.
+struct FastSlot {
+    key: CacheKey,
+    hash: u64,
+    stored: ArcSwap<Cached>,
+    /// Bumped after every store, so a holder of a copy can tell it is current with one load.
+    version: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+impl FastSlot {
+    fn set(&self, cached: Arc<Cached>) {
+        self.stored.store(cached);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn clear(&self) {
+        self.set(Arc::new(Cached::empty()));
+    }
+
+    fn is_fresh(&self, cached: &Cached) -> bool {
+        self.clock.now_coarse() < cached.fresh_until
+    }
+
+    fn fresh_token(&self) -> Option<AccessToken> {
+        let cached = self.stored.load();
+        self.is_fresh(&cached).then(|| cached.token.clone())
+    }
+}
+
+/// The read side of one cache entry, for callers that ask for the same key again and again:
+/// reading it costs no hashing, no look-up and no lock. Get one from
+/// [`TokenCache::slot`] or [`TokenCredential::cache_slot`](crate::TokenCredential::cache_slot);
+/// [`TokenRequest`](crate::TokenRequest) is the handle built on it.
+///
+/// `Debug` shows the key, never the token.
+#[derive(Clone)]
+pub struct CacheSlot(Arc<FastSlot>);
+
+impl CacheSlot {
+    /// The cached token if it is fresh (well before its refresh point), else `None`: then
+    /// the caller asks the cache or the credential, which refresh or load as the rules say.
+    pub fn fresh_token(&self) -> Option<AccessToken> {
+        self.0.fresh_token()
+    }
+
+    /// The key this slot holds.
+    pub fn key(&self) -> &CacheKey {
+        &self.0.key
+    }
+
+    /// A number that changes whenever the slot's token does.
+    pub(crate) fn version(&self) -> u64 {
+        self.0.version.load(Ordering::Acquire)
+    }
+
+    /// The slot's current content.
+    pub(crate) fn load(&self) -> Arc<Cached> {
+        self.0.stored.load_full()
+    }
+
+    /// Whether `cached` (loaded from this slot) is fresh now.
+    pub(crate) fn is_fresh(&self, cached: &Cached) -> bool {
+        self.0.is_fresh(cached)
+    }
+}
+
+impl fmt::Debug for CacheSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheSlot")
+            .field("key", &self.0.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Slots in the lock-free table; keys beyond it are still cached, through the locked path.
+const TABLE_SIZE: usize = 64;
+
+/// An open-addressed, insert-only table of slots. Readers probe without a lock; inserts happen
+/// under the cache's lock, so each cell is set by one writer at most, once.
+struct Table(Box<[OnceLock<Arc<FastSlot>>]>);
+
+impl Table {
+    fn new() -> Self {
+        Self((0..TABLE_SIZE).map(|_| OnceLock::new()).collect())
+    }
+
+    /// The probe sequence for `hash`: every cell once, starting at the hash's own.
+    fn probe(&self, hash: u64) -> impl Iterator<Item = &OnceLock<Arc<FastSlot>>> {
+        #[allow(clippy::cast_possible_truncation, reason = "only the low bits index")]
+        let start = hash as usize % TABLE_SIZE;
+        self.0[start..].iter().chain(&self.0[..start])
+    }
+
+    /// The slot of `key`, if published. An empty cell ends the search: cells are never
+    /// emptied, so a key is always before the first empty cell of its probe sequence.
+    fn find(&self, hash: u64, key: &KeyRef<'_>) -> Option<&Arc<FastSlot>> {
+        for cell in self.probe(hash) {
+            let slot = cell.get()?;
+            if slot.hash == hash && slot.key.matches(key) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    fn find_owned(&self, hash: u64, key: &CacheKey) -> Option<&Arc<FastSlot>> {
+        for cell in self.probe(hash) {
+            let slot = cell.get()?;
+            if slot.hash == hash && slot.key == *key {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Publishes `slot` in the first free cell; a full table leaves it unpublished.
+    fn publish(&self, slot: &Arc<FastSlot>) {
+        for cell in self.probe(slot.hash) {
+            if cell.get().is_none() {
+                let _ = cell.set(Arc::clone(slot));
+                return;
+            }
+        }
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Arc<FastSlot>> {
+        self.0.iter().filter_map(OnceLock::get)
+    }
 }
 
 #[derive(Default)]
 struct Entry {
-    cached: Option<Cached>,
+    cached: Option<Arc<Cached>>,
     inflight: Option<SharedFetch>,
     generation: u64,
     /// When the last attempt failed: no refresh starts within `retry_delay` of it.
     last_failure: Option<SystemTime>,
+    /// Every fetch (load, refresh or claims) takes the next number when it starts.
+    tickets: u64,
+    /// The ticket of the newest claims fetch whose token was stored: a load with an older
+    /// ticket does not overwrite it.
+    claims_ticket: u64,
 }
 
 struct Slot {
-    key: CacheKey,
+    fast: Arc<FastSlot>,
     entry: Entry,
+}
+
+impl Slot {
+    fn set_cached(&mut self, cached: Arc<Cached>) {
+        self.fast.set(Arc::clone(&cached));
+        self.entry.cached = Some(cached);
+    }
+
+    fn next_ticket(&mut self) -> u64 {
+        self.entry.tickets += 1;
+        self.entry.tickets
+    }
 }
 
 /// Entries by key hash; a bucket holds the (rare) keys whose hashes collide.
 type Map = HashMap<u64, Vec<Slot>, BuildHasherDefault<PrehashedHasher>>;
 
-fn find<'m>(map: &'m mut Map, hash: u64, key: &KeyRef<'_>) -> Option<&'m mut Entry> {
+fn find<'m>(map: &'m mut Map, hash: u64, key: &KeyRef<'_>) -> Option<&'m mut Slot> {
     map.get_mut(&hash)?
         .iter_mut()
-        .find(|slot| slot.key.matches(key))
-        .map(|slot| &mut slot.entry)
+        .find(|slot| slot.fast.key.matches(key))
 }
 
-fn find_owned<'m>(map: &'m mut Map, key: &CacheKey) -> Option<&'m mut Entry> {
+fn find_owned<'m>(map: &'m mut Map, key: &CacheKey) -> Option<&'m mut Slot> {
     map.get_mut(&key.hash_value())?
         .iter_mut()
-        .find(|slot| slot.key == *key)
-        .map(|slot| &mut slot.entry)
-}
-
-fn entry_or_default(map: &mut Map, key: CacheKey) -> &mut Entry {
-    let bucket = map.entry(key.hash_value()).or_default();
-    let index = match bucket.iter().position(|slot| slot.key == key) {
-        Some(index) => index,
-        None => {
-            bucket.push(Slot {
-                key,
-                entry: Entry::default(),
-            });
-            bucket.len() - 1
-        }
-    };
-    &mut bucket[index].entry
+        .find(|slot| slot.fast.key == *key)
 }
 
 /// Entries beyond this count trigger a sweep of expired, idle entries.
@@ -315,8 +504,32 @@ const SWEEP_THRESHOLD: usize = 4096;
 
 struct Inner {
     map: Mutex<Map>,
+    table: Table,
     clock: Arc<dyn Clock>,
     policy: RefreshPolicy,
+}
+
+/// The error every caller of a panicking load gets.
+fn panicked() -> Error {
+    Error::authentication_failed(
+        "TokenCache",
+        "the token load panicked; the next call starts a new one",
+    )
+}
+
+/// Runs `fetch` and its future, turning a panic in either into [`panicked`].
+async fn unwind_safe<F, Fut>(fetch: F) -> Result<AccessToken, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<AccessToken, Error>>,
+{
+    match std::panic::catch_unwind(AssertUnwindSafe(fetch)) {
+        Ok(work) => AssertUnwindSafe(work)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(panicked())),
+        Err(_) => Err(panicked()),
+    }
 }
 
 impl Inner {
@@ -328,20 +541,61 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The slot of `key`, created (and published in the table when there is room) if absent.
+    fn slot_or_default<'m>(&self, map: &'m mut Map, hash: u64, key: CacheKey) -> &'m mut Slot {
+        let bucket = map.entry(hash).or_default();
+        let index = match bucket.iter().position(|slot| slot.fast.key == key) {
+            Some(index) => index,
+            None => {
+                // A key swept from the map keeps its published slot: reuse it.
+                let fast = match self.table.find_owned(hash, &key) {
+                    Some(fast) => Arc::clone(fast),
+                    None => {
+                        let fast = Arc::new(FastSlot {
+                            key,
+                            hash,
+                            stored: ArcSwap::from_pointee(Cached::empty()),
+                            version: AtomicU64::new(0),
+                            clock: Arc::clone(&self.clock),
+                        });
+                        self.table.publish(&fast);
+                        fast
+                    }
+                };
+                bucket.push(Slot {
+                    fast,
+                    entry: Entry::default(),
+                });
+                bucket.len() - 1
+            }
+        };
+        &mut bucket[index]
+    }
+
+    /// A fresh token for `key` from the lock-free table, if there is one.
+    fn fresh(&self, hash: u64, key: &KeyRef<'_>) -> Option<AccessToken> {
+        self.table.find(hash, key)?.fresh_token()
+    }
+
     fn complete(
         &self,
         key: &CacheKey,
         generation: u64,
+        ticket: u64,
         result: Result<AccessToken, Error>,
     ) -> Result<AccessToken, Error> {
         let now = self.clock.now();
         let mut map = self.lock();
-        let entry = find_owned(&mut map, key);
-        match (result, entry) {
-            (Ok(token), Some(entry)) => {
+        let slot = find_owned(&mut map, key);
+        match (result, slot) {
+            (Ok(token), Some(slot)) => {
                 let cached = plan(&self.policy, now, token);
                 let token = cached.token.clone();
-                entry.cached = Some(cached);
+                // A claims token stored since this load started is newer: keep it.
+                if ticket > slot.entry.claims_ticket {
+                    slot.set_cached(Arc::new(cached));
+                }
+                let entry = &mut slot.entry;
                 entry.last_failure = None;
                 if entry.generation == generation {
                     entry.inflight = None;
@@ -349,8 +603,8 @@ impl Inner {
                 Ok(token)
             }
             (Ok(token), None) => Ok(plan(&self.policy, now, token).token),
-            (Err(e), entry) => {
-                if let Some(entry) = entry {
+            (Err(e), slot) => {
+                if let Some(Slot { entry, .. }) = slot {
                     // Only a failure spaces out the next refresh: a token living under a
                     // minute must still be refreshed ahead of its expiry after a success.
                     entry.last_failure = Some(now);
@@ -381,7 +635,7 @@ fn plan(policy: &RefreshPolicy, fetched_at: SystemTime, mut token: AccessToken) 
     if let Some(refresh_on) = token.refresh_on {
         refresh_at = refresh_at.min(refresh_on);
     }
-    Cached { token, refresh_at }
+    Cached::new(token, refresh_at)
 }
 
 enum Action {
@@ -452,6 +706,7 @@ impl TokenCache {
         Self {
             inner: Arc::new(Inner {
                 map: Mutex::new(Map::default()),
+                table: Table::new(),
                 clock,
                 policy,
             }),
@@ -482,11 +737,6 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
-        if bypass_read {
-            crate::trace::record_cache("bypass");
-            let token = fetch().await?;
-            return Ok(self.insert(key.to_owned_key(), token));
-        }
         let sorted_scopes;
         let key = if key.scopes.is_sorted() {
             key
@@ -499,7 +749,16 @@ impl TokenCache {
                 ..key
             }
         };
-        match self.decide(key, fetch) {
+        let hash = key.hash_value();
+        if bypass_read {
+            crate::trace::record_cache("bypass");
+            return self.bypass(key, hash, fetch).await;
+        }
+        if let Some(token) = self.inner.fresh(hash, &key) {
+            crate::trace::record_cache("hit");
+            return Ok(token);
+        }
+        match self.decide(key, hash, fetch) {
             Action::Ready(token) => Ok(token),
             Action::Wait(fetch) => fetch.await,
             Action::Refresh {
@@ -519,20 +778,58 @@ impl TokenCache {
         }
     }
 
-    fn decide<F, Fut>(&self, key: KeyRef<'_>, fetch: F) -> Action
+    /// A claims fetch: always runs, and its token is stored unless a newer claims token was.
+    async fn bypass<F, Fut>(
+        &self,
+        key: KeyRef<'_>,
+        hash: u64,
+        fetch: F,
+    ) -> Result<AccessToken, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        let owned = key.to_owned_key();
+        let ticket = self
+            .inner
+            .slot_or_default(&mut self.inner.lock(), hash, owned.clone())
+            .next_ticket();
+        let token = unwind_safe(fetch).await?;
+        let now = self.inner.clock.now();
+        let cached = plan(&self.inner.policy, now, token);
+        let token = cached.token.clone();
+        let mut map = self.inner.lock();
+        let slot = self.inner.slot_or_default(&mut map, hash, owned);
+        if ticket >= slot.entry.claims_ticket {
+            slot.entry.claims_ticket = ticket;
+            slot.set_cached(Arc::new(cached));
+            slot.entry.last_failure = None;
+        }
+        Ok(token)
+    }
+
+    /// The lock-free read side of `key`'s entry, created if absent. A handle for callers that
+    /// ask for the same key again and again; see [`CacheSlot`].
+    pub fn slot(&self, key: KeyRef<'_>) -> CacheSlot {
+        let owned = key.to_owned_key();
+        let hash = owned.hash_value();
+        CacheSlot(Arc::clone(
+            &self
+                .inner
+                .slot_or_default(&mut self.inner.lock(), hash, owned)
+                .fast,
+        ))
+    }
+
+    fn decide<F, Fut>(&self, key: KeyRef<'_>, hash: u64, fetch: F) -> Action
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
         let now = self.inner.clock.now();
         let mut map = self.inner.lock();
-        let hash = key_hash(
-            key.identity,
-            key.scopes.iter().copied(),
-            key.tenant,
-            key.cae,
-        );
-        let entry = if let Some(entry) = find(&mut map, hash, &key) {
+        let slot = if let Some(slot) = find(&mut map, hash, &key) {
+            let entry = &mut slot.entry;
             if let Some(cached) = &entry.cached {
                 if now < cached.refresh_at {
                     crate::trace::record_cache("hit");
@@ -548,7 +845,7 @@ impl TokenCache {
                         return Action::Ready(fallback);
                     }
                     crate::trace::record_cache("refresh");
-                    let (fetch, driven) = self.start(entry, key.to_owned_key(), true, fetch);
+                    let (fetch, driven) = self.start(slot, key.to_owned_key(), true, fetch);
                     tracing::debug!(target: "identity_core::cache", identity = key.identity, "refreshing ahead of expiry");
                     return Action::Refresh {
                         fetch: (!driven).then_some(fetch),
@@ -560,23 +857,28 @@ impl TokenCache {
                 crate::trace::record_cache("joined");
                 return Action::Wait(inflight.clone());
             }
-            entry
+            slot
         } else {
             if map.len() >= SWEEP_THRESHOLD {
                 map.retain(|_, bucket| {
                     bucket.retain(|slot| {
                         let e = &slot.entry;
-                        e.inflight.is_some()
-                            || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on)
+                        let keep = e.inflight.is_some()
+                            || e.cached.as_ref().is_some_and(|c| now < c.token.expires_on);
+                        if !keep {
+                            slot.fast.clear();
+                        }
+                        keep
                     });
                     !bucket.is_empty()
                 });
             }
-            entry_or_default(&mut map, key.to_owned_key())
+            self.inner
+                .slot_or_default(&mut map, hash, key.to_owned_key())
         };
         crate::trace::record_cache("fetch");
         tracing::debug!(target: "identity_core::cache", identity = key.identity, "no valid token cached; fetching");
-        Action::Wait(self.start(entry, key.to_owned_key(), false, fetch).0)
+        Action::Wait(self.start(slot, key.to_owned_key(), false, fetch).0)
     }
 
     /// Starts a load and records it as the key's flight. With a tokio runtime the load is also
@@ -584,7 +886,7 @@ impl TokenCache {
     /// returned flag says so.
     fn start<F, Fut>(
         &self,
-        entry: &mut Entry,
+        slot: &mut Slot,
         key: CacheKey,
         refresh: bool,
         fetch: F,
@@ -593,6 +895,8 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
+        let ticket = slot.next_ticket();
+        let entry = &mut slot.entry;
         entry.generation += 1;
         let generation = entry.generation;
         let inner: Weak<Inner> = Arc::downgrade(&self.inner);
@@ -609,11 +913,19 @@ impl TokenCache {
         } else {
             tracing::Span::current()
         };
-        let work = fetch();
+        // `fetch` only builds its future (it runs under the lock); a panic there or in the
+        // future becomes every waiter's error, and `complete` clears the flight.
+        let work = std::panic::catch_unwind(AssertUnwindSafe(fetch)).ok();
         let shared = async move {
-            let result = work.await;
+            let result = match work {
+                Some(work) => AssertUnwindSafe(work)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panicked())),
+                None => Err(panicked()),
+            };
             match inner.upgrade() {
-                Some(inner) => inner.complete(&key, generation, result),
+                Some(inner) => inner.complete(&key, generation, ticket, result),
                 None => result.map(|t| plan(&policy, clock.now(), t).token),
             }
         }
@@ -651,7 +963,10 @@ impl TokenCache {
         let now = self.inner.clock.now();
         let cached = plan(&self.inner.policy, now, token);
         let token = cached.token.clone();
-        entry_or_default(&mut self.inner.lock(), key).cached = Some(cached);
+        let hash = key.hash_value();
+        self.inner
+            .slot_or_default(&mut self.inner.lock(), hash, key)
+            .set_cached(Arc::new(cached));
         token
     }
 
@@ -664,13 +979,17 @@ impl TokenCache {
             .flatten()
             .filter_map(|slot| {
                 let c = slot.entry.cached.as_ref()?;
-                (now < c.token.expires_on).then(|| (slot.key.clone(), c.token.clone()))
+                (now < c.token.expires_on).then(|| (slot.fast.key.clone(), c.token.clone()))
             })
             .collect()
     }
 
     /// Removes every entry.
     pub fn clear(&self) {
-        self.inner.lock().clear();
+        let mut map = self.inner.lock();
+        map.clear();
+        for slot in self.inner.table.slots() {
+            slot.clear();
+        }
     }
 }

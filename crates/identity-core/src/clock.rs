@@ -13,7 +13,21 @@ use crate::BoxFuture;
 pub trait Clock: Send + Sync + Debug {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// The current time read cheaply, at most [`COARSE_LAG`] behind [`now`](Clock::now).
+    ///
+    /// The token cache reads it on every cache hit, only to decide that a cached token is
+    /// still well before its refresh point; near that point it reads [`now`](Clock::now).
+    /// The default is `now()`, exact; [`SystemClock`] reads the kernel's coarse wall clock
+    /// (`CLOCK_REALTIME_COARSE` on Linux, a few nanoseconds and no hardware counter read).
+    fn now_coarse(&self) -> SystemTime {
+        self.now()
+    }
 }
+
+/// How far [`Clock::now_coarse`] may lag [`Clock::now`]: 50 ms, several times the coarse
+/// clock's resolution (one kernel tick, 1 to 10 ms).
+pub const COARSE_LAG: Duration = Duration::from_millis(50);
 
 /// The real wall clock.
 #[derive(Clone, Copy, Debug, Default)]
@@ -26,6 +40,18 @@ impl Clock for SystemClock {
     )]
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn now_coarse(&self) -> SystemTime {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        match (u64::try_from(t.tv_sec), u32::try_from(t.tv_nsec)) {
+            (Ok(secs), Ok(nanos)) => SystemTime::UNIX_EPOCH
+                .checked_add(Duration::new(secs, nanos))
+                .unwrap_or_else(|| self.now()),
+            // Before 1970: not a clock a token could be fresh by; read the exact one.
+            _ => self.now(),
+        }
     }
 }
 

@@ -51,9 +51,9 @@ pub mod trace;
 pub mod test_util;
 
 pub use clock::{
-    Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock, tokio_sleeper,
+    COARSE_LAG, Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock, tokio_sleeper,
 };
-pub use credential::{BoxFuture, TokenCredential, TokenRequestOptions};
+pub use credential::{BoxFuture, TokenCredential, TokenRequest, TokenRequestOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, display_chain};
-pub use token::{AccessToken, Secret};
+pub use token::{AccessToken, Secret, TokenType};

@@ -76,11 +76,55 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// An access token with its expiry.
+/// How a token is presented to a resource: the scheme of the `Authorization` header.
+///
+/// Every credential of this workspace issues bearer tokens today; the enum is
+/// `#[non_exhaustive]` so that proof-of-possession tokens can be added without a breaking
+/// change.
+///
+/// ```
+/// use identity_core::TokenType;
+/// assert_eq!(TokenType::Bearer.to_string(), "Bearer");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// `Authorization: Bearer <token>`.
+    #[default]
+    Bearer,
+}
+
+impl TokenType {
+    /// The scheme as written in an `Authorization` header, e.g. `Bearer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+        }
+    }
+}
+
+impl fmt::Display for TokenType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An access token with its expiry and type.
 ///
 /// Times are wall-clock (`SystemTime`) because token services send absolute epoch times and
 /// tokens may be persisted across processes.
+///
+/// `#[non_exhaustive]`: build one with [`AccessToken::new`] and the `with_*` setters, so that
+/// fields added later (as [`token_type`](AccessToken::token_type) was) break no caller.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use identity_core::{AccessToken, TokenType};
+/// let t = AccessToken::new("t", SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000));
+/// assert_eq!(t.token_type(), TokenType::Bearer);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AccessToken {
     /// The bearer token.
     pub token: Secret,
@@ -89,16 +133,31 @@ pub struct AccessToken {
     /// When a cache should start refreshing it ahead of expiry, if the issuer or the
     /// half-life rule says so.
     pub refresh_on: Option<SystemTime>,
+    /// How the token is presented; see [`AccessToken::token_type`].
+    token_type: TokenType,
 }
 
 impl AccessToken {
-    /// A token without a refresh hint.
+    /// A bearer token without a refresh hint.
     pub fn new(token: impl Into<Secret>, expires_on: SystemTime) -> Self {
         Self {
             token: token.into(),
             expires_on,
             refresh_on: None,
+            token_type: TokenType::Bearer,
         }
+    }
+
+    /// How the token is presented to a resource: [`TokenType::Bearer`] unless set otherwise.
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
+    }
+
+    /// Sets the token type.
+    #[must_use]
+    pub fn with_token_type(mut self, token_type: TokenType) -> Self {
+        self.token_type = token_type;
+        self
     }
 
     /// Sets when the token should be refreshed.

@@ -179,6 +179,14 @@ fn kind_word(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// Whether a `get_token` span would be recorded: the level check first, which costs one
+/// relaxed load when `DEBUG` is off everywhere.
+#[inline]
+pub(crate) fn span_enabled() -> bool {
+    tracing::level_enabled!(tracing::Level::DEBUG)
+        && tracing::enabled!(target: "identity_core::trace", tracing::Level::DEBUG)
+}
+
 /// Records the cache's decision (`hit`, `refresh`, `fetch`, `joined`, `bypass`) into the
 /// current `get_token` span, if there is one and it is enabled.
 pub(crate) fn record_cache(outcome: &'static str) {

@@ -28,12 +28,19 @@
 //!   name and message, never a secret). The original error stays reachable for callers
 //!   through `azure_core::Error::downcast_ref::<identity_core::Error>()`.
 //!
+//! # Cached tokens
+//! The adapter remembers the cache entry ([`identity_core::cache::CacheSlot`]) of the first
+//! few scope sets it is asked for (an SDK client asks for one), so a cached token is read
+//! straight from the wrapped credential's cache: no scope parsing, hashing or lock. What the
+//! SDK's trait itself costs remains: a boxed future and a copy of the token into the SDK's
+//! `AccessToken`.
+//!
 //! # Features
 //! None. `azure_core` is used with its default features off, so this crate adds no HTTP
 //! client or TLS stack of its own.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use azure_core::credentials::{
@@ -42,7 +49,23 @@ use azure_core::credentials::{
 };
 use azure_core::error::ErrorKind as SdkErrorKind;
 use azure_core::time::OffsetDateTime;
-use identity_core::{Error, TokenCredential, TokenRequestOptions};
+use identity_core::cache::CacheSlot;
+use identity_core::{AccessToken, Error, TokenCredential, TokenRequestOptions};
+
+/// How many scope sets an adapter remembers the cache entries of.
+const PREPARED: usize = 4;
+
+/// The cache entry of one scope set.
+struct Prepared {
+    scopes: Box<[Box<str>]>,
+    slot: CacheSlot,
+}
+
+impl Prepared {
+    fn matches(&self, scopes: &[&str]) -> bool {
+        self.scopes.len() == scopes.len() && self.scopes.iter().zip(scopes).all(|(a, b)| **a == **b)
+    }
+}
 
 /// An `azure_core` credential backed by any [`identity_core::TokenCredential`].
 ///
@@ -50,12 +73,17 @@ use identity_core::{Error, TokenCredential, TokenRequestOptions};
 #[derive(Clone)]
 pub struct AzureCoreCredential {
     inner: Arc<dyn TokenCredential>,
+    /// Cache entries of the scope sets asked for so far, filled once each, read without a lock.
+    prepared: Arc<[OnceLock<Prepared>; PREPARED]>,
 }
 
 impl AzureCoreCredential {
     /// Wraps `credential`.
     pub fn new(credential: Arc<dyn TokenCredential>) -> Self {
-        Self { inner: credential }
+        Self {
+            inner: credential,
+            prepared: Arc::new(std::array::from_fn(|_| OnceLock::new())),
+        }
     }
 
     /// Wraps `credential` and returns it in the shape the SDK's client constructors take.
@@ -89,17 +117,56 @@ impl SdkTokenCredential for AzureCoreCredential {
         scopes: &[&str],
         _options: Option<SdkTokenRequestOptions<'_>>,
     ) -> azure_core::Result<SdkAccessToken> {
+        if let Some(token) = self.cached(scopes) {
+            return Ok(to_sdk_token(&token));
+        }
         let options = TokenRequestOptions::default();
         let token = self
             .inner
             .get_token(scopes, &options)
             .await
             .map_err(to_sdk_error)?;
-        Ok(SdkAccessToken::new(
-            token.token.secret().to_owned(),
-            to_offset_date_time(token.expires_on),
-        ))
+        self.prepare(scopes, &options);
+        Ok(to_sdk_token(&token))
     }
+}
+
+impl AzureCoreCredential {
+    /// A fresh token from a remembered cache entry of `scopes`.
+    fn cached(&self, scopes: &[&str]) -> Option<AccessToken> {
+        self.prepared
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|p| p.matches(scopes))?
+            .slot
+            .fresh_token()
+    }
+
+    /// Remembers the cache entry of `scopes`, if the credential has one and there is room.
+    fn prepare(&self, scopes: &[&str], options: &TokenRequestOptions) {
+        for cell in self.prepared.iter() {
+            match cell.get() {
+                Some(p) if p.matches(scopes) => return,
+                Some(_) => {}
+                None => {
+                    if let Some(slot) = self.inner.cache_slot(scopes, options) {
+                        let _ = cell.set(Prepared {
+                            scopes: scopes.iter().map(|s| Box::from(*s)).collect(),
+                            slot,
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn to_sdk_token(token: &AccessToken) -> SdkAccessToken {
+    SdkAccessToken::new(
+        token.token.secret().to_owned(),
+        to_offset_date_time(token.expires_on),
+    )
 }
 
 /// Converts an error of this workspace to an `azure_core::Error` of kind `Credential`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use identity_core::cache::CacheSlot;
 use identity_core::{
     AccessToken, BoxFuture, Error, ErrorKind, TokenCredential, TokenRequestOptions,
 };
@@ -167,6 +168,23 @@ impl Chain {
             )),
         }
     }
+
+    /// A sticky chain's entry is its chosen member's; a chain that tries every member on each
+    /// call, or has chosen none yet, has none.
+    pub(crate) fn cache_slot(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Option<CacheSlot> {
+        if !self.sticky {
+            return None;
+        }
+        self.members
+            .get(self.selected.load(Ordering::Acquire))?
+            .credential
+            .cache_slot(scopes, options)
+    }
+
     /// The member that produced the last token (for a sticky chain: the remembered one).
     pub(crate) fn selected(&self) -> Option<&Arc<dyn TokenCredential>> {
         self.members

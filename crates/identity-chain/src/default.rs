@@ -128,6 +128,15 @@ impl TokenCredential for DefaultAzureCredential {
     fn name(&self) -> &'static str {
         NAME
     }
+
+    /// The chosen member's entry, once a member has produced a token.
+    fn cache_slot(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Option<identity_core::cache::CacheSlot> {
+        self.chain.cache_slot(scopes, options)
+    }
 }
 
 /// How the managed-identity member chooses its identity.

@@ -364,7 +364,12 @@ pub struct CacheSlot(Arc<FastSlot>);
 impl CacheSlot {
     /// The cached token if it is fresh (well before its refresh point), else `None`: then
     /// the caller asks the cache or the credential, which refresh or load as the rules say.
+    /// With `DEBUG` tracing on (see [`crate::trace`]) it is always `None`, so that every
+    /// call goes through `get_token` and gets its span.
     pub fn fresh_token(&self) -> Option<AccessToken> {
+        if crate::trace::span_enabled() {
+            return None;
+        }
         self.0.fresh_token()
     }
 
@@ -991,5 +996,74 @@ impl TokenCache {
         for slot in self.inner.table.slots() {
             slot.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::FakeClock;
+    use futures_util::FutureExt as _;
+
+    const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
+
+    #[test]
+    fn a_fresh_hit_takes_no_lock() {
+        let clock = FakeClock::at_2030();
+        let cache = TokenCache::with_clock(clock.shared());
+        cache.insert(
+            CacheKey::new("id", SCOPE, None, false),
+            AccessToken::new("T", clock.now() + Duration::from_secs(3600)),
+        );
+        let held = cache.inner.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = cache.clone();
+        std::thread::spawn(move || {
+            let hit = reader
+                .get_or_fetch(KeyRef::new("id", SCOPE, None, false), false, || async {
+                    Err(Error::transport("Test", "not called"))
+                })
+                .now_or_never()
+                .and_then(Result::ok)
+                .map(|t| t.token.secret().to_owned());
+            let _ = tx.send(hit);
+        });
+        // Bounded: if the hit took the lock it would wait for it, and this would time out.
+        let hit = rx.recv_timeout(Duration::from_secs(10));
+        drop(held);
+        assert_eq!(
+            hit.expect("the hit returned while the lock was held")
+                .as_deref(),
+            Some("T")
+        );
+    }
+
+    #[test]
+    fn keys_beyond_the_table_are_still_cached_and_served() {
+        let clock = FakeClock::at_2030();
+        let cache = TokenCache::with_clock(clock.shared());
+        let ids: Vec<String> = (0..TABLE_SIZE * 2).map(|i| format!("id{i}")).collect();
+        for round in 0..2 {
+            for id in &ids {
+                let expires = clock.now() + Duration::from_secs(3600);
+                let name = id.clone();
+                let t = cache
+                    .get_or_fetch(KeyRef::new(id, SCOPE, None, false), false, move || {
+                        assert_eq!(round, 0, "fetched once per key");
+                        async move { Ok(AccessToken::new(name, expires)) }
+                    })
+                    .now_or_never()
+                    .expect("ready")
+                    .expect("token");
+                assert_eq!(t.token.secret(), id);
+            }
+        }
+        assert_eq!(cache.inner.table.slots().count(), TABLE_SIZE);
+        // A slot outside the table still follows its key.
+        let last = cache.slot(KeyRef::new(&ids[ids.len() - 1], SCOPE, None, false));
+        assert_eq!(
+            last.fresh_token().expect("fresh").token.secret(),
+            ids[ids.len() - 1]
+        );
     }
 }

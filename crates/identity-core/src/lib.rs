@@ -51,7 +51,8 @@ pub mod trace;
 pub mod test_util;
 
 pub use clock::{
-    COARSE_LAG, Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock, tokio_sleeper,
+    COARSE_LAG, Clock, Sleeper, SystemClock, TokioSleeper, from_unix_seconds, system_clock,
+    tokio_sleeper,
 };
 pub use credential::{BoxFuture, TokenCredential, TokenRequest, TokenRequestOptions};
 pub use env::Env;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
 use identity_core::http::{HttpClient, Limits};
 use identity_core::scope::scopes_to_resource;
 use identity_core::{
@@ -213,6 +213,21 @@ impl TokenCredential for ManagedIdentityCredential {
 
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// The entry `get_token` reads: keyed by the resource the scopes name; none with claims.
+    fn cache_slot(&self, scopes: &[&str], options: &TokenRequestOptions) -> Option<CacheSlot> {
+        if options.claims_challenge().is_some() {
+            return None;
+        }
+        let resource = scopes_to_resource(NAME, scopes).ok()?;
+        let scopes = [resource];
+        Some(self.cache.slot(KeyRef::new(
+            &self.inner.cache_identity,
+            &scopes,
+            None,
+            false,
+        )))
     }
 }
 

@@ -252,6 +252,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn cached_tokens_are_read_from_the_credentials_cache_entry() {
+        use identity_core::test_util::FakeClock;
+        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let clock = FakeClock::at_2030();
+        let credential =
+            Arc::new(static_credential("Static", PLANTED, expires).cached(clock.shared()));
+        let calls = credential.call_counter();
+        let adapter = AzureCoreCredential::new(credential);
+        for _ in 0..10 {
+            let token = adapter.get_token(&["s/.default"], None).await.unwrap();
+            assert_eq!(token.token.secret(), PLANTED);
+            assert_eq!(token.expires_on.unix_timestamp(), 2_000_000_000);
+        }
+        // The first call asked the credential; the others read its cache entry.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another scope set is asked for, then remembered too.
+        adapter.get_token(&["t/.default"], None).await.unwrap();
+        adapter.get_token(&["t/.default"], None).await.unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn a_static_credential_works_through_the_shared_handle() {
         let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
         let shared =

@@ -391,6 +391,11 @@ impl TokenCredential for ChainedTokenCredential {
     fn name(&self) -> &'static str {
         NAME
     }
+
+    /// None: every call tries the members in order, so no one member's entry is the answer.
+    fn cache_slot(&self, scopes: &[&str], options: &TokenRequestOptions) -> Option<CacheSlot> {
+        self.chain.cache_slot(scopes, options)
+    }
 }
 
 #[cfg(test)]
@@ -405,6 +410,37 @@ mod tests {
 
     fn opts() -> TokenRequestOptions {
         TokenRequestOptions::default()
+    }
+
+    #[tokio::test]
+    async fn a_sticky_chain_offers_its_chosen_members_cache_entry_and_a_plain_chain_none() {
+        let clock: Arc<dyn identity_core::Clock> =
+            Arc::new(identity_core::test_util::FakeClock::at_2030());
+        let member = |name| Member {
+            credential: Arc::new(static_credential(name, "tok", far()).cached(clock.clone())),
+            downgrade_failures: false,
+        };
+        let failing = Member {
+            credential: Arc::new(failing_credential("A", Error::unavailable("A", "no"))),
+            downgrade_failures: false,
+        };
+        let sticky = Chain::new("Sticky", vec![failing, member("B")], true);
+        assert!(
+            sticky.cache_slot(&["s"], &opts()).is_none(),
+            "no member chosen yet"
+        );
+        sticky.get_token(&["s"], &opts()).await.unwrap();
+        let slot = sticky
+            .cache_slot(&["s"], &opts())
+            .expect("the chosen member's entry");
+        assert_eq!(slot.key().identity(), "B");
+        assert_eq!(slot.fresh_token().unwrap().token.secret(), "tok");
+
+        let plain = ChainedTokenCredential::new(vec![Arc::new(
+            static_credential("C", "tok", far()).cached(clock.clone()),
+        )]);
+        plain.get_token(&["s"], &opts()).await.unwrap();
+        assert!(plain.cache_slot(&["s"], &opts()).is_none());
     }
 
     #[tokio::test]

@@ -110,6 +110,7 @@ pub struct FnCredential {
     name: &'static str,
     respond: Box<Responder>,
     calls: Arc<AtomicUsize>,
+    cache: Option<crate::cache::TokenCache>,
 }
 
 impl std::fmt::Debug for FnCredential {
@@ -130,6 +131,15 @@ impl FnCredential {
     pub fn call_counter(&self) -> Arc<AtomicUsize> {
         self.calls.clone()
     }
+
+    /// Puts a token cache reading `clock` in front of the closure (keyed by the credential's
+    /// name, the scopes, the tenant and CAE; claims bypass it), and offers its entries through
+    /// [`TokenCredential::cache_slot`]. `calls` still counts every `get_token`.
+    #[must_use]
+    pub fn cached(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.cache = Some(crate::cache::TokenCache::with_clock(clock));
+        self
+    }
 }
 
 impl TokenCredential for FnCredential {
@@ -139,12 +149,41 @@ impl TokenCredential for FnCredential {
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(cache) = &self.cache {
+            return Box::pin(async move {
+                let key = crate::cache::KeyRef::new(
+                    self.name,
+                    scopes,
+                    options.tenant(),
+                    options.enable_cae,
+                );
+                let claims = options.claims_challenge().is_some();
+                cache
+                    .get_or_fetch(key, claims, || {
+                        std::future::ready((self.respond)(scopes, options))
+                    })
+                    .await
+            });
+        }
         let result = (self.respond)(scopes, options);
         Box::pin(async move { result })
     }
 
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn cache_slot(
+        &self,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Option<crate::cache::CacheSlot> {
+        if options.claims_challenge().is_some() {
+            return None;
+        }
+        let key =
+            crate::cache::KeyRef::new(self.name, scopes, options.tenant(), options.enable_cae);
+        Some(self.cache.as_ref()?.slot(key))
     }
 }
 
@@ -160,6 +199,7 @@ pub fn credential_fn(
         name,
         respond: Box::new(respond),
         calls: Arc::default(),
+        cache: None,
     }
 }
 

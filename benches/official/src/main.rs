@@ -16,6 +16,10 @@ mod harness;
 #[allow(dead_code, reason = "the parent-side helpers live in identity-bench")]
 mod cases;
 
+#[path = "../../src/hot.rs"]
+#[allow(dead_code, reason = "the parent-side helpers live in identity-bench")]
+mod hot;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -62,12 +66,58 @@ impl cases::Subject for Official {
     }
 }
 
+/// The official side of the hot cases: its managed identity credential through its own
+/// `TokenCredential` trait. It has no prepared request (those rows show its `get_token`), no
+/// `DefaultAzureCredential` in 1.0 (n/a), and its credential is already an `azure_core`
+/// credential (the adapter row shows it as is).
+struct OfficialHot;
+
+impl hot::HotSubject for OfficialHot {
+    type Caller = Arc<dyn TokenCredential>;
+
+    async fn caller(path: hot::Path, _addr: SocketAddr) -> Result<Option<Self::Caller>, String> {
+        if matches!(path, hot::Path::Chain | hot::Path::ChainPrepared) {
+            return Ok(None);
+        }
+        let mut caller: Self::Caller = ManagedIdentityCredential::new(None)
+            .map_err(|e| format!("ManagedIdentityCredential::new failed: {e}"))?;
+        Self::call(&mut caller).await?;
+        Ok(Some(caller))
+    }
+
+    fn fork(caller: &Self::Caller) -> Self::Caller {
+        Arc::clone(caller)
+    }
+
+    fn call(caller: &mut Self::Caller) -> impl Future<Output = Result<usize, String>> + Send {
+        async move {
+            caller
+                .get_token(&[harness::SCOPE_A], None)
+                .await
+                .map(|t| t.token.secret().len())
+                .map_err(|e| format!("get_token failed: {e}"))
+        }
+    }
+}
+
 #[allow(
     clippy::disallowed_methods,
     reason = "the official crate reads the process environment; this binary does the same"
 )]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--hot") {
+        return match hot::child_main::<OfficialHot>(&args, std::env::var("BENCH_ADDR").ok()) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("official-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match cases::child_main::<Official>(&args, std::env::var("BENCH_ADDR").ok()) {
         Ok(line) => {
             println!("{line}");

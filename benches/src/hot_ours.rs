@@ -1,6 +1,5 @@
 //! This workspace on the hot path (see `hot.rs`).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -78,23 +77,21 @@ impl HotSubject for OursHot {
         }
     }
 
-    fn call(caller: &mut Caller) -> impl Future<Output = Result<usize, String>> + Send {
-        async move {
-            let len = match caller {
-                Caller::Credential(c) => c
-                    .get_token(&[SCOPE_A], &OPTIONS)
+    async fn call(caller: &mut Caller) -> Result<usize, String> {
+        let len = match caller {
+            Caller::Credential(c) => c
+                .get_token(&[SCOPE_A], &OPTIONS)
+                .await
+                .map(|t| t.token.secret().len()),
+            Caller::Prepared(r) => r.token().await.map(|t| t.token.secret().len()),
+            Caller::Sdk(c) => {
+                return c
+                    .get_token(&[SCOPE_A], None)
                     .await
-                    .map(|t| t.token.secret().len()),
-                Caller::Prepared(r) => r.token().await.map(|t| t.token.secret().len()),
-                Caller::Sdk(c) => {
-                    return c
-                        .get_token(&[SCOPE_A], None)
-                        .await
-                        .map(|t| t.token.secret().len())
-                        .map_err(|e| format!("get_token failed: {e}"));
-                }
-            };
-            len.map_err(|e| format!("get_token failed: {e}"))
-        }
+                    .map(|t| t.token.secret().len())
+                    .map_err(|e| format!("get_token failed: {e}"));
+            }
+        };
+        len.map_err(|e| format!("get_token failed: {e}"))
     }
 }

@@ -89,14 +89,12 @@ impl hot::HotSubject for OfficialHot {
         Arc::clone(caller)
     }
 
-    fn call(caller: &mut Self::Caller) -> impl Future<Output = Result<usize, String>> + Send {
-        async move {
-            caller
-                .get_token(&[harness::SCOPE_A], None)
-                .await
-                .map(|t| t.token.secret().len())
-                .map_err(|e| format!("get_token failed: {e}"))
-        }
+    async fn call(caller: &mut Self::Caller) -> Result<usize, String> {
+        caller
+            .get_token(&[harness::SCOPE_A], None)
+            .await
+            .map(|t| t.token.secret().len())
+            .map_err(|e| format!("get_token failed: {e}"))
     }
 }
 

@@ -1003,7 +1003,6 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::test_util::FakeClock;
-    use futures_util::FutureExt as _;
 
     const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 

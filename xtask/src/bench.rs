@@ -7,7 +7,10 @@
 //!    that CI and `cargo deny` never see the official crate's tree) in release mode, into
 //!    the workspace's target directory.
 //! 3. Runs `identity-bench --official <path>`, which runs cases 1-7 in fresh child processes
-//!    and prints the table.
+//!    and prints the table, then the hot-path cases (`benches/src/hot.rs`: a cached token by
+//!    each way of asking, 1 task and 64 tasks on 2 threads, and, when `valgrind` is
+//!    installed and the run is not `--quick`, instructions per call under callgrind) and
+//!    their table.
 //! 4. Case 8, footprint (skipped by `--quick`): unique crates of `identity-msi`,
 //!    `identity-chain` and `azure_identity` (`cargo tree`, normal and build edges), then a
 //!    clean release build of a minimal "print one managed-identity token" binary per side,

@@ -757,7 +757,9 @@ impl TokenCache {
         let hash = key.hash_value();
         if bypass_read {
             crate::trace::record_cache("bypass");
-            return self.bypass(key, hash, fetch).await;
+            // Boxed: a claims fetch is rare, and its future would otherwise make every call's
+            // future (moved into the caller's box on each `get_token`) as large as its own.
+            return Box::pin(self.bypass(key, hash, fetch)).await;
         }
         if let Some(token) = self.inner.fresh(hash, &key) {
             crate::trace::record_cache("hit");
@@ -811,6 +813,28 @@ impl TokenCache {
             slot.entry.last_failure = None;
         }
         Ok(token)
+    }
+
+    /// The cached token for `key` if it is fresh: no lock, no allocation (unless the scopes
+    /// are unsorted), no I/O. `None` when there is none, when it is near its refresh point
+    /// (then [`get_or_fetch`](Self::get_or_fetch) decides), and always when
+    /// [`trace::span_enabled`](crate::trace::span_enabled), so that a traced call records its
+    /// cache outcome. A synchronous fast path for a `get_token` to check before it boxes.
+    pub fn fresh(&self, key: KeyRef<'_>) -> Option<AccessToken> {
+        if crate::trace::span_enabled() {
+            return None;
+        }
+        if key.scopes.is_sorted() {
+            self.inner.fresh(key.hash_value(), &key)
+        } else {
+            let mut scopes = key.scopes.to_vec();
+            scopes.sort_unstable();
+            let key = KeyRef {
+                scopes: &scopes,
+                ..key
+            };
+            self.inner.fresh(key.hash_value(), &key)
+        }
     }
 
     /// The lock-free read side of `key`'s entry, created if absent. A handle for callers that

@@ -179,10 +179,12 @@ fn kind_word(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Whether a `get_token` span would be recorded: the level check first, which costs one
-/// relaxed load when `DEBUG` is off everywhere.
+/// Whether a `get_token` span would be recorded (`DEBUG` enabled for target
+/// `identity_core::trace`): the level check first, which costs one relaxed load when `DEBUG` is
+/// off everywhere. When it is false a credential may answer a cached call from a fast path,
+/// outside [`traced`], since the span would not be recorded anyway.
 #[inline]
-pub(crate) fn span_enabled() -> bool {
+pub fn span_enabled() -> bool {
     tracing::level_enabled!(tracing::Level::DEBUG)
         && tracing::enabled!(target: "identity_core::trace", tracing::Level::DEBUG)
 }

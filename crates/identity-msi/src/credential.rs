@@ -204,6 +204,17 @@ impl TokenCredential for ManagedIdentityCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        // A fresh cached token (never while `get_token` spans are recorded): a small ready
+        // future instead of the whole call's.
+        if options.claims_challenge().is_none() {
+            if let Ok(resource) = scopes_to_resource(NAME, scopes) {
+                let scopes = [resource];
+                let key = KeyRef::new(&self.inner.cache_identity, &scopes, None, false);
+                if let Some(token) = self.cache.fresh(key) {
+                    return Box::pin(std::future::ready(Ok(token)));
+                }
+            }
+        }
         identity_core::trace::traced(
             NAME,
             self.inner.source.kind().id(),

@@ -169,14 +169,6 @@ impl Chain {
         }
     }
 
-    /// A sticky chain's remembered member, once one has produced a token.
-    pub(crate) fn chosen(&self) -> Option<&Arc<dyn TokenCredential>> {
-        if !self.sticky {
-            return None;
-        }
-        self.selected()
-    }
-
     /// A sticky chain's entry is its chosen member's; a chain that tries every member on each
     /// call, or has chosen none yet, has none.
     pub(crate) fn cache_slot(

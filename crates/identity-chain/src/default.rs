@@ -122,13 +122,6 @@ impl TokenCredential for DefaultAzureCredential {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        // With `DEBUG` off everywhere there is no span or event to record: a chosen member is
-        // asked directly, saving the chain's own future.
-        if !tracing::level_enabled!(tracing::Level::DEBUG) {
-            if let Some(member) = self.chain.chosen() {
-                return member.get_token(scopes, options);
-            }
-        }
         identity_core::trace::traced(NAME, "chain", self.fetch(scopes, options))
     }
 

@@ -233,6 +233,7 @@ pub struct ManagedIdentityCredentialBuilder {
     endpoint: Option<String>,
     imds_endpoint: Option<String>,
     arc_key_directory: Option<PathBuf>,
+    host_files: Option<Arc<dyn crate::HostFiles>>,
 }
 
 impl fmt::Debug for ManagedIdentityCredentialBuilder {
@@ -248,6 +249,7 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
             .field("endpoint", &self.endpoint)
             .field("imds_endpoint", &self.imds_endpoint)
             .field("arc_key_directory", &self.arc_key_directory)
+            .field("host_files", &self.host_files)
             .finish_non_exhaustive()
     }
 }
@@ -347,6 +349,14 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
+    /// What detection may learn from the file system (default [`crate::SystemHostFiles`]):
+    /// whether the Azure Arc agent's executable exists. Tests pass a
+    /// [`crate::ListedHostFiles`] so that detection never depends on the machine.
+    pub fn host_files(mut self, files: Arc<dyn crate::HostFiles>) -> Self {
+        self.host_files = Some(files);
+        self
+    }
+
     fn resolve_identity(&self) -> Result<ManagedIdentityId, Error> {
         let mut chosen: Vec<ManagedIdentityId> = Vec::new();
         if let Some(id) = &self.client_id {
@@ -413,6 +423,10 @@ impl ManagedIdentityCredentialBuilder {
             endpoint: self.endpoint.clone(),
             imds_endpoint: self.imds_endpoint.clone(),
             arc_key_directory: self.arc_key_directory.clone(),
+            host_files: self
+                .host_files
+                .clone()
+                .unwrap_or_else(|| Arc::new(crate::SystemHostFiles)),
         };
         let source = detect::detect(&settings);
         source.supports(&id)?;

@@ -30,6 +30,7 @@
 )]
 
 mod cases;
+mod field;
 mod harness;
 
 use std::fmt::Write as _;
@@ -162,7 +163,11 @@ fn parent(args: &[String]) -> Result<String, String> {
             .map(|r| run_child(r, case, quick, tools.dir()));
         merge(&mut rows, case, a, b);
     }
-    Ok(table(&rows, official.is_some()))
+    let mut out = table(&rows, official.is_some());
+    // The field rows (recorded answers of real hosts): ours only, beside the reference SDK's
+    // figures.
+    out.push_str(&field::table(quick)?);
+    Ok(out)
 }
 
 /// Joins one case's metrics from both subjects into rows, by key.

@@ -7,7 +7,9 @@
 //!    that CI and `cargo deny` never see the official crate's tree) in release mode, into
 //!    the workspace's target directory.
 //! 3. Runs `identity-bench --official <path>`, which runs cases 1-7 in fresh child processes
-//!    and prints the table.
+//!    and prints the table, then the field rows (`benches/src/field.rs`: the default chain on
+//!    answers recorded from real hosts in `tests/field/`, ours beside the reference SDK's
+//!    figures).
 //! 4. Case 8, footprint (skipped by `--quick`): unique crates of `identity-msi`,
 //!    `identity-chain` and `azure_identity` (`cargo tree`, normal and build edges), then a
 //!    clean release build of a minimal "print one managed-identity token" binary per side,

@@ -1,7 +1,8 @@
 //! The `ManagedIdentityCredential` that identity-chain exports performs the workload identity
-//! exchange on an AKS pod (AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST),
-//! with the configured client id, else AZURE_CLIENT_ID; identity-msi's credential alone keeps
-//! answering "unavailable, use WorkloadIdentityCredential".
+//! exchange on an AKS pod (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_TENANT_ID`,
+//! `AZURE_AUTHORITY_HOST`), with the configured client id, else `AZURE_CLIENT_ID`;
+//! identity-msi's credential alone keeps answering "unavailable, use
+//! `WorkloadIdentityCredential`".
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

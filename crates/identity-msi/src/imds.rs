@@ -17,7 +17,7 @@
 //! without `Metadata: true` gets a JSON 400. Field reports show other things answering on
 //! its address: Docker Desktop's proxy (`HTTP/1.0 403` with an empty body, the explanation
 //! only in the reason phrase, localized on localized builds), other clouds' metadata services
-//! (AWS IMDSv2's empty 401, GCP's HTML 404), corporate proxies and gateways (HTML 403, 502).
+//! (AWS's empty 401 when a session token is required, GCP's HTML 404), corporate proxies and gateways (HTML 403, 502).
 //! The rule follows: an answer whose body is not a JSON object is *not IMDS*, and the
 //! credential is **unavailable** (so a chain moves on), whatever the status and whatever
 //! language the status line speaks. The error names the status line (version, status, the

@@ -974,4 +974,52 @@ mod tests {
         // The first answer (500, JSON) proves IMDS; the schedule then starts afresh.
         assert_eq!(h.sleeper.slept(), secs(&[]));
     }
+
+    /// A loopback address where connecting never completes: a listener never accepted from,
+    /// its accept queue filled first (Linux then drops further SYNs), as a blackholed
+    /// address looks to a client.
+    #[cfg(target_os = "linux")]
+    async fn unconnectable() -> (
+        std::net::SocketAddr,
+        (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
+    ) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            match tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => held.push(stream),
+                _ => break,
+            }
+        }
+        (addr, (listener, held))
+    }
+
+    #[tokio::test]
+    #[cfg(target_os = "linux")]
+    async fn a_blackholed_address_ends_the_probe_at_its_connect_bound_not_its_answer_budget() {
+        let (addr, _hold) = unconnectable().await;
+        let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
+            b.within_default_chain(true)
+                .endpoint(format!("http://{addr}{TOKEN_PATH}"))
+        });
+        let e = tokio::time::timeout(Duration::from_secs(20), h.get())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        // The client's connect timeout ended it (1 s), not the 10 s answer budget.
+        let chain = identity_core::display_chain(&e);
+        assert!(
+            chain.contains("connecting timed out after 1000 ms"),
+            "{chain}"
+        );
+    }
 }

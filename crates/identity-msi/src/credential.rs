@@ -318,8 +318,10 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// Set by `DefaultAzureCredential`: enables the IMDS probe (spec §2.8) and lets Cloud
-    /// Shell accept a user-assigned client id (sent as a form field, spec §2.6).
+    /// Set by `DefaultAzureCredential`: IMDS first checks that it is there (the probe, or with
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` one bounded first request; see [`crate::imds`]) and
+    /// any answer that is not IMDS's is unavailable at once; Cloud Shell accepts a
+    /// user-assigned client id (sent as a form field, docs/protocol.md §2.6).
     pub fn within_default_chain(mut self, yes: bool) -> Self {
         self.within_default_chain = yes;
         self

@@ -81,13 +81,17 @@ impl ManagedIdentityClient {
         )
     }
 
-    /// A client from a fully configured credential builder (environment, clock, endpoint…).
+    /// A client from a fully configured credential builder (environment, clock, endpoint…):
+    /// this crate's, or anything that converts into it (identity-chain's builder of the same
+    /// name does).
     ///
     /// # Errors
     /// As [`ManagedIdentityCredentialBuilder::build`].
-    pub fn from_builder(builder: ManagedIdentityCredentialBuilder) -> Result<Self, Error> {
+    pub fn from_builder(
+        builder: impl Into<ManagedIdentityCredentialBuilder>,
+    ) -> Result<Self, Error> {
         Ok(Self {
-            credential: builder.build()?,
+            credential: builder.into().build()?,
         })
     }
 

@@ -129,18 +129,29 @@ async fn connection(mut stream: TcpStream, behaviour: Arc<Behaviour>) {
     }
 }
 
-/// A loopback listener that accepts connections and never answers (a blackholed endpoint).
+/// A blackholed loopback address: connecting never completes, as to an address whose packets
+/// are dropped. A listener that is never accepted from has its accept queue filled first
+/// (Linux then drops further SYNs), so a client meets its connect timeout rather than a
+/// silent, established connection.
 ///
 /// # Errors
 /// When no loopback port can be bound.
 pub(crate) async fn blackhole() -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let listener = socket.listen(1)?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            // The queue is full: this connect hangs, as every later one will.
+            _ => break,
         }
+    }
+    tokio::spawn(async move {
+        let _held = (listener, fillers);
+        std::future::pending::<()>().await;
     });
     Ok(addr)
 }

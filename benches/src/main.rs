@@ -30,6 +30,7 @@
 )]
 
 mod cases;
+mod field;
 mod harness;
 mod hot;
 mod hot_ours;
@@ -174,6 +175,9 @@ fn parent(args: &[String]) -> Result<String, String> {
         official.as_ref().map(|r| r.program.as_path()),
         quick,
     ));
+    // The field rows (recorded answers of real hosts): ours only, beside the reference SDK's
+    // figures.
+    out.push_str(&field::table(quick)?);
     Ok(out)
 }
 

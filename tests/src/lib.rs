@@ -26,6 +26,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+pub mod field;
+
 /// How long any single test may take before it is declared hung.
 pub const LIMIT: Duration = Duration::from_secs(30);
 

@@ -1,6 +1,8 @@
 //! Off Azure, the managed-identity member's IMDS probe gives up and the chain reaches the
-//! developer tools (spec §2.8): at once when the address refuses connections, after the
-//! probe's short timeout when it is blackholed.
+//! developer tools (docs/protocol.md §2.8): at once when the address refuses connections,
+//! after the probe's connect bound (1 s) when it is blackholed. The loopback "blackhole" here
+//! accepts connections and never answers, which the probe meets with its answer budget
+//! instead (10 s by default); these tests shorten that budget with the member's timeout.
 //!
 //! No test here asserts a duration: each call is only bounded so that it cannot hang, and
 //! the elapsed time is written to stderr for information.
@@ -28,6 +30,7 @@ async fn az_wins_with_imds_at(endpoint: String, what: &str) {
         .env(tools.env())
         .sleeper(Arc::new(RecordingSleeper::new()))
         .imds_endpoint(endpoint)
+        .configure_managed_identity(|b| b.timeout(Duration::from_secs(1)))
         .build()
         .unwrap();
     let started = Instant::now();
@@ -70,6 +73,7 @@ async fn an_unanswered_probe_is_tried_again_on_the_next_call() {
         .exclude_powershell_credential(true)
         .exclude_developer_cli_credential(true)
         .imds_endpoint(blackhole.url.clone())
+        .configure_managed_identity(|b| b.timeout(Duration::from_secs(1)))
         .build()
         .unwrap();
     for call in 0..2 {

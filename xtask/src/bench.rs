@@ -10,7 +10,9 @@
 //!    and prints the table, then the hot-path cases (`benches/src/hot.rs`: a cached token by
 //!    each way of asking, 1 task and 64 tasks on 2 threads, and, when `valgrind` is
 //!    installed and the run is not `--quick`, instructions per call under callgrind) and
-//!    their table.
+//!    their table, then the field rows (`benches/src/field.rs`: the default chain on
+//!    answers recorded from real hosts in `tests/field/`, ours beside the reference SDK's
+//!    figures).
 //! 4. Case 8, footprint (skipped by `--quick`): unique crates of `identity-msi`,
 //!    `identity-chain` and `azure_identity` (`cargo tree`, normal and build edges), then a
 //!    clean release build of a minimal "print one managed-identity token" binary per side,

@@ -28,9 +28,23 @@
 //! `managed_identity_client_id` defaults to `AZURE_CLIENT_ID`, so setting that variable makes
 //! the managed-identity member ask for that user-assigned identity;
 //! [`DefaultAzureCredentialBuilder::system_assigned_managed_identity`] forces the
-//! system-assigned one. On a host that looks like a VM, the member first sends one short probe
-//! to IMDS (1 s connect timeout, no retries), so off Azure the chain moves on in about a second
-//! when the address is blackholed and at once when the connection is refused.
+//! system-assigned one. On a host that looks like a VM, the member first makes sure IMDS is
+//! there (identity-msi's `imds` module has the rules):
+//!
+//! * a probe: connect within 1 s, so off Azure the chain moves on after about a second when
+//!   the address is blackholed and at once when the connection is refused; the answer within
+//!   10 s, so a busy VM whose IMDS takes a second or two still gives its token;
+//! * an answer that is not Azure IMDS's (IMDS always answers with a JSON object: Docker
+//!   Desktop's 403, another cloud's metadata service, a proxy's or gateway's HTML page) makes
+//!   the member unavailable at once, with no retries;
+//! * with `AZURE_POD_IDENTITY_AUTHORITY_HOST` set there is no probe, as in the reference; the
+//!   first request is one attempt that must be answered within 20 s, so an endpoint that
+//!   accepts connections and never answers cannot stall the chain.
+//!
+//! [`DefaultAzureCredentialBuilder::imds_endpoint`] points the probe and the token requests
+//! at another address (tests point it at a loopback listener);
+//! [`DefaultAzureCredentialBuilder::configure_managed_identity`] reaches every other setting of
+//! the member, e.g. `host_files` for the Azure Arc agent check.
 //!
 //! # Opt-in: GitHub Actions
 //! `GitHubActionsCredential` is not a member by default: the chain keeps the reference SDK's
@@ -384,7 +398,10 @@ impl DefaultAzureCredentialBuilder {
         self
     }
 
-    /// Points the managed-identity member's IMDS requests at another address (tests, proxies).
+    /// Points the managed-identity member's IMDS requests, **the probe included**, at another
+    /// token URL (default `http://169.254.169.254/metadata/identity/oauth2/token`): what a test
+    /// or benchmark uses to stand a loopback listener in for the IMDS address. Unlike
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST`, it keeps the probe on.
     #[must_use]
     pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
         self.imds_endpoint = Some(url.into());

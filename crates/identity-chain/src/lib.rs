@@ -28,10 +28,14 @@
 
 mod chained;
 pub mod default;
+pub mod managed_identity;
 pub mod selection;
 
 pub use chained::{Attempt, ChainError, ChainedTokenCredential, DEFAULT_CHAIN_DEADLINE};
 pub use default::{DefaultAzureCredential, DefaultAzureCredentialBuilder};
+// Shadows identity-msi's credential of the same name in the glob below: this one also performs
+// the workload identity exchange (see `managed_identity`).
+pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialBuilder};
 pub use selection::{AZURE_TOKEN_CREDENTIALS, CredentialKind};
 
 pub use identity_core::*;

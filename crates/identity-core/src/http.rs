@@ -79,6 +79,29 @@ enum CollectError {
     TooLarge,
 }
 
+/// The reason phrase of an HTTP/1 status line, kept in a response's extensions when it is not
+/// the status's canonical text (`HTTP/1.0 403 connecting to …: unreachable network` carries
+/// one; `HTTP/1.1 403 Forbidden` does not).
+///
+/// [`HyperClient`] inserts it; other clients may. A phrase with bytes outside printable ASCII
+/// is kept as an empty phrase (the HTTP parser does not pass such text on), so its presence
+/// alone says "the server explained itself in the status line". It is text from the server:
+/// print it only bounded and sanitised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReasonPhrase(Bytes);
+
+impl ReasonPhrase {
+    /// A reason phrase from the status line's bytes.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The phrase's bytes, as received (empty when the server sent non-ASCII text).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Per-request hints for an [`HttpClient`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -76,16 +76,29 @@ pub(crate) struct AzureArc {
 pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
     let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
     settings.env.non_empty(IMDS_ENDPOINT)?;
+    Some(with_endpoint(settings, endpoint, IDENTITY_ENDPOINT))
+}
+
+/// The agent's token endpoint when the agent is found by its executable rather than by
+/// `IDENTITY_ENDPOINT` (see `detect.rs`).
+pub const AGENT_ENDPOINT: &str = "http://localhost:40342/metadata/identity/oauth2/token";
+
+/// The Arc source on `endpoint` (the builder's `endpoint` wins), whose value came from
+/// `variable` (named in configuration errors).
+pub(crate) fn with_endpoint(
+    settings: &Settings,
+    endpoint: &str,
+    variable: &str,
+) -> Box<dyn Source> {
     let endpoint = settings.endpoint_or(endpoint);
-    Some(Box::new(AzureArc {
-        endpoint: parse_endpoint(endpoint, IDENTITY_ENDPOINT, "Azure Arc")
-            .map(|_| endpoint.to_owned()),
+    Box::new(AzureArc {
+        endpoint: parse_endpoint(endpoint, variable, "Azure Arc").map(|_| endpoint.to_owned()),
         key_directory: match &settings.arc_key_directory {
             Some(dir) => Ok(dir.clone()),
             None => platform_key_directory(&settings.env),
         },
         pipeline: settings.pipeline(RetryPolicy::default()),
-    }))
+    })
 }
 
 /// The agent's key directory for this platform.

@@ -2,8 +2,8 @@
 //! and cache as [`ManagedIdentityCredential`].
 //!
 //! Differences from MSAL's client, on purpose: the source is detected once, at
-//! construction, with the same rules as the credential (non-empty values; no `himds` binary
-//! check); requests are retried by the source's policy (MSAL leaves that to the HTTP
+//! construction, with the same rules as the credential (non-empty values; the `himds`
+//! executable checked once, through the injected file-system view); requests are retried by the source's policy (MSAL leaves that to the HTTP
 //! client); there is no throttle cache (the token cache and the retry policy already bound
 //! the request rate); failures are [`Error`]s with the usual kinds rather than error
 //! dictionaries. Cloud Shell is supported, as in the credential.
@@ -81,13 +81,17 @@ impl ManagedIdentityClient {
         )
     }
 
-    /// A client from a fully configured credential builder (environment, clock, endpoint…).
+    /// A client from a fully configured credential builder (environment, clock, endpoint…):
+    /// this crate's, or anything that converts into it (identity-chain's builder of the same
+    /// name does).
     ///
     /// # Errors
     /// As [`ManagedIdentityCredentialBuilder::build`].
-    pub fn from_builder(builder: ManagedIdentityCredentialBuilder) -> Result<Self, Error> {
+    pub fn from_builder(
+        builder: impl Into<ManagedIdentityCredentialBuilder>,
+    ) -> Result<Self, Error> {
         Ok(Self {
-            credential: builder.build()?,
+            credential: builder.into().build()?,
         })
     }
 

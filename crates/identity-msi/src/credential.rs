@@ -259,6 +259,7 @@ pub struct ManagedIdentityCredentialBuilder {
     endpoint: Option<String>,
     imds_endpoint: Option<String>,
     arc_key_directory: Option<PathBuf>,
+    host_files: Option<Arc<dyn crate::HostFiles>>,
 }
 
 impl fmt::Debug for ManagedIdentityCredentialBuilder {
@@ -274,6 +275,7 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
             .field("endpoint", &self.endpoint)
             .field("imds_endpoint", &self.imds_endpoint)
             .field("arc_key_directory", &self.arc_key_directory)
+            .field("host_files", &self.host_files)
             .finish_non_exhaustive()
     }
 }
@@ -342,8 +344,10 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// Set by `DefaultAzureCredential`: enables the IMDS probe (spec §2.8) and lets Cloud
-    /// Shell accept a user-assigned client id (sent as a form field, spec §2.6).
+    /// Set by `DefaultAzureCredential`: IMDS first checks that it is there (the probe, or with
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` one bounded first request; see [`crate::imds`]) and
+    /// any answer that is not IMDS's is unavailable at once; Cloud Shell accepts a
+    /// user-assigned client id (sent as a form field, docs/protocol.md §2.6).
     pub fn within_default_chain(mut self, yes: bool) -> Self {
         self.within_default_chain = yes;
         self
@@ -370,6 +374,14 @@ impl ManagedIdentityCredentialBuilder {
     /// the platform). Tests point it at a temporary directory.
     pub fn arc_key_directory(mut self, directory: impl Into<PathBuf>) -> Self {
         self.arc_key_directory = Some(directory.into());
+        self
+    }
+
+    /// What detection may learn from the file system (default [`crate::SystemHostFiles`]):
+    /// whether the Azure Arc agent's executable exists. Tests pass a
+    /// [`crate::ListedHostFiles`] so that detection never depends on the machine.
+    pub fn host_files(mut self, files: Arc<dyn crate::HostFiles>) -> Self {
+        self.host_files = Some(files);
         self
     }
 
@@ -439,6 +451,10 @@ impl ManagedIdentityCredentialBuilder {
             endpoint: self.endpoint.clone(),
             imds_endpoint: self.imds_endpoint.clone(),
             arc_key_directory: self.arc_key_directory.clone(),
+            host_files: self
+                .host_files
+                .clone()
+                .unwrap_or_else(|| Arc::new(crate::SystemHostFiles)),
         };
         let source = detect::detect(&settings);
         source.supports(&id)?;

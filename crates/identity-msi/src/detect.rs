@@ -1,10 +1,21 @@
-//! Source detection (spec §2.1): an ordered list of detectors, run once at construction
-//! over the injected environment snapshot. The first detector that recognises the
-//! environment wins; IMDS, last, always does.
+//! Source detection (docs/protocol.md §2.1): an ordered list of detectors, run once at
+//! construction over the injected environment snapshot and file-system view. The first
+//! detector that recognises the host wins; IMDS, last, always does.
 //!
-//! Only **non-empty** values count (spec §9 #14): `IDENTITY_ENDPOINT=""` is as good as
-//! unset. Nothing is detected from files on disk (the reference's Arc `himds` binary check is
-//! deliberately not reproduced: it silently overrides IMDS, spec §2.1 \[REC\]).
+//! Only **non-empty** values count (docs/protocol.md §9 #14): `IDENTITY_ENDPOINT=""` is as
+//! good as unset.
+//!
+//! **The Arc agent by its executable.** A cron job or a login shell on an Arc-enabled server
+//! has no `IDENTITY_ENDPOINT`/`IMDS_ENDPOINT` (the agent sets them only for its services), yet
+//! the agent answers on `http://localhost:40342`. So, after every environment rule and before
+//! IMDS, the agent's executable is looked for: `/opt/azcmagent/bin/himds` on Linux,
+//! `%ProgramFiles%\AzureConnectedMachineAgent\himds.exe` on Windows. If it exists the source is
+//! Azure Arc on [`arc::AGENT_ENDPOINT`](crate::arc::AGENT_ENDPOINT), with the same challenge
+//! flow and key-file checks as an Arc host found by its variables. This is an explicit,
+//! documented rule of the detection, decided once at construction (the reference's MSAL
+//! layer applies it silently at request time, behind a different decision, docs/protocol.md
+//! §2.1 \[REC\]). The file system is asked through the injected
+//! [`HostFiles`](crate::HostFiles) (one `stat`, nothing read), so tests never touch `/opt`.
 //!
 //! | Environment (non-empty) | Source |
 //! |---|---|
@@ -15,6 +26,7 @@
 //! | `MSI_ENDPOINT` + `MSI_SECRET` | Azure Machine Learning |
 //! | `MSI_ENDPOINT` | Cloud Shell |
 //! | `AZURE_AUTHORITY_HOST` + `AZURE_TENANT_ID` + `AZURE_FEDERATED_TOKEN_FILE` | workload identity: unavailable here, see below |
+//! | none of the above, and the Arc agent's `himds` executable exists | Azure Arc on `http://localhost:40342` |
 //! | anything else | IMDS |
 //!
 //! **Workload identity.** The reference's managed identity credential performs the
@@ -48,6 +60,7 @@ const DETECTORS: &[Detector] = &[
     azure_ml::detect,
     cloud_shell::detect,
     detect_workload_identity,
+    detect_arc_agent,
 ];
 
 /// Runs the detectors; IMDS when none matches.
@@ -64,6 +77,42 @@ pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 /// `AZURE_FEDERATED_TOKEN_FILE`: the projected service account token.
 pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+
+/// The Arc agent's executable on Linux.
+pub(crate) const HIMDS_LINUX: &str = "/opt/azcmagent/bin/himds";
+
+/// Where the Arc agent's executable would be on this platform, if it has one.
+fn himds_path(settings: &Settings) -> Option<std::path::PathBuf> {
+    if cfg!(target_os = "linux") {
+        Some(std::path::PathBuf::from(HIMDS_LINUX))
+    } else if cfg!(windows) {
+        let program_files = settings
+            .env
+            .non_empty("ProgramFiles")
+            .or_else(|| settings.env.non_empty("PROGRAMFILES"))?;
+        Some(
+            std::path::Path::new(program_files)
+                .join("AzureConnectedMachineAgent")
+                .join("himds.exe"),
+        )
+    } else {
+        None
+    }
+}
+
+/// The Arc agent found by its executable (no Arc variables in the environment).
+fn detect_arc_agent(settings: &Settings) -> Option<Box<dyn Source>> {
+    let himds = himds_path(settings)?;
+    if !settings.host_files.is_file(&himds) {
+        return None;
+    }
+    tracing::debug!(target: "identity_msi", "the Azure Arc agent's executable exists; using the agent's endpoint");
+    Some(arc::with_endpoint(
+        settings,
+        arc::AGENT_ENDPOINT,
+        "the Azure Arc agent endpoint",
+    ))
+}
 
 /// `IDENTITY_ENDPOINT` is set, but neither `IDENTITY_HEADER` nor `IMDS_ENDPOINT`.
 fn detect_incomplete(settings: &Settings) -> Option<Box<dyn Source>> {
@@ -193,6 +242,7 @@ mod tests {
                 .env(Env::from_pairs(pairs.iter().copied()))
                 // Nothing listens here: a row that unexpectedly sends a request fails fast.
                 .endpoint("http://127.0.0.1:9/none")
+                .host_files(std::sync::Arc::new(crate::ListedHostFiles::default()))
                 .build()
                 .unwrap_or_else(|e| panic!("{pairs:?}: {e}"));
             assert_eq!(credential.source(), *expected, "{pairs:?}");
@@ -307,5 +357,89 @@ mod tests {
             S::Incomplete,
             Some("IMDS_ENDPOINT"),
         )]);
+    }
+
+    fn with_himds(pairs: &[(&str, &str)]) -> ManagedIdentityCredential {
+        ManagedIdentityCredential::builder()
+            .env(Env::from_pairs(pairs.iter().copied()))
+            .host_files(std::sync::Arc::new(crate::ListedHostFiles::new([
+                super::HIMDS_LINUX,
+            ])))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_arc_agents_executable_selects_arc_after_every_environment_rule() {
+        assert_eq!(with_himds(&[]).source(), S::AzureArc);
+        // Workload identity and every variable-based source still win.
+        assert_eq!(with_himds(&WORKLOAD).source(), S::WorkloadIdentity);
+        assert_eq!(
+            with_himds(&[("MSI_ENDPOINT", "http://x/oauth2/token")]).source(),
+            S::CloudShell
+        );
+        assert_eq!(
+            with_himds(&[
+                ("IDENTITY_ENDPOINT", "http://x/msi/token"),
+                ("IDENTITY_HEADER", "h")
+            ])
+            .source(),
+            S::AppService
+        );
+        // Without the executable: IMDS.
+        check(&[(&[], S::Imds, None)]);
+    }
+
+    #[tokio::test]
+    #[cfg(target_os = "linux")]
+    async fn an_arc_agent_found_by_its_executable_runs_the_challenge_flow() {
+        use wiremock::matchers::{header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("abc.key");
+        std::fs::write(&key, "planted-arc-key").unwrap();
+        Mock::given(method("GET"))
+            .and(path("/metadata/identity/oauth2/token"))
+            .and(header("Metadata", "true"))
+            .and(header("Authorization", "Basic planted-arc-key"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(
+                r#"{"access_token":"ARC","expires_on":"4102444800","resource":"https://vault.azure.net","token_type":"Bearer"}"#,
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/metadata/identity/oauth2/token"))
+            .and(|r: &wiremock::Request| !r.headers.contains_key("authorization"))
+            .respond_with(ResponseTemplate::new(401).insert_header(
+                "WWW-Authenticate",
+                format!("Basic realm={}", key.display()).as_str(),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // The agent's fixed endpoint is http://localhost:40342; the test points it at the
+        // local server, as `endpoint` does for every source.
+        let credential = ManagedIdentityCredential::builder()
+            .env(Env::empty())
+            .host_files(std::sync::Arc::new(crate::ListedHostFiles::new([
+                super::HIMDS_LINUX,
+            ])))
+            .arc_key_directory(dir.path())
+            .endpoint(format!("{}/metadata/identity/oauth2/token", server.uri()))
+            .within_default_chain(true)
+            .build()
+            .unwrap();
+        assert_eq!(credential.source(), S::AzureArc);
+        let token = credential
+            .get_token(
+                &["https://vault.azure.net/.default"],
+                &TokenRequestOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(token.token.secret(), "ARC");
     }
 }

@@ -1,9 +1,9 @@
 //! The instance metadata service: Azure VMs, VM scale sets, AKS pod identity and any host
-//! that no other source recognises (spec §2.8).
+//! that no other source recognises (docs/protocol.md §2.8).
 //!
 //! * Host: `169.254.169.254` (link-local), or the authority in
 //!   [`AZURE_POD_IDENTITY_AUTHORITY_HOST`] (trailing `/` stripped, the fixed path appended),
-//!   or the builder's `endpoint` (a full token URL).
+//!   or the builder's `endpoint` / `imds_endpoint` (a full token URL).
 //! * Environment: none required.
 //! * Request: `GET http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=<resource>[&<id>]`
 //!   with `Metadata: true`.
@@ -11,25 +11,52 @@
 //! * Retries: [`RetryPolicy::imds`]: 6 attempts on 404, 408, 410, 429 and 5xx, sleeps 0, 1.6,
 //!   3.2, 6.4, 12.8 s (0, 5, 10, 20, 40 s after a 410, as IMDS asks while it upgrades),
 //!   `Retry-After` honoured. Connect timeout 2 s.
-//! * Errors (spec §2.8 \[REC\]): no response or a transport failure → unavailable ("no response
-//!   from the IMDS endpoint"); 400 → unavailable (no identity, or the requested identity is
-//!   not assigned); 403 whose body says `unreachable` (Docker Desktop) → unavailable; a
-//!   non-JSON success body → unavailable; any other error status after retries → authentication
-//!   failure.
 //!
-//! **Probe** (inside `DefaultAzureCredential`, builder `within_default_chain(true)`): before
-//! the first real request, the same GET without the `Metadata` header, connect timeout 1 s,
-//! overall timeout 1 s, no retries. Any HTTP answer means IMDS is there (IMDS itself answers
-//! 400 "metadata header not specified"); the answer is remembered for the life of the
-//! credential. A 403 mentioning `unreachable` is Docker Desktop → unavailable. No answer →
-//! unavailable, and the next call probes again. No probe when
-//! `AZURE_POD_IDENTITY_AUTHORITY_HOST` is present (pod identity answers slowly by design).
+//! # What counts as IMDS
+//! Azure IMDS answers **every** request with a JSON object, errors included: a request
+//! without `Metadata: true` gets a JSON 400. Field reports show other things answering on
+//! its address: Docker Desktop's proxy (`HTTP/1.0 403` with an empty body, the explanation
+//! only in the reason phrase, localized on localized builds), other clouds' metadata services
+//! (AWS's empty 401 when a session token is required, GCP's HTML 404), corporate proxies and gateways (HTML 403, 502).
+//! The rule follows: an answer whose body is not a JSON object is *not IMDS*, and the
+//! credential is **unavailable** (so a chain moves on), whatever the status and whatever
+//! language the status line speaks. The error names the status line (version, status, the
+//! reason phrase sanitised and cut to 240 characters) and the kind of body, never the body
+//! itself; a 403 explained in its status line (or whose body says `unreachable`) gets the
+//! container hint. Standalone, an error status is first retried on the schedule above;
+//! inside a chain the first answer is classified before any retry (below).
+//!
+//! # Errors
+//! (docs/protocol.md §2.8 \[REC\]): no response or a transport failure → unavailable ("no
+//! response from the IMDS endpoint"); an answer that is not IMDS (above) → unavailable; 400
+//! → unavailable (no identity, or the requested identity is not assigned); a non-JSON success
+//! body → unavailable; any other JSON error status after retries → authentication failure.
+//!
+//! # Inside `DefaultAzureCredential`
+//! (builder `within_default_chain(true)`) the member first makes sure IMDS is there, once per
+//! credential: after one answer that is IMDS's, later calls skip the check. A failed check
+//! is not remembered: the next call checks again.
+//!
+//! * **Probe** (the default address, or the builder's `endpoint`/`imds_endpoint`, which is
+//!   how tests and benchmarks point it at a loopback listener): the token GET *without*
+//!   `Metadata`, one attempt, no retries. Connect within [`PROBE_CONNECT_TIMEOUT`] (1 s), so a
+//!   blackholed address moves the chain on after about a second and a refused one at once;
+//!   the whole answer within [`PROBE_ANSWER_BUDGET`] (10 s, or the builder's timeout if
+//!   shorter), so a busy but healthy IMDS that takes a second or two still counts. A JSON
+//!   answer (IMDS's 400) → the real request follows; anything else → unavailable at once.
+//! * **No probe when `AZURE_POD_IDENTITY_AUTHORITY_HOST` is present**, as in the reference
+//!   (pod identity answers slowly by design). Instead the first real request is sent once,
+//!   within [`FIRST_ANSWER_BUDGET`] (20 s, or the builder's timeout if shorter), and
+//!   classified like the probe's answer: silence or an answer that is not IMDS →
+//!   unavailable, so an endpoint that accepts connections and never answers costs the chain
+//!   at most 20 s; a token or a final IMDS error is the result; a retryable IMDS error is
+//!   followed by the full retry schedule.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use identity_core::http::{Limits, Pipeline, Request, Response, SendOptions, Target};
+use identity_core::http::{Limits, Pipeline, ReasonPhrase, Request, Response, SendOptions, Target};
 use identity_core::retry::RetryPolicy;
 use identity_core::{BoxFuture, Error, ErrorKind};
 
@@ -48,17 +75,37 @@ pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oau
 pub const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 /// The api-version sent.
 pub const API_VERSION: &str = "2018-02-01";
+/// How long the probe may take to connect: where nothing listens (a blackholed address) the
+/// chain moves on after this.
+pub const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the probe waits for the whole answer, connect included. Generous on purpose: a
+/// busy VM's IMDS may take seconds to answer, and a slow answer is still an answer.
+pub const PROBE_ANSWER_BUDGET: Duration = Duration::from_secs(10);
+/// Inside a chain with `AZURE_POD_IDENTITY_AUTHORITY_HOST` set (no probe), how long the first
+/// token request waits for an answer before the member reports itself unavailable. Pod
+/// identity answers slowly by design, so this is longer than the probe's budget, and still
+/// short enough that an endpoint that accepts and never answers does not stall the chain.
+pub const FIRST_ANSWER_BUDGET: Duration = Duration::from_secs(20);
 
 const CHECK: &str = "check that the VM or scale set has a managed identity assigned and that the IMDS endpoint is reachable";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How the member decides, inside a chain, that IMDS is there before trusting its answers.
+#[derive(Debug)]
+enum Check {
+    /// The probe: the token GET without `Metadata`, one attempt.
+    Probe(Pipeline),
+    /// With the probe off (pod identity): the first real request, one attempt, classified
+    /// like the probe's answer.
+    FirstAnswer(Pipeline),
+}
 
 #[derive(Debug)]
 pub(crate) struct Imds {
     endpoint: Result<String, Error>,
     pipeline: Pipeline,
-    probe: Option<Pipeline>,
-    /// Set once IMDS has answered anything; then the probe is skipped.
+    check: Option<Check>,
+    /// Set once IMDS has answered as IMDS does (JSON); then the check is skipped.
     alive: AtomicBool,
 }
 
@@ -79,16 +126,21 @@ pub(crate) fn new(settings: &Settings) -> Box<dyn Source> {
         }
         (None, None) => Ok(DEFAULT_ENDPOINT.to_owned()),
     };
-    let probe = (settings.within_default_chain && pod_host.is_none()).then(|| {
+    let once = |budget: Duration| {
         let limits = Limits::DEFAULT
-            .timeout(PROBE_TIMEOUT.min(settings.limits.timeout))
+            .timeout(budget.min(settings.limits.timeout))
             .max_body(settings.limits.max_body);
         settings.pipeline(RetryPolicy::none()).with_limits(limits)
-    });
+    };
+    let check = match (settings.within_default_chain, pod_host) {
+        (false, _) => None,
+        (true, None) => Some(Check::Probe(once(PROBE_ANSWER_BUDGET))),
+        (true, Some(_)) => Some(Check::FirstAnswer(once(FIRST_ANSWER_BUDGET))),
+    };
     Box::new(Imds {
         endpoint,
         pipeline: settings.pipeline(RetryPolicy::imds()),
-        probe,
+        check,
         alive: AtomicBool::new(false),
     })
 }
@@ -99,6 +151,17 @@ impl Imds {
         let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
         params.extend(id.param(["client_id", "object_id", "msi_res_id"]));
         Ok(wire::with_query(endpoint, &params))
+    }
+
+    /// The printable endpoint, for messages.
+    fn target(&self) -> Target {
+        let uri = self
+            .endpoint
+            .as_deref()
+            .ok()
+            .and_then(|url| url.parse::<http::Uri>().ok())
+            .unwrap_or_default();
+        Target::of(&uri)
     }
 
     /// The availability check; `Ok` means go ahead with the real request.
@@ -114,25 +177,49 @@ impl Imds {
             "IMDS",
         )?;
         let target = Target::of(request.uri());
-        let options = SendOptions::default().connect_timeout(PROBE_TIMEOUT);
-        match probe.send_once(NAME, request, options).await {
-            Ok(response) => {
-                if is_docker_unreachable(&response) {
-                    return Err(docker_error());
-                }
-                self.alive.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => Err(Error::unavailable(
-                NAME,
-                format!(
-                    "no response from the IMDS endpoint {target} within {} ms; this is not an Azure VM \
-                     with a managed identity, or {CHECK}",
-                    PROBE_TIMEOUT.as_millis()
-                ),
-            )
-            .with_source(e)),
+        let options = SendOptions::default().connect_timeout(PROBE_CONNECT_TIMEOUT);
+        let response = probe
+            .send_once(NAME, request, options)
+            .await
+            .map_err(|e| silent_error(&target, PROBE_CONNECT_TIMEOUT, probe.limits().timeout, e))?;
+        if !is_imds_answer(&response) {
+            return Err(not_imds_error(&response, &target));
         }
+        self.alive.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The first real request inside a chain without a probe: one attempt within
+    /// [`FIRST_ANSWER_BUDGET`]. `Some` is the final result (a token, or an error that no retry
+    /// would change); `None` means IMDS answered with a retryable error, so the full retry
+    /// schedule follows.
+    async fn first_answer(
+        &self,
+        once: &Pipeline,
+        resource: &str,
+        id: &ManagedIdentityId,
+    ) -> Result<Option<TokenResponse>, Error> {
+        let request = self.request(resource, id)?;
+        let target = Target::of(request.uri());
+        let sent_at = once.clock().now();
+        let response = once
+            .send_once(NAME, request, self.send_options())
+            .await
+            .map_err(|e| silent_error(&target, CONNECT_TIMEOUT, once.limits().timeout, e))?;
+        if !is_imds_answer(&response) {
+            return Err(not_imds_error(&response, &target));
+        }
+        self.alive.store(true, Ordering::Relaxed);
+        let status = response.status();
+        if !status.is_success()
+            && self
+                .pipeline
+                .retry()
+                .should_retry(status.as_u16(), response.headers())
+        {
+            return Ok(None);
+        }
+        self.parse(&response, id, sent_at).map(Some)
     }
 
     async fn fetch_impl(
@@ -140,31 +227,110 @@ impl Imds {
         resource: &str,
         id: &ManagedIdentityId,
     ) -> Result<TokenResponse, Error> {
-        if let Some(probe) = &self.probe {
-            if !self.alive.load(Ordering::Relaxed) {
-                self.probe(probe, resource, id).await?;
+        if !self.alive.load(Ordering::Relaxed) {
+            match &self.check {
+                Some(Check::Probe(probe)) => self.probe(probe, resource, id).await?,
+                Some(Check::FirstAnswer(once)) => {
+                    if let Some(token) = self.first_answer(once, resource, id).await? {
+                        return Ok(token);
+                    }
+                }
+                None => {}
             }
         }
-        let result = standard_fetch(self, resource, id).await;
-        if !matches!(&result, Err(e) if e.is_unavailable() && e.status().is_none()) {
-            // Any HTTP answer proves IMDS is there.
-            self.alive.store(true, Ordering::Relaxed);
-        }
-        result
+        standard_fetch(self, resource, id).await
     }
 }
 
-fn is_docker_unreachable(response: &Response) -> bool {
-    response.status().as_u16() == 403 && wire::body_contains(response, "unreachable")
+/// True when the answer can be Azure IMDS's: its body is a JSON object. IMDS answers every
+/// request with one, errors included (a request without `Metadata: true` gets a JSON 400);
+/// Docker Desktop's 403, other clouds' metadata services, proxies and gateways do not.
+fn is_imds_answer(response: &Response) -> bool {
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(response.body()),
+        Ok(serde_json::Value::Object(_))
+    )
 }
 
-fn docker_error() -> Error {
+/// No answer within the budget (refused, connect timeout, silent listener).
+fn silent_error(target: &Target, connect: Duration, budget: Duration, cause: Error) -> Error {
     Error::unavailable(
         NAME,
-        "the IMDS endpoint answered 403 \"unreachable\": the code runs in a container (e.g. Docker Desktop) whose \
-         network cannot reach IMDS; run it on an Azure host with a managed identity, or use another credential",
+        format!(
+            "no response from the IMDS endpoint {target} (connect within {} ms, answer within {} ms); this is not \
+             an Azure VM with a managed identity, or {CHECK}",
+            connect.as_millis(),
+            budget.as_millis()
+        ),
     )
-    .with_status(403)
+    .with_source(cause)
+}
+
+/// The longest reason phrase quoted in a message.
+const MAX_QUOTED_REASON: usize = 240;
+
+/// An answer that Azure IMDS would never give: unavailable, with what was seen (status line,
+/// kind of body) and, for a 403 explained in its status line, the container hint.
+fn not_imds_error(response: &Response, target: &Target) -> Error {
+    let status = response.status().as_u16();
+    let body = response.body();
+    let is_html = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("html"))
+        || body.trim_ascii_start().first() == Some(&b'<');
+    let what = if body.is_empty() {
+        "an empty body"
+    } else if wire::body_contains(response, "unreachable") {
+        "a body saying the network is unreachable"
+    } else if is_html {
+        "an HTML page"
+    } else {
+        "a body that is not JSON"
+    };
+    let reason = response.extensions().get::<ReasonPhrase>();
+    let mut message = format!(
+        "{target} answered {:?} {status} with {what}",
+        response.version()
+    );
+    match reason.map(ReasonPhrase::as_bytes) {
+        Some([]) => message.push_str(" and a reason phrase in non-ASCII text"),
+        Some(text) => {
+            let mut quoted: String = text
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_graphic() || b == b' ' {
+                        char::from(b)
+                    } else {
+                        '?'
+                    }
+                })
+                .take(MAX_QUOTED_REASON)
+                .collect();
+            if text.len() > MAX_QUOTED_REASON {
+                quoted.push('…');
+            }
+            message.push_str(&format!(" (\"{quoted}\")"));
+        }
+        None => {}
+    }
+    let container =
+        status == 403 && (reason.is_some() || wire::body_contains(response, "unreachable"));
+    if container {
+        message.push_str(
+            ": not Azure IMDS, which answers every request with JSON. The code runs in a container \
+             (e.g. Docker Desktop) whose network cannot reach IMDS; run it on an Azure host with a managed \
+             identity, or use another credential",
+        );
+    } else {
+        message.push_str(
+            ": not Azure IMDS, which answers every request with JSON. Another service (a different cloud's \
+             metadata service, a proxy or a gateway) answers on the IMDS address, so this is not an Azure host \
+             with a managed identity; use another credential",
+        );
+    }
+    Error::unavailable(NAME, message).with_status(status)
 }
 
 impl Source for Imds {
@@ -200,8 +366,10 @@ impl Source for Imds {
         sent_at: SystemTime,
     ) -> Result<TokenResponse, Error> {
         let status = response.status().as_u16();
-        if is_docker_unreachable(response) {
-            return Err(docker_error());
+        if is_imds_answer(response) {
+            self.alive.store(true, Ordering::Relaxed);
+        } else if !response.status().is_success() {
+            return Err(not_imds_error(response, &self.target()));
         }
         if status == 400 {
             let what = match id {
@@ -261,6 +429,9 @@ mod tests {
         header, header_exists, method, path, query_param, query_param_is_missing,
     };
     use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A genuine IMDS error body.
+    const IMDS_ERROR: &str = r#"{"error":"unknown","error_description":"try again"}"#;
 
     fn pod_env(server: &MockServer) -> Env {
         Env::from_pairs([(
@@ -344,7 +515,7 @@ mod tests {
     async fn a_410_is_retried_on_the_upgrade_schedule() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(410))
+            .respond_with(ResponseTemplate::new(410).set_body_string(IMDS_ERROR))
             .expect(6)
             .mount(&server)
             .await;
@@ -359,7 +530,7 @@ mod tests {
     async fn a_500_forever_is_retried_five_times_then_fails_the_chain() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(500))
+            .respond_with(ResponseTemplate::new(500).set_body_string(IMDS_ERROR))
             .expect(6)
             .mount(&server)
             .await;
@@ -502,7 +673,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_probe_gives_up_on_a_silent_endpoint_within_a_second() {
+    async fn the_probe_gives_up_on_a_silent_endpoint_after_its_answer_budget() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hold = tokio::spawn(async move {
@@ -511,8 +682,11 @@ mod tests {
                 held.push(s);
             }
         });
+        // The builder's timeout, when shorter, bounds the answer budget: the test does not wait
+        // the default 10 s.
         let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
             b.within_default_chain(true)
+                .timeout(Duration::from_millis(300))
                 .endpoint(format!("http://{addr}{TOKEN_PATH}"))
         });
         let e = tokio::time::timeout(Duration::from_secs(10), h.get())
@@ -560,5 +734,292 @@ mod tests {
         });
         h.get().await.unwrap();
         assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    /// Docker Desktop's answer for the IMDS address: HTTP/1.0, the explanation only in the
+    /// reason phrase, no body.
+    const DOCKER_403: &[u8] = b"HTTP/1.0 403 connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connectex: A socket operation was attempted to an unreachable network.\r\nConnection: close\r\n\r\n";
+
+    /// The same from a localized build: the reason phrase is not ASCII.
+    const DOCKER_403_LOCALIZED: &str = "HTTP/1.0 403 169.254.169.254:80 への接続: connectex: 到達できないネットワークに対してソケット操作を実行しようとしました。\r\nConnection: close\r\n\r\n";
+
+    /// A loopback server answering every request with `answer` after `delay`, counting the
+    /// requests; `None` accepts and never answers.
+    struct Raw {
+        addr: std::net::SocketAddr,
+        seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Raw {
+        async fn start(answer: Option<Vec<u8>>, delay: Duration) -> Self {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = seen.clone();
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let answer = answer.clone();
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let Some(answer) = answer else {
+                            // Hold the connection open without answering.
+                            let _ = stream.read(&mut buf).await;
+                            return;
+                        };
+                        tokio::time::sleep(delay).await;
+                        let _ = stream.write_all(&answer).await;
+                        let _ = stream.shutdown().await;
+                    });
+                }
+            });
+            Self { addr, seen }
+        }
+
+        fn url(&self) -> String {
+            format!("http://{}{TOKEN_PATH}", self.addr)
+        }
+
+        fn pod_env(&self) -> Env {
+            Env::from_pairs([(
+                AZURE_POD_IDENTITY_AUTHORITY_HOST,
+                format!("http://{}", self.addr),
+            )])
+        }
+
+        fn seen(&self) -> usize {
+            self.seen.load(Ordering::SeqCst)
+        }
+    }
+
+    fn answer(status_line: &str, content_type: &str, body: &str) -> Vec<u8> {
+        format!(
+            "{status_line}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Every way the member can meet an endpoint: the chain's probe, the chain with pod
+    /// identity (no probe), and standalone with pod identity.
+    fn three_ways(raw: &Raw) -> [(&'static str, Harness); 3] {
+        let url = raw.url();
+        [
+            (
+                "probe",
+                harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
+                    b.within_default_chain(true).imds_endpoint(url)
+                }),
+            ),
+            (
+                "chain, pod identity",
+                harness_with(raw.pod_env(), ManagedIdentityId::SystemAssigned, |b| {
+                    b.within_default_chain(true)
+                }),
+            ),
+            (
+                "standalone, pod identity",
+                harness(raw.pod_env(), ManagedIdentityId::SystemAssigned),
+            ),
+        ]
+    }
+
+    #[tokio::test]
+    async fn docker_desktops_http10_403_explained_only_in_the_reason_phrase_is_unavailable() {
+        for (answer, words) in [
+            (DOCKER_403.to_vec(), "unreachable network"),
+            (
+                DOCKER_403_LOCALIZED.as_bytes().to_vec(),
+                "reason phrase in non-ASCII text",
+            ),
+        ] {
+            let raw = Raw::start(Some(answer), Duration::ZERO).await;
+            for (way, h) in three_ways(&raw) {
+                let before = raw.seen();
+                let e = h.get().await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "{way}: {e}");
+                let text = e.to_string();
+                assert!(text.contains("HTTP/1.0 403"), "{way}: {text}");
+                assert!(text.contains(words), "{way}: {text}");
+                assert!(text.contains("Docker Desktop"), "{way}: {text}");
+                assert_eq!(raw.seen() - before, 1, "{way}: one request, no retry");
+                assert!(h.sleeper.slept().is_empty(), "{way}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_that_are_not_imds_are_unavailable_at_once_inside_the_chain() {
+        let html = "<html><body><h1>Not Found</h1></body></html>";
+        for (name, answer) in [
+            (
+                "aws-imds-401",
+                answer("HTTP/1.1 401 Unauthorized", "text/plain", ""),
+            ),
+            (
+                "gcp-404-html",
+                answer("HTTP/1.1 404 Not Found", "text/html; charset=UTF-8", html),
+            ),
+            (
+                "proxy-403-html",
+                answer("HTTP/1.1 403 Forbidden", "text/html", html),
+            ),
+            (
+                "gateway-502-html",
+                answer("HTTP/1.1 502 Bad Gateway", "text/html", html),
+            ),
+        ] {
+            let raw = Raw::start(Some(answer), Duration::ZERO).await;
+            for (way, h) in three_ways(&raw).into_iter().take(2) {
+                let before = raw.seen();
+                let e = h.get().await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "{name}, {way}: {e}");
+                assert!(
+                    e.to_string().contains("not Azure IMDS"),
+                    "{name}, {way}: {e}"
+                );
+                assert!(
+                    !e.to_string().contains("Not Found</h1>"),
+                    "{name}: the body is not echoed"
+                );
+                assert_eq!(raw.seen() - before, 1, "{name}, {way}: no retries");
+                assert!(h.sleeper.slept().is_empty(), "{name}, {way}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn standalone_a_not_imds_answer_is_unavailable_after_the_retry_schedule() {
+        let raw = Raw::start(
+            Some(answer(
+                "HTTP/1.1 502 Bad Gateway",
+                "text/html",
+                "<html>bad gateway</html>",
+            )),
+            Duration::ZERO,
+        )
+        .await;
+        let h = harness(raw.pod_env(), ManagedIdentityId::SystemAssigned);
+        let e = h.get().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert_eq!(raw.seen(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_slow_healthy_imds_still_gives_the_token() {
+        // IMDS answering every request after 1.2 s: the JSON 400 to the probe, a token to the
+        // real request (the fake answers both with the token: it is JSON either way).
+        let token = format!(
+            r#"{{"access_token":"AT","expires_in":"3600","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+            CLOCK_NOW + 3600
+        );
+        let raw = Raw::start(
+            Some(answer("HTTP/1.1 200 OK", "application/json", &token)),
+            Duration::from_millis(1200),
+        )
+        .await;
+        for (way, h) in three_ways(&raw).into_iter().take(2) {
+            let token = h.get().await.unwrap_or_else(|e| panic!("{way}: {e}"));
+            assert_eq!(token.token.secret(), "AT", "{way}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_pod_identity_endpoint_inside_the_chain_is_one_bounded_attempt() {
+        let raw = Raw::start(None, Duration::ZERO).await;
+        let h = harness_with(raw.pod_env(), ManagedIdentityId::SystemAssigned, |b| {
+            b.within_default_chain(true)
+                .timeout(Duration::from_millis(300))
+        });
+        let e = tokio::time::timeout(Duration::from_secs(20), h.get())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(e.to_string().contains("no response"), "{e}");
+        assert_eq!(raw.seen(), 1, "no retry of a silent endpoint");
+        assert!(h.sleeper.slept().is_empty());
+        // The default budget keeps a hung endpoint under the chain's 30 s promise.
+        assert!(FIRST_ANSWER_BUDGET < Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn with_pod_identity_in_the_chain_a_retryable_imds_error_gets_the_full_schedule() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500).set_body_string(IMDS_ERROR))
+            .up_to_n_times(2)
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(header("Metadata", "true"))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let h = harness_with(pod_env(&server), ManagedIdentityId::SystemAssigned, |b| {
+            b.within_default_chain(true)
+        });
+        h.get().await.unwrap();
+        // The first answer (500, JSON) proves IMDS; the schedule then starts afresh.
+        assert_eq!(h.sleeper.slept(), secs(&[]));
+    }
+
+    /// A loopback address where connecting never completes: a listener never accepted from,
+    /// its accept queue filled first (Linux then drops further SYNs), as a blackholed
+    /// address looks to a client.
+    #[cfg(target_os = "linux")]
+    async fn unconnectable() -> (
+        std::net::SocketAddr,
+        (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
+    ) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            match tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => held.push(stream),
+                _ => break,
+            }
+        }
+        (addr, (listener, held))
+    }
+
+    #[tokio::test]
+    #[cfg(target_os = "linux")]
+    async fn a_blackholed_address_ends_the_probe_at_its_connect_bound_not_its_answer_budget() {
+        let (addr, _hold) = unconnectable().await;
+        let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
+            b.within_default_chain(true)
+                .endpoint(format!("http://{addr}{TOKEN_PATH}"))
+        });
+        let e = tokio::time::timeout(Duration::from_secs(20), h.get())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        // The client's connect timeout ended it (1 s), not the 10 s answer budget.
+        let chain = identity_core::display_chain(&e);
+        assert!(
+            chain.contains("connecting timed out after 1000 ms"),
+            "{chain}"
+        );
     }
 }

@@ -12,14 +12,18 @@
 //! |---|---|---|
 //! | IMDS (VMs, scale sets, AKS pod identity; the fallback) | [`imds`] | system, client id, object id, resource id |
 //! | App Service, Functions, Container Apps | [`app_service`] | system, client id, object id, resource id |
-//! | Azure Arc | [`arc`] | system, client id, object id, resource id (echo checked) |
+//! | Azure Arc (by its variables, or by the agent's `himds` executable) | [`arc`] | system, client id, object id, resource id (echo checked) |
 //! | Azure Machine Learning | [`azure_ml`] | system, client id, object id, resource id |
 //! | Cloud Shell | [`cloud_shell`] | the signed-in user only |
 //! | Service Fabric (feature `service-fabric`) | [`service_fabric`] | system only |
 //!
+//! The one file-system question detection asks (does the Arc agent's executable exist?) goes
+//! through [`HostFiles`], injected with the builder's `host_files`.
+//!
 //! In a workload identity environment (AKS with `AZURE_FEDERATED_TOKEN_FILE`) the credential
 //! reports itself unavailable and points to `WorkloadIdentityCredential` (identity-entra),
-//! which performs that token exchange.
+//! which performs that token exchange; the `ManagedIdentityCredential` that identity-chain
+//! exports performs it itself (identity-msi stays free of TLS and Entra).
 //!
 //! Tokens are cached per credential ([`identity_core::cache::TokenCache`]), keyed by the
 //! source, the identity selector and the **requested** resource (never the resource the
@@ -87,6 +91,7 @@ mod client;
 pub mod cloud_shell;
 mod credential;
 mod detect;
+mod host;
 pub mod imds;
 pub mod persistence;
 pub mod service_fabric;
@@ -131,6 +136,7 @@ pub mod __fuzz_msi {
 
 pub use client::{ManagedIdentityClient, TokenResult, TokenSource};
 pub use credential::{ManagedIdentityCredential, ManagedIdentityCredentialBuilder};
+pub use host::{HostFiles, ListedHostFiles, SystemHostFiles};
 pub use persistence::{CachePersistence, FileCachePersistence};
 pub use source::{ManagedIdentityId, ManagedIdentitySource};
 
@@ -222,7 +228,9 @@ pub(crate) mod test_support {
             .identity(id.clone())
             .clock(clock.shared())
             .sleeper(sleeper.shared())
-            .timeout(Duration::from_secs(10));
+            .timeout(Duration::from_secs(10))
+            // Detection never looks at this machine's files.
+            .host_files(std::sync::Arc::new(crate::ListedHostFiles::default()));
         let credential = customise(builder).build().unwrap();
         Harness {
             credential,

@@ -141,6 +141,8 @@ pub(crate) struct Settings {
     /// The builder's IMDS-only endpoint override.
     pub(crate) imds_endpoint: Option<String>,
     pub(crate) arc_key_directory: Option<PathBuf>,
+    /// What detection may learn from the file system (the Arc agent's executable).
+    pub(crate) host_files: Arc<dyn crate::HostFiles>,
 }
 
 impl Settings {

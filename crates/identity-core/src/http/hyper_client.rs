@@ -106,6 +106,12 @@ where
         .map_or("/", http::uri::PathAndQuery::as_str)
         .parse()?;
     let request = http::Request::from_parts(parts, Full::<Bytes>::new(body));
-    let response = sender.send_request(request).await?;
+    let mut response = sender.send_request(request).await?;
+    // A non-canonical reason phrase (Docker Desktop explains its 403 there) is handed on as
+    // the client-neutral `ReasonPhrase`, so no hyper type leaves this module.
+    if let Some(reason) = response.extensions().get::<hyper::ext::ReasonPhrase>() {
+        let phrase = super::ReasonPhrase::new(Bytes::copy_from_slice(reason.as_bytes()));
+        response.extensions_mut().insert(phrase);
+    }
     Ok(response.map(Body::new))
 }

@@ -61,6 +61,7 @@ const STEPS: &[(&str, StepFn)] = &[
     ("chromium", chromium),
     ("test", test),
     ("doc", doc),
+    ("package", package),
     ("deny", deny_step),
 ];
 
@@ -374,6 +375,28 @@ fn doc(_: &mut Ci) -> Result<()> {
     sh::run(&mut cmd)
 }
 
+/// `cargo package` of every library crate, verified: each `.crate` is unpacked and built on
+/// its own, against the versions its manifest declares. The crates are packaged in one run,
+/// so that cargo (1.90 or newer) resolves the internal dependencies of not-yet-published
+/// versions from the packages it has just made, not from crates.io.
+fn package(_: &mut Ci) -> Result<()> {
+    let mut cmd = sh::cargo(package_args(&tidy::publishable_crates(&sh::project_root())));
+    sh::run(&mut cmd)
+}
+
+/// `package --locked -p A -p B …` (`--allow-dirty` outside CI, for a developer with edits).
+fn package_args(crates: &[String]) -> Vec<String> {
+    let mut args = vec!["package".to_owned(), "--locked".to_owned()];
+    if std::env::var_os("CI").is_none() {
+        args.push("--allow-dirty".to_owned());
+    }
+    for name in crates {
+        args.push("-p".to_owned());
+        args.push(name.clone());
+    }
+    args
+}
+
 fn deny_step(_: &mut Ci) -> Result<()> {
     deny::run(&sh::project_root())
 }
@@ -411,6 +434,28 @@ mod tests {
         assert!(parse_skips(&args(&["--skip"])).is_err());
         assert!(parse_skips(&args(&["extra"])).is_err());
         assert!(parse_skips(&[]).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn every_library_crate_is_packaged() {
+        let crates = tidy::publishable_crates(&sh::project_root());
+        let args = package_args(&crates);
+        for name in [
+            "identity-core",
+            "identity-entra",
+            "identity-chain",
+            "identity-azure-core",
+        ] {
+            assert!(
+                args.windows(2).any(|w| w[0] == "-p" && w[1] == name),
+                "{name} is not packaged: {args:?}"
+            );
+        }
+        assert!(
+            !args
+                .iter()
+                .any(|a| a == "identity-blob-demo" || a == "xtask")
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `.cargo/config.toml`).
 //!
 //! * `ci`: everything CI checks, in order, failing fast: toolchain components, rustfmt, tidy,
-//!   the identity-msi dependency-tree guard, clippy, tests, docs, cargo-deny.
+//!   the identity-msi dependency-tree guard, clippy, tests, docs, `cargo package` of every
+//!   library crate, cargo-deny.
 //! * `deny`: `cargo deny --offline check` against the local advisory snapshot.
 //! * `tidy`: repository checks (also run as `#[test]`s in `cargo test -p xtask`).
 //! * `bench`: this workspace side by side with the official `azure_identity` (`identity-bench`, release mode).
@@ -41,7 +42,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci      rustfmt, tidy, msi tree guard, clippy, tests, docs and cargo-deny; fails fast
+  ci      rustfmt, tidy, msi tree guard, clippy, tests, docs, packages and cargo-deny; fails fast
           (`--skip STEP` leaves a step out when re-running locally)
   deny    cargo deny --offline check against the local advisory snapshot
   tidy    repository checks (crate docs, no printing in libraries, versions, tiers)

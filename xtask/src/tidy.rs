@@ -6,7 +6,7 @@
 //!   print: output goes through `tracing` or the returned errors;
 //! * every internal path dependency in `[workspace.dependencies]` carries a `version`, so the
 //!   crates can be published;
-//! * dependencies only point down the tiers (`DESIGN.md`): a crate under `crates/` has normal
+//! * dependencies only point down the tiers (ARCHITECTURE.md): a crate under `crates/` has normal
 //!   and build dependencies only on identity crates of a strictly lower tier. Tier 0 is core;
 //!   tier 1 msi, dev, entra and the bridges to other SDKs (identity-azure-core,
 //!   identity-object-store), which therefore depend on core alone; tier 2 chain; tier 3 the
@@ -14,7 +14,10 @@
 //!   ([`SAME_TIER`]), never the reverse. Dev-dependencies reach no consumer and may use any identity crate (a test may
 //!   borrow a harness from the demo);
 //! * every crate under `crates/` has a `CHANGELOG.md` in tokio's format;
-//! * every package inherits the workspace lints.
+//! * every package inherits the workspace lints;
+//! * every library crate under `crates/` carries the metadata crates.io needs and is
+//!   publishable, while the demo, tests, examples, benches, load test and xtask are
+//!   `publish = false`.
 //!
 //! Manifests are read with plain string handling (xtask keeps no dependencies); it
 //! understands the forms this workspace uses: `name = ...`, `name.workspace = true`,
@@ -47,6 +50,7 @@ fn check_all(root: &Path) -> Vec<String> {
     problems.extend(tiers(root));
     problems.extend(changelogs(root));
     problems.extend(workspace_lints(root));
+    problems.extend(publish_metadata(root));
     problems
 }
 
@@ -428,7 +432,7 @@ fn tier_problems(krate: &str, deps: &[(DepKind, String)]) -> Vec<String> {
     let mut problems = Vec::new();
     let Some(own) = tier(krate) else {
         return vec![format!(
-            "crates/{krate} has no tier; add it to xtask's tidy tier table and to DESIGN.md"
+            "crates/{krate} has no tier; add it to xtask's tidy tier table and to ARCHITECTURE.md"
         )];
     };
     for (kind, dep) in deps {
@@ -508,10 +512,144 @@ fn inherits_lints(manifest: &str) -> bool {
     false
 }
 
+// ---- publishing ---------------------------------------------------------------------------
+
+/// The packages that stay off crates.io; every other crate under `crates/` is published.
+const UNPUBLISHED: &[&str] = &[
+    "identity-blob-demo",
+    "identity-tests",
+    "identity-examples",
+    "identity-bench",
+    "identity-load",
+    "xtask",
+];
+
+/// The `[package]` keys crates.io shows; each may be set directly or inherited
+/// (`key.workspace = true`).
+const PUBLISH_KEYS: &[&str] = &[
+    "description",
+    "license",
+    "repository",
+    "readme",
+    "keywords",
+    "categories",
+    "rust-version",
+    "documentation",
+];
+
+/// The library crates (the ones `cargo xtask ci` packages), by name.
+pub(crate) fn publishable_crates(root: &Path) -> Vec<String> {
+    tier_crates(root)
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !UNPUBLISHED.contains(&name.as_str()))
+        .collect()
+}
+
+fn publish_metadata(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in members(root) {
+        let path = dir.join("Cargo.toml");
+        let manifest = read(&path);
+        let name = package_name(&manifest).unwrap_or_default();
+        problems.extend(
+            publish_problems(&name, &manifest, |file| dir.join(file).is_file())
+                .into_iter()
+                .map(|p| format!("{}: {p}", rel(root, &path))),
+        );
+    }
+    problems
+}
+
+/// The `name` of a manifest's `[package]`.
+fn package_name(manifest: &str) -> Option<String> {
+    package_keys(manifest)
+        .into_iter()
+        .find(|(key, _)| key == "name")
+        .map(|(_, value)| unquote(&value).to_owned())
+}
+
+/// The `key = value` lines of `[package]`, with `key.workspace` reported as `key`.
+fn package_keys(manifest: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if let Some(h) = header(line) {
+            in_package = h == "package";
+        } else if in_package && let Some((key, value)) = line.split_once('=') {
+            let key = key.trim();
+            let key = key.strip_suffix(".workspace").unwrap_or(key);
+            let value = value.split(" #").next().unwrap_or(value).trim();
+            out.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    out
+}
+
+fn publish_problems(name: &str, manifest: &str, file_exists: impl Fn(&str) -> bool) -> Vec<String> {
+    let keys = package_keys(manifest);
+    let value = |k: &str| {
+        keys.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let unpublished = value("publish") == Some("false");
+    if UNPUBLISHED.contains(&name) {
+        return if unpublished {
+            Vec::new()
+        } else {
+            vec![format!("`{name}` must stay `publish = false`")]
+        };
+    }
+    let mut problems = Vec::new();
+    if unpublished {
+        problems.push(format!(
+            "`{name}` is a library and must be publishable: remove `publish = false` (or add it \
+             to xtask's UNPUBLISHED list with a reason)"
+        ));
+    }
+    for key in PUBLISH_KEYS {
+        if value(key).is_none() {
+            problems.push(format!("`{name}` lacks `{key}`, which crates.io needs"));
+        }
+    }
+    if let Some(readme) = value("readme").map(unquote)
+        && readme != "true"
+        && !file_exists(readme)
+    {
+        problems.push(format!("`{name}`'s readme `{readme}` does not exist"));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sh::project_root;
+
+    #[test]
+    fn libraries_are_publishable_and_the_rest_is_not() {
+        assert_clean(&publish_metadata(&project_root()));
+        let crates = publishable_crates(&project_root());
+        assert!(crates.contains(&"identity-entra".to_owned()));
+        assert!(!crates.contains(&"identity-blob-demo".to_owned()));
+    }
+
+    #[test]
+    fn missing_publish_metadata_is_reported() {
+        let manifest = "[package]\nname = \"identity-x\"\ndescription = \"d\"\nlicense.workspace = true\npublish = false\nreadme = \"README.md\"\n\n[dependencies]\nkeywords = 1\n";
+        let problems = publish_problems("identity-x", manifest, |_| false);
+        assert!(problems.iter().any(|p| p.contains("publish = false")));
+        assert!(problems.iter().any(|p| p.contains("`repository`")));
+        assert!(problems.iter().any(|p| p.contains("`keywords`")));
+        assert!(problems.iter().any(|p| p.contains("does not exist")));
+        assert!(!problems.iter().any(|p| p.contains("`license`")));
+        assert_eq!(
+            publish_problems("xtask", "[package]\nname = \"xtask\"\n", |_| true).len(),
+            1
+        );
+    }
 
     fn assert_clean(problems: &[String]) {
         assert!(

@@ -1,11 +1,17 @@
-//! `cargo xtask deny`: `cargo deny --offline check` against the local advisory snapshot.
+//! `cargo xtask deny`: cargo-deny's advisories, bans, licenses and sources checks.
 //!
-//! The machines this project builds on cannot reach the advisory database's git host, so the
-//! database comes from the snapshot in `../shared/advisory-db` (see `../shared/README.md`).
-//! cargo-deny reads a local database only from a git repository in a folder whose name it
-//! derives from the database URL, so at run time the snapshot is copied to
-//! [`DB_ROOT`]`/`[`DB_FOLDER`] and committed there; `deny.toml` points `db-path` at
-//! [`DB_ROOT`].
+//! The advisory database comes from one of two places:
+//!
+//! * **a local snapshot**, when one exists: [`SNAPSHOT_VAR`] names it, else `advisory-db` in a
+//!   `shared/` folder beside the project root (the machines this project is developed on
+//!   cannot reach the database's git host). cargo-deny reads a local database only from a git
+//!   repository in a folder whose name it derives from the database URL, so the snapshot is
+//!   copied to [`DB_ROOT`]`/`[`DB_FOLDER`] and committed there;
+//! * **the network** otherwise (a fresh clone on any other machine): `cargo deny fetch db`
+//!   clones the database into [`DB_ROOT`] like any cargo-deny user's run would.
+//!
+//! Either way `deny.toml` points `db-path` at [`DB_ROOT`] and the check itself then runs
+//! `--offline`.
 //!
 //! cargo-deny itself is installed on first use with `cargo install --locked` into the
 //! project-local root `.tools/`, pinned to [`DENY_VERSION`] because the folder name above
@@ -28,16 +34,78 @@ pub(crate) const DB_ROOT: &str = "target/advisory-dbs";
 pub(crate) const DB_FOLDER: &str = "advisory-db-3157b0e258782691";
 /// The project-local install root for tools.
 const TOOLS: &str = ".tools";
+/// Names the advisory snapshot to use instead of `../shared/advisory-db`; a path that does
+/// not exist means "no snapshot" (how the network path is exercised on a machine that has one).
+pub(crate) const SNAPSHOT_VAR: &str = "XTASK_ADVISORY_SNAPSHOT";
+/// The database cargo-deny fetches when there is no snapshot.
+const DB_URL: &str = "https://github.com/rustsec/advisory-db";
+/// A file in [`DB_FOLDER`] that marks a copy made from a snapshot (not a clone).
+const SNAPSHOT_MARKER: &str = ".xtask-snapshot";
+
+/// Where the advisory database comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AdvisorySource {
+    /// A local snapshot folder, copied into place.
+    Snapshot(PathBuf),
+    /// cargo-deny fetches it; `looked` is the snapshot path that was not there.
+    Fetch { looked: PathBuf },
+}
+
+/// The snapshot named by `override_path` (the [`SNAPSHOT_VAR`] value), else
+/// `root/../shared/advisory-db`, if it is a directory; otherwise fetch.
+pub(crate) fn advisory_source(
+    root: &Path,
+    override_path: Option<std::ffi::OsString>,
+) -> AdvisorySource {
+    let path = override_path.map_or_else(
+        || root.join("..").join("shared").join("advisory-db"),
+        PathBuf::from,
+    );
+    if path.is_dir() {
+        AdvisorySource::Snapshot(path)
+    } else {
+        AdvisorySource::Fetch { looked: path }
+    }
+}
 
 pub(crate) fn run(root: &Path) -> Result<()> {
     let bin_dir = ensure_cargo_deny(root)?;
-    setup_advisory_db(root)?;
+    let path = path_with(&bin_dir)?;
+    match advisory_source(root, std::env::var_os(SNAPSHOT_VAR)) {
+        AdvisorySource::Snapshot(source) => setup_advisory_db(root, &source)?,
+        AdvisorySource::Fetch { looked } => fetch_advisory_db(root, &looked, &path)?,
+    }
     // cargo-deny reads every package's manifest, including those only used on other targets
     // which a host build never downloads; fetch them while the registry is reachable.
     sh::run(&mut sh::cargo(["fetch"]))?;
     let mut cmd = sh::cargo(["deny", "--offline", "check"]);
-    cmd.env("PATH", path_with(&bin_dir)?);
+    cmd.env("PATH", &path);
     sh::run(&mut cmd)
+}
+
+/// `cargo deny fetch db`: clones (or updates) the advisory database into [`DB_ROOT`].
+fn fetch_advisory_db(root: &Path, looked: &Path, path: &std::ffi::OsStr) -> Result<()> {
+    eprintln!(
+        "no advisory snapshot at {} (set {SNAPSHOT_VAR} to use one elsewhere): fetching the \
+         advisory database from {DB_URL}",
+        looked.display()
+    );
+    // A copy made from a snapshot is a repository without the upstream history: replace it.
+    let dest = root.join(DB_ROOT).join(DB_FOLDER);
+    if dest.join(SNAPSHOT_MARKER).exists() {
+        fs::remove_dir_all(&dest).map_err(|e| format!("cannot remove {}: {e}", dest.display()))?;
+    }
+    let mut cmd = sh::cargo(["deny", "fetch", "db"]);
+    cmd.env("PATH", path);
+    sh::run(&mut cmd).map_err(|e| {
+        format!(
+            "could not fetch the advisory database from {DB_URL} ({e}). Without network \
+             access to it, put a snapshot of the database (a checkout of {DB_URL}) at {} or \
+             point {SNAPSHOT_VAR} at one",
+            looked.display()
+        )
+        .into()
+    })
 }
 
 /// Returns the directory holding a cargo-deny of the expected series, installing one into
@@ -90,28 +158,24 @@ fn path_with(dir: &Path) -> Result<std::ffi::OsString> {
     std::env::join_paths(dirs).map_err(|e| format!("cannot build PATH: {e}").into())
 }
 
-/// Copies `../shared/advisory-db` into [`DB_ROOT`]`/`[`DB_FOLDER`] as a fresh one-commit git
+/// Copies the snapshot `source` into [`DB_ROOT`]`/`[`DB_FOLDER`] as a fresh one-commit git
 /// repository, replacing any earlier copy so a newer snapshot always takes effect.
-pub(crate) fn setup_advisory_db(root: &Path) -> Result<()> {
-    let source = root.join("..").join("shared").join("advisory-db");
-    if !source.is_dir() {
-        return Err(format!(
-            "the advisory snapshot {} is missing; `shared/` must sit beside the project root",
-            source.display()
-        )
-        .into());
-    }
+pub(crate) fn setup_advisory_db(root: &Path, source: &Path) -> Result<()> {
+    eprintln!("using the advisory snapshot in {}", source.display());
+    let source = source.to_path_buf();
     let dest = root.join(DB_ROOT).join(DB_FOLDER);
     if dest.exists() {
         fs::remove_dir_all(&dest).map_err(|e| format!("cannot remove {}: {e}", dest.display()))?;
     }
-    copy_dir(&source, &dest).map_err(|e| {
-        format!(
-            "cannot copy {} to {}: {e}",
-            source.display(),
-            dest.display()
-        )
-    })?;
+    copy_dir(&source, &dest)
+        .and_then(|()| fs::write(dest.join(SNAPSHOT_MARKER), "copied by cargo xtask deny\n"))
+        .map_err(|e| {
+            format!(
+                "cannot copy {} to {}: {e}",
+                source.display(),
+                dest.display()
+            )
+        })?;
     let git = |args: &[&str]| {
         let mut cmd = Command::new("git");
         cmd.current_dir(&dest)
@@ -135,7 +199,7 @@ pub(crate) fn setup_advisory_db(root: &Path) -> Result<()> {
         "-q",
         "--no-verify",
         "-m",
-        "advisory snapshot from shared/advisory-db",
+        "advisory database snapshot",
     ])?;
     eprintln!("advisory snapshot ready in {}", dest.display());
     Ok(())
@@ -171,6 +235,37 @@ mod tests {
         assert!(version_matches("cargo-deny 0.20.0"));
         assert!(!version_matches("cargo-deny 0.18.3"));
         assert!(!version_matches(""));
+    }
+
+    #[test]
+    fn the_snapshot_is_used_when_present_and_fetched_otherwise() {
+        let dir = std::env::temp_dir().join(format!("xtask-deny-{}", std::process::id()));
+        let root = dir.join("project");
+        let shared = dir.join("shared").join("advisory-db");
+        fs::create_dir_all(&root).expect("mkdir");
+        // No shared/ beside the root: fetch.
+        assert_eq!(
+            advisory_source(&root, None),
+            AdvisorySource::Fetch {
+                looked: root.join("..").join("shared").join("advisory-db")
+            }
+        );
+        fs::create_dir_all(&shared).expect("mkdir");
+        assert!(matches!(
+            advisory_source(&root, None),
+            AdvisorySource::Snapshot(_)
+        ));
+        // The variable wins, and a missing path means fetch.
+        let missing = dir.join("nowhere");
+        assert_eq!(
+            advisory_source(&root, Some(missing.clone().into_os_string())),
+            AdvisorySource::Fetch { looked: missing }
+        );
+        assert_eq!(
+            advisory_source(&root, Some(shared.clone().into_os_string())),
+            AdvisorySource::Snapshot(shared)
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

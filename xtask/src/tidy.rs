@@ -15,6 +15,8 @@
 //!   borrow a harness from the demo);
 //! * every crate under `crates/` has a `CHANGELOG.md` in tokio's format;
 //! * every package inherits the workspace lints;
+//! * no file cites a specification outside the repository: the wire behaviour is
+//!   `docs/protocol.md`, and citations read `docs/protocol.md §N` (see [`CITATION_FIX`]);
 //! * every library crate under `crates/` carries the metadata crates.io needs and is
 //!   publishable, while the demo, tests, examples, benches, load test and xtask are
 //!   `publish = false`.
@@ -51,6 +53,7 @@ fn check_all(root: &Path) -> Vec<String> {
     problems.extend(changelogs(root));
     problems.extend(workspace_lints(root));
     problems.extend(publish_metadata(root));
+    problems.extend(outside_citations(root));
     problems
 }
 
@@ -623,10 +626,103 @@ fn publish_problems(name: &str, manifest: &str, file_exists: impl Fn(&str) -> bo
     problems
 }
 
+// ---- citations ----------------------------------------------------------------------------
+
+/// Text that points outside the repository: a specification or notes that only exist beside
+/// it. (Split so that this file does not match itself.)
+const OUTSIDE: &[&str] = &[
+    concat!("spec ", "§"),
+    concat!("shared", "/spec"),
+    concat!("../", "shared"),
+];
+
+/// Files allowed to name `../shared`: the advisory-snapshot handling of `cargo xtask deny`,
+/// and this check with its fix.
+const OUTSIDE_ALLOWED: &[&str] = &["xtask/src/deny.rs", "xtask/src/tidy.rs"];
+
+/// Rewrites old citations in place; run from the project root. Re-run it after merging work
+/// that still cites the old specification.
+pub(crate) const CITATION_FIX: &str = r#"git grep -lE 'spec §|REC\\?\]' -- . ':!docs/protocol.md' ':!xtask' | xargs -r sed -i -E -e 's/spec §/docs\/protocol.md §/g' -e 's/, following its \[REC\]//g' -e 's/ \\\[REC\\\]//g' -e 's/ \[REC\]//g'"#;
+
+/// Directories never scanned: build output, tools, VCS data, installed packages.
+const SKIPPED_DIRS: &[&str] = &["target", ".git", ".tools", "node_modules"];
+
+fn outside_citations(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for file in text_files(root) {
+        let name = rel(root, &file);
+        if OUTSIDE_ALLOWED.contains(&name.as_str()) {
+            continue;
+        }
+        for (line_no, what) in citation_lines(&read(&file)) {
+            problems.push(format!(
+                "{name}:{line_no} cites `{what}`, outside the repository; cite \
+                 `docs/protocol.md §N` (same section numbers). To rewrite old citations: {CITATION_FIX}"
+            ));
+        }
+    }
+    problems
+}
+
+/// Lines (1-based) naming a location outside the repository, with what they name.
+fn citation_lines(text: &str) -> Vec<(usize, &'static str)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            OUTSIDE
+                .iter()
+                .find(|o| line.contains(*o))
+                .map(|o| (i + 1, *o))
+        })
+        .collect()
+}
+
+/// The repository's text files (Rust, Markdown, TOML, shell, YAML, JSON), outside
+/// [`SKIPPED_DIRS`].
+fn text_files(dir: &Path) -> Vec<PathBuf> {
+    const EXTENSIONS: &[&str] = &["rs", "md", "toml", "sh", "yml", "yaml", "json", "txt"];
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if !SKIPPED_DIRS.iter().any(|d| name == *d) {
+                out.extend(text_files(&path));
+            }
+        } else if path
+            .extension()
+            .is_some_and(|e| EXTENSIONS.iter().any(|x| e == *x))
+            || name == "run"
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sh::project_root;
+
+    #[test]
+    fn no_file_cites_a_specification_outside_the_repository() {
+        assert_clean(&outside_citations(&project_root()));
+    }
+
+    #[test]
+    fn outside_citations_are_found() {
+        let text = concat!(
+            "/// ok: docs/protocol.md §2.1\n/// old: (spec ",
+            "§2.8)\n",
+            "see ../",
+            "shared/x\n"
+        );
+        assert_eq!(citation_lines(text).len(), 2);
+        assert_eq!(citation_lines(text)[0].0, 2);
+        assert!(citation_lines("docs/protocol.md §9 #4").is_empty());
+    }
 
     #[test]
     fn libraries_are_publishable_and_the_rest_is_not() {

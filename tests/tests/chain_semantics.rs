@@ -1,4 +1,4 @@
-//! How the chains treat their members' outcomes (spec §4.4, §8.2, §10 cases 44 and 45): an
+//! How the chains treat their members' outcomes (docs/protocol.md §4.4, §8.2, §10 cases 44 and 45): an
 //! unavailable member moves the chain on, any other failure stops it, developer tools'
 //! failures are downgraded inside `DefaultAzureCredential`, the first success is remembered,
 //! and a full miss is reported in one fixed layout.
@@ -282,7 +282,7 @@ async fn a_requested_tenant_reaches_the_developer_tools() {
 
 #[tokio::test]
 async fn a_tenant_outside_the_allowed_list_stops_the_chain_for_service_principals() {
-    // EnvironmentCredential is configured for one tenant and allows no other (spec §5
+    // EnvironmentCredential is configured for one tenant and allows no other (docs/protocol.md §5
     // multi-tenant rule): asking for another is an authentication failure, not unavailable,
     // and nothing is sent.
     let tools = FakeTools::new();

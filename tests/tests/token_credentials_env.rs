@@ -1,4 +1,4 @@
-//! Which members `DefaultAzureCredential` keeps (spec §4.3): a selection table over
+//! Which members `DefaultAzureCredential` keeps (docs/protocol.md §4.3): a selection table over
 //! environment snapshots and builder calls, checked by one `check(rows)` helper; then how
 //! `AZURE_CLIENT_ID` and the identity setters reach the managed-identity member (§10 case 43).
 #![allow(

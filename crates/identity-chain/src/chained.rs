@@ -110,7 +110,7 @@ impl ChainError {
 #[derive(Clone, Debug)]
 pub(crate) struct Member {
     pub(crate) credential: Arc<dyn TokenCredential>,
-    /// Inside `DefaultAzureCredential`, developer tools' failures move the chain on (spec §8.2).
+    /// Inside `DefaultAzureCredential`, developer tools' failures move the chain on (docs/protocol.md §8.2).
     pub(crate) downgrade_failures: bool,
 }
 

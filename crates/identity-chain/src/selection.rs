@@ -1,4 +1,4 @@
-//! `AZURE_TOKEN_CREDENTIALS`: which members `DefaultAzureCredential` keeps (spec §4.3).
+//! `AZURE_TOKEN_CREDENTIALS`: which members `DefaultAzureCredential` keeps (docs/protocol.md §4.3).
 
 use std::fmt;
 

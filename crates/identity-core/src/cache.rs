@@ -58,7 +58,7 @@ use tracing::instrument::WithSubscriber;
 use crate::clock::{COARSE_LAG, Clock, system_clock};
 use crate::{AccessToken, BoxFuture, Error};
 
-/// Timing rules of the cache (spec §3.5). The defaults are the specification's.
+/// Timing rules of the cache (docs/protocol.md §3.5). The defaults are the specification's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RefreshPolicy {

@@ -1,4 +1,4 @@
-//! The token cache's contract (spec §3.5), walked with an injected clock.
+//! The token cache's contract (docs/protocol.md §3.5), walked with an injected clock.
 
 #![allow(
     clippy::unwrap_used,

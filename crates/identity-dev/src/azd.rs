@@ -12,7 +12,7 @@
 //! # Output
 //! JSON `{"token": "…", "expiresOn": "2030-01-01T10:00:00Z"}`. `expiresOn` is RFC 3339 and is
 //! read as the instant it names, independent of the machine's time zone (the reference reads
-//! it as local time, spec §9 #11); fractional seconds and numeric offsets are accepted.
+//! it as local time, docs/protocol.md §9 #11); fractional seconds and numeric offsets are accepted.
 //!
 //! # Errors
 //! Detection runs on stdout and stderr together.
@@ -197,7 +197,7 @@ pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
     }
 }
 
-/// Maps a non-zero exit to an error (spec §5.3).
+/// Maps a non-zero exit to an error (docs/protocol.md §5.3).
 fn classify(output: &Output, tenant: Option<&str>) -> Error {
     let combined = format!("{}\n{}", output.stdout(), output.stderr());
     if output.code() == Some(127) || combined.contains("'azd' is not recognized") {

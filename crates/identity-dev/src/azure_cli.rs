@@ -217,7 +217,7 @@ impl Inner {
     }
 }
 
-/// Maps a non-zero exit to an error (spec §5.1).
+/// Maps a non-zero exit to an error (docs/protocol.md §5.1).
 fn classify(output: &crate::process::Output, tenant: Option<&str>) -> Error {
     let stderr = output.stderr();
     if output.code() == Some(127) || stderr.trim_start().starts_with("'az' is not recognized") {

@@ -292,7 +292,7 @@ fn not_recognized(output: &Output) -> bool {
     output.code() == Some(9009) || output.stderr().contains("' is not recognized")
 }
 
-/// Maps the script's result to a token or an error (spec §5.2).
+/// Maps the script's result to a token or an error (docs/protocol.md §5.2).
 fn interpret(output: &Output, tenant: Option<&str>) -> Result<AccessToken, Error> {
     if output.success() {
         if output.stdout().contains(NO_MODULE) {

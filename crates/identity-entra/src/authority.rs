@@ -1,4 +1,4 @@
-//! Authority hosts: the well-known clouds and the normalisation rule of spec §6.1.
+//! Authority hosts: the well-known clouds and the normalisation rule of docs/protocol.md §6.1.
 //!
 //! An authority is given as a host (`login.microsoftonline.com`) or an `https` URL. It is
 //! normalised by prepending `https://` when there is no scheme and trimming trailing blanks

@@ -1,4 +1,4 @@
-//! The token request shared by every credential in this crate (spec §6.4, §6.6, §6.7): the
+//! The token request shared by every credential in this crate (docs/protocol.md §6.4, §6.6, §6.7): the
 //! client-credentials grant posted straight to `https://<host>/<tenant>/oauth2/v2.0/token`
 //! (no instance or OIDC discovery, as the reference's `AadClient`), through the core pipeline
 //! with the default retry policy (POST included), and one [`TokenCache`] per credential.

@@ -5,7 +5,7 @@
 //! Endpoint: `POST https://<authority>/<tenant>/oauth2/v2.0/token` with `client_id`,
 //! `client_assertion=<callback result>`,
 //! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
-//! `grant_type=client_credentials` and `scope` (spec §6.4). The callback is called for every
+//! `grant_type=client_credentials` and `scope` (docs/protocol.md §6.4). The callback is called for every
 //! token request (not for cache hits), so it may return a fresh assertion each time.
 
 use std::error::Error as StdError;

@@ -7,7 +7,7 @@
 //!
 //! Endpoint: `POST https://<authority>/<tenant>/oauth2/v2.0/token` with `client_id`,
 //! `client_assertion`, `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
-//! `grant_type=client_credentials` and `scope` (spec §6.4). No discovery: the assertion's
+//! `grant_type=client_credentials` and `scope` (docs/protocol.md §6.4). No discovery: the assertion's
 //! `aud` is that token endpoint.
 //!
 //! Certificates: PEM (a private key and its certificate, plus optional chain certificates, in

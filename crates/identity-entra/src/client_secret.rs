@@ -3,7 +3,7 @@
 //! Host: the authority (default `AZURE_AUTHORITY_HOST`, else `login.microsoftonline.com`).
 //! Endpoint: `POST https://<authority>/<tenant>/oauth2/v2.0/token` with `client_id`,
 //! `client_secret` (in the form body, not HTTP Basic), `grant_type=client_credentials` and
-//! `scope` (spec §6.4). No discovery request is made. Tokens are cached per credential by
+//! `scope` (docs/protocol.md §6.4). No discovery request is made. Tokens are cached per credential by
 //! authority, client id, tenant, scopes and CAE flag.
 
 use std::fmt;

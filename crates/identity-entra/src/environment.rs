@@ -1,5 +1,5 @@
 //! [`EnvironmentCredential`]: a service principal configured through environment variables
-//! (spec §6.2).
+//! (docs/protocol.md §6.2).
 //!
 //! Chosen once, at build time, from the injected [`Env`]; the first complete set wins, where
 //! "set" means *present* (even empty), as in the reference:

@@ -1,4 +1,4 @@
-//! Client certificates and the client assertion JWT (spec §6.5, following its [REC]).
+//! Client certificates and the client assertion JWT (docs/protocol.md §6.5).
 //!
 //! * Header: `alg` `PS256` (RSASSA-PSS, MGF1-SHA-256, 32-byte salt) with `x5t#S256` (SHA-256
 //!   thumbprint of the leaf certificate); for the `adfs` tenant `RS256` with `x5t` (SHA-1).

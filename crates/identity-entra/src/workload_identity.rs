@@ -1,5 +1,5 @@
 //! [`WorkloadIdentityCredential`]: Kubernetes workload identity (AKS) and other federated
-//! credentials whose assertion is a token file the platform keeps fresh (spec §2.7).
+//! credentials whose assertion is a token file the platform keeps fresh (docs/protocol.md §2.7).
 //!
 //! Environment (each overridable in the builder): `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`. When the tenant, client id or token

@@ -1,13 +1,13 @@
-//! App Service, Azure Functions and Container Apps (spec §2.2).
+//! App Service, Azure Functions and Container Apps (docs/protocol.md §2.2).
 //!
 //! * Host: the platform's local identity endpoint (usually `http://localhost:<port>/msi/token`).
 //! * Environment: [`IDENTITY_ENDPOINT`] (full URL) and [`IDENTITY_HEADER`] (a secret), both
 //!   non-empty, and no `IDENTITY_SERVER_THUMBPRINT` (that would be Service Fabric).
 //! * Request: `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=<resource>[&<id>]`
 //!   with `X-IDENTITY-HEADER: <IDENTITY_HEADER>` and `Metadata: true` (the latter is what
-//!   Azure Automation needs, and harmless elsewhere; spec §9 #1).
+//!   Azure Automation needs, and harmless elsewhere; docs/protocol.md §9 #1).
 //! * Identities: system-assigned; user-assigned by `client_id`, `object_id` or `mi_res_id`
-//!   (the documented name for a resource id, spec §2.9).
+//!   (the documented name for a resource id, docs/protocol.md §2.9).
 //! * Retries: the default policy (3 status retries on 408, 429, 5xx…; `Retry-After`).
 //! * Errors: an error status (after retries) is an authentication failure carrying the
 //!   service's message; a missing or wrong `X-IDENTITY-HEADER` typically shows as 400 or 401.

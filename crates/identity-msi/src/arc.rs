@@ -1,4 +1,4 @@
-//! Azure Arc-enabled servers (spec §2.4): a challenge flow against the local agent.
+//! Azure Arc-enabled servers (docs/protocol.md §2.4): a challenge flow against the local agent.
 //!
 //! * Host: the Arc agent on the machine (usually `http://localhost:40342`).
 //! * Environment: [`IDENTITY_ENDPOINT`] (the token URL)
@@ -170,7 +170,7 @@ fn refused(why: &str) -> Error {
 }
 
 impl AzureArc {
-    /// Validates the challenge and reads the key file, following spec §9 #4.
+    /// Validates the challenge and reads the key file, following docs/protocol.md §9 #4.
     fn read_key(&self, response: &Response) -> Result<String, Error> {
         let directory = self.key_directory.as_ref().map_err(Clone::clone)?;
         let header = response

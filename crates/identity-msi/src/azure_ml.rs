@@ -1,4 +1,4 @@
-//! Azure Machine Learning compute (spec §2.5).
+//! Azure Machine Learning compute (docs/protocol.md §2.5).
 //!
 //! * Host: the compute instance's local token service.
 //! * Environment: [`MSI_ENDPOINT`] (URL) and [`MSI_SECRET`] (a secret), both non-empty.
@@ -10,7 +10,7 @@
 //!   default identity), as MSAL does.
 //! * Response: `expires_on` as epoch seconds (number or string) or a UTC date string,
 //!   `MM/DD/YYYY HH:MM:SS +00:00` or `M/D/YYYY h:MM:SS AM|PM +00:00`; all are accepted
-//!   (spec §9 #5).
+//!   (docs/protocol.md §9 #5).
 //! * Retries: the default policy.
 //! * Errors: `MSI_SECRET`, echoed by the service in any common encoding, is removed from
 //!   every quoted message and error before it is shown or logged (the shared fetch).

@@ -1,4 +1,4 @@
-//! [`ManagedIdentityClient`]: the MSAL-style low-level API (spec §7), on the same sources
+//! [`ManagedIdentityClient`]: the MSAL-style low-level API (docs/protocol.md §7), on the same sources
 //! and cache as [`ManagedIdentityCredential`].
 //!
 //! Differences from MSAL's client, on purpose: the source is detected once, at

@@ -1,4 +1,4 @@
-//! Azure Cloud Shell (spec §2.6).
+//! Azure Cloud Shell (docs/protocol.md §2.6).
 //!
 //! * Host: the shell's local token service (usually `http://localhost:50342/oauth2/token`).
 //! * Environment: [`MSI_ENDPOINT`] non-empty, with

@@ -16,13 +16,20 @@
 //! layer applies it silently at request time, behind a different decision, docs/protocol.md
 //! §2.1 \[REC\]). The file system is asked through the injected
 //! [`HostFiles`](crate::HostFiles) (one `stat`, nothing read), so tests never touch `/opt`.
+//! Source detection (docs/protocol.md §2.1): an ordered list of detectors, run once at construction
+//! over the injected environment snapshot. The first detector that recognises the
+//! environment wins; IMDS, last, always does.
+//!
+//! Only **non-empty** values count (docs/protocol.md §9 #14): `IDENTITY_ENDPOINT=""` is as good as
+//! unset. Nothing is detected from files on disk (the reference's Arc `himds` binary check is
+//! deliberately not reproduced: it silently overrides IMDS, docs/protocol.md §2.1).
 //!
 //! | Environment (non-empty) | Source |
 //! |---|---|
 //! | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` + `IDENTITY_SERVER_THUMBPRINT` | Service Fabric |
 //! | `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` | App Service |
 //! | `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT` | Azure Arc |
-//! | `IDENTITY_ENDPOINT` alone | none: `get_token` is unavailable, naming the missing variables (no fall-through, spec §9 #15) |
+//! | `IDENTITY_ENDPOINT` alone | none: `get_token` is unavailable, naming the missing variables (no fall-through, docs/protocol.md §9 #15) |
 //! | `MSI_ENDPOINT` + `MSI_SECRET` | Azure Machine Learning |
 //! | `MSI_ENDPOINT` | Cloud Shell |
 //! | `AZURE_AUTHORITY_HOST` + `AZURE_TENANT_ID` + `AZURE_FEDERATED_TOKEN_FILE` | workload identity: unavailable here, see below |
@@ -30,7 +37,7 @@
 //! | anything else | IMDS |
 //!
 //! **Workload identity.** The reference's managed identity credential performs the
-//! federated token exchange itself in that environment (spec §2.7). Here that exchange
+//! federated token exchange itself in that environment (docs/protocol.md §2.7). Here that exchange
 //! belongs to `WorkloadIdentityCredential` in identity-entra (which `DefaultAzureCredential`
 //! in identity-chain also tries), and identity-msi does not depend on identity-entra. So the
 //! environment is detected, so that it does not fall through to IMDS, and `get_token` says
@@ -51,7 +58,7 @@ use crate::{NAME, app_service, arc, azure_ml, cloud_shell, imds, service_fabric}
 /// A detector: the source if it recognises the environment.
 type Detector = fn(&Settings) -> Option<Box<dyn Source>>;
 
-/// The detectors, in the order of spec §2.1.
+/// The detectors, in the order of docs/protocol.md §2.1.
 const DETECTORS: &[Detector] = &[
     service_fabric::detect,
     app_service::detect,
@@ -161,7 +168,7 @@ fn incomplete_error() -> Error {
     )
 }
 
-/// The workload identity environment of spec §2.1 step 3.
+/// The workload identity environment of docs/protocol.md §2.1 step 3.
 fn detect_workload_identity(settings: &Settings) -> Option<Box<dyn Source>> {
     let env = &settings.env;
     env.non_empty(AZURE_AUTHORITY_HOST)?;

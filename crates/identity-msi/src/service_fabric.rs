@@ -1,4 +1,4 @@
-//! Service Fabric (spec §2.3), behind the `service-fabric` feature.
+//! Service Fabric (docs/protocol.md §2.3), behind the `service-fabric` feature.
 //!
 //! * Host: the cluster's managed identity token service, over HTTPS with a self-signed
 //!   certificate.
@@ -10,7 +10,7 @@
 //! * Identities: system-assigned only; the application's identity is fixed by the cluster
 //!   configuration, so any user-assigned selector is refused at construction
 //!   (<https://aka.ms/servicefabricmi>).
-//! * TLS: the server certificate is pinned (spec §9 #3). The thumbprint is normalised (spaces,
+//! * TLS: the server certificate is pinned (docs/protocol.md §9 #3). The thumbprint is normalised (spaces,
 //!   tabs, CR, LF and `:` removed; exactly 40 hex digits), and after the handshake the
 //!   SHA-1 of the leaf certificate's DER must equal it (constant-time, case-insensitive).
 //!   Normal CA validation is off for this endpoint: the pin is the only trust anchor, and the

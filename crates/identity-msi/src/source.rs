@@ -57,7 +57,7 @@ impl ManagedIdentityId {
     }
 
     /// The query parameter for this identity with the given names for client id, object id
-    /// and resource id (spec §2.9), or `None` for system-assigned.
+    /// and resource id (docs/protocol.md §2.9), or `None` for system-assigned.
     pub(crate) fn param<'a>(&'a self, names: [&'static str; 3]) -> Option<(&'static str, &'a str)> {
         match self {
             Self::SystemAssigned => None,
@@ -68,7 +68,7 @@ impl ManagedIdentityId {
     }
 }
 
-/// The hosting environment the credential detected (spec §2.1), for logs and for
+/// The hosting environment the credential detected (docs/protocol.md §2.1), for logs and for
 /// `DefaultAzureCredential`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -1,4 +1,4 @@
-//! Response parsing shared by every source (spec §2.10), and the helpers that build query
+//! Response parsing shared by every source (docs/protocol.md §2.10), and the helpers that build query
 //! strings and turn error statuses into messages.
 //!
 //! The token services disagree on types: `expires_on` arrives as a JSON number, a decimal
@@ -145,7 +145,7 @@ fn expires_on(value: &Value) -> Option<SystemTime> {
     from_unix_seconds(parse_ml_date(s)?)
 }
 
-/// The Azure Machine Learning date strings, always UTC (spec §2.5):
+/// The Azure Machine Learning date strings, always UTC (docs/protocol.md §2.5):
 /// `MM/DD/YYYY HH:MM:SS +00:00` and `M/D/YYYY h:MM:SS AM|PM +00:00`.
 pub(crate) fn parse_ml_date(text: &str) -> Option<i64> {
     let text = text.trim().strip_suffix("+00:00")?.trim_end();

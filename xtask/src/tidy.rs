@@ -15,6 +15,8 @@
 //!   borrow a harness from the demo);
 //! * every crate under `crates/` has a `CHANGELOG.md` in tokio's format;
 //! * every package inherits the workspace lints;
+//! * every Rust snippet of the root README (other than `ignore`d ones) is also in
+//!   `crates/identity-chain/README.md`, where it compiles as a doctest;
 //! * no file cites a specification outside the repository: the wire behaviour is
 //!   `docs/protocol.md`, and citations read `docs/protocol.md §N` (see [`CITATION_FIX`]);
 //! * every library crate under `crates/` carries the metadata crates.io needs and is
@@ -54,6 +56,7 @@ fn check_all(root: &Path) -> Vec<String> {
     problems.extend(workspace_lints(root));
     problems.extend(publish_metadata(root));
     problems.extend(outside_citations(root));
+    problems.extend(readme_snippets_compile(root));
     problems
 }
 
@@ -626,6 +629,58 @@ fn publish_problems(name: &str, manifest: &str, file_exists: impl Fn(&str) -> bo
     problems
 }
 
+// ---- README snippets --------------------------------------------------------------------
+
+/// The crate README whose Rust blocks run as identity-chain doctests.
+const DOCTESTED_README: &str = "crates/identity-chain/README.md";
+
+fn readme_snippets_compile(root: &Path) -> Vec<String> {
+    let doctested = read(&root.join(DOCTESTED_README));
+    rust_blocks(&read(&root.join("README.md")))
+        .into_iter()
+        .filter(|block| !doctested.contains(block.as_str()))
+        .map(|block| {
+            let first = block.lines().next().unwrap_or_default().to_owned();
+            format!(
+                "README.md: the Rust block starting `{first}` is not in {DOCTESTED_README}, \
+                 where it would compile as a doctest; copy it there (or mark it `ignore`)"
+            )
+        })
+        .collect()
+}
+
+/// The bodies of the fenced ```` ```rust ```` blocks that are compiled (not `ignore`).
+fn rust_blocks(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // Inside a fence: `Some(Some(body))` for a compiled Rust block, `Some(None)` for any other.
+    let mut fence: Option<Option<String>> = None;
+    for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        match fence.as_mut() {
+            Some(block) if trimmed.starts_with("```") => {
+                if let Some(body) = block.take() {
+                    out.push(body);
+                }
+                fence = None;
+            }
+            Some(Some(body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            Some(None) => {}
+            None => {
+                if let Some(info) = trimmed.strip_prefix("```") {
+                    let info = info.trim();
+                    let compiled =
+                        info.split(',').next() == Some("rust") && !info.contains("ignore");
+                    fence = Some(compiled.then(String::new));
+                }
+            }
+        }
+    }
+    out
+}
+
 // ---- citations ----------------------------------------------------------------------------
 
 /// Text that points outside the repository: a specification or notes that only exist beside
@@ -705,6 +760,18 @@ fn text_files(dir: &Path) -> Vec<PathBuf> {
 mod tests {
     use super::*;
     use crate::sh::project_root;
+
+    #[test]
+    fn the_readme_snippets_are_doctested() {
+        assert_clean(&readme_snippets_compile(&project_root()));
+        assert!(!rust_blocks(&read(&project_root().join("README.md"))).is_empty());
+    }
+
+    #[test]
+    fn rust_blocks_are_extracted() {
+        let md = "```toml\na = 1\n```\n```rust,no_run\nlet x = 1;\n```\n```rust,ignore\nno();\n```\n```sh\nls\n```\n";
+        assert_eq!(rust_blocks(md), ["let x = 1;\n"]);
+    }
 
     #[test]
     fn no_file_cites_a_specification_outside_the_repository() {

@@ -24,6 +24,13 @@
 //! * `hyper` (default): the plain-HTTP client managed identity uses.
 //! * `service-fabric`: Service Fabric managed identity (HTTPS with the server certificate
 //!   pinned to `IDENTITY_SERVER_THUMBPRINT`).
+//! * `azure-core`: `AzureCoreCredential`, any credential here as an
+//!   `azure_core::credentials::TokenCredential` for the official Azure SDK clients
+//!   (`azure_storage_blob`, …); `azure_core` 1.x needs Rust 1.88.
+//! * `object-store`: `ObjectStoreCredential` and `microsoft_azure_builder`, for
+//!   `object_store`'s Azure store.
+//! * `blocking`: `BlockingCredential`, a blocking `get_token` for programs without an async
+//!   runtime.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod chained;
@@ -47,3 +54,19 @@ pub use identity_msi::*;
 // reachable under its own name.
 pub use identity_core::http;
 pub use {identity_core, identity_dev, identity_entra, identity_msi};
+
+#[cfg(feature = "azure-core")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure-core")))]
+pub use identity_azure_core::AzureCoreCredential;
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub use identity_core::blocking::BlockingCredential;
+#[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+pub use identity_object_store::{ObjectStoreCredential, microsoft_azure_builder};
+
+// The README's examples (the official blob client needs feature `azure-core`) compile as
+// doctests.
+#[cfg(all(doctest, feature = "azure-core"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

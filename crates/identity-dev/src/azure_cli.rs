@@ -94,6 +94,15 @@ impl AzureCliCredential {
         AzureCliCredentialBuilder::default()
     }
 
+    /// The CLI with every default: its default tenant and subscription, the process `PATH`,
+    /// a 10 s timeout (`builder().build()`).
+    ///
+    /// # Errors
+    /// As [`AzureCliCredentialBuilder::build`].
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
     async fn token(
         &self,
         scopes: &[&str],

@@ -97,6 +97,40 @@ impl ManagedIdentityCredential {
         ManagedIdentityCredentialBuilder::default()
     }
 
+    /// The host's system-assigned identity, with every default (`builder().build()`).
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredentialBuilder::build`]: an invalid managed-identity environment.
+    pub fn system_assigned() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// The user-assigned identity with this client (application) id, with every default.
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredentialBuilder::build`], e.g. on a host that only has a
+    /// system-assigned identity (Service Fabric, Cloud Shell).
+    pub fn client_id(client_id: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().client_id(client_id).build()
+    }
+
+    /// The user-assigned identity with this Azure resource id
+    /// (`/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`).
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredential::client_id`].
+    pub fn resource_id(resource_id: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().resource_id(resource_id).build()
+    }
+
+    /// The user-assigned identity with this object (principal) id.
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredential::client_id`].
+    pub fn object_id(object_id: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().object_id(object_id).build()
+    }
+
     /// The source detected at construction.
     pub fn source(&self) -> ManagedIdentitySource {
         self.inner.source.kind()

@@ -30,8 +30,8 @@
 
 use std::process::ExitCode;
 
-use identity_chain::http::HyperClient;
 use identity_chain::{ManagedIdentityClient, ManagedIdentityId};
+use identity_core::http::HyperClient;
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`). At `debug`, every `get_token`

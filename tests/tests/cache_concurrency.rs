@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{Env, ManagedIdentityCredential, TokenCredential, TokenRequestOptions};
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{ARM_RESOURCE, ARM_SCOPE, FAR_EXPIRY, VAULT_SCOPE, bounded};
 use tokio::task::JoinSet;
 use wiremock::matchers::{method, query_param};

@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{DefaultAzureCredential, Env, TokenCredential, TokenRequestOptions};
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{
     ARM_RESOURCE, ARM_SCOPE, FAR_EXPIRY, FakeTools, TlsTokenServer, VAULT_SCOPE, bounded, form,
     form_field, refused_endpoint, test_ca_client,

@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     AzureCliCredential, ChainError, ChainedTokenCredential, DefaultAzureCredential, Env, ErrorKind,
     ManagedIdentityCredential, TokenCredential, TokenRequestOptions,
 };
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{ARM_SCOPE, FakeTools, VAULT_SCOPE, bounded, refused_endpoint};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -223,7 +223,7 @@ async fn a_chained_credential_is_not_sticky() {
         .env(tools.env())
         .build()
         .unwrap();
-    let fallback = identity_chain::test_util::static_credential(
+    let fallback = identity_core::test_util::static_credential(
         "Fallback",
         "FALLBACK-TOKEN",
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(identity_tests::FAR_EXPIRY),

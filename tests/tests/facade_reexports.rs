@@ -72,9 +72,9 @@ fn every_builder_is_reachable_from_the_facade() {
     let _: Option<ErrorKind> = None;
     assert_eq!(CredentialKind::ALL.len(), 6);
     // The crates stay reachable under their own names too.
-    let _: identity_chain::identity_msi::ManagedIdentityCredentialBuilder =
-        identity_chain::identity_msi::ManagedIdentityCredential::builder();
-    let _: identity_chain::identity_core::Env = identity_chain::identity_core::Env::empty();
+    let _: identity_msi::ManagedIdentityCredentialBuilder =
+        identity_msi::ManagedIdentityCredential::builder();
+    let _: identity_core::Env = identity_core::Env::empty();
 }
 
 /// One of every credential, built without touching the network or the process environment.

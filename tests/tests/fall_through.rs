@@ -18,8 +18,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{DefaultAzureCredential, TokenCredential, TokenRequestOptions};
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{ARM_SCOPE, Blackhole, FakeTools, refused_endpoint};
 
 /// A generous bound: the probe gives up after about a second.

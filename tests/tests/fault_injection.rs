@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use identity_chain::http::{HyperClient, Limits, Pipeline, SendOptions};
-use identity_chain::retry::RetryPolicy;
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     AccessToken, Env, Error, ErrorKind, ManagedIdentityCredential, TokenCredential,
     TokenRequestOptions,
 };
+use identity_core::http::{HyperClient, Limits, Pipeline, SendOptions};
+use identity_core::retry::RetryPolicy;
+use identity_core::test_util::RecordingSleeper;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -240,7 +240,7 @@ fn bare_pipeline() -> Pipeline {
         .with_sleeper(RecordingSleeper::new().shared())
 }
 
-fn get(url: &str) -> identity_chain::http::Request {
+fn get(url: &str) -> identity_core::http::Request {
     http::Request::get(url).body(bytes::Bytes::new()).unwrap()
 }
 

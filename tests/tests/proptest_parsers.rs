@@ -13,15 +13,15 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use identity_chain::http::{Body, BoxError, HttpClient, Request, SendOptions};
-use identity_chain::scope::{
-    is_valid_tenant_id, scopes_to_resource, validate_scopes, validate_tenant_id,
-};
-use identity_chain::time::{parse_http_date, unix_from_utc};
 use identity_chain::{
     BoxFuture, CredentialKind, DefaultAzureCredential, Env, ErrorKind, ManagedIdentityCredential,
     TokenCredential, TokenRequestOptions,
 };
+use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions};
+use identity_core::scope::{
+    is_valid_tenant_id, scopes_to_resource, validate_scopes, validate_tenant_id,
+};
+use identity_core::time::{parse_http_date, unix_from_utc};
 use identity_dev::__fuzz_dev as dev;
 use identity_entra::__fuzz_entra as entra;
 use identity_msi::__fuzz_msi as msi;

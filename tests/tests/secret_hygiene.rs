@@ -14,11 +14,11 @@
 
 use std::sync::Arc;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     AccessToken, AzureCliCredential, DefaultAzureCredential, DefaultAzureCredentialBuilder, Env,
     Error, TokenCredential, TokenRequestOptions, display_chain,
 };
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{
     ARM_SCOPE, FAR_EXPIRY, FakeTools, LogBuffer, TlsTokenServer, VAULT_SCOPE, assert_no_secret,
     bounded, capture_logs, refused_endpoint, test_ca_client,

@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     AccessToken, ClientAssertionCredential, ClientCertificateCredential, Env, Error,
     ManagedIdentityCredential, TokenCredential, TokenRequestOptions, display_chain,
 };
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{
     ARM_SCOPE, FAR_EXPIRY, LogBuffer, TLS_DATA, TlsTokenServer, assert_no_secret, bounded,
     capture_logs, test_ca_client,

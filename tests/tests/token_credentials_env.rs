@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     AZURE_TOKEN_CREDENTIALS, CredentialKind, DefaultAzureCredential, DefaultAzureCredentialBuilder,
     Env, ErrorKind, TokenCredential, TokenRequestOptions,
 };
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::{ARM_SCOPE, FAR_EXPIRY, bounded};
 use wiremock::matchers::{method, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};

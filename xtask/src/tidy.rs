@@ -17,6 +17,8 @@
 //! * every package inherits the workspace lints;
 //! * every Rust snippet of the root README (other than `ignore`d ones) is also in
 //!   `crates/identity-chain/README.md`, where it compiles as a doctest;
+//! * every public item of the facade (`identity-chain`'s `lib.rs`) is named in its crate
+//!   docs' list, so nothing reaches the facade by accident;
 //! * no file cites a specification outside the repository: the wire behaviour is
 //!   `docs/protocol.md`, and citations read `docs/protocol.md §N` (see [`CITATION_FIX`]);
 //! * every library crate under `crates/` carries the metadata crates.io needs and is
@@ -57,6 +59,7 @@ fn check_all(root: &Path) -> Vec<String> {
     problems.extend(publish_metadata(root));
     problems.extend(outside_citations(root));
     problems.extend(readme_snippets_compile(root));
+    problems.extend(facade_items_listed(root));
     problems
 }
 
@@ -681,6 +684,84 @@ fn rust_blocks(markdown: &str) -> Vec<String> {
     out
 }
 
+// ---- the facade --------------------------------------------------------------------------
+
+/// The facade most applications depend on.
+const FACADE: &str = "crates/identity-chain/src/lib.rs";
+
+fn facade_items_listed(root: &Path) -> Vec<String> {
+    let source = read(&root.join(FACADE));
+    let docs: String = source
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    public_items(&source)
+        .into_iter()
+        .filter(|name| !docs.contains(&format!("[`{name}`]")))
+        .map(|name| {
+            format!(
+                "{FACADE}: the public item `{name}` is not in the crate docs' list of public \
+                 items; list it as [`{name}`] there if users are meant to use it, else keep it \
+                 in its own crate"
+            )
+        })
+        .collect()
+}
+
+/// The names a crate root makes public: `pub use` (last path segment or `as` name, braces
+/// expanded), `pub mod`, and `pub` items declared in place.
+fn public_items(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut statement = String::new();
+    for line in source.lines() {
+        let code = line.trim();
+        if statement.is_empty() && !code.starts_with("pub use ") {
+            for keyword in [
+                "mod", "struct", "enum", "fn", "const", "static", "trait", "type",
+            ] {
+                if let Some(rest) = code.strip_prefix(&format!("pub {keyword} ")) {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    names.push(name);
+                }
+            }
+            continue;
+        }
+        statement.push_str(code);
+        if !code.ends_with(';') {
+            continue;
+        }
+        let body = statement
+            .trim_start_matches("pub use ")
+            .trim_end_matches(';')
+            .to_owned();
+        statement.clear();
+        let list = body
+            .split_once('{')
+            .map_or(body.as_str(), |(_, list)| list.trim_end_matches('}'));
+        for item in list.split(',') {
+            let item = item.trim();
+            if item.ends_with('*') {
+                // A glob makes everything public: reported by name so it cannot be listed.
+                names.push(item.to_owned());
+                continue;
+            }
+            if item.is_empty() || item == "self" {
+                continue;
+            }
+            let name = match item.split_once(" as ") {
+                Some((_, alias)) => alias.trim(),
+                None => item.rsplit("::").next().unwrap_or(item),
+            };
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
 // ---- citations ----------------------------------------------------------------------------
 
 /// Text that points outside the repository: a specification or notes that only exist beside
@@ -771,6 +852,21 @@ mod tests {
     fn rust_blocks_are_extracted() {
         let md = "```toml\na = 1\n```\n```rust,no_run\nlet x = 1;\n```\n```rust,ignore\nno();\n```\n```sh\nls\n```\n";
         assert_eq!(rust_blocks(md), ["let x = 1;\n"]);
+    }
+
+    #[test]
+    fn every_public_item_of_the_facade_is_listed_in_its_docs() {
+        assert_clean(&facade_items_listed(&project_root()));
+        assert!(public_items(&read(&project_root().join(FACADE))).len() > 40);
+    }
+
+    #[test]
+    fn public_items_are_read_in_every_form() {
+        let source = "//! [`A`]\npub use a::A;\npub use b::{B, c::C as D,\n    E};\npub use f::*;\nmod hidden;\npub mod default;\npub(crate) use x::Y;\npub struct S;\n";
+        assert_eq!(
+            public_items(source),
+            ["A", "B", "D", "E", "f::*", "default", "S"]
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub const DEFAULT_CHAIN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// One failed attempt in a chain.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Attempt {
     /// The member's type name, e.g. `AzureCliCredential`.
     pub credential: &'static str,
@@ -36,6 +37,7 @@ pub struct Attempt {
 /// The attempts behind a chain's failure, reachable from the returned [`Error`] with
 /// `error.cause().and_then(|c| c.downcast_ref::<ChainError>())`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ChainError {
     /// The chain's type name.
     pub chain: &'static str,

@@ -13,24 +13,54 @@
 //! # let _ = token; Ok(()) }
 //! ```
 //!
-//! * [`DefaultAzureCredential`]: the standard chain, configured from the environment (see
-//!   [`default`] for its members, options and `AZURE_TOKEN_CREDENTIALS`).
-//! * [`ChainedTokenCredential`]: a chain over any credentials you choose.
-//! * Everything public in `identity-core`, `identity-msi`, `identity-dev` and `identity-entra`
-//!   is re-exported here, so `use identity_chain::*` is all an application needs. Depend on
-//!   `identity-msi` alone when managed identity is all you need and dependencies count.
+//! This crate re-exports, by name, what an application constructs and calls. The plumbing for
+//! those who write credentials of their own (the token cache, the HTTP pipeline and retry
+//! policy, the process runner, clocks and test fakes) stays in `identity-core` and the other
+//! `identity-*` crates. Depend on `identity-msi` alone when managed identity is all you need
+//! and dependencies count.
 //!
-//! # Features
+//! # Public items
+//! Every public item of this crate is in this list (`cargo xtask tidy` checks it).
+//!
+//! Chains:
+//! * [`DefaultAzureCredential`], [`DefaultAzureCredentialBuilder`]: the standard chain,
+//!   configured from the environment (see [`default`] for its members, options and
+//!   [`AZURE_TOKEN_CREDENTIALS`]); [`CredentialKind`] names its members.
+//! * [`ChainedTokenCredential`]: a chain over any credentials you choose; [`ChainError`] and
+//!   [`Attempt`] say why each member failed.
+//!
+//! Credentials and their builders:
+//! * managed identity: [`ManagedIdentityCredential`], [`ManagedIdentityCredentialBuilder`],
+//!   [`ManagedIdentityId`] (which identity), [`ManagedIdentitySource`] (which host); the
+//!   low-level [`ManagedIdentityClient`] with its [`TokenResult`] and [`TokenSource`];
+//! * developer tools: [`AzureCliCredential`], [`AzureCliCredentialBuilder`],
+//!   [`AzurePowerShellCredential`], [`AzurePowerShellCredentialBuilder`],
+//!   [`AzureDeveloperCliCredential`], [`AzureDeveloperCliCredentialBuilder`];
+//! * Microsoft Entra ID: [`ClientSecretCredential`], [`ClientSecretCredentialBuilder`],
+//!   [`ClientCertificateCredential`], [`ClientCertificateCredentialBuilder`],
+//!   [`ClientAssertionCredential`], [`ClientAssertionCredentialBuilder`],
+//!   [`WorkloadIdentityCredential`], [`WorkloadIdentityCredentialBuilder`],
+//!   [`EnvironmentCredential`], [`EnvironmentCredentialBuilder`], [`AzureAuthorityHosts`]
+//!   (the clouds), and [`ReqwestClient`], [`ReqwestClientBuilder`] (their HTTPS client, for
+//!   proxies and extra CAs).
+//!
+//! Calling them:
+//! * [`TokenCredential`] (the trait every credential implements, with [`BoxFuture`] for
+//!   implementing it), [`TokenRequestOptions`], [`AccessToken`], [`Secret`];
+//! * [`Error`], [`ErrorKind`], and [`display_chain`] to print an error with its causes;
+//! * [`Env`]: the environment a builder reads, injectable for tests.
+//!
+//! With features:
+//! * `azure-core`: [`AzureCoreCredential`], any credential here as an
+//!   `azure_core::credentials::TokenCredential` for the official Azure SDK clients
+//!   (`azure_storage_blob`, …); `azure_core` 1.x needs Rust 1.88.
+//! * `object-store`: [`ObjectStoreCredential`] and [`microsoft_azure_builder`], for
+//!   `object_store`'s Azure store.
+//! * `blocking`: [`BlockingCredential`], a blocking `get_token` for programs without an async
+//!   runtime.
 //! * `hyper` (default): the plain-HTTP client managed identity uses.
 //! * `service-fabric`: Service Fabric managed identity (HTTPS with the server certificate
 //!   pinned to `IDENTITY_SERVER_THUMBPRINT`).
-//! * `azure-core`: `AzureCoreCredential`, any credential here as an
-//!   `azure_core::credentials::TokenCredential` for the official Azure SDK clients
-//!   (`azure_storage_blob`, …); `azure_core` 1.x needs Rust 1.88.
-//! * `object-store`: `ObjectStoreCredential` and `microsoft_azure_builder`, for
-//!   `object_store`'s Azure store.
-//! * `blocking`: `BlockingCredential`, a blocking `get_token` for programs without an async
-//!   runtime.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod chained;
@@ -44,17 +74,64 @@ pub use default::{DefaultAzureCredential, DefaultAzureCredentialBuilder};
 // the workload identity exchange (see `managed_identity`).
 pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialBuilder};
 pub use selection::{AZURE_TOKEN_CREDENTIALS, CredentialKind};
+mod selection;
 
-pub use identity_core::*;
-pub use identity_dev::*;
-pub use identity_entra::*;
-pub use identity_msi::*;
+// One item per line, grouped by crate, so that additions do not collide. A new public item
+// also goes into the list in the crate docs above.
 
-// Modules with the same name in two crates: core's win at the root; every crate is also
-// reachable under its own name.
-pub use identity_core::http;
-pub use {identity_core, identity_dev, identity_entra, identity_msi};
+// The chains.
+pub use chained::Attempt;
+pub use chained::ChainError;
+pub use chained::ChainedTokenCredential;
+pub use default::DefaultAzureCredential;
+pub use default::DefaultAzureCredentialBuilder;
+pub use selection::AZURE_TOKEN_CREDENTIALS;
+pub use selection::CredentialKind;
 
+// Calling a credential.
+pub use identity_core::AccessToken;
+pub use identity_core::BoxFuture;
+pub use identity_core::Env;
+pub use identity_core::Error;
+pub use identity_core::ErrorKind;
+pub use identity_core::Secret;
+pub use identity_core::TokenCredential;
+pub use identity_core::TokenRequestOptions;
+pub use identity_core::display_chain;
+
+// Managed identity.
+pub use identity_msi::ManagedIdentityClient;
+pub use identity_msi::ManagedIdentityCredential;
+pub use identity_msi::ManagedIdentityCredentialBuilder;
+pub use identity_msi::ManagedIdentityId;
+pub use identity_msi::ManagedIdentitySource;
+pub use identity_msi::TokenResult;
+pub use identity_msi::TokenSource;
+
+// Developer tools.
+pub use identity_dev::AzureCliCredential;
+pub use identity_dev::AzureCliCredentialBuilder;
+pub use identity_dev::AzureDeveloperCliCredential;
+pub use identity_dev::AzureDeveloperCliCredentialBuilder;
+pub use identity_dev::AzurePowerShellCredential;
+pub use identity_dev::AzurePowerShellCredentialBuilder;
+
+// Microsoft Entra ID.
+pub use identity_entra::AzureAuthorityHosts;
+pub use identity_entra::ClientAssertionCredential;
+pub use identity_entra::ClientAssertionCredentialBuilder;
+pub use identity_entra::ClientCertificateCredential;
+pub use identity_entra::ClientCertificateCredentialBuilder;
+pub use identity_entra::ClientSecretCredential;
+pub use identity_entra::ClientSecretCredentialBuilder;
+pub use identity_entra::EnvironmentCredential;
+pub use identity_entra::EnvironmentCredentialBuilder;
+pub use identity_entra::ReqwestClient;
+pub use identity_entra::ReqwestClientBuilder;
+pub use identity_entra::WorkloadIdentityCredential;
+pub use identity_entra::WorkloadIdentityCredentialBuilder;
+
+// Features.
 #[cfg(feature = "azure-core")]
 #[cfg_attr(docsrs, doc(cfg(feature = "azure-core")))]
 pub use identity_azure_core::AzureCoreCredential;
@@ -63,7 +140,10 @@ pub use identity_azure_core::AzureCoreCredential;
 pub use identity_core::blocking::BlockingCredential;
 #[cfg(feature = "object-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
-pub use identity_object_store::{ObjectStoreCredential, microsoft_azure_builder};
+pub use identity_object_store::ObjectStoreCredential;
+#[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+pub use identity_object_store::microsoft_azure_builder;
 
 // The README's examples (the official blob client needs feature `azure-core`) compile as
 // doctests.

@@ -10,6 +10,7 @@ pub const AZURE_TOKEN_CREDENTIALS: &str = "AZURE_TOKEN_CREDENTIALS";
 
 /// A member of `DefaultAzureCredential`, in chain order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum CredentialKind {
     /// `EnvironmentCredential`.
     Environment,
@@ -79,7 +80,7 @@ impl fmt::Display for CredentialKind {
 
 /// What `AZURE_TOKEN_CREDENTIALS` asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// Unset or blank: every member.
     All,
     /// `dev`: the developer tools.
@@ -96,7 +97,7 @@ impl Selection {
     /// # Errors
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for any
     /// other value, listing the valid ones.
-    pub fn from_env(env: &Env) -> Result<Self, Error> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, Error> {
         let Some(value) = env.non_blank(AZURE_TOKEN_CREDENTIALS) else {
             return Ok(Self::All);
         };
@@ -123,7 +124,7 @@ impl Selection {
     }
 
     /// True if this selection keeps `kind`.
-    pub fn keeps(self, kind: CredentialKind) -> bool {
+    pub(crate) fn keeps(self, kind: CredentialKind) -> bool {
         match self {
             Self::All => true,
             Self::Developer => !kind.is_production(),
@@ -134,7 +135,7 @@ impl Selection {
 }
 
 /// `dev`, `prod`, then every credential name (lower-cased, sorted).
-pub fn valid_values() -> String {
+pub(crate) fn valid_values() -> String {
     let mut names: Vec<String> = CredentialKind::ALL
         .iter()
         .chain(&CredentialKind::OPT_IN)

@@ -32,6 +32,9 @@ pub struct Attempt {
     pub credential: &'static str,
     /// Why it failed.
     pub error: Error,
+    /// The member tried and was refused (an authentication failure the chain moved on from,
+    /// inside `DefaultAzureCredential`), as opposed to not being configured here.
+    pub refused: bool,
 }
 
 /// The attempts behind a chain's failure, reachable from the returned [`Error`] with
@@ -81,12 +84,46 @@ impl ChainError {
             }
             out.push_str(&format!("\n\t{}: {line}", attempt.credential));
         }
-        out.push_str(
-            "\nTo fix this, configure one of the credentials above for this environment: \
-             each line says what it needs. The identity-chain documentation lists every \
-             credential and the variables it reads.",
-        );
+        out.push('\n');
+        out.push_str(&self.advice());
         out
+    }
+
+    /// The closing advice, from what happened: a member that stopped the chain is named with
+    /// its reason; members that were configured but refused (and moved the chain on) are
+    /// named; only when nothing was configured does it say to configure one of them.
+    fn advice(&self) -> String {
+        if let Some(last) = self
+            .attempts
+            .last()
+            .filter(|a| a.error.kind() != ErrorKind::Unavailable)
+        {
+            return format!(
+                "{} refused ({}), which stops the chain: fix what its line says, or exclude it; \
+                 the credentials after it were not tried.",
+                last.credential,
+                last.error.kind()
+            );
+        }
+        let refused: Vec<&str> = self
+            .attempts
+            .iter()
+            .filter(|a| a.refused)
+            .map(|a| a.credential)
+            .collect();
+        if refused.is_empty() {
+            "To fix this, configure one of the credentials above for this environment: each \
+             line says what it needs."
+                .to_owned()
+        } else {
+            format!(
+                "{} {} configured but refused (see {} line); fix that, or configure another \
+                 credential above.",
+                refused.join(", "),
+                if refused.len() == 1 { "is" } else { "are" },
+                if refused.len() == 1 { "its" } else { "their" },
+            )
+        }
     }
 
     /// Turns the attempts into the chain's [`Error`]: unavailable when every member was
@@ -245,24 +282,32 @@ impl Chain {
             };
             match self.call_member(member, scopes, options, share).await {
                 Ok(token) => {
-                    tracing::debug!(
-                        target: "identity_chain",
-                        chain = self.name,
-                        credential = name,
-                        skipped = attempts.len(),
-                        skipped_members = %SkippedNames(&attempts),
-                        "credential produced a token"
-                    );
                     if self.sticky {
                         // The first success wins; a concurrent success by another member
-                        // does not replace it.
-                        let _ = self.selected.compare_exchange(
-                            NONE,
-                            index,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
+                        // does not replace it. The choice is logged once, at INFO.
+                        let first = self
+                            .selected
+                            .compare_exchange(NONE, index, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok();
+                        if first {
+                            tracing::info!(
+                                target: "identity_chain",
+                                chain = self.name,
+                                credential = name,
+                                skipped = attempts.len(),
+                                skipped_members = %SkippedNames(&attempts),
+                                "credential produced a token"
+                            );
+                        }
                     } else {
+                        tracing::debug!(
+                            target: "identity_chain",
+                            chain = self.name,
+                            credential = name,
+                            skipped = attempts.len(),
+                            skipped_members = %SkippedNames(&attempts),
+                            "credential produced a token"
+                        );
                         self.selected.store(index, Ordering::Release);
                     }
                     return Ok(token);
@@ -279,6 +324,7 @@ impl Chain {
                         moves_on,
                         "credential did not produce a token"
                     );
+                    let refused = error.kind() == ErrorKind::AuthenticationFailed;
                     let error = if moves_on {
                         error.with_kind(ErrorKind::Unavailable)
                     } else {
@@ -287,6 +333,7 @@ impl Chain {
                     attempts.push(Attempt {
                         credential: name,
                         error,
+                        refused,
                     });
                     if !moves_on {
                         break;
@@ -512,8 +559,73 @@ mod tests {
              Attempted credentials:\n\
              \tEnvironmentCredential: environment variables are not fully configured\n\
              \tAzureCliCredential: Azure CLI not found on PATH\n\
-             To fix this, configure one of the credentials above for this environment: each line says what it needs. \
-             The identity-chain documentation lists every credential and the variables it reads."
+             To fix this, configure one of the credentials above for this environment: each line says what it needs."
+        );
+        assert!(
+            err.to_string()
+                .ends_with("(see TROUBLESHOOTING.md#chainedtokencredential-unavailable)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_refusal_the_advice_names_the_member_and_why() {
+        let chain = ChainedTokenCredential::new(vec![
+            Arc::new(failing_credential(
+                "EnvironmentCredential",
+                Error::unavailable("EnvironmentCredential", "not configured"),
+            )),
+            Arc::new(failing_credential(
+                "ClientSecretCredential",
+                Error::authentication_failed("ClientSecretCredential", "AADSTS7000215: bad secret"),
+            )),
+        ]);
+        let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("configure one of"), "{text}");
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.starts_with(
+                "ClientSecretCredential refused (authentication failed), which stops the chain"
+            ),
+            "{text}"
+        );
+        assert!(
+            last.ends_with("(see TROUBLESHOOTING.md#chainedtokencredential-authentication-failed)"),
+            "{text}"
+        );
+        assert!(text.contains("\tClientSecretCredential: AADSTS7000215: bad secret"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_the_chain_moved_on_from_is_named() {
+        let chain = Chain::new(
+            "DefaultAzureCredential",
+            vec![
+                Member {
+                    credential: Arc::new(failing_credential(
+                        "AzureCliCredential",
+                        Error::authentication_failed("AzureCliCredential", "AADSTS70043: expired"),
+                    )),
+                    downgrade_failures: true,
+                },
+                Member {
+                    credential: Arc::new(failing_credential(
+                        "AzureDeveloperCliCredential",
+                        Error::unavailable("AzureDeveloperCliCredential", "azd not found"),
+                    )),
+                    downgrade_failures: true,
+                },
+            ],
+            true,
+        );
+        let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let text = err.to_string();
+        assert!(!text.contains("configure one of"), "{text}");
+        assert!(
+            text.contains("AzureCliCredential is configured but refused (see its line)"),
+            "{text}"
         );
     }
 
@@ -705,8 +817,56 @@ mod span_tests {
         assert_eq!(skipped.spans, ["get_token"]);
         event_with(&events, "credential did not produce a token", "Second");
         let won = event_with(&events, "credential produced a token", "Third");
+        assert_eq!(
+            won.level,
+            tracing::Level::DEBUG,
+            "a plain chain logs its winner at DEBUG"
+        );
         assert_eq!(won.field("skipped"), Some("2"));
         assert_eq!(won.field("skipped_members"), Some("First, Second"));
+        capture.assert_absent(PLANTED);
+    }
+
+    #[tokio::test]
+    async fn a_sticky_chain_logs_the_chosen_member_once_at_info() {
+        let chain = Chain::new(
+            "DefaultAzureCredential",
+            vec![
+                Member {
+                    credential: Arc::new(failing_credential(
+                        "EnvironmentCredential",
+                        Error::unavailable("EnvironmentCredential", "not configured"),
+                    )),
+                    downgrade_failures: false,
+                },
+                Member {
+                    credential: Arc::new(static_credential("AzureCliCredential", PLANTED, far())),
+                    downgrade_failures: true,
+                },
+            ],
+            true,
+        );
+        let capture = Capture::new();
+        {
+            let _guard = capture.enter();
+            for _ in 0..2 {
+                chain
+                    .get_token(&["s"], &TokenRequestOptions::default())
+                    .await
+                    .unwrap();
+            }
+        }
+        let infos: Vec<_> = capture
+            .events()
+            .into_iter()
+            .filter(|e| e.level == tracing::Level::INFO)
+            .collect();
+        assert_eq!(infos.len(), 1, "one INFO line, on the first token");
+        assert_eq!(infos[0].field("credential"), Some("AzureCliCredential"));
+        assert_eq!(
+            infos[0].field("skipped_members"),
+            Some("EnvironmentCredential")
+        );
         capture.assert_absent(PLANTED);
     }
 

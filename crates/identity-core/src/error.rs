@@ -50,7 +50,11 @@ type Source = Arc<dyn StdError + Send + Sync + 'static>;
 /// let e = Error::unavailable("AzureCliCredential", "Azure CLI not found on PATH; install it from https://aka.ms/azure-cli");
 /// assert!(e.is_unavailable());
 /// assert_eq!(e.kind(), ErrorKind::Unavailable);
-/// assert_eq!(e.to_string(), "AzureCliCredential: Azure CLI not found on PATH; install it from https://aka.ms/azure-cli");
+/// assert_eq!(
+///     e.to_string(),
+///     "AzureCliCredential: Azure CLI not found on PATH; install it from https://aka.ms/azure-cli \
+///      (see TROUBLESHOOTING.md#azureclicredential-unavailable)"
+/// );
 /// ```
 #[derive(Clone)]
 pub struct Error {
@@ -199,9 +203,60 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// `<credential>: <message>`, then ` (see TROUBLESHOOTING.md#<section>)` when
+    /// [`troubleshooting_section`] knows a section for the error.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.credential, self.message)
+        write!(f, "{}: {}", self.credential, self.message)?;
+        if let Some(section) = troubleshooting_section(self.credential, self.kind) {
+            write!(f, " (see TROUBLESHOOTING.md#{section})")?;
+        }
+        Ok(())
     }
+}
+
+/// The credentials with sections of their own in the project's `TROUBLESHOOTING.md`, one for
+/// each of [`ErrorKind::Unavailable`] and [`ErrorKind::AuthenticationFailed`].
+pub const TROUBLESHOOTING_CREDENTIALS: &[&str] = &[
+    "DefaultAzureCredential",
+    "ChainedTokenCredential",
+    "ManagedIdentityCredential",
+    "AzureCliCredential",
+    "AzurePowerShellCredential",
+    "AzureDeveloperCliCredential",
+    "EnvironmentCredential",
+    "WorkloadIdentityCredential",
+    "ClientSecretCredential",
+    "ClientCertificateCredential",
+    "ClientAssertionCredential",
+];
+
+/// The section of the project's `TROUBLESHOOTING.md` for an error raised by `credential` with
+/// `kind` (the anchor of its heading), or `None` for a credential it does not cover.
+///
+/// Unavailable and authentication-failed errors have a section per credential
+/// (`managedidentitycredential-unavailable`); configuration, argument and transport errors
+/// one each (`invalid-configuration`, `invalid-argument`, `transport-error`).
+///
+/// ```
+/// use identity_core::{ErrorKind, troubleshooting_section};
+/// assert_eq!(
+///     troubleshooting_section("AzureCliCredential", ErrorKind::Unavailable).as_deref(),
+///     Some("azureclicredential-unavailable")
+/// );
+/// assert_eq!(troubleshooting_section("MyCredential", ErrorKind::Unavailable), None);
+/// ```
+pub fn troubleshooting_section(credential: &str, kind: ErrorKind) -> Option<String> {
+    if !TROUBLESHOOTING_CREDENTIALS.contains(&credential) {
+        return None;
+    }
+    let name = credential.to_ascii_lowercase();
+    Some(match kind {
+        ErrorKind::Unavailable => format!("{name}-unavailable"),
+        ErrorKind::AuthenticationFailed => format!("{name}-authentication-failed"),
+        ErrorKind::InvalidConfiguration => "invalid-configuration".to_owned(),
+        ErrorKind::InvalidArgument => "invalid-argument".to_owned(),
+        ErrorKind::Transport => "transport-error".to_owned(),
+    })
 }
 
 impl fmt::Debug for Error {
@@ -279,7 +334,8 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "ClientSecretCredential: AADSTS7000215: invalid client secret"
+            "ClientSecretCredential: AADSTS7000215: invalid client secret \
+             (see TROUBLESHOOTING.md#clientsecretcredential-authentication-failed)"
         );
         assert!(!e.is_unavailable());
     }

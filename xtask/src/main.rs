@@ -9,6 +9,8 @@
 //! * `bench`: this workspace side by side with the official `azure_identity` (`identity-bench`, release mode).
 //! * `demo`: the blob demo against Azurite and a loopback managed-identity endpoint (or, without
 //!   Node.js, the `token` example against a loopback endpoint).
+//! * `dev`: Azurite and a loopback managed-identity endpoint for running your own
+//!   application, with the variables it needs, until Ctrl-C.
 //! * `fuzz`: every cargo-fuzz target for a bounded time, with a summary table (not in `ci`).
 //! * `load`: the load test (release build), printed as a report.
 //! * `sidecar-load`: many client processes direct to an emulated IMDS, then through
@@ -30,6 +32,7 @@ mod bench;
 mod ci;
 mod demo;
 mod deny;
+mod dev;
 mod fuzz;
 mod load;
 mod sh;
@@ -48,6 +51,7 @@ commands:
   tidy    repository checks (crate docs, no printing in libraries, versions, tiers)
   bench   benchmarks side by side with the official azure_identity (release build), one table
   demo    the blob demo on Azurite + a loopback managed-identity endpoint (no Azure account)
+  dev     Azurite + a loopback managed-identity endpoint for your own app, until Ctrl-C
   fuzz    every cargo-fuzz target for N seconds (`[--seconds N] [TARGET]`, default 30)
   load    load test: 10,000 tasks, 100 credentials, 30 s (`[--seconds N] [--tasks N]`)
   sidecar-load  48 client processes x 3 resources for 30 s against an emulated IMDS (20/s,
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         "tidy" => tidy::run(&sh::project_root()),
         "bench" => bench::run(rest),
         "demo" => demo::run(rest),
+        "dev" => dev::run(rest),
         "fuzz" => fuzz::run(rest),
         "load" => load::run(rest),
         "sidecar-load" => sidecar_load::run(rest),

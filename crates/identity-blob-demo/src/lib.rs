@@ -66,6 +66,7 @@ pub mod azurite;
 pub mod blob;
 pub mod cli;
 pub mod credential;
+pub mod dev_stack;
 pub mod explain;
 pub mod jwt;
 pub mod local;

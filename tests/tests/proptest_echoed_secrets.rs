@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions};
 use identity_chain::{BoxFuture, Env, ManagedIdentityCredential, TokenCredential};
 use identity_chain::{TokenRequestOptions, display_chain};
+use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions};
 use identity_core::test_util::{Capture, RecordingSleeper};
 use proptest::prelude::*;
 

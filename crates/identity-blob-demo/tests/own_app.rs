@@ -7,7 +7,7 @@
 //! environment.
 //!
 //! The application is built `--offline` from the registry cache the workspace's own build
-//! filled, starting from the workspace's `Cargo.lock` and sharing its target directory, so
+//! filled (with the registry only if the cache lacks a crate), starting from the workspace's `Cargo.lock` and sharing its target directory, so
 //! only what differs is compiled. Needs Node.js 20+ with npm (for Azurite), like the other
 //! tests here.
 
@@ -152,16 +152,34 @@ async fn an_application_outside_the_workspace_lists_containers_against_the_dev_s
     let target_dir = target_dir();
     let cargo = env!("CARGO");
 
-    // Build first (the slow part), without the stack running.
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--offline", "--quiet", "--manifest-path"])
-        .arg(app.path().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(app.path());
-    let (built, log) = tokio::task::spawn_blocking(move || run_bounded(build, BUILD_LIMIT))
-        .await
-        .unwrap_or_else(|e| panic!("build task: {e}"));
+    // Build first (the slow part), without the stack running: offline from the registry
+    // cache; if the cache lacks a crate the workspace itself never needed (a feature of the
+    // official SDK's defaults), once more with the registry.
+    let manifest = app.path().join("Cargo.toml");
+    let build = |offline: bool| {
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build");
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.args(["--quiet", "--manifest-path"])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(app.path());
+        cmd
+    };
+    let (offline, online) = (build(true), build(false));
+    let (built, log) = tokio::task::spawn_blocking(move || {
+        let (built, log) = run_bounded(offline, BUILD_LIMIT);
+        if built {
+            (built, log)
+        } else {
+            let (built, more) = run_bounded(online, BUILD_LIMIT);
+            (built, format!("{log}\n--- with the registry:\n{more}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("build task: {e}"));
     assert!(built, "the application did not build:\n{log}");
 
     let stack = DevStack::start(&azurite::default_install_dir())

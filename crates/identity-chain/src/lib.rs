@@ -40,7 +40,10 @@
 //!   [`ClientCertificateCredential`], [`ClientCertificateCredentialBuilder`],
 //!   [`ClientAssertionCredential`], [`ClientAssertionCredentialBuilder`],
 //!   [`WorkloadIdentityCredential`], [`WorkloadIdentityCredentialBuilder`],
-//!   [`EnvironmentCredential`], [`EnvironmentCredentialBuilder`], [`AzureAuthorityHosts`]
+//!   [`EnvironmentCredential`], [`EnvironmentCredentialBuilder`];
+//! * CI federation: [`AzurePipelinesCredential`], [`AzurePipelinesCredentialBuilder`],
+//!   [`GitHubActionsCredential`], [`GitHubActionsCredentialBuilder`];
+//! * for the Entra credentials: [`AzureAuthorityHosts`]
 //!   (the clouds), and [`ReqwestClient`], [`ReqwestClientBuilder`] (their HTTPS client, for
 //!   proxies and extra CAs).
 //!
@@ -118,6 +121,8 @@ pub use identity_dev::AzurePowerShellCredentialBuilder;
 
 // Microsoft Entra ID.
 pub use identity_entra::AzureAuthorityHosts;
+pub use identity_entra::AzurePipelinesCredential;
+pub use identity_entra::AzurePipelinesCredentialBuilder;
 pub use identity_entra::ClientAssertionCredential;
 pub use identity_entra::ClientAssertionCredentialBuilder;
 pub use identity_entra::ClientCertificateCredential;
@@ -126,6 +131,8 @@ pub use identity_entra::ClientSecretCredential;
 pub use identity_entra::ClientSecretCredentialBuilder;
 pub use identity_entra::EnvironmentCredential;
 pub use identity_entra::EnvironmentCredentialBuilder;
+pub use identity_entra::GitHubActionsCredential;
+pub use identity_entra::GitHubActionsCredentialBuilder;
 pub use identity_entra::ReqwestClient;
 pub use identity_entra::ReqwestClientBuilder;
 pub use identity_entra::WorkloadIdentityCredential;

@@ -228,6 +228,8 @@ pub const TROUBLESHOOTING_CREDENTIALS: &[&str] = &[
     "ClientSecretCredential",
     "ClientCertificateCredential",
     "ClientAssertionCredential",
+    "AzurePipelinesCredential",
+    "GitHubActionsCredential",
 ];
 
 /// The section of the project's `TROUBLESHOOTING.md` for an error raised by `credential` with

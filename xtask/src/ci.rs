@@ -380,8 +380,77 @@ fn doc(_: &mut Ci) -> Result<()> {
 /// so that cargo (1.90 or newer) resolves the internal dependencies of not-yet-published
 /// versions from the packages it has just made, not from crates.io.
 fn package(_: &mut Ci) -> Result<()> {
-    let mut cmd = sh::cargo(package_args(&tidy::publishable_crates(&sh::project_root())));
+    let root = sh::project_root();
+    let crates = tidy::publishable_crates(&root);
+    forget_overlay_sources(&crates);
+    // Cargo fingerprints a registry crate by name and version only, so an earlier run's build
+    // of these (unpublished, same-version) crates would be reused: build them in a target
+    // directory of their own and forget this workspace's crates there before each run.
+    let target = root.join("target").join("package-verify");
+    forget_built_crates(&target.join("debug"));
+    let mut cmd = sh::cargo(package_args(&crates));
+    cmd.env("CARGO_TARGET_DIR", &target);
     sh::run(&mut cmd)
+}
+
+/// Removes the fingerprints and libraries of the `identity-*` crates in a target profile
+/// directory, keeping every external dependency's build.
+fn forget_built_crates(profile: &std::path::Path) {
+    for sub in [".fingerprint", "deps", "build"] {
+        for entry in std::fs::read_dir(profile.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("identity-")
+                || name.starts_with("identity_")
+                || name.starts_with("libidentity_")
+            {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+        }
+    }
+}
+
+/// Removes the sources cargo unpacked from an earlier run's local registry overlay
+/// (`$CARGO_HOME/registry/src/-<hash>/<crate>-<version>`): cargo reuses an unpacked crate of
+/// the same version, so a second run on a changed tree would verify against stale sources.
+/// Only overlay folders (named `-<hash>`, never a real registry's) and only these crates.
+fn forget_overlay_sources(crates: &[String]) {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = cargo_home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let overlays = std::fs::read_dir(&src).into_iter().flatten().flatten();
+    for overlay in overlays.filter(|e| e.file_name().to_string_lossy().starts_with('-')) {
+        for entry in std::fs::read_dir(overlay.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_overlay_copy(&name, crates) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Whether `dir` (e.g. `identity-core-0.1.0`) is one of `crates` at some version.
+fn is_overlay_copy(dir: &str, crates: &[String]) -> bool {
+    crates.iter().any(|c| {
+        dir.strip_prefix(c.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|version| version.starts_with(|ch: char| ch.is_ascii_digit()))
+    })
 }
 
 /// `package --locked -p A -p B …` (`--allow-dirty` outside CI, for a developer with edits).
@@ -434,6 +503,15 @@ mod tests {
         assert!(parse_skips(&args(&["--skip"])).is_err());
         assert!(parse_skips(&args(&["extra"])).is_err());
         assert!(parse_skips(&[]).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn only_the_packaged_crates_are_forgotten() {
+        let crates = ["identity-core".to_owned(), "identity-chain".to_owned()];
+        assert!(is_overlay_copy("identity-core-0.1.0", &crates));
+        assert!(!is_overlay_copy("identity-core-extra-0.1.0", &crates));
+        assert!(!is_overlay_copy("identity-msi-0.1.0", &crates));
+        assert!(!is_overlay_copy("tokio-1.47.0", &crates));
     }
 
     #[test]

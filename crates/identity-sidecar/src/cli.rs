@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity_chain::http::{HttpClient, HyperClient};
+use identity_core::http::{HttpClient, HyperClient};
 use identity_chain::{
     CredentialKind, DefaultAzureCredential, ManagedIdentityCredential, ReqwestClient,
 };

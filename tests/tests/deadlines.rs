@@ -14,13 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use identity_chain::http::{HyperClient, Limits};
-use identity_chain::retry::RetryPolicy;
-use identity_chain::test_util::{RecordingSleeper, static_credential};
 use identity_chain::{
     ChainedTokenCredential, ClientSecretCredential, Env, ErrorKind, ManagedIdentityCredential,
     TokenCredential, TokenRequestOptions,
 };
+use identity_core::http::{HyperClient, Limits};
+use identity_core::retry::RetryPolicy;
+use identity_core::test_util::{RecordingSleeper, static_credential};
 use tokio::net::TcpListener;
 
 const GUARD: Duration = Duration::from_secs(20);

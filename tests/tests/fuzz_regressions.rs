@@ -58,7 +58,7 @@ fn enormous_managed_identity_expiries_never_panic() {
 /// `x/.default/.default`. The harness was wrong; the rule is kept here.
 #[test]
 fn exactly_one_default_suffix_is_removed_from_a_scope() {
-    use identity_chain::scope::scopes_to_resource;
+    use identity_core::scope::scopes_to_resource;
     assert_eq!(
         scopes_to_resource("Fuzz", &["x/.default/.default"]).ok(),
         Some("x/.default")
@@ -84,7 +84,7 @@ fn a_huge_etc_gmt_offset_is_refused_without_overflow() {
 fn an_absurd_retry_hint_saturates_instead_of_panicking() {
     let mut headers = http::HeaderMap::new();
     headers.insert("retry-after-ms", http::HeaderValue::from_static("1e30"));
-    let wait = identity_chain::retry::RetryPolicy::default()
+    let wait = identity_core::retry::RetryPolicy::default()
         .retry_after(&headers, std::time::SystemTime::UNIX_EPOCH);
     assert_eq!(wait, Some(std::time::Duration::from_secs(60)));
 }

@@ -9,13 +9,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use identity_chain::http::HyperClient;
-use identity_chain::retry::{MAX_RETRY_HINT, RetryPolicy, requested_wait};
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     ClientSecretCredential, Env, Error, ErrorKind, ManagedIdentityCredential, TokenCredential,
     TokenRequestOptions,
 };
+use identity_core::http::HyperClient;
+use identity_core::retry::{MAX_RETRY_HINT, RetryPolicy, requested_wait};
+use identity_core::test_util::RecordingSleeper;
 use proptest::prelude::*;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};

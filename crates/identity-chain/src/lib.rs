@@ -27,7 +27,7 @@
 //!   configured from the environment (see [`default`] for its members, options and
 //!   [`AZURE_TOKEN_CREDENTIALS`]); [`CredentialKind`] names its members.
 //! * [`ChainedTokenCredential`]: a chain over any credentials you choose; [`ChainError`] and
-//!   [`Attempt`] say why each member failed.
+//!   [`Attempt`] say why each member failed; [`DEFAULT_CHAIN_DEADLINE`] bounds a member.
 //!
 //! Credentials and their builders:
 //! * managed identity: [`ManagedIdentityCredential`], [`ManagedIdentityCredentialBuilder`],
@@ -41,6 +41,11 @@
 //!   [`ClientAssertionCredential`], [`ClientAssertionCredentialBuilder`],
 //!   [`WorkloadIdentityCredential`], [`WorkloadIdentityCredentialBuilder`],
 //!   [`EnvironmentCredential`], [`EnvironmentCredentialBuilder`];
+//! * signing a user in: [`InteractiveBrowserCredential`],
+//!   [`InteractiveBrowserCredentialBuilder`], [`DeviceCodeCredential`],
+//!   [`DeviceCodeCredentialBuilder`] (with [`DeviceCodeCallback`] and [`DeviceCodeInfo`]),
+//!   [`OnBehalfOfCredential`], [`OnBehalfOfCredentialBuilder`], [`AuthenticationRecord`] and
+//!   [`TokenCachePersistenceOptions`];
 //! * CI federation: [`AzurePipelinesCredential`], [`AzurePipelinesCredentialBuilder`],
 //!   [`GitHubActionsCredential`], [`GitHubActionsCredentialBuilder`];
 //! * for the Entra credentials: [`AzureAuthorityHosts`]
@@ -86,6 +91,7 @@ mod selection;
 pub use chained::Attempt;
 pub use chained::ChainError;
 pub use chained::ChainedTokenCredential;
+pub use chained::DEFAULT_CHAIN_DEADLINE;
 pub use default::DefaultAzureCredential;
 pub use default::DefaultAzureCredentialBuilder;
 pub use selection::AZURE_TOKEN_CREDENTIALS;
@@ -137,6 +143,18 @@ pub use identity_entra::ReqwestClient;
 pub use identity_entra::ReqwestClientBuilder;
 pub use identity_entra::WorkloadIdentityCredential;
 pub use identity_entra::WorkloadIdentityCredentialBuilder;
+
+// Signing a user in.
+pub use identity_entra::AuthenticationRecord;
+pub use identity_entra::DeviceCodeCallback;
+pub use identity_entra::DeviceCodeCredential;
+pub use identity_entra::DeviceCodeCredentialBuilder;
+pub use identity_entra::DeviceCodeInfo;
+pub use identity_entra::InteractiveBrowserCredential;
+pub use identity_entra::InteractiveBrowserCredentialBuilder;
+pub use identity_entra::OnBehalfOfCredential;
+pub use identity_entra::OnBehalfOfCredentialBuilder;
+pub use identity_entra::TokenCachePersistenceOptions;
 
 // Features.
 #[cfg(feature = "azure-core")]

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity_core::http::{HttpClient, HyperClient};
 use identity_chain::{
     CredentialKind, DefaultAzureCredential, ManagedIdentityCredential, ReqwestClient,
 };
+use identity_core::http::{HttpClient, HyperClient};
 use identity_core::{Clock, Env};
 
 use crate::backend::Backend;

@@ -54,7 +54,8 @@
 //!
 //! Calling them:
 //! * [`TokenCredential`] (the trait every credential implements, with [`BoxFuture`] for
-//!   implementing it), [`TokenRequestOptions`], [`AccessToken`], [`Secret`];
+//!   implementing it), [`TokenRequestOptions`], [`AccessToken`] with its [`TokenType`],
+//!   [`Secret`];
 //! * [`Error`], [`ErrorKind`], and [`display_chain`] to print an error with its causes;
 //! * [`Env`]: the environment a builder reads, injectable for tests.
 //!
@@ -106,6 +107,7 @@ pub use identity_core::ErrorKind;
 pub use identity_core::Secret;
 pub use identity_core::TokenCredential;
 pub use identity_core::TokenRequestOptions;
+pub use identity_core::TokenType;
 pub use identity_core::display_chain;
 
 // Managed identity.

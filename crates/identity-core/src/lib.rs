@@ -56,9 +56,7 @@ pub use clock::{
 };
 pub use credential::{BoxFuture, TokenCredential, TokenRequest, TokenRequestOptions};
 pub use env::Env;
-pub use error::{Error, ErrorKind, display_chain};
-pub use token::{AccessToken, Secret, TokenType};
 pub use error::{
     Error, ErrorKind, TROUBLESHOOTING_CREDENTIALS, display_chain, troubleshooting_section,
 };
-pub use token::{AccessToken, Secret};
+pub use token::{AccessToken, Secret, TokenType};

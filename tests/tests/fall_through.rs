@@ -3,8 +3,6 @@
 //! after the probe's connect bound (1 s) when it is blackholed. The loopback "blackhole" here
 //! accepts connections and never answers, which the probe meets with its answer budget
 //! instead (10 s by default); these tests shorten that budget with the member's timeout.
-//! developer tools (docs/protocol.md §2.8): at once when the address refuses connections, after the
-//! probe's short timeout when it is blackholed.
 //!
 //! No test here asserts a duration: each call is only bounded so that it cannot hang, and
 //! the elapsed time is written to stderr for information.

@@ -16,10 +16,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use identity_chain::test_util::RecordingSleeper;
 use identity_chain::{
     DefaultAzureCredential, Env, ListedHostFiles, TokenCredential, TokenRequestOptions,
 };
+use identity_core::test_util::RecordingSleeper;
 use identity_tests::field::{self, Case, Expect, Reach, Replay};
 use identity_tests::{FakeTools, LIMIT, VAULT_SCOPE};
 

@@ -96,7 +96,7 @@ async fn without_a_configured_client_id_azure_client_id_is_used() {
 #[tokio::test]
 async fn identity_msi_alone_still_says_use_workload_identity() {
     let pod = pod(&[("AZURE_CLIENT_ID", "from-env")]).await;
-    let credential = identity_chain::identity_msi::ManagedIdentityCredential::builder()
+    let credential = identity_msi::ManagedIdentityCredential::builder()
         .env(pod.env())
         .client_id("configured")
         .build()

@@ -30,7 +30,8 @@
 //!   [`Attempt`] say why each member failed; [`DEFAULT_CHAIN_DEADLINE`] bounds a member.
 //!
 //! Credentials and their builders:
-//! * managed identity: [`ManagedIdentityCredential`], [`ManagedIdentityCredentialBuilder`],
+//! * managed identity: [`ManagedIdentityCredential`] (see [`managed_identity`]: it also does
+//!   the workload identity exchange), [`ManagedIdentityCredentialBuilder`],
 //!   [`ManagedIdentityId`] (which identity), [`ManagedIdentitySource`] (which host); the
 //!   low-level [`ManagedIdentityClient`] with its [`TokenResult`] and [`TokenSource`];
 //! * developer tools: [`AzureCliCredential`], [`AzureCliCredentialBuilder`],
@@ -57,7 +58,8 @@
 //!   implementing it), [`TokenRequestOptions`], [`AccessToken`] with its [`TokenType`],
 //!   [`Secret`];
 //! * [`Error`], [`ErrorKind`], and [`display_chain`] to print an error with its causes;
-//! * [`Env`]: the environment a builder reads, injectable for tests.
+//! * [`Env`]: the environment a builder reads, and [`HostFiles`] ([`SystemHostFiles`],
+//!   [`ListedHostFiles`]): the host files managed identity looks at, both injectable for tests.
 //!
 //! With features:
 //! * `azure-core`: [`AzureCoreCredential`], any credential here as an
@@ -75,14 +77,6 @@
 mod chained;
 pub mod default;
 pub mod managed_identity;
-pub mod selection;
-
-pub use chained::{Attempt, ChainError, ChainedTokenCredential, DEFAULT_CHAIN_DEADLINE};
-pub use default::{DefaultAzureCredential, DefaultAzureCredentialBuilder};
-// Shadows identity-msi's credential of the same name in the glob below: this one also performs
-// the workload identity exchange (see `managed_identity`).
-pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialBuilder};
-pub use selection::{AZURE_TOKEN_CREDENTIALS, CredentialKind};
 mod selection;
 
 // One item per line, grouped by crate, so that additions do not collide. A new public item
@@ -111,13 +105,16 @@ pub use identity_core::TokenType;
 pub use identity_core::display_chain;
 
 // Managed identity.
+pub use identity_msi::HostFiles;
+pub use identity_msi::ListedHostFiles;
 pub use identity_msi::ManagedIdentityClient;
-pub use identity_msi::ManagedIdentityCredential;
-pub use identity_msi::ManagedIdentityCredentialBuilder;
 pub use identity_msi::ManagedIdentityId;
 pub use identity_msi::ManagedIdentitySource;
+pub use identity_msi::SystemHostFiles;
 pub use identity_msi::TokenResult;
 pub use identity_msi::TokenSource;
+pub use managed_identity::ManagedIdentityCredential;
+pub use managed_identity::ManagedIdentityCredentialBuilder;
 
 // Developer tools.
 pub use identity_dev::AzureCliCredential;

@@ -23,7 +23,7 @@
 //!
 //! So `identity_chain::ManagedIdentityCredential::builder().client_id(id).build()` works on an
 //! AKS pod as the same code does with the reference SDKs, while
-//! `identity_chain::identity_msi::ManagedIdentityCredential` (and identity-msi used alone)
+//! `identity_msi::ManagedIdentityCredential` (and identity-msi used alone)
 //! keeps its minimal dependencies and its "unavailable" answer.
 //!
 //! `DefaultAzureCredential` does not use this wrapper: it has a workload identity member of its
@@ -93,6 +93,38 @@ impl ManagedIdentityCredential {
     /// time and the shared clients.
     pub fn builder() -> ManagedIdentityCredentialBuilder {
         ManagedIdentityCredentialBuilder::default()
+    }
+
+    /// The host's system-assigned identity, with every default (`builder().build()`).
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredentialBuilder::build`].
+    pub fn system_assigned() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// The user-assigned identity with this client (application) id, with every default.
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredentialBuilder::build`].
+    pub fn client_id(client_id: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().client_id(client_id).build()
+    }
+
+    /// The user-assigned identity with this Azure resource id, with every default.
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredentialBuilder::build`].
+    pub fn resource_id(resource_id: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().resource_id(resource_id).build()
+    }
+
+    /// The user-assigned identity with this object (principal) id, with every default.
+    ///
+    /// # Errors
+    /// As [`ManagedIdentityCredentialBuilder::build`].
+    pub fn object_id(object_id: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().object_id(object_id).build()
     }
 
     /// The source detected at construction

@@ -382,8 +382,6 @@ impl ManagedIdentityCredentialBuilder {
     /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` one bounded first request; see [`crate::imds`]) and
     /// any answer that is not IMDS's is unavailable at once; Cloud Shell accepts a
     /// user-assigned client id (sent as a form field, docs/protocol.md §2.6).
-    /// Set by `DefaultAzureCredential`: enables the IMDS probe (docs/protocol.md §2.8) and lets Cloud
-    /// Shell accept a user-assigned client id (sent as a form field, docs/protocol.md §2.6).
     pub fn within_default_chain(mut self, yes: bool) -> Self {
         self.within_default_chain = yes;
         self

@@ -14,15 +14,8 @@
 //! flow and key-file checks as an Arc host found by its variables. This is an explicit,
 //! documented rule of the detection, decided once at construction (the reference's MSAL
 //! layer applies it silently at request time, behind a different decision, docs/protocol.md
-//! §2.1 \[REC\]). The file system is asked through the injected
+//! §2.1). The file system is asked through the injected
 //! [`HostFiles`](crate::HostFiles) (one `stat`, nothing read), so tests never touch `/opt`.
-//! Source detection (docs/protocol.md §2.1): an ordered list of detectors, run once at construction
-//! over the injected environment snapshot. The first detector that recognises the
-//! environment wins; IMDS, last, always does.
-//!
-//! Only **non-empty** values count (docs/protocol.md §9 #14): `IDENTITY_ENDPOINT=""` is as good as
-//! unset. Nothing is detected from files on disk (the reference's Arc `himds` binary check is
-//! deliberately not reproduced: it silently overrides IMDS, docs/protocol.md §2.1).
 //!
 //! | Environment (non-empty) | Source |
 //! |---|---|

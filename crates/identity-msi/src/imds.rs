@@ -11,11 +11,6 @@
 //! * Retries: [`RetryPolicy::imds`]: 6 attempts on 404, 408, 410, 429 and 5xx, sleeps 0, 1.6,
 //!   3.2, 6.4, 12.8 s (0, 5, 10, 20, 40 s after a 410, as IMDS asks while it upgrades),
 //!   `Retry-After` honoured. Connect timeout 2 s.
-//! * Errors (docs/protocol.md §2.8): no response or a transport failure → unavailable ("no response
-//!   from the IMDS endpoint"); 400 → unavailable (no identity, or the requested identity is
-//!   not assigned); 403 whose body says `unreachable` (Docker Desktop) → unavailable; a
-//!   non-JSON success body → unavailable; any other error status after retries → authentication
-//!   failure.
 //!
 //! # What counts as IMDS
 //! Azure IMDS answers **every** request with a JSON object, errors included: a request
@@ -32,7 +27,7 @@
 //! inside a chain the first answer is classified before any retry (below).
 //!
 //! # Errors
-//! (docs/protocol.md §2.8 \[REC\]): no response or a transport failure → unavailable ("no
+//! (docs/protocol.md §2.8): no response or a transport failure → unavailable ("no
 //! response from the IMDS endpoint"); an answer that is not IMDS (above) → unavailable; 400
 //! → unavailable (no identity, or the requested identity is not assigned); a non-JSON success
 //! body → unavailable; any other JSON error status after retries → authentication failure.

@@ -20,7 +20,7 @@
 //! * every public item of the facade (`identity-chain`'s `lib.rs`) is named in its crate
 //!   docs' list, so nothing reaches the facade by accident;
 //! * no file cites a specification outside the repository: the wire behaviour is
-//!   `docs/protocol.md`, and citations read `docs/protocol.md §N` (see [`CITATION_FIX`]);
+//!   `docs/protocol.md`, and citations read `docs/protocol.md §N`;
 //! * every library crate under `crates/` carries the metadata crates.io needs and is
 //!   publishable, while the demo, tests, examples, benches, load test and xtask are
 //!   `publish = false`.
@@ -776,10 +776,6 @@ const OUTSIDE: &[&str] = &[
 /// and this check with its fix.
 const OUTSIDE_ALLOWED: &[&str] = &["xtask/src/deny.rs", "xtask/src/tidy.rs"];
 
-/// Rewrites old citations in place; run from the project root. Re-run it after merging work
-/// that still cites the old specification.
-pub(crate) const CITATION_FIX: &str = r#"git grep -lE 'spec §|REC\\?\]' -- . ':!docs/protocol.md' ':!xtask' | xargs -r sed -i -E -e 's/spec §/docs\/protocol.md §/g' -e 's/, following its \[REC\]//g' -e 's/ \\\[REC\\\]//g' -e 's/ \[REC\]//g'"#;
-
 /// Directories never scanned: build output, tools, VCS data, installed packages.
 const SKIPPED_DIRS: &[&str] = &["target", ".git", ".tools", "node_modules"];
 
@@ -793,7 +789,8 @@ fn outside_citations(root: &Path) -> Vec<String> {
         for (line_no, what) in citation_lines(&read(&file)) {
             problems.push(format!(
                 "{name}:{line_no} cites `{what}`, outside the repository; cite \
-                 `docs/protocol.md §N` (same section numbers). To rewrite old citations: {CITATION_FIX}"
+                 `docs/protocol.md §N` (the same section numbers) and write what the code \
+                 follows into docs/protocol.md"
             ));
         }
     }

@@ -104,7 +104,16 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match name.as_str() {
-            "--credential" => args.credential = value()?,
+            "--credential" => {
+                let name = value()?;
+                if !CREDENTIALS.contains(&name.as_str()) {
+                    return Err(format!(
+                        "unknown credential {name:?}; use one of {}",
+                        CREDENTIALS.join(", ")
+                    ));
+                }
+                args.credential = name;
+            }
             "--scope" => args.scopes.push(value()?),
             "--tenant-id" => args.tenant = Some(value()?),
             "--client-id" | "--resource-id" | "--object-id" => {
@@ -220,6 +229,21 @@ fn build(args: &Args) -> Result<Chosen, Error> {
         }
     })
 }
+
+/// The names `--credential` takes.
+const CREDENTIALS: &[&str] = &[
+    "default",
+    "managed-identity",
+    "azure-cli",
+    "azure-powershell",
+    "azure-developer-cli",
+    "environment",
+    "workload-identity",
+    "azure-pipelines",
+    "github-actions",
+    "interactive-browser",
+    "device-code",
+];
 
 async fn run(args: Args) -> Result<String, Error> {
     let chosen = build(&args)?;

@@ -239,7 +239,8 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
 #[test]
 fn an_unknown_credential_name_is_an_error_listing_the_names() {
     let out = run(&["--credential", "shared-cache", "--scope", "s"], &[]);
-    assert_eq!(out.status.code(), Some(1));
+    // A usage error, as --help says.
+    assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("azure-developer-cli"), "{stderr}");
@@ -371,4 +372,27 @@ fn a_non_utf8_argument_is_a_usage_error_not_a_panic() {
         assert!(stderr.contains("is not valid UTF-8"), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[test]
+fn an_unknown_credential_name_is_a_usage_error_with_one_prefix() {
+    let out = Command::new(token_binary())
+        .args([
+            "--credential",
+            "nope",
+            "--scope",
+            "https://vault.azure.net/.default",
+        ])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.starts_with("token: unknown credential \"nope\""),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("token:").count(), 1, "{stderr}");
 }

@@ -802,6 +802,8 @@ fn citation_lines(text: &str) -> Vec<(usize, &'static str)> {
     text.lines()
         .enumerate()
         .filter_map(|(i, line)| {
+            // "Spec §" at the start of a sentence counts too.
+            let line = line.to_ascii_lowercase();
             OUTSIDE
                 .iter()
                 .find(|o| line.contains(*o))
@@ -882,6 +884,7 @@ mod tests {
         assert_eq!(citation_lines(text).len(), 2);
         assert_eq!(citation_lines(text)[0].0, 2);
         assert!(citation_lines("docs/protocol.md §9 #4").is_empty());
+        assert_eq!(citation_lines(concat!("/// Spec ", "§10 case 36")).len(), 1);
     }
 
     #[test]

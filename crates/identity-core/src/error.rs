@@ -72,10 +72,19 @@ impl Error {
         credential: &'static str,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
+        // Text quoted from a tool or a service is built at run time: mask anything shaped like a
+        // token and any terminal escape before it can be shown or logged.
+        let message = match message.into() {
+            Cow::Owned(text) => match crate::redact::scrub(&text) {
+                Cow::Borrowed(_) => Cow::Owned(text),
+                Cow::Owned(clean) => Cow::Owned(clean),
+            },
+            borrowed => borrowed,
+        };
         Self {
             kind,
             credential,
-            message: message.into(),
+            message,
             status: None,
             source: None,
         }
@@ -300,19 +309,40 @@ impl fmt::Display for RedactedCause {
 impl StdError for RedactedCause {}
 
 /// Writes `error` and its chain of causes as `a: b: c`, skipping causes whose text the
-/// message already contains.
+/// message already contains. The troubleshooting pointer (` (see TROUBLESHOOTING.md#…)`) of
+/// the outermost error that has one ends the text, once; inner pointers are dropped.
 pub fn display_chain(error: &dyn StdError) -> String {
-    let mut out = error.to_string();
+    let (text, mut pointer) = split_pointer(error.to_string());
+    let mut out = text;
     let mut next = error.source();
     while let Some(cause) = next {
-        let text = cause.to_string();
+        let (text, inner) = split_pointer(cause.to_string());
+        pointer = pointer.or(inner);
         if !text.is_empty() && !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
         next = cause.source();
     }
+    if let Some(pointer) = pointer {
+        out.push_str(&pointer);
+    }
     out
+}
+
+/// Splits every ` (see TROUBLESHOOTING.md#…)` pointer out of `text`: the text without them,
+/// and the first.
+fn split_pointer(mut text: String) -> (String, Option<String>) {
+    const START: &str = " (see TROUBLESHOOTING.md#";
+    let mut first = None;
+    while let Some(at) = text.find(START) {
+        let Some(len) = text[at..].find(')') else {
+            break;
+        };
+        let pointer: String = text.drain(at..=at + len).collect();
+        first.get_or_insert(pointer);
+    }
+    (text, first)
 }
 
 #[cfg(test)]
@@ -340,6 +370,34 @@ mod tests {
              (see TROUBLESHOOTING.md#clientsecretcredential-authentication-failed)"
         );
         assert!(!e.is_unavailable());
+    }
+
+    #[test]
+    fn a_token_quoted_into_a_message_is_masked_at_construction() {
+        let jwt = "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwczovL3ZhdWx0In0.SIGNATURE_SECRET";
+        let e = Error::authentication_failed(
+            "AzureCliCredential",
+            format!("az failed: \u{1b}[31maccessToken={jwt}\u{1b}[0m"),
+        );
+        for text in [e.to_string(), format!("{e:?}"), display_chain(&e)] {
+            assert!(!text.contains("SIGNATURE_SECRET"), "{text}");
+            assert!(!text.contains('\u{1b}'), "{text}");
+        }
+        assert_eq!(e.message(), "az failed: accessToken=***");
+    }
+
+    #[test]
+    fn the_chain_ends_with_one_troubleshooting_pointer() {
+        let inner =
+            Error::transport("ManagedIdentityCredential", "request failed").with_source(Leaky);
+        let outer = Error::transport("ManagedIdentityCredential", "no answer").with_source(inner);
+        let text = display_chain(&outer);
+        assert_eq!(
+            text,
+            "ManagedIdentityCredential: no answer: ManagedIdentityCredential: request failed: \
+             connection reset (see TROUBLESHOOTING.md#transport-error)"
+        );
+        assert_eq!(text.matches("TROUBLESHOOTING").count(), 1);
     }
 
     #[test]

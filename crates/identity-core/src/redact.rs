@@ -489,3 +489,133 @@ mod tests {
         assert_eq!(r().redact(&text), "é***é …");
     }
 }
+
+/// Text quoted from outside (a tool's stderr, a service's error description) made safe for a
+/// message or a log line, whatever the request's secrets were:
+///
+/// * anything shaped like a JSON Web Token (`eyJ…` base64url, a dot, base64url, a dot, an
+///   optional signature), which is what every Microsoft Entra access token and assertion is,
+///   becomes `***`, so a token a tool or service echoes never reaches an error;
+/// * terminal escape sequences (`ESC [ … m` and the like) are dropped and other control
+///   characters except newline and tab become `?`, so quoted text cannot rewrite a terminal.
+///
+/// Text with neither is returned as it is, without copying.
+///
+/// ```
+/// use identity_core::redact::scrub;
+/// let quoted = "\u{1b}[31mERROR\u{1b}[0m accessToken=eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJ4In0.c2lnbmF0dXJl";
+/// assert_eq!(scrub(quoted), "ERROR accessToken=***");
+/// ```
+#[must_use]
+pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let needs = bytes
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
+        || text.contains("eyJ");
+    if !needs {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if rest.starts_with("eyJ") {
+            if let Some(len) = jwt_len(rest) {
+                out.push_str("***");
+                i += len;
+                continue;
+            }
+        }
+        let Some(c) = rest.chars().next() else { break };
+        if c == '\u{1b}' {
+            i += escape_len(rest);
+            continue;
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+        i += c.len_utf8();
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The length of a JSON Web Token at the start of `text` (two base64url segments of at least
+/// 8 characters and a third, possibly empty, joined by dots), if there is one.
+fn jwt_len(text: &str) -> Option<usize> {
+    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    let bytes = text.as_bytes();
+    let header = bytes.iter().take_while(|b| is_b64(b)).count();
+    if header < 8 || bytes.get(header) != Some(&b'.') {
+        return None;
+    }
+    let payload = bytes[header + 1..].iter().take_while(|b| is_b64(b)).count();
+    if payload < 8 || bytes.get(header + 1 + payload) != Some(&b'.') {
+        return None;
+    }
+    let start = header + payload + 2;
+    let signature = bytes[start..].iter().take_while(|b| is_b64(b)).count();
+    Some(start + signature)
+}
+
+/// The length of the terminal escape sequence at the start of `text` (which starts with ESC):
+/// a CSI sequence `ESC [ params final`, or ESC and the one character after it.
+fn escape_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    if bytes.get(1) == Some(&b'[') {
+        let end = bytes[2..]
+            .iter()
+            .position(|b| (0x40..=0x7e).contains(b))
+            .map_or(bytes.len(), |p| p + 3);
+        return end.min(bytes.len()).min(64);
+    }
+    text.chars().nth(1).map_or(1, |c| 1 + c.len_utf8())
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::scrub;
+
+    #[test]
+    fn a_token_in_quoted_text_is_masked_and_the_rest_kept() {
+        let jwt =
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0In0.SIGNATURE_SECRET";
+        let text = format!("ERROR: accessToken={jwt} was refused");
+        assert_eq!(scrub(&text), "ERROR: accessToken=*** was refused");
+        // An unsigned token (empty third segment) too.
+        assert_eq!(scrub("t=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4eHgifQ."), "t=***");
+    }
+
+    #[test]
+    fn terminal_escapes_are_dropped_and_control_characters_replaced() {
+        assert_eq!(
+            scrub("\u{1b}[31mred\u{1b}[0m\u{7}bell\nnext\tcol"),
+            "red?bell\nnext\tcol"
+        );
+        assert_eq!(scrub("trailing \u{1b}["), "trailing ");
+    }
+
+    #[test]
+    fn ordinary_text_is_not_copied_or_changed() {
+        let text = "AADSTS70011: the scope eyJ is not valid";
+        assert!(matches!(scrub(text), std::borrow::Cow::Borrowed(_)) || scrub(text) == text);
+        assert_eq!(scrub(text), text);
+        assert!(matches!(scrub("plain"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn never_panics_on_odd_utf8() {
+        for text in [
+            "eyJ",
+            "eyJé.é.é",
+            "\u{1b}é",
+            "\u{1b}[é",
+            "eyJaaaaaaaa.",
+            "eyJaaaaaaaa.bbbbbbbb",
+        ] {
+            let _ = scrub(text);
+        }
+    }
+}

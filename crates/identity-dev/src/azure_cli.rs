@@ -834,7 +834,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
     }
 
-    /// Spec §10 case 36, through a real `az` process.
+    /// docs/protocol.md §10 case 36, through a real `az` process.
     #[cfg(unix)]
     #[tokio::test]
     async fn legacy_expiry_from_a_real_az_is_new_york_local_time() {

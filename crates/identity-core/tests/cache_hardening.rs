@@ -8,17 +8,18 @@
     reason = "a failed expectation is a failed test"
 )]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
-use identity_core::test_util::{Capture, FakeClock};
+use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::test_util::FakeClock;
 use identity_core::{
-    AccessToken, BoxFuture, Clock, Error, ErrorKind, TokenCredential, TokenRequest,
-    TokenRequestOptions, TokenType,
+    AccessToken, Clock, Error, ErrorKind, TokenCredential, TokenRequest, TokenRequestOptions,
+    TokenType,
 };
 use tokio::sync::oneshot;
+
+mod common;
+use common::Cached;
 
 const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 const HOUR: Duration = Duration::from_secs(3600);
@@ -180,55 +181,6 @@ async fn a_claims_fetch_started_before_a_plain_load_still_stores_its_token() {
     assert_eq!(t.token.secret(), "CHALLENGED");
 }
 
-/// A credential over a `TokenCache`, counting its fetches, with a cache slot.
-#[derive(Debug)]
-struct Cached {
-    cache: TokenCache,
-    clock: FakeClock,
-    fetches: AtomicUsize,
-}
-
-impl Cached {
-    fn new(clock: &FakeClock) -> Arc<Self> {
-        Arc::new(Self {
-            cache: TokenCache::with_clock(clock.shared()),
-            clock: clock.clone(),
-            fetches: AtomicUsize::new(0),
-        })
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
-
-impl TokenCredential for Cached {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(identity_core::trace::traced("Cached", "unit", async move {
-            let key = KeyRef::new("cached", scopes, None, false);
-            let claims = options.claims_challenge().is_some();
-            self.cache
-                .get_or_fetch(key, claims, || {
-                    let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
-                    let t = token(&self.clock, &format!("T{n}"));
-                    async move { Ok(t) }
-                })
-                .await
-        }))
-    }
-
-    fn cache_slot(&self, scopes: &[&str], options: &TokenRequestOptions) -> Option<CacheSlot> {
-        if options.claims_challenge().is_some() {
-            return None;
-        }
-        Some(self.cache.slot(KeyRef::new("cached", scopes, None, false)))
-    }
-}
-
 #[tokio::test]
 async fn a_prepared_request_reads_the_cache_and_follows_its_changes() {
     let clock = FakeClock::at_2030();
@@ -293,28 +245,6 @@ async fn a_prepared_request_with_claims_always_asks_the_credential() {
         );
     }
     assert_eq!(credential.fetches(), 3);
-}
-
-#[tokio::test]
-async fn with_tracing_on_every_prepared_call_gets_its_span() {
-    let clock = FakeClock::at_2030();
-    let credential = Cached::new(&clock);
-    let mut request = TokenRequest::new(credential.clone(), SCOPE, TokenRequestOptions::default());
-    request.token().await.unwrap();
-    let capture = Capture::new();
-    let _guard = capture.enter();
-    assert!(
-        request.cached().is_none(),
-        "with tracing on, the span path is taken"
-    );
-    for _ in 0..3 {
-        assert_eq!(request.token().await.unwrap().token.secret(), "T1");
-    }
-    let spans = capture.spans_named("get_token");
-    assert_eq!(spans.len(), 3, "{}", capture.text());
-    assert!(spans.iter().all(|s| s.field("cache") == Some("hit")));
-    assert_eq!(credential.fetches(), 1);
-    capture.assert_absent("T1");
 }
 
 #[test]

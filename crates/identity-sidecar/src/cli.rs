@@ -59,7 +59,7 @@ TOKENS:
                                emulators such as Azurite, never by Azure)
     --tenant GUID              (dev tokens) the tenant in iss and tid
     --audience-override URL    (dev tokens) put this in aud instead of the resource
-    --lifetime SECONDS         (dev tokens) token lifetime (default 3600)
+    --lifetime SECONDS         (dev tokens) token lifetime, 60 to 86400 (default 3600)
 
 LIMITS:
     --max-in-flight N          upstream requests at once (default 5)
@@ -228,7 +228,16 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: &Env) -> Result<Option
             "--dev-tokens" => dev = true,
             "--tenant" => tenant = Some(value()?),
             "--audience-override" => audience_override = Some(value()?),
-            "--lifetime" => lifetime = Duration::from_secs(number(&flag, &value()?)?),
+            "--lifetime" => {
+                // A token lives at most a day; 0 would issue tokens already expired.
+                let seconds: u64 = number(&flag, &value()?)?;
+                if !(60..=86_400).contains(&seconds) {
+                    return Err(format!(
+                        "{flag} takes 60 to 86400 seconds (a minute to a day), not {seconds}"
+                    ));
+                }
+                lifetime = Duration::from_secs(seconds);
+            }
             "--max-in-flight" => guard = guard.max_in_flight(number(&flag, &value()?)?),
             "--per-second" => guard = guard.per_second(number(&flag, &value()?)?),
             "--max-queue" => guard = guard.max_queue(number(&flag, &value()?)?),
@@ -399,6 +408,20 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_dev_token_lifetime_outside_a_minute_to_a_day_is_refused() {
+        for bad in ["0", "59", "86401", "18446744073709551615"] {
+            let err = parse(
+                args(&format!(
+                    "--listen 127.0.0.1:9 --secret-file /s --dev-tokens --lifetime {bad}"
+                )),
+                &Env::empty(),
+            )
+            .unwrap_err();
+            assert!(err.contains("60 to 86400"), "{err}");
+        }
     }
 
     fn parse_ok(s: &str) -> Options {

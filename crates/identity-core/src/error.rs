@@ -239,6 +239,9 @@ pub const TROUBLESHOOTING_CREDENTIALS: &[&str] = &[
     "ClientAssertionCredential",
     "AzurePipelinesCredential",
     "GitHubActionsCredential",
+    "InteractiveBrowserCredential",
+    "DeviceCodeCredential",
+    "OnBehalfOfCredential",
 ];
 
 /// The section of the project's `TROUBLESHOOTING.md` for an error raised by `credential` with

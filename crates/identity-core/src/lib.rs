@@ -42,6 +42,7 @@ pub mod fs;
 pub mod http;
 pub mod redact;
 pub mod retry;
+mod runtime;
 pub mod scope;
 pub mod time;
 mod token;
@@ -59,4 +60,5 @@ pub use env::Env;
 pub use error::{
     Error, ErrorKind, TROUBLESHOOTING_CREDENTIALS, display_chain, troubleshooting_section,
 };
+pub use runtime::Runtime;
 pub use token::{AccessToken, Secret, TokenType};

@@ -70,7 +70,7 @@ fn every_builder_is_reachable_from_the_facade() {
     let _: ReqwestClientBuilder = ReqwestClient::builder();
     let _: ManagedIdentityId = ManagedIdentityId::SystemAssigned;
     let _: Option<ErrorKind> = None;
-    assert_eq!(CredentialKind::ALL.len(), 6);
+    assert_eq!(CredentialKind::ALL.len(), 7);
     // The crates stay reachable under their own names too.
     let _: identity_msi::ManagedIdentityCredentialBuilder =
         identity_msi::ManagedIdentityCredential::builder();

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use identity_chain::{
     AuthenticationRecord, DefaultAzureCredential, DeviceCodeCredential, Env,
-    InteractiveBrowserCredential, OnBehalfOfCredential, TokenCachePersistenceOptions,
-    TokenCredential, TokenRequestOptions,
+    InteractiveBrowserCredential, Keyring, OnBehalfOfCredential, Secret,
+    TokenCachePersistenceOptions, TokenCredential, TokenRequestOptions,
 };
 use identity_core::test_util::{FakeClock, RecordingSleeper};
 use wiremock::matchers::{body_string_contains, method, path};
@@ -84,7 +84,7 @@ async fn device_code_signs_in_once_then_a_second_instance_is_silent_with_the_rec
     let persistence = TokenCachePersistenceOptions::new()
         .name("facade")
         .directory(home.path())
-        .allow_unencrypted_storage(true);
+        .keyring(Arc::new(TestKeyring::default()));
     let clock = FakeClock::at_2030();
     let prompts = Arc::new(Mutex::new(Vec::new()));
     let sink = prompts.clone();
@@ -125,6 +125,31 @@ async fn device_code_signs_in_once_then_a_second_instance_is_silent_with_the_rec
     assert_eq!(silent.token.secret(), "silent-access");
     let text = format!("{first:?} {second:?}");
     assert!(!text.contains("planted"), "{text}");
+    // The refresh token is on disk only sealed.
+    let file = std::fs::read_to_string(home.path().join("facade.json")).unwrap();
+    assert!(!file.contains("planted-refresh"), "{file}");
+}
+
+/// A keyring in memory, shared by the two credentials as the platform's would be by two
+/// processes.
+#[derive(Debug, Default)]
+struct TestKeyring(Mutex<std::collections::HashMap<String, String>>);
+
+impl Keyring for TestKeyring {
+    fn get(&self, service: &str, account: &str) -> std::io::Result<Option<Secret>> {
+        let map = self.0.lock().unwrap();
+        Ok(map
+            .get(&format!("{service}/{account}"))
+            .map(|s| Secret::new(s.clone())))
+    }
+
+    fn set(&self, service: &str, account: &str, secret: &Secret) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(format!("{service}/{account}"), secret.secret().to_owned());
+        Ok(())
+    }
 }
 
 /// Answers an on-behalf-of request with a token naming the assertion's user.

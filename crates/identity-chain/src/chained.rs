@@ -182,6 +182,12 @@ impl Chain {
         self
     }
 
+    /// The overall deadline of one call.
+    #[cfg(test)]
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// Runs one member's `get_token` within `share`; when the share runs out first, an
     /// *unavailable* error of that member, so the chain moves on.
     async fn call_member(

@@ -208,7 +208,6 @@ pub struct DefaultAzureCredentialBuilder {
     imds_endpoint: Option<String>,
     configure_managed_identity: Option<ConfigureManagedIdentity>,
     deadline: Option<Duration>,
-    include_interactive_browser: bool,
 }
 
 impl std::fmt::Debug for DefaultAzureCredentialBuilder {
@@ -441,7 +440,8 @@ impl DefaultAzureCredentialBuilder {
     /// browser's 5-minute timeout.
     #[must_use]
     pub fn exclude_interactive_browser_credential(mut self, exclude: bool) -> Self {
-        self.include_interactive_browser = !exclude;
+        self.exclusions
+            .set(CredentialKind::InteractiveBrowser, exclude);
         self
     }
 
@@ -465,27 +465,18 @@ impl DefaultAzureCredentialBuilder {
         let selection = Selection::from_env(&env)?;
         let kinds = self.exclusions.members(selection);
         let probe = selection != Selection::Only(CredentialKind::ManagedIdentity);
-        let mut members: Vec<Member> = kinds
-            .into_iter()
-            .map(|kind| Member {
+        let members: Vec<Member> = kinds
+            .iter()
+            .map(|&kind| Member {
                 credential: self.member(kind, &env, probe),
-                downgrade_failures: !kind.is_production(),
+                // A person's browser sign-in is never downgraded: its failure is the answer.
+                downgrade_failures: !kind.is_production()
+                    && kind != CredentialKind::InteractiveBrowser,
             })
             .collect();
-        // A person signing in in the browser needs more than the default deadline leaves.
-        let mut default_deadline = crate::DEFAULT_CHAIN_DEADLINE;
-        if self.include_interactive_browser
-            && matches!(selection, Selection::All | Selection::Developer)
-        {
-            default_deadline += identity_entra::user::interactive_browser::DEFAULT_TIMEOUT;
-            members.push(Member {
-                credential: self.interactive_browser(&env),
-                downgrade_failures: false,
-            });
-        }
         Ok(DefaultAzureCredential {
             chain: Chain::new(NAME, members, true)
-                .with_deadline(self.deadline.unwrap_or(default_deadline)),
+                .with_deadline(self.deadline.unwrap_or(default_deadline(&kinds))),
         })
     }
 
@@ -498,6 +489,7 @@ impl DefaultAzureCredentialBuilder {
             CredentialKind::AzurePowerShell => self.azure_powershell(env),
             CredentialKind::AzureDeveloperCli => self.azure_developer_cli(env),
             CredentialKind::GitHubActions => self.github_actions(env),
+            CredentialKind::InteractiveBrowser => Ok(self.interactive_browser(env)),
         };
         built.unwrap_or_else(|error| {
             // Reported when the chain reaches the member: a workload identity that is not
@@ -692,6 +684,17 @@ impl TokenCredential for Misconfigured {
 
 /// The default chain's spans: its own, the winning member's nested inside it, and the log line
 /// of the remembered member on later calls.
+/// The chain's deadline when the caller set none: [`DEFAULT_CHAIN_DEADLINE`](crate::DEFAULT_CHAIN_DEADLINE),
+/// plus the browser sign-in's own timeout (5 minutes) when the interactive member is on, since
+/// a person signing in needs more than the default leaves.
+fn default_deadline(kinds: &[CredentialKind]) -> Duration {
+    let mut deadline = crate::DEFAULT_CHAIN_DEADLINE;
+    if kinds.contains(&CredentialKind::InteractiveBrowser) {
+        deadline += identity_entra::user::interactive_browser::DEFAULT_TIMEOUT;
+    }
+    deadline
+}
+
 #[cfg(test)]
 mod span_tests {
     use super::*;
@@ -814,10 +817,46 @@ mod span_tests {
             Some(false),
         );
         assert_eq!(dev.last(), Some(&browser));
+        // An explicit `false` wins over the variable, as for every member.
         let prod = build(
             Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "prod")]),
             Some(false),
         );
-        assert!(!prod.contains(&browser));
+        assert_eq!(prod.last(), Some(&browser));
+        assert!(
+            !build(Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "prod")]), None).contains(&browser)
+        );
+        // Named by the variable, it is the only member.
+        let named = build(
+            Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "InteractiveBrowserCredential")]),
+            None,
+        );
+        assert_eq!(named, [browser]);
+    }
+
+    #[test]
+    fn the_interactive_member_extends_the_default_deadline_by_its_sign_in_timeout() {
+        let deadline = |exclude: bool| {
+            DefaultAzureCredential::builder()
+                .env(Env::empty())
+                .exclude_interactive_browser_credential(exclude)
+                .build()
+                .unwrap()
+                .chain
+                .deadline()
+        };
+        assert_eq!(deadline(true), crate::DEFAULT_CHAIN_DEADLINE);
+        assert_eq!(
+            deadline(false),
+            crate::DEFAULT_CHAIN_DEADLINE + Duration::from_secs(5 * 60)
+        );
+        // An explicit deadline is kept as given.
+        let explicit = DefaultAzureCredential::builder()
+            .env(Env::empty())
+            .exclude_interactive_browser_credential(false)
+            .deadline(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        assert_eq!(explicit.chain.deadline(), Duration::from_secs(30));
     }
 }

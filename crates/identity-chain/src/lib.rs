@@ -45,8 +45,9 @@
 //! * signing a user in: [`InteractiveBrowserCredential`],
 //!   [`InteractiveBrowserCredentialBuilder`], [`DeviceCodeCredential`],
 //!   [`DeviceCodeCredentialBuilder`] (with [`DeviceCodeCallback`] and [`DeviceCodeInfo`]),
-//!   [`OnBehalfOfCredential`], [`OnBehalfOfCredentialBuilder`], [`AuthenticationRecord`] and
-//!   [`TokenCachePersistenceOptions`];
+//!   [`OnBehalfOfCredential`], [`OnBehalfOfCredentialBuilder`], [`AuthenticationRecord`],
+//!   [`TokenCachePersistenceOptions`] with its [`Keyring`] (and, with feature `keyring`,
+//!   [`PlatformKeyring`]);
 //! * CI federation: [`AzurePipelinesCredential`], [`AzurePipelinesCredentialBuilder`],
 //!   [`GitHubActionsCredential`], [`GitHubActionsCredentialBuilder`];
 //! * for the Entra credentials: [`AzureAuthorityHosts`]
@@ -151,8 +152,12 @@ pub use identity_entra::DeviceCodeCredentialBuilder;
 pub use identity_entra::DeviceCodeInfo;
 pub use identity_entra::InteractiveBrowserCredential;
 pub use identity_entra::InteractiveBrowserCredentialBuilder;
+pub use identity_entra::Keyring;
 pub use identity_entra::OnBehalfOfCredential;
 pub use identity_entra::OnBehalfOfCredentialBuilder;
+#[cfg(feature = "keyring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keyring")))]
+pub use identity_entra::PlatformKeyring;
 pub use identity_entra::TokenCachePersistenceOptions;
 
 // Features.

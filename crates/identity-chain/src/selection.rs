@@ -27,17 +27,22 @@ pub enum CredentialKind {
     /// `GitHubActionsCredential`: not a member of the default chain (no reference SDK has it);
     /// kept only when `AZURE_TOKEN_CREDENTIALS` names it.
     GitHubActions,
+    /// `InteractiveBrowserCredential`: the last member, off unless an explicit
+    /// `exclude_interactive_browser_credential(false)` or `AZURE_TOKEN_CREDENTIALS` names it.
+    InteractiveBrowser,
 }
 
 impl CredentialKind {
-    /// Every member, in the order the chain tries them.
-    pub const ALL: [Self; 6] = [
+    /// Every member, in the order the chain tries them (the last, `InteractiveBrowser`, is off
+    /// by default).
+    pub const ALL: [Self; 7] = [
         Self::Environment,
         Self::WorkloadIdentity,
         Self::ManagedIdentity,
         Self::AzureCli,
         Self::AzurePowerShell,
         Self::AzureDeveloperCli,
+        Self::InteractiveBrowser,
     ];
 
     /// The credential's type name.
@@ -50,10 +55,13 @@ impl CredentialKind {
             Self::AzurePowerShell => "AzurePowerShellCredential",
             Self::AzureDeveloperCli => "AzureDeveloperCliCredential",
             Self::GitHubActions => "GitHubActionsCredential",
+            Self::InteractiveBrowser => "InteractiveBrowserCredential",
         }
     }
 
-    /// True for the production group (`prod`), false for the developer group (`dev`).
+    /// True for the production group (`prod`), false for the developer group (`dev`; the
+    /// interactive browser, though not production, is not in `dev` either: a selection keeps it
+    /// only by name).
     pub fn is_production(self) -> bool {
         matches!(
             self,
@@ -123,8 +131,11 @@ impl Selection {
         ))
     }
 
-    /// True if this selection keeps `kind`.
+    /// True if this selection keeps `kind` (absent an explicit exclusion).
     pub(crate) fn keeps(self, kind: CredentialKind) -> bool {
+        if kind == CredentialKind::InteractiveBrowser {
+            return self == Self::Only(kind);
+        }
         match self {
             Self::All => true,
             Self::Developer => !kind.is_production(),
@@ -149,7 +160,7 @@ pub(crate) fn valid_values() -> String {
 
 /// Explicit per-member exclusions, which win over `AZURE_TOKEN_CREDENTIALS` (true *or* false).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Exclusions([Option<bool>; 7]);
+pub(crate) struct Exclusions([Option<bool>; 8]);
 
 impl Exclusions {
     pub(crate) fn set(&mut self, kind: CredentialKind, exclude: bool) {
@@ -197,8 +208,8 @@ mod tests {
     #[test]
     fn every_value_of_azure_token_credentials() {
         check(&[
-            ("", Ok(&CredentialKind::ALL)),
-            ("   ", Ok(&CredentialKind::ALL)),
+            ("", Ok(&CredentialKind::ALL[..6])),
+            ("   ", Ok(&CredentialKind::ALL[..6])),
             ("dev", Ok(&[AzureCli, AzurePowerShell, AzureDeveloperCli])),
             (
                 " PROD ",
@@ -211,6 +222,7 @@ mod tests {
             ("azurepowershellcredential", Ok(&[AzurePowerShell])),
             ("AZUREDEVELOPERCLICREDENTIAL", Ok(&[AzureDeveloperCli])),
             ("GitHubActionsCredential", Ok(&[GitHubActions])),
+            (" InteractiveBrowserCredential", Ok(&[InteractiveBrowser])),
             ("SharedTokenCacheCredential", Err(())),
             ("VisualStudioCodeCredential", Err(())),
             ("dev,prod", Err(())),
@@ -232,6 +244,23 @@ mod tests {
             ex.members(Selection::from_env(&env).unwrap()),
             vec![Environment]
         );
+        // The interactive browser too: an explicit `false` keeps it under any selection, an
+        // explicit `true` drops it even when named.
+        ex.set(InteractiveBrowser, false);
+        let prod = Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "prod")]);
+        assert_eq!(
+            ex.members(Selection::from_env(&prod).unwrap()),
+            vec![
+                Environment,
+                WorkloadIdentity,
+                ManagedIdentity,
+                InteractiveBrowser
+            ]
+        );
+        let named = Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "interactivebrowsercredential")]);
+        ex = Exclusions::default();
+        ex.set(InteractiveBrowser, true);
+        assert!(ex.members(Selection::from_env(&named).unwrap()).is_empty());
     }
 
     #[test]
@@ -239,8 +268,8 @@ mod tests {
         assert_eq!(
             valid_values(),
             "dev, prod, azureclicredential, azuredeveloperclicredential, azurepowershellcredential, \
-             environmentcredential, githubactionscredential, managedidentitycredential, \
-             workloadidentitycredential"
+             environmentcredential, githubactionscredential, interactivebrowsercredential, \
+             managedidentitycredential, workloadidentitycredential"
         );
     }
 }

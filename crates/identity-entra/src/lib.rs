@@ -141,6 +141,8 @@ pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder
 pub use http::{ReqwestClient, ReqwestClientBuilder};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 
+#[cfg(feature = "keyring")]
+pub use user::PlatformKeyring;
 pub use user::device_code::{
     DeviceCodeCallback, DeviceCodeCredential, DeviceCodeCredentialBuilder, DeviceCodeInfo,
 };
@@ -148,7 +150,7 @@ pub use user::interactive_browser::{
     InteractiveBrowserCredential, InteractiveBrowserCredentialBuilder,
 };
 pub use user::on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
-pub use user::{AuthenticationRecord, TokenCachePersistenceOptions};
+pub use user::{AuthenticationRecord, Keyring, TokenCachePersistenceOptions};
 
 /// The `get_token` span (identity-core's `trace` module) as each Entra credential fills it, and
 /// the absence of planted secrets, assertions and tokens from everything traced, on success

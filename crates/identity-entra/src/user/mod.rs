@@ -42,6 +42,7 @@ use crate::http::ReqwestClient;
 
 pub mod device_code;
 pub mod interactive_browser;
+pub mod keyring;
 pub mod on_behalf_of;
 mod persist;
 mod record;
@@ -49,6 +50,9 @@ mod record;
 #[cfg(test)]
 pub(crate) mod emulator;
 
+pub use keyring::Keyring;
+#[cfg(feature = "keyring")]
+pub use keyring::PlatformKeyring;
 pub use persist::TokenCachePersistenceOptions;
 pub use record::AuthenticationRecord;
 

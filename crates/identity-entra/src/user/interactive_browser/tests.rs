@@ -384,6 +384,7 @@ async fn a_second_credential_with_the_record_and_the_file_gets_a_token_without_a
     let persistence = TokenCachePersistenceOptions::new()
         .name("signin-test")
         .directory(home.path())
+        .without_platform_keyring()
         .allow_unencrypted_storage(true);
     let first = builder(&emulator, browser.env())
         .token_cache_persistence(persistence.clone())

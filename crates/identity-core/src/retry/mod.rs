@@ -1,76 +1,106 @@
-//! The retry policy: exponential backoff with optional jitter, `Retry-After`, retryable status
-//! sets, per-status backoff factors and a total budget. One implementation for every
-//! credential; the managed-identity and Entra schedules of the specification are presets.
+//! Retry as a schedule: [`RetryPolicy`] decides, from the attempt that just ended (its number,
+//! its [`Outcome`]) and the time waited so far, whether to try again and after how long. It
+//! sends nothing, sleeps nowhere and reads no clock: the loop that sends, sleeps and keeps the
+//! call's deadline is the [`Pipeline`](crate::http::Pipeline)'s (docs/protocol.md §1.2).
+//!
+//! The sleep before retry *n* (n = failed attempts so far) is 0 for n = 1 and
+//! `factor × 2^(n−1)` after that, capped at the largest sleep; a `Retry-After`,
+//! `retry-after-ms` or `x-ms-retry-after-ms` header replaces it, capped at the largest
+//! honoured hint.
+//!
+//! | parameter (setter) | [`RetryPolicy::default`] | [`RetryPolicy::imds`] |
+//! |---|---|---|
+//! | retries after a retryable status ([`max_status_retries`](RetryPolicy::max_status_retries)) | 3 | 5 |
+//! | retries after a transport failure ([`max_connect_retries`](RetryPolicy::max_connect_retries)) | 3 | 3 |
+//! | backoff factor ([`factor`](RetryPolicy::factor), [`status_factor`](RetryPolicy::status_factor)) | 0.8 s | 0.8 s; 2.5 s for 410 |
+//! | sleeps before retries 1, 2, 3, … | 0, 1.6, 3.2 s | 0, 1.6, 3.2, 6.4, 12.8 s; after 410: 0, 5, 10, 20, 40 s |
+//! | largest computed sleep ([`max_backoff`](RetryPolicy::max_backoff)) | 120 s | 60 s |
+//! | retryable statuses ([`statuses`](RetryPolicy::statuses)) | [`DEFAULT_RETRY_STATUSES`]: 408, 429, 500, 502–504, 506–998 | [`IMDS_RETRY_STATUSES`]: 404, 408, 410, 429, 500–998 |
+//! | any error status with a retry hint retried ([`retry_after_on_any_error`](RetryPolicy::retry_after_on_any_error)) | yes | yes |
+//! | largest honoured hint ([`max_retry_after`](RetryPolicy::max_retry_after)) | 60 s | 60 s |
+//! | jitter ([`jitter`](RetryPolicy::jitter)) | none | none |
+//! | total sleep per request ([`budget`](RetryPolicy::budget)) | 120 s | 120 s |
+//! | deadline per call ([`deadline`](RetryPolicy::deadline)) | [`DEFAULT_DEADLINE`]: 60 s | [`IMDS_DEADLINE`]: 90 s |
+//!
+//! The IMDS schedule belongs to the IMDS source of identity-msi, which builds it with the
+//! public setters above; [`RetryPolicy::imds`] is the same schedule.
 
 use std::collections::hash_map::RandomState;
-use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use crate::Error;
-use crate::http::{Pipeline, Request, Response, Target, clone_request};
+mod hint;
+mod status;
 
-/// A set of HTTP status codes (100–999).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct StatusSet([u64; 16]);
+pub use hint::{MAX_RETRY_HINT, requested_wait};
+pub use status::{DEFAULT_RETRY_STATUSES, IMDS_RETRY_STATUSES, StatusSet};
 
-impl StatusSet {
-    /// The empty set.
-    pub const EMPTY: Self = Self([0; 16]);
-
-    /// The set with `code` added.
-    #[must_use]
-    pub const fn with(mut self, code: u16) -> Self {
-        if code < 1024 {
-            self.0[(code / 64) as usize] |= 1 << (code % 64);
-        }
-        self
-    }
-
-    /// The set with every code in `from..=to` added.
-    #[must_use]
-    pub const fn with_range(mut self, from: u16, to: u16) -> Self {
-        let mut code = from;
-        while code <= to {
-            self = self.with(code);
-            code += 1;
-        }
-        self
-    }
-
-    /// True if `code` is in the set.
-    pub const fn contains(&self, code: u16) -> bool {
-        code < 1024 && self.0[(code / 64) as usize] & (1 << (code % 64)) != 0
-    }
+/// How one attempt of a request ended, as far as the schedule cares.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'a> {
+    /// The service answered (any status, success included).
+    Response {
+        /// The HTTP status code.
+        status: u16,
+        /// The response headers, where the retry hints are read.
+        headers: &'a HeaderMap,
+        /// When the answer arrived, against which an HTTP-date `Retry-After` is read.
+        received: SystemTime,
+    },
+    /// No answer: connecting, sending or reading failed, or the attempt timed out.
+    Transport,
 }
 
-impl fmt::Debug for StatusSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set()
-            .entries((100..1000).filter(|c| self.contains(*c)))
-            .finish()
-    }
+/// Where a request stands in its schedule: the attempt that just ended, and how many earlier
+/// attempts were retried after a status and after a transport failure (each kind has its own
+/// allowance). Start at [`Attempt::FIRST`] and step with [`next`](Self::next).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempt {
+    status_retries: u32,
+    transport_retries: u32,
 }
 
-/// Statuses the reference pipeline retries: 408, 429, 500, 502, 503, 504 and 506–998.
-pub const DEFAULT_RETRY_STATUSES: StatusSet = StatusSet::EMPTY
-    .with(408)
-    .with(429)
-    .with(500)
-    .with(502)
-    .with(503)
-    .with(504)
-    .with_range(506, 998);
+impl Attempt {
+    /// The first attempt of a request.
+    pub const FIRST: Self = Self {
+        status_retries: 0,
+        transport_retries: 0,
+    };
 
-/// Statuses retried for IMDS: 404, 408, 410, 429, 500–599 and 506–998.
-pub const IMDS_RETRY_STATUSES: StatusSet = StatusSet::EMPTY
-    .with(404)
-    .with(408)
-    .with(410)
-    .with(429)
-    .with_range(500, 998);
+    /// The attempt's number, from 1.
+    pub fn number(self) -> u32 {
+        self.status_retries
+            .saturating_add(self.transport_retries)
+            .saturating_add(1)
+    }
+
+    /// How many earlier attempts were retried after a status.
+    pub fn status_retries(self) -> u32 {
+        self.status_retries
+    }
+
+    /// How many earlier attempts were retried after a transport failure.
+    pub fn transport_retries(self) -> u32 {
+        self.transport_retries
+    }
+
+    /// The attempt after this one, which ended with `outcome` and was retried.
+    #[must_use]
+    pub fn next(self, outcome: &Outcome<'_>) -> Self {
+        match outcome {
+            Outcome::Response { .. } => Self {
+                status_retries: self.status_retries.saturating_add(1),
+                ..self
+            },
+            Outcome::Transport => Self {
+                transport_retries: self.transport_retries.saturating_add(1),
+                ..self
+            },
+        }
+    }
+}
 
 /// The overall deadline per call of [`RetryPolicy::default`]: 60 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
@@ -79,24 +109,16 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 /// schedule (sleeps of 0, 5, 10, 20 and 40 s after 410) fits in.
 pub const IMDS_DEADLINE: Duration = Duration::from_secs(90);
 
-/// One failed attempt, as the pipeline reports it to the retry loop.
-pub(crate) struct Failure {
-    pub(crate) error: Error,
-    /// False when sending again cannot help (a body over the cap, the deadline reached).
-    pub(crate) retryable: bool,
-}
-
-/// How and when failed attempts are repeated.
+/// How and when failed attempts are repeated: a schedule, read with
+/// [`next_delay`](Self::next_delay). See the [module docs](self) for the rules and a table of
+/// the default and IMDS schedules.
 ///
-/// The sleep before retry *n* (n = failed attempts so far) is 0 for n = 1 and
-/// `factor × 2^(n−1)` after that, capped at `max_backoff`, where `factor` is the status's own
-/// factor if one is set (IMDS uses 2.5 s for 410) or the policy's. A `Retry-After`,
-/// `retry-after-ms` or `x-ms-retry-after-ms` header replaces the computed sleep, capped at
-/// `max_retry_after`. Jitter shortens each computed sleep by a random fraction up to `jitter`.
-/// Retrying stops when the status or connection retries are used up, when the next sleep
-/// would take the total slept past `budget`, or when it would end past the call's deadline
-/// (see [`crate::deadline`]): a pipeline without its own [`Limits::deadline`](crate::http::Limits)
-/// uses the policy's [`deadline`](Self::deadline), which the policy's schedule fits in.
+/// Jitter shortens each computed sleep by a random fraction up to `jitter`. Retrying stops when
+/// the status or transport retries are used up or when the next sleep would take the total
+/// slept past `budget`; the pipeline also stops when the sleep would end past the call's
+/// deadline (see [`crate::deadline`]): a pipeline without its own
+/// [`Limits::deadline`](crate::http::Limits) uses the policy's [`deadline`](Self::deadline),
+/// which the policy's schedule fits in.
 ///
 /// ```
 /// use std::time::Duration;
@@ -144,9 +166,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The IMDS schedule: 5 status retries (6 attempts), factor 0.8 s (2.5 s for 410, giving
-    /// sleeps of 0, 5, 10, 20 and 40 s), at most 60 s per sleep, [`IMDS_RETRY_STATUSES`],
-    /// and a 90 s deadline, so the 75 s of sleeps for an upgrading IMDS (410) fit.
+    /// The IMDS schedule; identity-msi owns its use. 5 status retries (6 attempts), factor
+    /// 0.8 s (2.5 s for 410, giving sleeps of 0, 5, 10, 20 and 40 s), at most 60 s per sleep,
+    /// [`IMDS_RETRY_STATUSES`], and a 90 s deadline, so the 75 s of sleeps for an upgrading
+    /// IMDS (410) fit. Every part of it is a public setter, so the IMDS source can build it.
     pub fn imds() -> Self {
         Self {
             max_status_retries: 5,
@@ -278,12 +301,70 @@ impl RetryPolicy {
         self.statuses.contains(status)
             || (self.retry_after_on_any_error
                 && status >= 400
-                && retry_after_header(headers).is_some())
+                && hint::has_hint(headers))
     }
 
     /// The wait a response asks for, capped at `max_retry_after`.
     pub fn retry_after(&self, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         requested_wait(headers, now).map(|wait| wait.min(self.max_retry_after))
+    }
+
+    /// The schedule: how long to wait before trying again after `attempt` ended with
+    /// `outcome`, or `None` to stop (a success, a status not retried, the retries of that
+    /// kind used up, or the wait would take the total past [`budget`](Self::budget)).
+    /// `elapsed` is the time this request has waited between its attempts so far (the sum of
+    /// the delays this schedule gave before). Reads nothing but its arguments (and, with
+    /// [`jitter`](Self::jitter), a random number).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use identity_core::retry::{Attempt, Outcome, RetryPolicy};
+    /// let headers = http::HeaderMap::new();
+    /// let gone = Outcome::Response { status: 410, headers: &headers, received: SystemTime::UNIX_EPOCH };
+    /// let imds = RetryPolicy::imds();
+    /// let (mut attempt, mut waited, mut sleeps) = (Attempt::FIRST, Duration::ZERO, Vec::new());
+    /// while let Some(sleep) = imds.next_delay(attempt, &gone, waited) {
+    ///     sleeps.push(sleep);
+    ///     waited += sleep;
+    ///     attempt = attempt.next(&gone);
+    /// }
+    /// assert_eq!(sleeps, [0, 5, 10, 20, 40].map(Duration::from_secs));
+    /// ```
+    pub fn next_delay(
+        &self,
+        attempt: Attempt,
+        outcome: &Outcome<'_>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
+        let sleep = match *outcome {
+            Outcome::Response {
+                status,
+                headers,
+                received,
+            } => {
+                if status < 400
+                    || !self.should_retry(status, headers)
+                    || attempt.status_retries >= self.max_status_retries
+                {
+                    return None;
+                }
+                match self.retry_after(headers, received) {
+                    Some(wait) => wait,
+                    None => self.jittered(self.backoff(attempt.number(), status)),
+                }
+            }
+            Outcome::Transport => {
+                if attempt.transport_retries >= self.max_connect_retries {
+                    return None;
+                }
+                self.jittered(self.backoff(attempt.number(), 0))
+            }
+        };
+        if elapsed.saturating_add(sleep) > self.budget {
+            tracing::debug!(target: "identity_core::retry", "retry budget exhausted");
+            return None;
+        }
+        Some(sleep)
     }
 
     fn jittered(&self, sleep: Duration) -> Duration {
@@ -292,187 +373,6 @@ impl RetryPolicy {
         }
         sleep.mul_f64(1.0 - self.jitter * random_unit())
     }
-
-    /// Runs `attempt` until it succeeds or this policy says stop, inside the current deadline
-    /// scope. `attempt` gets a fresh copy of `request` each time.
-    pub(crate) async fn run<F, Fut>(
-        &self,
-        pipeline: &Pipeline,
-        credential: &'static str,
-        mut attempt: F,
-        request: &Request,
-    ) -> Result<Response, Error>
-    where
-        F: FnMut(Request) -> Fut,
-        Fut: Future<Output = Result<Response, Failure>>,
-    {
-        let target = Target::of(request.uri());
-        let mut status_retries = 0u32;
-        let mut connect_retries = 0u32;
-        let mut failures = 0u32;
-        let mut slept = Duration::ZERO;
-        loop {
-            let result = attempt(clone_request(request)).await;
-            failures = failures.saturating_add(1);
-            let (sleep, hinted) = match &result {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    if status < 400
-                        || !self.should_retry(status, response.headers())
-                        || status_retries >= self.max_status_retries
-                    {
-                        return result.map_err(|f| f.error);
-                    }
-                    status_retries += 1;
-                    match self.retry_after(response.headers(), pipeline.clock().now()) {
-                        Some(wait) => (wait, true),
-                        None => (self.jittered(self.backoff(failures, status)), false),
-                    }
-                }
-                Err(failure) => {
-                    if !failure.retryable || connect_retries >= self.max_connect_retries {
-                        return result.map_err(|f| f.error);
-                    }
-                    connect_retries += 1;
-                    (self.jittered(self.backoff(failures, 0)), false)
-                }
-            };
-            if slept.saturating_add(sleep) > self.budget {
-                tracing::debug!(target: "identity_core::retry", "retry budget exhausted");
-                return result.map_err(|f| f.error);
-            }
-            let (left, deadline) = crate::deadline::owned_by(pipeline.owner())
-                .unwrap_or((Duration::MAX, Duration::MAX));
-            if sleep >= left {
-                tracing::debug!(
-                    target: "identity_core::retry",
-                    sleep_ms = millis(sleep),
-                    left_ms = millis(left),
-                    hinted,
-                    "the next retry would start past the call's deadline"
-                );
-                return match result {
-                    Ok(response) if hinted => {
-                        let status = response.status().as_u16();
-                        Err(Error::transport(
-                            credential,
-                            format!(
-                                "{target} answered HTTP {status} and asked to wait {} ms before retrying, but only {} ms of this call's {} ms deadline are left; the call ends now (raise the deadline in the credential's options to wait longer)",
-                                millis(sleep),
-                                millis(left),
-                                millis(deadline),
-                            ),
-                        )
-                        .with_status(status))
-                    }
-                    other => other.map_err(|f| f.error),
-                };
-            }
-            match &result {
-                Ok(r) => tracing::debug!(
-                    target: "identity_core::retry",
-                    status = r.status().as_u16(),
-                    attempt = failures,
-                    sleep_ms = millis(sleep),
-                    "retrying after an error status"
-                ),
-                Err(f) => tracing::debug!(
-                    target: "identity_core::retry",
-                    error = %f.error,
-                    attempt = failures,
-                    sleep_ms = millis(sleep),
-                    "retrying after a transport error"
-                ),
-            }
-            slept = slept.saturating_add(sleep);
-            if !sleep.is_zero() {
-                pipeline.sleeper().sleep(sleep).await;
-                crate::deadline::note_slept(sleep);
-            }
-        }
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// What a response's retry hint asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RetryAfter {
-    Delay(Duration),
-    At(SystemTime),
-}
-
-/// The longest wait a hint is read as: longer hints are saturated here before the policy's
-/// `max_retry_after` caps them (about 31 years, far past any deadline).
-pub const MAX_RETRY_HINT: Duration = Duration::from_secs(1_000_000_000);
-
-/// The retry hint of a response, checked: `retry-after-ms`, then `x-ms-retry-after-ms` (both
-/// milliseconds, integer or decimal), then `Retry-After` (seconds, integer or decimal, or an
-/// HTTP-date). Negative, `NaN`, `inf` and unparsable values are ignored (the next header is
-/// tried); numbers too large for a [`Duration`] (or an `f64`) are saturated at
-/// [`MAX_RETRY_HINT`]. Never panics.
-fn retry_after_header(headers: &HeaderMap) -> Option<RetryAfter> {
-    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(wait) = header_str(headers, name).and_then(|v| hint_duration(v, 0.001)) {
-            return Some(RetryAfter::Delay(wait));
-        }
-    }
-    let value = header_str(headers, "retry-after")?;
-    if let Some(wait) = hint_duration(value, 1.0) {
-        return Some(RetryAfter::Delay(wait));
-    }
-    if value.parse::<f64>().is_ok() {
-        // A number, but negative or not finite: no hint.
-        return None;
-    }
-    crate::time::parse_http_date(value).map(RetryAfter::At)
-}
-
-/// A non-negative finite number of `unit`-seconds as a [`Duration`], saturated at
-/// [`MAX_RETRY_HINT`]; `None` for anything else.
-fn hint_duration(value: &str, unit: f64) -> Option<Duration> {
-    let number = value.parse::<f64>().ok()?;
-    if number.is_nan() || number < 0.0 {
-        return None;
-    }
-    if number.is_infinite() {
-        // A number too large for `f64` is a (very) long wait; the words `inf` and
-        // `infinity` are not a hint.
-        let numeric = value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'.' | b'e' | b'E'));
-        return numeric.then_some(MAX_RETRY_HINT);
-    }
-    let seconds = number * unit;
-    Some(
-        Duration::try_from_secs_f64(seconds)
-            .unwrap_or(MAX_RETRY_HINT)
-            .min(MAX_RETRY_HINT),
-    )
-}
-
-/// The wait a response asks for, as [`RetryPolicy::retry_after`] reads it but without the
-/// policy's cap: `None` without a usable hint. For property tests and fuzzing.
-#[doc(hidden)]
-pub fn requested_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    Some(match retry_after_header(headers)? {
-        RetryAfter::Delay(d) => d,
-        RetryAfter::At(at) => at
-            .duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_RETRY_HINT),
-    })
-}
-
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)?
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 /// A random number in `[0, 1)` from the standard library's randomly keyed hasher, so that
@@ -487,6 +387,7 @@ fn random_unit() -> f64 {
     let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
     unit
 }
+
 
 #[cfg(test)]
 mod tests {

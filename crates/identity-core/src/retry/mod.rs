@@ -498,6 +498,47 @@ mod tests {
     }
 
     #[test]
+    fn next_delay_counts_each_kind_of_failure_against_its_own_allowance() {
+        let p = RetryPolicy::default();
+        let headers = HeaderMap::new();
+        let busy = Outcome::Response {
+            status: 503,
+            headers: &headers,
+            received: SystemTime::UNIX_EPOCH,
+        };
+        let ok = Outcome::Response {
+            status: 200,
+            headers: &headers,
+            received: SystemTime::UNIX_EPOCH,
+        };
+        let mut attempt = Attempt::FIRST;
+        let mut sleeps = Vec::new();
+        // Three transport failures, then three 503s: six retries, each kind within its three.
+        for outcome in [Outcome::Transport; 3].into_iter().chain([busy; 3]) {
+            sleeps.push(p.next_delay(attempt, &outcome, Duration::ZERO).unwrap());
+            attempt = attempt.next(&outcome);
+        }
+        assert_eq!(attempt.number(), 7);
+        assert_eq!((attempt.status_retries(), attempt.transport_retries()), (3, 3));
+        assert_eq!(p.next_delay(attempt, &busy, Duration::ZERO), None);
+        assert_eq!(p.next_delay(attempt, &Outcome::Transport, Duration::ZERO), None);
+        assert_eq!(p.next_delay(Attempt::FIRST, &ok, Duration::ZERO), None);
+        assert_eq!(sleeps[1], Duration::from_millis(1600));
+        assert_eq!(sleeps[5], Duration::from_millis(25_600));
+        // The budget: a wait that would take the total past it stops the schedule.
+        let second = Attempt::FIRST.next(&busy);
+        assert_eq!(
+            p.next_delay(second, &busy, Duration::from_secs(119)),
+            None
+        );
+        assert_eq!(
+            p.next_delay(second, &busy, Duration::from_secs(118)),
+            Some(Duration::from_millis(1600))
+        );
+        assert_eq!(RetryPolicy::none().next_delay(Attempt::FIRST, &busy, Duration::ZERO), None);
+    }
+
+    #[test]
     fn jitter_only_shortens() {
         let p = RetryPolicy::default().jitter(0.5);
         for _ in 0..100 {

@@ -175,8 +175,8 @@ impl Pipeline {
             let Some(sleep) = retry.next_delay(attempt, &outcome, slept) else {
                 return result.map_err(|f| f.error);
             };
-            let (left, deadline) = crate::deadline::owned_by(self.owner())
-                .unwrap_or((Duration::MAX, Duration::MAX));
+            let (left, deadline) =
+                crate::deadline::owned_by(self.owner()).unwrap_or((Duration::MAX, Duration::MAX));
             if sleep >= left {
                 let hinted = match outcome {
                     Outcome::Response {
@@ -235,7 +235,6 @@ impl Pipeline {
     }
 }
 
-
 fn too_large(
     credential: &'static str,
     target: &Target,
@@ -260,7 +259,6 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .parse()
         .ok()
 }
-
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

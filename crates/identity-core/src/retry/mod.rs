@@ -299,9 +299,7 @@ impl RetryPolicy {
     /// True if a response with this status and headers should be retried (retries permitting).
     pub fn should_retry(&self, status: u16, headers: &HeaderMap) -> bool {
         self.statuses.contains(status)
-            || (self.retry_after_on_any_error
-                && status >= 400
-                && hint::has_hint(headers))
+            || (self.retry_after_on_any_error && status >= 400 && hint::has_hint(headers))
     }
 
     /// The wait a response asks for, capped at `max_retry_after`.
@@ -387,7 +385,6 @@ fn random_unit() -> f64 {
     let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
     unit
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -519,23 +516,29 @@ mod tests {
             attempt = attempt.next(&outcome);
         }
         assert_eq!(attempt.number(), 7);
-        assert_eq!((attempt.status_retries(), attempt.transport_retries()), (3, 3));
+        assert_eq!(
+            (attempt.status_retries(), attempt.transport_retries()),
+            (3, 3)
+        );
         assert_eq!(p.next_delay(attempt, &busy, Duration::ZERO), None);
-        assert_eq!(p.next_delay(attempt, &Outcome::Transport, Duration::ZERO), None);
+        assert_eq!(
+            p.next_delay(attempt, &Outcome::Transport, Duration::ZERO),
+            None
+        );
         assert_eq!(p.next_delay(Attempt::FIRST, &ok, Duration::ZERO), None);
         assert_eq!(sleeps[1], Duration::from_millis(1600));
         assert_eq!(sleeps[5], Duration::from_millis(25_600));
         // The budget: a wait that would take the total past it stops the schedule.
         let second = Attempt::FIRST.next(&busy);
-        assert_eq!(
-            p.next_delay(second, &busy, Duration::from_secs(119)),
-            None
-        );
+        assert_eq!(p.next_delay(second, &busy, Duration::from_secs(119)), None);
         assert_eq!(
             p.next_delay(second, &busy, Duration::from_secs(118)),
             Some(Duration::from_millis(1600))
         );
-        assert_eq!(RetryPolicy::none().next_delay(Attempt::FIRST, &busy, Duration::ZERO), None);
+        assert_eq!(
+            RetryPolicy::none().next_delay(Attempt::FIRST, &busy, Duration::ZERO),
+            None
+        );
     }
 
     #[test]

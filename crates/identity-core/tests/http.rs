@@ -6,92 +6,32 @@
     reason = "a failed expectation is a failed test"
 )]
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use identity_core::ErrorKind;
 use identity_core::http::{HyperClient, Limits, Pipeline, SendOptions};
 use identity_core::retry::RetryPolicy;
-use identity_core::test_util::RecordingSleeper;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use identity_core::test_util::{RecordingSleeper, Reply, TestServer};
+use tokio::net::TcpListener;
 
 const BOUND: Duration = Duration::from_secs(10);
 
-/// What the scripted server does with one connection.
-#[derive(Clone)]
-enum Reply {
-    Raw(Vec<u8>),
-    Hang,
-}
-
+/// An answer with `status` (code and reason phrase), `headers` and `body`.
 fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(body);
-    Reply::Raw(out.into_bytes())
+    let (code, reason) = status.split_once(' ').unwrap();
+    headers.iter().fold(
+        Reply::status(code.parse().unwrap())
+            .reason(reason)
+            .body(body),
+        |r, (k, v)| r.header(k, v),
+    )
 }
 
-/// A loopback server answering each connection with the next scripted reply (the last one
-/// repeats) and recording each request head.
-struct Server {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-async fn server(script: Vec<Reply>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let recorded = requests.clone();
-    let mut script: VecDeque<Reply> = script.into();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let head = read_head(&mut stream).await;
-            recorded.lock().unwrap().push(head);
-            let next = if script.len() > 1 {
-                script.pop_front().unwrap()
-            } else {
-                script[0].clone()
-            };
-            tokio::spawn(async move {
-                match next {
-                    Reply::Raw(bytes) => {
-                        let _ = stream.write_all(&bytes).await;
-                        let _ = stream.shutdown().await;
-                    }
-                    Reply::Hang => {
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                        drop(stream);
-                    }
-                }
-            });
-        }
-    });
-    Server { url, requests }
-}
-
-async fn read_head(stream: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
+/// A loopback server answering each request with the next scripted reply (the last one
+/// repeats) and recording each request.
+async fn server(script: Vec<Reply>) -> TestServer {
+    TestServer::script(script).await
 }
 
 fn get(url: &str) -> http::Request<Bytes> {
@@ -114,7 +54,7 @@ async fn a_get_is_sent_in_origin_form_with_host_and_headers() {
             "Test",
             &get(&format!(
                 "{}/metadata/token?api-version=2018-02-01&resource=x",
-                s.url
+                s.base()
             )),
             SendOptions::default(),
         )
@@ -122,14 +62,14 @@ async fn a_get_is_sent_in_origin_form_with_host_and_headers() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.body().as_ref(), b"{\"ok\":true}");
-    let head = s.requests.lock().unwrap()[0].clone();
+    let head = s.requests()[0].head.clone();
     assert!(
         head.starts_with("GET /metadata/token?api-version=2018-02-01&resource=x HTTP/1.1\r\n"),
         "{head}"
     );
     assert!(
         head.to_ascii_lowercase()
-            .contains(&format!("host: {}", &s.url["http://".len()..])),
+            .contains(&format!("host: {}", &s.base()["http://".len()..])),
         "{head}"
     );
     assert!(
@@ -144,7 +84,7 @@ async fn a_body_larger_than_the_cap_is_rejected_by_content_length() {
     let s = server(vec![reply("200 OK", &[], &big)]).await;
     let p = pipeline(&RecordingSleeper::new()).with_retry(RetryPolicy::none());
     let err = p
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
@@ -164,10 +104,10 @@ async fn a_chunked_body_larger_than_the_cap_is_rejected_while_streaming() {
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"0\r\n\r\n");
-    let s = server(vec![Reply::Raw(raw)]).await;
+    let s = server(vec![Reply::raw(raw)]).await;
     let p = pipeline(&RecordingSleeper::new()).with_retry(RetryPolicy::none());
     let err = p
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap_err();
     assert!(err.message().contains("larger than"), "{err}");
@@ -175,14 +115,17 @@ async fn a_chunked_body_larger_than_the_cap_is_rejected_while_streaming() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_ends_within_the_configured_timeout() {
-    let s = server(vec![Reply::Hang]).await;
+    let s = server(vec![Reply::silence()]).await;
     let p = pipeline(&RecordingSleeper::new())
         .with_retry(RetryPolicy::none())
         .with_limits(Limits::DEFAULT.timeout(Duration::from_millis(200)));
-    let err = tokio::time::timeout(BOUND, p.send("Test", &get(&s.url), SendOptions::default()))
-        .await
-        .expect("bounded by the pipeline timeout")
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        BOUND,
+        p.send("Test", &get(&s.base()), SendOptions::default()),
+    )
+    .await
+    .expect("bounded by the pipeline timeout")
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert!(err.message().contains("timed out after 200 ms"), "{err}");
 }
@@ -197,11 +140,11 @@ async fn a_500_is_retried_with_the_reference_backoff_until_it_succeeds() {
     .await;
     let sleeper = RecordingSleeper::new();
     let r = pipeline(&sleeper)
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(s.requests.lock().unwrap().len(), 3);
+    assert_eq!(s.request_count(), 3);
     // The first retry is immediate, so only the second sleeps.
     assert_eq!(sleeper.slept(), vec![Duration::from_millis(1600)]);
 }
@@ -211,11 +154,11 @@ async fn exhausted_status_retries_return_the_last_response() {
     let s = server(vec![reply("503 Service Unavailable", &[], "busy")]).await;
     let sleeper = RecordingSleeper::new();
     let r = pipeline(&sleeper)
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(s.requests.lock().unwrap().len(), 4);
+    assert_eq!(s.request_count(), 4);
     assert_eq!(sleeper.slept(), [1600, 3200].map(Duration::from_millis));
 }
 
@@ -229,7 +172,7 @@ async fn retry_after_replaces_the_backoff() {
     .await;
     let sleeper = RecordingSleeper::new();
     let r = pipeline(&sleeper)
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -242,11 +185,11 @@ async fn the_imds_410_schedule_is_six_attempts_with_growing_sleeps() {
     let sleeper = RecordingSleeper::new();
     let r = pipeline(&sleeper)
         .with_retry(RetryPolicy::imds())
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(r.status(), 410);
-    assert_eq!(s.requests.lock().unwrap().len(), 6);
+    assert_eq!(s.request_count(), 6);
     assert_eq!(sleeper.slept(), [5, 10, 20, 40].map(Duration::from_secs));
 }
 
@@ -254,11 +197,11 @@ async fn the_imds_410_schedule_is_six_attempts_with_growing_sleeps() {
 async fn a_400_is_not_retried() {
     let s = server(vec![reply("400 Bad Request", &[], "{}")]).await;
     let r = pipeline(&RecordingSleeper::new())
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(s.requests.lock().unwrap().len(), 1);
+    assert_eq!(s.request_count(), 1);
 }
 
 #[tokio::test]
@@ -270,11 +213,11 @@ async fn a_redirect_is_returned_not_followed() {
     )])
     .await;
     let r = pipeline(&RecordingSleeper::new())
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(s.requests.lock().unwrap().len(), 1);
+    assert_eq!(s.request_count(), 1);
 }
 
 #[tokio::test]
@@ -324,10 +267,10 @@ async fn the_plain_http_client_refuses_https() {
 #[tokio::test]
 async fn a_connection_reset_mid_body_is_a_transport_error() {
     let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{\"access_token\":".to_vec();
-    let s = server(vec![Reply::Raw(raw)]).await;
+    let s = server(vec![Reply::raw(raw)]).await;
     let err = pipeline(&RecordingSleeper::new())
         .with_retry(RetryPolicy::none())
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
@@ -343,11 +286,11 @@ async fn a_200_over_the_body_cap_fails_that_request_and_is_not_retried() {
     chunked.extend_from_slice(format!("{:x}\r\n", big.len()).as_bytes());
     chunked.extend_from_slice(big.as_bytes());
     chunked.extend_from_slice(b"\r\n0\r\n\r\n");
-    for first in [reply("200 OK", &[], &big), Reply::Raw(chunked)] {
+    for first in [reply("200 OK", &[], &big), Reply::raw(chunked)] {
         let s = server(vec![first, reply("200 OK", &[], "{\"ok\":true}")]).await;
         let sleeper = RecordingSleeper::new();
         let err = pipeline(&sleeper)
-            .send("Test", &get(&s.url), SendOptions::default())
+            .send("Test", &get(&s.base()), SendOptions::default())
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transport);
@@ -356,7 +299,7 @@ async fn a_200_over_the_body_cap_fails_that_request_and_is_not_retried() {
                 .contains("larger than the 1048576-byte limit; not retried"),
             "{err}"
         );
-        assert_eq!(s.requests.lock().unwrap().len(), 1, "not retried");
+        assert_eq!(s.request_count(), 1, "not retried");
         assert!(sleeper.slept().is_empty());
     }
 }
@@ -380,7 +323,7 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
         let sleeper = RecordingSleeper::new();
         let err = tokio::time::timeout(
             BOUND,
-            pipeline(&sleeper).send("Test", &get(&s.url), SendOptions::default()),
+            pipeline(&sleeper).send("Test", &get(&s.base()), SendOptions::default()),
         )
         .await
         .expect("ends at once")
@@ -397,7 +340,7 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
             !text.contains(value),
             "the raw header value is not echoed: {text}"
         );
-        assert_eq!(s.requests.lock().unwrap().len(), 1, "{header}: {value}");
+        assert_eq!(s.request_count(), 1, "{header}: {value}");
         assert!(sleeper.slept().is_empty(), "{header}: {value}");
     }
     // Hints that mean nothing are ignored: the ordinary backoff applies.
@@ -415,7 +358,7 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
         .await;
         let sleeper = RecordingSleeper::new();
         let r = pipeline(&sleeper)
-            .send("Test", &get(&s.url), SendOptions::default())
+            .send("Test", &get(&s.base()), SendOptions::default())
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{header}: {value}");
@@ -434,13 +377,13 @@ async fn imds_503_with_retry_after_60_ends_inside_the_90_s_deadline() {
     let sleeper = RecordingSleeper::new();
     let err = pipeline(&sleeper)
         .with_retry(RetryPolicy::imds())
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap_err();
     // One 60 s wait fits the 90 s deadline; a second would end past it, so the call ends
     // after two requests and 60 s instead of 207 s.
     assert_eq!(sleeper.slept(), [Duration::from_secs(60)]);
-    assert_eq!(s.requests.lock().unwrap().len(), 2);
+    assert_eq!(s.request_count(), 2);
     assert!(err.to_string().contains("90000 ms deadline"), "{err}");
 }
 
@@ -451,7 +394,7 @@ async fn the_deadline_is_configurable_and_retries_fit_inside_it() {
     // 0, 1.6 and 3.2 s of backoff fit 60 s; in 4 s only 0 and 1.6 s do.
     let r = pipeline(&sleeper)
         .with_limits(Limits::DEFAULT.deadline(Duration::from_secs(4)))
-        .send("Test", &get(&s.url), SendOptions::default())
+        .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -460,7 +403,7 @@ async fn the_deadline_is_configurable_and_retries_fit_inside_it() {
         "the last answer is returned for the caller to report"
     );
     assert_eq!(sleeper.slept(), [Duration::from_millis(1600)]);
-    assert_eq!(s.requests.lock().unwrap().len(), 3);
+    assert_eq!(s.request_count(), 3);
     let policy = RetryPolicy::default().deadline(Duration::from_secs(7));
     assert_eq!(
         pipeline(&sleeper).with_retry(policy).deadline(),
@@ -476,24 +419,30 @@ async fn the_deadline_is_configurable_and_retries_fit_inside_it() {
 /// 300 ms deadline. Without the deadline this takes 4 × 30 s plus backoff.
 #[tokio::test]
 async fn an_endpoint_that_never_answers_ends_at_the_deadline() {
-    let s = server(vec![Reply::Hang]).await;
+    let s = server(vec![Reply::silence()]).await;
     let sleeper = RecordingSleeper::new();
     let p = pipeline(&sleeper).with_limits(Limits::DEFAULT.deadline(Duration::from_millis(300)));
-    let err = tokio::time::timeout(BOUND, p.send("Test", &get(&s.url), SendOptions::default()))
-        .await
-        .expect("bounded by the deadline, not by 4 x 30 s")
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        BOUND,
+        p.send("Test", &get(&s.base()), SendOptions::default()),
+    )
+    .await
+    .expect("bounded by the deadline, not by 4 x 30 s")
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert!(
         err.message()
             .contains("still unanswered when the 300 ms deadline of this call ended"),
         "{err}"
     );
-    assert_eq!(s.requests.lock().unwrap().len(), 1);
+    assert_eq!(s.request_count(), 1);
     // Two sends inside one scope share it.
     let both = p.within("Test", async {
-        let _ = p.send("Test", &get(&s.url), SendOptions::default()).await;
-        p.send("Test", &get(&s.url), SendOptions::default()).await
+        let _ = p
+            .send("Test", &get(&s.base()), SendOptions::default())
+            .await;
+        p.send("Test", &get(&s.base()), SendOptions::default())
+            .await
     });
     let err = tokio::time::timeout(BOUND, both)
         .await

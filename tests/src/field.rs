@@ -23,17 +23,15 @@
 //! in CRLF on the wire whatever the file uses.
 //!
 //! A new field report becomes one more file; `tests/field_corpus.rs` runs every file.
-//! Only `std` and tokio are used here, so the benchmark binary includes this file too.
+//! Only `std` and identity-core's `TestServer` are used here, so the benchmark binary includes
+//! this file too.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use identity_core::test_util::{Reply, TestServer};
 
 /// The directory of the corpus.
 pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/field");
@@ -299,54 +297,37 @@ impl Answer {
 pub struct Replay {
     /// The address it listens on.
     pub addr: SocketAddr,
-    seen: Arc<AtomicUsize>,
+    server: TestServer,
 }
 
 impl Replay {
     /// Starts the server; it runs until the runtime stops.
     ///
     /// # Errors
-    /// The loopback listener could not be bound.
+    /// None: a loopback listener that cannot be bound stops the test.
     pub async fn start(case: &Case) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let seen = Arc::new(AtomicUsize::new(0));
-        let counter = seen.clone();
-        let answers = Arc::new(case.answers.clone());
+        let answers = case.answers.clone();
         let delay = case.delay;
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let answers = answers.clone();
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let Some(head) = read_head(&mut stream).await else {
-                        return;
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let metadata = head.lines().any(|l| {
-                        l.split_once(':').is_some_and(|(k, v)| {
-                            k.trim().eq_ignore_ascii_case("metadata")
-                                && v.trim().eq_ignore_ascii_case("true")
-                        })
-                    });
-                    let answer = answers.iter().find(|a| match a.when {
-                        When::Any => true,
-                        When::WithMetadata => metadata,
-                        When::WithoutMetadata => !metadata,
-                    });
-                    let Some(answer) = answer else {
-                        // Silent: hold the connection until the client gives up.
-                        let mut sink = [0u8; 256];
-                        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-                        return;
-                    };
-                    tokio::time::sleep(delay).await;
-                    let _ = stream.write_all(&answer.bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
+        let server = TestServer::respond(move |request| {
+            let metadata = request
+                .header("metadata")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let answer = answers.iter().find(|a| match a.when {
+                When::Any => true,
+                When::WithMetadata => metadata,
+                When::WithoutMetadata => !metadata,
+            });
+            match answer {
+                Some(answer) => Reply::raw(answer.bytes()).delay(delay),
+                // Silent: hold the connection until the client gives up.
+                None => Reply::silence(),
             }
-        });
-        Ok(Self { addr, seen })
+        })
+        .await;
+        Ok(Self {
+            addr: server.addr(),
+            server,
+        })
     }
 
     /// The IMDS token URL on this server (for `imds_endpoint`).
@@ -361,22 +342,6 @@ impl Replay {
 
     /// How many requests it has received.
     pub fn requests(&self) -> usize {
-        self.seen.load(Ordering::SeqCst)
+        self.server.request_count()
     }
-}
-
-/// Reads a request head (bounded to 64 KiB); `None` if the client went away first.
-async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
 }

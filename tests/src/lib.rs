@@ -15,16 +15,14 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use identity_chain::{Env, ReqwestClient};
 use identity_core::http::HttpClient;
+use identity_core::test_util::{Reply, TestServer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 pub mod field;
 
@@ -199,32 +197,22 @@ pub fn refused_endpoint() -> String {
 pub struct Blackhole {
     /// The token URL on the listener.
     pub url: String,
-    accepted: Arc<AtomicUsize>,
+    server: TestServer,
 }
 
 impl Blackhole {
     /// Starts the listener.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                held.push(socket);
-            }
-        });
+        let server = TestServer::always(Reply::silence()).await;
         Self {
-            url: format!("http://{addr}/metadata/identity/oauth2/token"),
-            accepted,
+            url: server.url("/metadata/identity/oauth2/token"),
+            server,
         }
     }
 
     /// How many connections it has accepted.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
+        self.server.connections()
     }
 }
 
@@ -242,15 +230,7 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 /// One request the TLS token server received.
-#[derive(Clone, Debug)]
-pub struct SeenRequest {
-    /// The request line, e.g. `POST /tenant/oauth2/v2.0/token HTTP/1.1`.
-    pub line: String,
-    /// The header block, one header per line.
-    pub head: String,
-    /// The body.
-    pub body: Vec<u8>,
-}
+pub use identity_core::test_util::SeenRequest;
 
 /// An HTTPS token server on 127.0.0.1 with the identity-entra test certificate (valid for
 /// `localhost` and `127.0.0.1`), answering every request with `token`.
@@ -258,7 +238,7 @@ pub struct SeenRequest {
 pub struct TlsTokenServer {
     /// The address it listens on.
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    server: TestServer,
 }
 
 impl TlsTokenServer {
@@ -287,35 +267,18 @@ impl TlsTokenServer {
         .with_single_cert(certs, key)
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let log = log.clone();
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Ok(request) = read_request(&mut tls).await else {
-                        return;
-                    };
-                    log.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(request);
-                    let response = format!(
-                        "HTTP/1.1 {status} Status\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(response.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        Self { addr, seen }
+        let reply = Reply::status(status)
+            .header("content-type", "application/json")
+            .body(body);
+        let server = TestServer::wrapped(
+            move |_| reply.clone(),
+            move |tcp| acceptor.clone().accept(tcp),
+        )
+        .await;
+        Self {
+            addr: server.addr(),
+            server,
+        }
     }
 
     /// The authority host to put in `AZURE_AUTHORITY_HOST`.
@@ -325,42 +288,7 @@ impl TlsTokenServer {
 
     /// Every request received so far.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-/// Reads one HTTP/1.1 request (head and a `Content-Length` body).
-async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> io::Result<SeenRequest> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                let line = head.lines().next().unwrap_or_default().to_owned();
-                return Ok(SeenRequest {
-                    line,
-                    head,
-                    body: buf[end + 4..end + 4 + length].to_vec(),
-                });
-            }
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        self.server.requests()
     }
 }
 

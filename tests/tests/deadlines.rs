@@ -20,26 +20,14 @@ use identity_chain::{
 };
 use identity_core::http::{HyperClient, Limits};
 use identity_core::retry::RetryPolicy;
-use identity_core::test_util::{RecordingSleeper, static_credential};
-use tokio::net::TcpListener;
+use identity_core::test_util::{RecordingSleeper, Reply, TestServer, static_credential};
 
 const GUARD: Duration = Duration::from_secs(20);
 const SCOPE: &str = "https://vault.azure.net/.default";
 
 /// A loopback listener that accepts every connection and never writes a byte.
 async fn silent_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-            if held.len() > 64 {
-                return;
-            }
-        }
-    });
-    url
+    TestServer::always(Reply::silence()).await.base()
 }
 
 fn app_service(url: &str, limits: Limits) -> ManagedIdentityCredential {

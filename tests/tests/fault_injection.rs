@@ -1,5 +1,6 @@
-//! Fault injection: a hand-written loopback server misbehaves at the socket level and every
-//! case must end in a clear error within the configured bounds.
+//! Fault injection: a loopback server misbehaves at the socket level and every case must end
+//! in a clear error within the configured bounds. Faults that are plain bytes go through the
+//! shared `TestServer`; a reset, a slow drip and endless headers need a hand-written socket.
 //!
 //! The misbehaviours are driven through `ManagedIdentityCredential` (App Service source, the
 //! default retry policy: three retries) and through the core `Pipeline` directly. Every test
@@ -24,7 +25,7 @@ use identity_chain::{
 };
 use identity_core::http::{HyperClient, Limits, Pipeline, SendOptions};
 use identity_core::retry::RetryPolicy;
-use identity_core::test_util::RecordingSleeper;
+use identity_core::test_util::{RecordingSleeper, Reply, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -51,16 +52,46 @@ enum Fault {
     AlwaysTooMany,
 }
 
+impl Fault {
+    /// The answer of a fault the shared test server can give as plain bytes; `None` for the
+    /// faults that need the raw socket (a reset, a drip, endless headers).
+    fn answer(self) -> Option<Reply> {
+        let bytes: &[u8] = match self {
+            Self::ResetMidBody | Self::SlowDrip | Self::EndlessHeaders => return None,
+            Self::TruncatedChunked => {
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"access_token\":\r\n8\r\n\"partial"
+            }
+            Self::InvalidUtf8 => {
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 41\r\nConnection: close\r\n\r\n{\"access_token\":\"\xff\xfe\xc0\xaf\",\"expires_in\":3600}"
+            }
+            Self::RedirectElsewhere => {
+                b"HTTP/1.1 302 Found\r\nLocation: http://10.0.0.1/msi/token?api-version=2019-08-01\r\nContent-Length: 0\r\n\r\n"
+            }
+            Self::AlwaysTooMany => {
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 100000\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+            }
+        };
+        Some(Reply::raw(bytes))
+    }
+}
+
 /// A loopback server that applies `fault` to every request and counts the request heads it
-/// read and the connections it accepted.
-struct FaultServer {
-    addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
-    connections: Arc<AtomicUsize>,
+/// read and the connections it accepted: the shared test server where the fault is plain
+/// bytes, a hand-written one where it needs the raw socket.
+enum FaultServer {
+    Shared(TestServer),
+    Raw {
+        addr: SocketAddr,
+        requests: Arc<AtomicUsize>,
+        connections: Arc<AtomicUsize>,
+    },
 }
 
 impl FaultServer {
     async fn start(fault: Fault) -> Self {
+        if let Some(answer) = fault.answer() {
+            return Self::Shared(TestServer::always(answer).await);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -76,7 +107,7 @@ impl FaultServer {
                 });
             }
         });
-        Self {
+        Self::Raw {
             addr,
             requests,
             connections,
@@ -84,93 +115,69 @@ impl FaultServer {
     }
 
     fn url(&self) -> String {
-        format!("http://{}/msi/token", self.addr)
+        match self {
+            Self::Shared(server) => server.url("/msi/token"),
+            Self::Raw { addr, .. } => format!("http://{addr}/msi/token"),
+        }
     }
 
     fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        match self {
+            Self::Shared(server) => server.request_count(),
+            Self::Raw { requests, .. } => requests.load(Ordering::SeqCst),
+        }
     }
 
     fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        match self {
+            Self::Shared(server) => server.connections(),
+            Self::Raw { connections, .. } => connections.load(Ordering::SeqCst),
+        }
     }
 }
 
-/// Reads request heads off one connection and answers each with `fault`.
+/// Reads one request head off a connection and answers with a socket-level `fault`.
 async fn serve(mut stream: TcpStream, fault: Fault, requests: &AtomicUsize) -> std::io::Result<()> {
-    loop {
-        if !read_head(&mut stream).await? {
-            return Ok(());
-        }
-        requests.fetch_add(1, Ordering::SeqCst);
-        match fault {
-            Fault::ResetMidBody => {
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"access_token\":\"partial")
-                    .await?;
-                stream.flush().await?;
-                // Linger 0 makes the close a TCP reset rather than an orderly FIN.
-                #[allow(
-                    deprecated,
-                    reason = "set_linger(0) is exactly the reset this case needs"
-                )]
-                stream.set_linger(Some(Duration::ZERO))?;
-                return Ok(());
-            }
-            Fault::TruncatedChunked => {
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"access_token\":\r\n8\r\n\"partial")
-                    .await?;
-                stream.flush().await?;
-                return Ok(());
-            }
-            Fault::SlowDrip => {
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
-                    .await?;
-                for _ in 0..1000 {
-                    stream.write_all(b" ").await?;
-                    stream.flush().await?;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                return Ok(());
-            }
-            Fault::InvalidUtf8 => {
-                let body: &[u8] = b"{\"access_token\":\"\xff\xfe\xc0\xaf\",\"expires_in\":3600}";
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(body).await?;
-                stream.flush().await?;
-                return Ok(());
-            }
-            Fault::EndlessHeaders => {
-                stream.write_all(b"HTTP/1.1 200 OK\r\n").await?;
-                for i in 0..1_000_000_u32 {
-                    let line = format!("X-Pad-{i}: {}\r\n", "a".repeat(64));
-                    stream.write_all(line.as_bytes()).await?;
-                    if i % 64 == 0 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                }
-                return Ok(());
-            }
-            Fault::RedirectElsewhere => {
-                stream
-                    .write_all(b"HTTP/1.1 302 Found\r\nLocation: http://10.0.0.1/msi/token?api-version=2019-08-01\r\nContent-Length: 0\r\n\r\n")
-                    .await?;
-                stream.flush().await?;
-            }
-            Fault::AlwaysTooMany => {
-                stream
-                    .write_all(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 100000\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-                    .await?;
-                stream.flush().await?;
-            }
-        }
+    if !read_head(&mut stream).await? {
+        return Ok(());
     }
+    requests.fetch_add(1, Ordering::SeqCst);
+    match fault {
+        Fault::ResetMidBody => {
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"access_token\":\"partial")
+                .await?;
+            stream.flush().await?;
+            // Linger 0 makes the close a TCP reset rather than an orderly FIN.
+            #[allow(
+                deprecated,
+                reason = "set_linger(0) is exactly the reset this case needs"
+            )]
+            stream.set_linger(Some(Duration::ZERO))?;
+        }
+        Fault::SlowDrip => {
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+                .await?;
+            for _ in 0..1000 {
+                stream.write_all(b" ").await?;
+                stream.flush().await?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Fault::EndlessHeaders => {
+            stream.write_all(b"HTTP/1.1 200 OK\r\n").await?;
+            for i in 0..1_000_000_u32 {
+                let line = format!("X-Pad-{i}: {}\r\n", "a".repeat(64));
+                stream.write_all(line.as_bytes()).await?;
+                if i % 64 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Reads one request head (and ignores any body: token requests here are GETs). Returns

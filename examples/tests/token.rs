@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use wiremock::matchers::{header, method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use identity_core::test_util::{Reply, TestServer};
 
 const PLANTED_HEADER: &str = "planted-identity-header-value";
 
@@ -79,28 +78,34 @@ fn refused_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-async fn app_service() -> MockServer {
-    let server = MockServer::start().await;
+/// An App Service endpoint: the expected token request gets a token; anything else a 404.
+async fn app_service() -> TestServer {
     let expires = (now() + 3600).to_string();
-    Mock::given(method("GET"))
-        .and(path("/msi/token"))
-        .and(query_param("api-version", "2019-08-01"))
-        .and(query_param("resource", "https://vault.azure.net"))
-        .and(header("x-identity-header", PLANTED_HEADER))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "access_token": "app-service-token",
-            "expires_on": expires,
-            "resource": "https://vault.azure.net",
-            "token_type": "Bearer",
-        })))
-        .mount(&server)
-        .await;
-    server
+    let token = serde_json::json!({
+        "access_token": "app-service-token",
+        "expires_on": expires,
+        "resource": "https://vault.azure.net",
+        "token_type": "Bearer",
+    })
+    .to_string();
+    TestServer::respond(move |request| {
+        let expected = request.method == "GET"
+            && request.path() == "/msi/token"
+            && request.query("api-version").as_deref() == Some("2019-08-01")
+            && request.query("resource").as_deref() == Some("https://vault.azure.net")
+            && request.header("x-identity-header") == Some(PLANTED_HEADER);
+        if expected {
+            Reply::json(token.clone())
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await
 }
 
-fn app_service_env(server: &MockServer) -> Vec<(&'static str, String)> {
+fn app_service_env(server: &TestServer) -> Vec<(&'static str, String)> {
     vec![
-        ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
+        ("IDENTITY_ENDPOINT", server.url("/msi/token")),
         ("IDENTITY_HEADER", PLANTED_HEADER.to_owned()),
         ("PATH", String::new()),
     ]
@@ -124,7 +129,8 @@ fn parse_success(out: &Output) -> serde_json::Map<String, serde_json::Value> {
     object
 }
 
-#[tokio::test]
+// Multi-threaded: the test thread blocks on the child process while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn managed_identity_on_app_service_prints_the_token_as_json() {
     let server = app_service().await;
     let out = run(
@@ -143,7 +149,8 @@ async fn managed_identity_on_app_service_prints_the_token_as_json() {
     assert!(expires > now() && expires <= now() + 3600, "{expires}");
 }
 
-#[tokio::test]
+// Multi-threaded: the test thread blocks on the child process while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn the_default_chain_names_the_member_that_produced_the_token() {
     let server = app_service().await;
     let out = run(
@@ -184,15 +191,20 @@ fn a_full_miss_exits_non_zero_with_every_attempt_on_stderr_and_nothing_on_stdout
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the test thread blocks on the child process while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_refused_request_prints_no_secret_and_nothing_on_stdout() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
-            "statusCode": 400, "message": "Unable to load the proper Managed Identity."
-        })))
-        .mount(&server)
-        .await;
+    let server = TestServer::always(
+        Reply::status(400)
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({
+                    "statusCode": 400, "message": "Unable to load the proper Managed Identity."
+                })
+                .to_string(),
+            ),
+    )
+    .await;
     let out = run(
         &[
             "--credential",

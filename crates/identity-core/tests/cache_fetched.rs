@@ -12,30 +12,15 @@ use std::time::Duration;
 
 use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::test_util::FakeClock;
-use identity_core::{AccessToken, Clock, Error, ErrorKind};
+use identity_core::{AccessToken, Error, ErrorKind};
 use tokio::sync::Notify;
 
-const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
-const HOUR: Duration = Duration::from_secs(3600);
-const BOUND: Duration = Duration::from_secs(10);
-
-fn key() -> KeyRef<'static> {
-    KeyRef::new("id", SCOPE, None, false)
-}
-
-fn token(clock: &FakeClock, name: &str) -> AccessToken {
-    AccessToken::new(name, clock.now() + HOUR)
-}
+mod common;
+use common::{HOUR, SCOPE, bounded, key, token};
 
 /// A fetch that must not run: its error would fail the test.
 fn not_called<T>() -> impl Future<Output = Result<(AccessToken, T), Error>> {
     async { Err(Error::transport("Test", "a hit or a joiner does not fetch")) }
-}
-
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .expect("the operation did not finish in time")
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use identity_core::cache::{KeyRef, TokenCache};
+use identity_core::cache::TokenCache;
 use identity_core::test_util::FakeClock;
 use identity_core::{
     AccessToken, Clock, Error, ErrorKind, TokenCredential, TokenRequest, TokenRequestOptions,
@@ -19,25 +19,7 @@ use identity_core::{
 use tokio::sync::oneshot;
 
 mod common;
-use common::Cached;
-
-const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
-const HOUR: Duration = Duration::from_secs(3600);
-const BOUND: Duration = Duration::from_secs(10);
-
-fn key() -> KeyRef<'static> {
-    KeyRef::new("id", SCOPE, None, false)
-}
-
-fn token(clock: &FakeClock, name: &str) -> AccessToken {
-    AccessToken::new(name, clock.now() + HOUR)
-}
-
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .expect("the operation did not finish in time")
-}
+use common::{Cached, HOUR, SCOPE, bounded, key, token};
 
 /// Polls `fut` once, so that it has made its decision (started or joined a flight).
 async fn poll_once<F: Future + Unpin>(fut: &mut F) {

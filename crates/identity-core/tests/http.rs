@@ -450,3 +450,41 @@ async fn an_endpoint_that_never_answers_ends_at_the_deadline() {
         .unwrap_err();
     assert!(err.message().contains("300 ms deadline"), "{err}");
 }
+
+#[tokio::test]
+async fn the_test_server_records_each_request_and_can_close_without_answering() {
+    let s = TestServer::script([
+        Reply::json("{}").delay(Duration::from_millis(1)),
+        Reply::close(),
+    ])
+    .await;
+    let request = http::Request::post(s.url("/token?resource=https%3A%2F%2Fvault.azure.net&x=a+b"))
+        .header("x-planted", "yes")
+        .body(Bytes::from_static(b"grant_type=client_credentials"))
+        .unwrap();
+    let p = pipeline(&RecordingSleeper::new()).with_retry(RetryPolicy::none());
+    let r = p
+        .send("Test", &request, SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status(), r.body().as_ref()),
+        (http::StatusCode::OK, &b"{}"[..])
+    );
+    let err = p
+        .send("Test", &request, SendOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    let seen = s.requests();
+    assert_eq!((seen.len(), s.connections()), (2, 2));
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path(), "/token");
+    assert_eq!(
+        seen[0].query("resource").as_deref(),
+        Some("https://vault.azure.net")
+    );
+    assert_eq!(seen[0].query("x").as_deref(), Some("a b"));
+    assert_eq!(seen[0].header("X-Planted"), Some("yes"));
+    assert_eq!(seen[0].body, b"grant_type=client_credentials");
+}

@@ -8,13 +8,42 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use futures_util::future::Shared;
 
-use super::RefreshPolicy;
-use super::flight::SharedFetch;
 use super::key::{CacheKey, KeyRef, PrehashedHasher};
 use super::slot::{Cached, FastSlot, Table};
 use crate::clock::Clock;
-use crate::{AccessToken, Error};
+use crate::{AccessToken, BoxFuture, Error};
+
+/// Timing rules of the cache (docs/protocol.md §3.5). The defaults are the specification's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshPolicy {
+    /// How long before `expires_on` a token stops being fresh (capped at half its lifetime).
+    pub expiry_margin: Duration,
+    /// The least time between two refresh attempts while a valid token is cached.
+    pub retry_delay: Duration,
+    /// Tokens living at least this long without a `refresh_on` are refreshed at half-life.
+    pub half_life_after: Duration,
+}
+
+impl RefreshPolicy {
+    /// 300 s margin, 30 s between refresh attempts, half-life for tokens of 2 h or more.
+    pub const DEFAULT: Self = Self {
+        expiry_margin: Duration::from_secs(300),
+        retry_delay: Duration::from_secs(30),
+        half_life_after: Duration::from_secs(2 * 3600),
+    };
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A load in flight, shared by every caller waiting on it.
+pub(super) type SharedFetch = Shared<BoxFuture<'static, Result<AccessToken, Error>>>;
 
 #[derive(Default)]
 pub(super) struct Entry {

@@ -6,16 +6,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 
 use futures_util::FutureExt;
-use futures_util::future::Shared;
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber;
 
 use super::TokenCache;
-use super::entry::{Inner, SWEEP_THRESHOLD, Slot, find, plan};
+use super::entry::{Inner, SWEEP_THRESHOLD, SharedFetch, Slot, find, plan};
 use super::key::{CacheKey, KeyRef};
-use crate::{AccessToken, BoxFuture, Error};
-
-pub(super) type SharedFetch = Shared<BoxFuture<'static, Result<AccessToken, Error>>>;
+use crate::{AccessToken, Error};
 
 pub(super) enum Action {
     Ready(AccessToken),

@@ -43,7 +43,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::clock::{Clock, system_clock};
 use crate::{AccessToken, Error};
@@ -57,35 +56,10 @@ pub use key::{CacheKey, KeyRef};
 pub use slot::CacheSlot;
 pub(crate) use slot::Cached;
 
+pub use entry::RefreshPolicy;
+
 use entry::{Inner, Map, plan};
 use slot::Table;
-
-/// Timing rules of the cache (docs/protocol.md §3.5). The defaults are the specification's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RefreshPolicy {
-    /// How long before `expires_on` a token stops being fresh (capped at half its lifetime).
-    pub expiry_margin: Duration,
-    /// The least time between two refresh attempts while a valid token is cached.
-    pub retry_delay: Duration,
-    /// Tokens living at least this long without a `refresh_on` are refreshed at half-life.
-    pub half_life_after: Duration,
-}
-
-impl RefreshPolicy {
-    /// 300 s margin, 30 s between refresh attempts, half-life for tokens of 2 h or more.
-    pub const DEFAULT: Self = Self {
-        expiry_margin: Duration::from_secs(300),
-        retry_delay: Duration::from_secs(30),
-        half_life_after: Duration::from_secs(2 * 3600),
-    };
-}
-
-impl Default for RefreshPolicy {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
 
 /// The token cache. Cloning shares the same entries.
 ///

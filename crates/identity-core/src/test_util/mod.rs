@@ -9,10 +9,14 @@ use std::time::{Duration, SystemTime};
 use crate::{AccessToken, BoxFuture, Clock, Error, Sleeper, TokenCredential, TokenRequestOptions};
 
 mod capture;
+mod reply;
+mod request;
 mod server;
 
 pub use capture::{Capture, CapturedEvent, CapturedSpan};
-pub use server::{Reply, SeenRequest, TestServer};
+pub use reply::Reply;
+pub use request::SeenRequest;
+pub use server::TestServer;
 
 /// A clock that moves only when told to.
 #[derive(Clone, Debug)]

@@ -1,4 +1,5 @@
-//! What the cache's test binaries share: a credential over a `TokenCache` with a cache slot.
+//! What the cache's test binaries share: a credential over a `TokenCache` with a cache slot,
+//! and the key, token and time bound they use.
 
 #![allow(
     dead_code,
@@ -13,10 +14,23 @@ use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
 use identity_core::test_util::FakeClock;
 use identity_core::{AccessToken, BoxFuture, Clock, Error, TokenCredential, TokenRequestOptions};
 
-const HOUR: Duration = Duration::from_secs(3600);
+pub(crate) const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
+pub(crate) const BOUND: Duration = Duration::from_secs(10);
 
-fn token(clock: &FakeClock, name: &str) -> AccessToken {
+pub(crate) fn key() -> KeyRef<'static> {
+    KeyRef::new("id", SCOPE, None, false)
+}
+
+pub(crate) fn token(clock: &FakeClock, name: &str) -> AccessToken {
     AccessToken::new(name, clock.now() + HOUR)
+}
+
+/// Runs `f` within [`BOUND`].
+pub(crate) async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .expect("the operation did not finish in time")
 }
 
 /// A credential over a `TokenCache`, counting its fetches, with a cache slot.

@@ -19,8 +19,8 @@ mod common;
 use common::{HOUR, SCOPE, bounded, key, token};
 
 /// A fetch that must not run: its error would fail the test.
-fn not_called<T>() -> impl Future<Output = Result<(AccessToken, T), Error>> {
-    async { Err(Error::transport("Test", "a hit or a joiner does not fetch")) }
+async fn not_called<T>() -> Result<(AccessToken, T), Error> {
+    Err(Error::transport("Test", "a hit or a joiner does not fetch"))
 }
 
 #[tokio::test]

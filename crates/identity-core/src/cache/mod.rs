@@ -29,8 +29,8 @@
 //! (each key's slot is published once and never moved), and the slot's token is read through
 //! an atomically swapped pointer (`arc-swap`, whose readers write only per-thread state).
 //! Freshness is decided with [`Clock::now_coarse`] against the refresh point less
-//! [`COARSE_LAG`]; only a token near its refresh point takes the locked path, which reads the
-//! exact [`Clock::now`]. A [`CacheSlot`] (see [`TokenRequest`](crate::TokenRequest)) skips the
+//! [`COARSE_LAG`](crate::COARSE_LAG); only a token near its refresh point takes the locked
+//! path, which reads the exact [`Clock::now`]. A [`CacheSlot`] (see [`TokenRequest`](crate::TokenRequest)) skips the
 //! look-up and the reference count too.
 //!
 //! The refresh point is the earliest of the token's `refresh_on` and `expires_on` minus a

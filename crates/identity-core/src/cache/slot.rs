@@ -79,7 +79,8 @@ impl FastSlot {
 
 /// The read side of one cache entry, for callers that ask for the same key again and again:
 /// reading it costs no hashing, no look-up and no lock. Get one from
-/// [`TokenCache::slot`] or [`TokenCredential::cache_slot`](crate::TokenCredential::cache_slot);
+/// [`TokenCache::slot`](super::TokenCache::slot) or
+/// [`TokenCredential::cache_slot`](crate::TokenCredential::cache_slot);
 /// [`TokenRequest`](crate::TokenRequest) is the handle built on it.
 ///
 /// `Debug` shows the key, never the token.

@@ -123,9 +123,10 @@ fn every_value_of_azure_token_credentials_selects_its_members() {
             Some("sharedtokencachecredential"),
             Error(ErrorKind::InvalidConfiguration, VALID_VALUES),
         ),
+        // The interactive browser, off by default, is kept when named.
         row(
             Some("interactivebrowsercredential"),
-            Error(ErrorKind::InvalidConfiguration, &["dev", "prod"]),
+            Members(&["InteractiveBrowserCredential"]),
         ),
         row(
             Some("dev,prod"),

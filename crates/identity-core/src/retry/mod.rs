@@ -39,6 +39,7 @@ pub use status::{DEFAULT_RETRY_STATUSES, IMDS_RETRY_STATUSES, StatusSet};
 
 /// How one attempt of a request ended, as far as the schedule cares.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Outcome<'a> {
     /// The service answered (any status, success included).
     Response {

@@ -60,6 +60,7 @@ fn check_all(root: &Path) -> Vec<String> {
     problems.extend(outside_citations(root));
     problems.extend(readme_snippets_compile(root));
     problems.extend(facade_items_listed(root));
+    problems.extend(doc_examples_use_facade_paths(root));
     problems
 }
 
@@ -836,9 +837,144 @@ fn text_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+// ---- doc examples use the facade's paths ------------------------------------------------
+
+/// The crates under the facade whose doc examples name re-exported items by the facade's path
+/// (each has identity-chain as a path-only dev-dependency so the examples compile).
+const FACADE_PATH_CRATES: &[&str] = &[
+    "identity-core",
+    "identity-msi",
+    "identity-dev",
+    "identity-entra",
+];
+
+/// `(crate ident, path)` of every single-item `pub use identity_x::path;` in the facade.
+fn facade_reexports(source: &str) -> Vec<(String, String)> {
+    source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub use "))
+        .filter_map(|l| l.strip_suffix(';'))
+        .filter(|l| !l.contains('{') && !l.contains(" as "))
+        .filter_map(|l| l.split_once("::"))
+        .filter(|(krate, _)| krate.starts_with("identity_"))
+        .map(|(krate, path)| (krate.to_owned(), path.to_owned()))
+        .collect()
+}
+
+/// `(line number, path)` of each re-exported path that a doc example in `source` names through
+/// `krate` (e.g. `identity_entra::ClientSecretCredential` where the facade re-exports it).
+fn own_paths_in_doc_examples(
+    source: &str,
+    krate: &str,
+    reexported: &[&str],
+) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut in_code = false;
+    let prefix = format!("{krate}::");
+    for (i, line) in source.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(body) = trimmed
+            .strip_prefix("///")
+            .or_else(|| trimmed.strip_prefix("//!"))
+        else {
+            in_code = false;
+            continue;
+        };
+        if body.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        for (at, _) in body.match_indices(&prefix) {
+            let rest = &body[at + prefix.len()..];
+            let names: Vec<String> = if let Some(list) = rest.strip_prefix('{') {
+                list.split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .collect()
+            } else {
+                vec![
+                    rest.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                        .collect::<String>()
+                        .trim_end_matches(':')
+                        .to_owned(),
+                ]
+            };
+            for name in names {
+                // `Foo::builder()`: the item is `Foo`.
+                let item = reexported
+                    .iter()
+                    .find(|r| name == **r || name.starts_with(&format!("{r}::")));
+                if let Some(item) = item {
+                    found.push((i + 1, (*item).to_owned()));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn doc_examples_use_facade_paths(root: &Path) -> Vec<String> {
+    let reexports = facade_reexports(&read(&root.join(FACADE)));
+    let mut problems = Vec::new();
+    for krate in FACADE_PATH_CRATES {
+        let ident = krate.replace('-', "_");
+        let paths: Vec<&str> = reexports
+            .iter()
+            .filter(|(k, _)| *k == ident)
+            .map(|(_, p)| p.as_str())
+            .collect();
+        for file in rust_files(&root.join("crates").join(krate).join("src")) {
+            for (line, item) in own_paths_in_doc_examples(&read(&file), &ident, &paths) {
+                let name = item.rsplit("::").next().unwrap_or(&item);
+                problems.push(format!(
+                    "{}:{line}: a doc example names `{ident}::{item}`; the facade re-exports it, so write `identity_chain::{name}` (the path users write)",
+                    rel(root, &file)
+                ));
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doc_examples_naming_a_re_exported_item_by_its_crate_are_found() {
+        let facade = "pub use identity_entra::ClientSecretCredential;\npub use identity_core::blocking::BlockingCredential;\npub use identity_core::Env;\n";
+        let exports = facade_reexports(facade);
+        assert_eq!(exports.len(), 3);
+        let source = "/// ```\n/// use identity_entra::ClientSecretCredential;\n/// let b = identity_entra::ClientSecretCredential::builder();\n/// use identity_entra::http::Thing;\n/// ```\n/// identity_entra::ClientSecretCredential outside code\n";
+        let found =
+            own_paths_in_doc_examples(source, "identity_entra", &["ClientSecretCredential"]);
+        assert_eq!(
+            found,
+            vec![
+                (2, "ClientSecretCredential".to_owned()),
+                (3, "ClientSecretCredential".to_owned())
+            ]
+        );
+        let core = "//! ```\n//! use identity_core::{Env, Error};\n//! use identity_core::blocking::BlockingCredential;\n//! ```\n";
+        let found = own_paths_in_doc_examples(
+            core,
+            "identity_core",
+            &["blocking::BlockingCredential", "Env"],
+        );
+        assert_eq!(
+            found,
+            vec![
+                (2, "Env".to_owned()),
+                (3, "blocking::BlockingCredential".to_owned())
+            ]
+        );
+    }
     use crate::sh::project_root;
 
     #[test]

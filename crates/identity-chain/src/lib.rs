@@ -59,7 +59,8 @@
 //!   implementing it), [`TokenRequestOptions`], [`AccessToken`] with its [`TokenType`],
 //!   [`Secret`];
 //! * [`Error`], [`ErrorKind`], and [`display_chain`] to print an error with its causes;
-//! * [`Env`]: the environment a builder reads, and [`HostFiles`] ([`SystemHostFiles`],
+//! * [`Runtime`]: the environment ([`Env`]), clock, sleeper and HTTP client a credential runs
+//!   with, given to any builder with `.runtime(...)`; and [`HostFiles`] ([`SystemHostFiles`],
 //!   [`ListedHostFiles`]): the host files managed identity looks at, both injectable for tests.
 //!
 //! With features:
@@ -99,6 +100,7 @@ pub use identity_core::BoxFuture;
 pub use identity_core::Env;
 pub use identity_core::Error;
 pub use identity_core::ErrorKind;
+pub use identity_core::Runtime;
 pub use identity_core::Secret;
 pub use identity_core::TokenCredential;
 pub use identity_core::TokenRequestOptions;

@@ -17,8 +17,8 @@ const NAME: &str = "BlockingCredential";
 /// ```
 /// use std::sync::Arc;
 /// use std::time::{Duration, SystemTime};
-/// use identity_core::blocking::BlockingCredential;
-/// use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
+/// use identity_chain::BlockingCredential;
+/// use identity_chain::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
 ///
 /// #[derive(Debug)]
 /// struct Fixed;

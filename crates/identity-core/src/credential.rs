@@ -17,7 +17,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// new options never break callers.
 ///
 /// ```
-/// use identity_core::TokenRequestOptions;
+/// use identity_chain::TokenRequestOptions;
 /// let options = TokenRequestOptions::default().tenant_id("contoso.onmicrosoft.com").enable_cae(true);
 /// assert_eq!(options.tenant(), Some("contoso.onmicrosoft.com"));
 /// ```
@@ -74,7 +74,7 @@ impl TokenRequestOptions {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
+/// use identity_chain::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
 ///
 /// #[derive(Debug)]
 /// struct Fixed;
@@ -178,10 +178,11 @@ impl<T: TokenCredential + ?Sized> TokenCredential for Box<T> {
 /// rules, and with `DEBUG` tracing on every call does, so that each gets its `get_token` span.
 ///
 /// ```
-/// # async fn demo() -> Result<(), identity_core::Error> {
+/// # async fn demo() -> Result<(), identity_chain::Error> {
 /// use std::sync::Arc;
 /// use std::time::{Duration, SystemTime};
-/// use identity_core::{TokenRequest, TokenRequestOptions};
+/// use identity_chain::TokenRequestOptions;
+/// use identity_core::TokenRequest;
 /// # let credential = Arc::new(identity_core::test_util::static_credential(
 /// #     "Static", "t", SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000)));
 ///

@@ -167,12 +167,12 @@ fn hard_stop<F: Future>(limit: Duration, future: F) -> Stop<F> {
 ///
 /// let slow = async {
 ///     tokio::time::sleep(Duration::from_secs(3600)).await;
-///     Ok::<_, identity_core::Error>(())
+///     Ok::<_, identity_chain::Error>(())
 /// };
 /// let e = deadline::within("ExampleCredential", Duration::from_millis(10), slow)
 ///     .await
 ///     .unwrap_err();
-/// assert_eq!(e.kind(), identity_core::ErrorKind::Transport);
+/// assert_eq!(e.kind(), identity_chain::ErrorKind::Transport);
 /// assert!(e.to_string().contains("deadline"));
 /// # }
 /// ```

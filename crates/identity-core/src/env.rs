@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// `IDENTITY_HEADER`).
 ///
 /// ```
-/// use identity_core::Env;
+/// use identity_chain::Env;
 /// let env = Env::from_pairs([("IDENTITY_ENDPOINT", "http://127.0.0.1:8081/token"), ("EMPTY", "")]);
 /// assert_eq!(env.non_empty("IDENTITY_ENDPOINT"), Some("http://127.0.0.1:8081/token"));
 /// assert!(env.is_present("EMPTY"));

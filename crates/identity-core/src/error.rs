@@ -46,7 +46,7 @@ type Source = Arc<dyn StdError + Send + Sync + 'static>;
 /// build them from fixed text and non-secret identifiers only.
 ///
 /// ```
-/// use identity_core::{Error, ErrorKind};
+/// use identity_chain::{Error, ErrorKind};
 /// let e = Error::unavailable("AzureCliCredential", "Azure CLI not found on PATH; install it from https://aka.ms/azure-cli");
 /// assert!(e.is_unavailable());
 /// assert_eq!(e.kind(), ErrorKind::Unavailable);
@@ -252,7 +252,8 @@ pub const TROUBLESHOOTING_CREDENTIALS: &[&str] = &[
 /// one each (`invalid-configuration`, `invalid-argument`, `transport-error`).
 ///
 /// ```
-/// use identity_core::{ErrorKind, troubleshooting_section};
+/// use identity_chain::ErrorKind;
+/// use identity_core::troubleshooting_section;
 /// assert_eq!(
 ///     troubleshooting_section("AzureCliCredential", ErrorKind::Unavailable).as_deref(),
 ///     Some("azureclicredential-unavailable")

@@ -7,7 +7,7 @@
 //! members, so the whole chain sees the same environment snapshot and clock.
 //!
 //! ```
-//! use identity_core::{Env, Runtime};
+//! use identity_chain::{Env, Runtime};
 //!
 //! // Production: the defaults (process environment snapshot, system clock, tokio timer,
 //! // the credential's own HTTP client).

@@ -112,7 +112,8 @@ pub const DISABLE_MULTITENANT_AUTH: &str = "AZURE_IDENTITY_DISABLE_MULTITENANTAU
 /// * otherwise an authentication error naming the tenant and the fix.
 ///
 /// ```
-/// use identity_core::{Env, scope::resolve_tenant};
+/// use identity_chain::Env;
+/// use identity_core::scope::resolve_tenant;
 /// let env = Env::empty();
 /// assert_eq!(resolve_tenant("X", Some("a"), Some("b"), &["*".into()], &env).unwrap(), Some("b".into()));
 /// assert!(resolve_tenant("X", Some("a"), Some("b"), &[], &env).is_err());

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 /// equality is constant-time so that comparing secrets leaks nothing through timing.
 ///
 /// ```
-/// use identity_core::Secret;
+/// use identity_chain::Secret;
 /// let s = Secret::new("hunter2");
 /// assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
 /// assert_eq!(s.secret(), "hunter2");
@@ -83,7 +83,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// change.
 ///
 /// ```
-/// use identity_core::TokenType;
+/// use identity_chain::TokenType;
 /// assert_eq!(TokenType::Bearer.to_string(), "Bearer");
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -119,7 +119,7 @@ impl fmt::Display for TokenType {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use identity_core::{AccessToken, TokenType};
+/// use identity_chain::{AccessToken, TokenType};
 /// let t = AccessToken::new("t", SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000));
 /// assert_eq!(t.token_type(), TokenType::Bearer);
 /// ```

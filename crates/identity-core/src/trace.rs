@@ -56,9 +56,9 @@ use crate::{AccessToken, BoxFuture, Error, ErrorKind};
 /// no span and no timing.
 ///
 /// ```
-/// # async fn demo() -> Result<(), identity_core::Error> {
+/// # async fn demo() -> Result<(), identity_chain::Error> {
 /// use std::time::{Duration, SystemTime};
-/// use identity_core::AccessToken;
+/// use identity_chain::AccessToken;
 ///
 /// let token = identity_core::trace::traced("ExampleCredential", "fixed", async {
 ///     Ok(AccessToken::new("t", SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000)))

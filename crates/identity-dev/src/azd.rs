@@ -49,7 +49,7 @@ const TOOL: Tool = Tool {
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_dev::AzureDeveloperCliCredential;
+/// use identity_chain::AzureDeveloperCliCredential;
 ///
 /// let credential = AzureDeveloperCliCredential::builder().build()?;
 /// let token = credential

@@ -52,7 +52,7 @@ const TOOL: Tool = Tool {
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_dev::AzureCliCredential;
+/// use identity_chain::AzureCliCredential;
 ///
 /// let credential = AzureCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build()?;
 /// let token = credential

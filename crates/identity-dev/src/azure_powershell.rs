@@ -68,7 +68,7 @@ const NO_MODULE: &str = "NO_AZ_ACCOUNT_MODULE";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_dev::AzurePowerShellCredential;
+/// use identity_chain::AzurePowerShellCredential;
 ///
 /// let credential = AzurePowerShellCredential::builder().build()?;
 /// let token = credential

@@ -29,7 +29,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), identity_core::Error> {
 //! use identity_core::{TokenCredential, TokenRequestOptions};
-//! use identity_dev::AzureCliCredential;
+//! use identity_chain::AzureCliCredential;
 //!
 //! let credential = AzureCliCredential::builder().subscription("My Subscription").build()?;
 //! let token = credential
@@ -43,7 +43,7 @@
 //! # async fn demo() -> Result<(), identity_core::Error> {
 //! use std::time::Duration;
 //! use identity_core::{TokenCredential, TokenRequestOptions};
-//! use identity_dev::{AzureDeveloperCliCredential, AzurePowerShellCredential};
+//! use identity_chain::{AzureDeveloperCliCredential, AzurePowerShellCredential};
 //!
 //! let azd = AzureDeveloperCliCredential::builder()
 //!     .tenant_id("contoso.onmicrosoft.com")

@@ -78,7 +78,7 @@ const OIDC_API_VERSION: &str = "7.1";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::AzurePipelinesCredential;
+/// use identity_chain::AzurePipelinesCredential;
 ///
 /// // In a step with `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`.
 /// let credential = AzurePipelinesCredential::builder()

@@ -28,7 +28,7 @@ type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + S
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::ClientAssertionCredential;
+/// use identity_chain::ClientAssertionCredential;
 ///
 /// let credential = ClientAssertionCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")

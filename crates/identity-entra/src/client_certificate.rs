@@ -48,7 +48,7 @@ const NAME: &str = "ClientCertificateCredential";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::ClientCertificateCredential;
+/// use identity_chain::ClientCertificateCredential;
 ///
 /// let credential = ClientCertificateCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")

@@ -19,7 +19,7 @@ const NAME: &str = "ClientSecretCredential";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::ClientSecretCredential;
+/// use identity_chain::ClientSecretCredential;
 ///
 /// let credential = ClientSecretCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")

@@ -59,7 +59,7 @@ pub const AZURE_PASSWORD: &str = "AZURE_PASSWORD";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::EnvironmentCredential;
+/// use identity_chain::EnvironmentCredential;
 ///
 /// let credential = EnvironmentCredential::builder().build()?;
 /// let token = credential

@@ -72,7 +72,7 @@ pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::GitHubActionsCredential;
+/// use identity_chain::GitHubActionsCredential;
 ///
 /// // In a job with `permissions: id-token: write`, AZURE_CLIENT_ID and AZURE_TENANT_ID set.
 /// let credential = GitHubActionsCredential::builder().build()?;

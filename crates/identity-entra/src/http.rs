@@ -54,7 +54,7 @@ const REQUEST_METHOD: &str = "REQUEST_METHOD";
 /// ```no_run
 /// # fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::Env;
-/// use identity_entra::ReqwestClient;
+/// use identity_chain::ReqwestClient;
 /// let client = ReqwestClient::builder()
 ///     .env(Env::from_pairs([("HTTPS_PROXY", "http://proxy.contoso.com:3128")]))
 ///     .build()?;

@@ -73,7 +73,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), identity_core::Error> {
 //! use identity_core::{TokenCredential, TokenRequestOptions};
-//! use identity_entra::{AzureAuthorityHosts, ClientSecretCredential};
+//! use identity_chain::{AzureAuthorityHosts, ClientSecretCredential};
 //!
 //! let credential = ClientSecretCredential::builder()
 //!     .authority_host(AzureAuthorityHosts::AZURE_GOVERNMENT)

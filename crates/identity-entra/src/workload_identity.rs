@@ -49,7 +49,7 @@ pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::WorkloadIdentityCredential;
+/// use identity_chain::WorkloadIdentityCredential;
 ///
 /// // Reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE.
 /// let credential = WorkloadIdentityCredential::builder().build()?;

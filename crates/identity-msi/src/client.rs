@@ -52,7 +52,7 @@ pub struct TokenResult {
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::http::HyperClient;
-/// use identity_msi::{ManagedIdentityClient, ManagedIdentityId};
+/// use identity_chain::{ManagedIdentityClient, ManagedIdentityId};
 ///
 /// let client = ManagedIdentityClient::new(ManagedIdentityId::ClientId("00000000-0000-0000-0000-000000000000".into()), HyperClient::shared())?;
 /// let result = client.acquire_token_for_client("https://vault.azure.net").await?;

@@ -71,7 +71,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), identity_core::Error> {
 //! use identity_core::http::HyperClient;
-//! use identity_msi::{ManagedIdentityClient, ManagedIdentityId, TokenSource};
+//! use identity_chain::{ManagedIdentityClient, ManagedIdentityId, TokenSource};
 //!
 //! let client = ManagedIdentityClient::new(ManagedIdentityId::SystemAssigned, HyperClient::shared())?;
 //! let result = client.acquire_token_for_client("https://vault.azure.net").await?;

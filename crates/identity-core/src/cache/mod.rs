@@ -64,9 +64,9 @@ use slot::Table;
 /// The token cache. Cloning shares the same entries.
 ///
 /// ```
-/// # async fn demo() -> Result<(), identity_core::Error> {
+/// # async fn demo() -> Result<(), identity_chain::Error> {
 /// use std::time::{Duration, SystemTime};
-/// use identity_core::AccessToken;
+/// use identity_chain::AccessToken;
 /// use identity_core::cache::{KeyRef, TokenCache};
 ///
 /// let cache = TokenCache::new();

@@ -61,7 +61,7 @@ pub type DeviceCodeCallback = Arc<dyn Fn(&DeviceCodeInfo) + Send + Sync>;
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::DeviceCodeCredential;
+/// use identity_chain::DeviceCodeCredential;
 ///
 /// let credential = DeviceCodeCredential::builder()
 ///     .prompt(|info| eprintln!("{}", info.message))

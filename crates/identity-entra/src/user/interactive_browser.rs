@@ -71,7 +71,7 @@ const MAX_REQUEST: usize = 16 * 1024;
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::InteractiveBrowserCredential;
+/// use identity_chain::InteractiveBrowserCredential;
 ///
 /// let credential = InteractiveBrowserCredential::builder()
 ///     .login_hint("someone@contoso.com")

@@ -46,7 +46,7 @@ const MAX_CERTIFICATE: u64 = 1 << 20;
 /// ```no_run
 /// # async fn demo(incoming_token: String) -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_entra::OnBehalfOfCredential;
+/// use identity_chain::OnBehalfOfCredential;
 ///
 /// // Once, at start-up: the API's own registration.
 /// let app = OnBehalfOfCredential::builder()

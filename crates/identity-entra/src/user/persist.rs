@@ -37,7 +37,7 @@ const MAX_FILE: u64 = 1 << 20;
 /// How a user credential keeps its refresh token between processes.
 ///
 /// ```
-/// use identity_entra::TokenCachePersistenceOptions;
+/// use identity_chain::TokenCachePersistenceOptions;
 /// // Encrypted where a keyring is available (crate feature `keyring`), a private plain file
 /// // otherwise.
 /// let options = TokenCachePersistenceOptions::new()

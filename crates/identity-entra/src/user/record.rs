@@ -26,7 +26,7 @@ const VERSION: &str = "1.0";
 /// `authority`, `clientId`, `homeAccountId`, `tenantId`, `username`, `version` = `"1.0"`).
 ///
 /// ```
-/// use identity_entra::AuthenticationRecord;
+/// use identity_chain::AuthenticationRecord;
 /// let json = r#"{"authority":"login.microsoftonline.com","clientId":"c","homeAccountId":"u.t","tenantId":"t","username":"a@b.c","version":"1.0"}"#;
 /// let record = AuthenticationRecord::deserialize(json)?;
 /// assert_eq!(record.username(), "a@b.c");

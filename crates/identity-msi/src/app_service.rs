@@ -13,48 +13,37 @@
 //!   service's message; a missing or wrong `X-IDENTITY-HEADER` typically shows as 400 or 401.
 //!   Some endpoints quote the header they received in that message: the header value is
 //!   removed from it (verbatim or encoded) before it is shown or logged, as for every source
-//!   (the shared fetch in `source.rs`).
+//!   (the flow in `credential.rs`).
 
-use std::time::SystemTime;
-
-use bytes::Bytes;
-use identity_core::http::{Pipeline, Request, Response};
-use identity_core::retry::RetryPolicy;
+use identity_core::http::Request;
 use identity_core::{Error, Secret};
 
+pub use crate::detect::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
+use crate::detect::{Detected, ManagedIdentitySource, Settings};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
-    secret_header, standard_parse,
+    Answer, Call, Source, endpoint, get_request, secret_header, standard_classify,
 };
-use crate::wire::{self, TokenResponse};
+use crate::wire::TokenResponse;
 
-/// The endpoint URL.
-pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
-/// The secret the endpoint expects in `X-IDENTITY-HEADER`.
-pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 /// The api-version sent.
 pub const API_VERSION: &str = "2019-08-01";
 
-const CHECK: &str = "check that the app's managed identity is enabled and that IDENTITY_ENDPOINT and IDENTITY_HEADER come from the platform";
+const REMEDY: &str = "check that the app's managed identity is enabled and that IDENTITY_ENDPOINT and IDENTITY_HEADER come from the platform";
 
 #[derive(Debug)]
 pub(crate) struct AppService {
     endpoint: Result<String, Error>,
     secret: Secret,
-    pipeline: Pipeline,
 }
 
 /// Detector: `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` non-empty.
-pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
-    let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
+pub(crate) fn detect(settings: &Settings) -> Option<Detected> {
+    let url = settings.endpoint_or(settings.env.non_empty(IDENTITY_ENDPOINT)?);
     let secret = settings.env.non_empty(IDENTITY_HEADER)?;
-    let endpoint = settings.endpoint_or(endpoint);
-    Some(Box::new(AppService {
-        endpoint: parse_endpoint(endpoint, IDENTITY_ENDPOINT, "App Service")
-            .map(|_| endpoint.to_owned()),
+    Some(Ok(Box::new(AppService {
+        endpoint: endpoint(url, IDENTITY_ENDPOINT, ManagedIdentitySource::AppService),
         secret: Secret::new(secret),
-        pipeline: settings.pipeline(RetryPolicy::default()),
-    }))
+    })))
 }
 
 impl Source for AppService {
@@ -62,38 +51,24 @@ impl Source for AppService {
         ManagedIdentitySource::AppService
     }
 
-    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
-        Ok(())
+    fn remedy(&self) -> &'static str {
+        REMEDY
     }
 
-    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
-        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
-        params.extend(id.param(["client_id", "object_id", "mi_res_id"]));
-        let builder = http::Request::get(wire::with_query(endpoint, &params))
-            .header(
-                "X-IDENTITY-HEADER",
-                secret_header(self.secret.secret(), IDENTITY_HEADER, self.name())?,
-            )
-            .header("Metadata", "true");
-        build_request(builder, Bytes::new(), self.name())
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
+        let header = secret_header(self.secret.secret(), IDENTITY_HEADER, self.kind())?;
+        let headers = vec![
+            ("X-IDENTITY-HEADER", header),
+            ("Metadata", http::HeaderValue::from_static("true")),
+        ];
+        let query = call.query(API_VERSION, ["client_id", "object_id", "mi_res_id"]);
+        get_request(&self.endpoint, &query, headers, self.kind())
     }
 
-    fn check(&self) -> &'static str {
-        CHECK
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        Some(&self.pipeline)
-    }
-
-    fn parse(
-        &self,
-        response: &Response,
-        _id: &ManagedIdentityId,
-        sent_at: SystemTime,
-    ) -> Result<TokenResponse, Error> {
-        standard_parse(self.name(), CHECK, response, sent_at)
+    /// The standard table ([`standard_classify`]); a missing or wrong `X-IDENTITY-HEADER`
+    /// typically shows as an authentication failure with status 400 or 401.
+    fn classify(&self, answer: Answer<'_>, _call: &Call<'_>) -> Result<TokenResponse, Error> {
+        standard_classify(self, answer)
     }
 }
 
@@ -323,15 +298,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_never_answers_ends_within_the_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         // Accepts connections and never writes a byte.
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                held.push(s);
-            }
-        });
+        let silent = crate::test_support::loopback::Raw::start(None, std::time::Duration::ZERO).await;
+        let addr = silent.addr;
         let env = identity_core::Env::from_pairs([
             (IDENTITY_ENDPOINT, format!("http://{addr}/msi/token")),
             (IDENTITY_HEADER, SECRET.to_owned()),
@@ -348,7 +317,6 @@ mod tests {
             identity_core::display_chain(&e).contains("timed out"),
             "{e}"
         );
-        hold.abort();
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! * Retries: the default policy on each of the two requests.
 //! * Errors: the key (and `Basic <key>` as a whole), echoed by the agent in any common
 //!   encoding, is removed from every quoted message and error before it is shown or logged
-//!   (the shared fetch).
+//!   (the flow in `credential.rs`).
 //!
 //! The key file is checked before it is read (docs/protocol.md §9 #4). First the challenge:
 //! it must use the `Basic` scheme with a `realm`, the realm must name a file directly in the
@@ -37,24 +37,19 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use bytes::Bytes;
 use identity_core::fs::{FileError, ReadOptions};
-use identity_core::http::{Pipeline, Request, Response, clone_request};
-use identity_core::retry::RetryPolicy;
+use identity_core::http::{Request, Response, clone_request};
 use identity_core::{Env, Error};
 
 use crate::NAME;
-use crate::app_service::IDENTITY_ENDPOINT;
+pub use crate::detect::IMDS_ENDPOINT;
+use crate::detect::{Detected, IDENTITY_ENDPOINT, ManagedIdentitySource, PROGRAM_DATA, Settings};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
-    standard_parse,
+    Answer, Call, ManagedIdentityId, Opening, Source, endpoint, get_request, standard_classify,
 };
-use crate::wire::{self, TokenResponse};
+use crate::wire::TokenResponse;
 
-/// Set by the Arc agent; only its presence is used.
-pub const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
 /// The api-version sent.
 pub const API_VERSION: &str = "2020-06-01";
 /// The largest key file accepted.
@@ -62,42 +57,39 @@ pub const MAX_KEY_FILE_BYTES: u64 = 4096;
 /// The agent's key directory on Linux.
 pub const LINUX_KEY_DIRECTORY: &str = "/var/opt/azcmagent/tokens";
 
-const CHECK: &str = "check that the Azure Connected Machine agent (himds) is running and that this process may read its token directory";
+const REMEDY: &str = "check that the Azure Connected Machine agent (himds) is running and that this process may read its token directory";
 
 #[derive(Debug)]
 pub(crate) struct AzureArc {
     endpoint: Result<String, Error>,
     key_directory: Result<PathBuf, Error>,
-    pipeline: Pipeline,
 }
 
 /// Detector: `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT` non-empty (App Service, checked
 /// first, took the environments that also have `IDENTITY_HEADER`).
-pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
-    let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
+pub(crate) fn detect(settings: &Settings) -> Option<Detected> {
+    let url = settings.env.non_empty(IDENTITY_ENDPOINT)?;
     settings.env.non_empty(IMDS_ENDPOINT)?;
-    Some(with_endpoint(settings, endpoint, IDENTITY_ENDPOINT))
+    Some(Ok(with_endpoint(settings, url, IDENTITY_ENDPOINT)))
 }
 
 /// The agent's token endpoint when the agent is found by its executable rather than by
 /// `IDENTITY_ENDPOINT` (see `detect.rs`).
 pub const AGENT_ENDPOINT: &str = "http://localhost:40342/metadata/identity/oauth2/token";
 
-/// The Arc source on `endpoint` (the builder's `endpoint` wins), whose value came from
+/// The Arc source on `url` (the builder's `endpoint` wins), whose value came from
 /// `variable` (named in configuration errors).
-pub(crate) fn with_endpoint(
-    settings: &Settings,
-    endpoint: &str,
-    variable: &str,
-) -> Box<dyn Source> {
-    let endpoint = settings.endpoint_or(endpoint);
+pub(crate) fn with_endpoint(settings: &Settings, url: &str, variable: &str) -> Box<dyn Source> {
     Box::new(AzureArc {
-        endpoint: parse_endpoint(endpoint, variable, "Azure Arc").map(|_| endpoint.to_owned()),
+        endpoint: endpoint(
+            settings.endpoint_or(url),
+            variable,
+            ManagedIdentitySource::AzureArc,
+        ),
         key_directory: match &settings.arc_key_directory {
             Some(dir) => Ok(dir.clone()),
             None => platform_key_directory(&settings.env),
         },
-        pipeline: settings.pipeline(RetryPolicy::default()),
     })
 }
 
@@ -106,7 +98,7 @@ fn platform_key_directory(env: &Env) -> Result<PathBuf, Error> {
     if cfg!(target_os = "linux") {
         Ok(PathBuf::from(LINUX_KEY_DIRECTORY))
     } else if cfg!(windows) {
-        let program_data = env.non_empty("ProgramData").or_else(|| env.non_empty("PROGRAMDATA")).ok_or_else(|| {
+        let program_data = PROGRAM_DATA.iter().find_map(|name| env.non_empty(name)).ok_or_else(|| {
             Error::unavailable(NAME, "Azure Arc needs %ProgramData% to locate the agent's key directory; it is not set")
         })?;
         Ok(Path::new(program_data)
@@ -164,7 +156,7 @@ fn refused(why: &str) -> Error {
     Error::authentication_failed(
         NAME,
         format!(
-            "the Azure Arc agent's challenge was refused: {why}; the file was not read. {CHECK}"
+            "the Azure Arc agent's challenge was refused: {why}; the file was not read. {REMEDY}"
         ),
     )
 }
@@ -220,7 +212,7 @@ impl AzureArc {
                     ),
                     _ => Error::unavailable(
                         NAME,
-                        format!("the Azure Arc key file cannot be opened; {CHECK}"),
+                        format!("the Azure Arc key file cannot be opened; {REMEDY}"),
                     )
                     .with_source(e),
                 },
@@ -237,7 +229,7 @@ impl AzureArc {
             .map_err(|_| {
                 Error::authentication_failed(
                     NAME,
-                    format!("the Azure Arc key file cannot be read as text; {CHECK}"),
+                    format!("the Azure Arc key file cannot be read as text; {REMEDY}"),
                 )
             })?;
         if key.len() as u64 > MAX_KEY_FILE_BYTES {
@@ -278,45 +270,41 @@ impl Source for AzureArc {
         ManagedIdentitySource::AzureArc
     }
 
-    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
-        Ok(())
+    fn remedy(&self) -> &'static str {
+        REMEDY
     }
 
-    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
-        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
-        params.extend(id.param(["client_id", "object_id", "msi_res_id"]));
-        let builder =
-            http::Request::get(wire::with_query(endpoint, &params)).header("Metadata", "true");
-        build_request(builder, Bytes::new(), self.name())
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
+        let query = call.query(API_VERSION, ["client_id", "object_id", "msi_res_id"]);
+        let metadata = http::HeaderValue::from_static("true");
+        get_request(&self.endpoint, &query, vec![("Metadata", metadata)], self.kind())
     }
 
-    fn check(&self) -> &'static str {
-        CHECK
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        Some(&self.pipeline)
-    }
-
-    fn challenge(&self, response: &Response, request: &Request) -> Result<Option<Request>, Error> {
-        let status = response.status().as_u16();
-        if status != 401 {
+    /// The agent's 401 names the key file in `WWW-Authenticate`; the same request is sent
+    /// again with `Authorization: Basic <key>`. An error status other than 401 is final (and
+    /// classified); a success without the challenge is refused.
+    fn challenge(
+        &self,
+        response: &Response,
+        request: &Request,
+        _opening: Option<&Opening>,
+    ) -> Result<Option<Request>, Error> {
+        if response.status() != http::StatusCode::UNAUTHORIZED {
             if response.status().is_success() {
                 // An Arc agent always challenges first; a token without one means something
                 // else answered on the endpoint.
                 return Err(Error::authentication_failed(
                     NAME,
                     format!(
-                        "the Azure Arc endpoint answered without the expected 401 challenge; {CHECK}"
+                        "the Azure Arc endpoint answered without the expected 401 challenge; {REMEDY}"
                     ),
                 ));
             }
-            return Err(wire::status_error(self.name(), response, CHECK));
+            return Ok(None);
         }
         let key = self.read_key(response)?;
         let mut value = http::HeaderValue::from_str(&format!("Basic {key}")).map_err(|_| {
-            Error::authentication_failed(NAME, format!("the Azure Arc key file holds characters that cannot be sent in a header; {CHECK}"))
+            Error::authentication_failed(NAME, format!("the Azure Arc key file holds characters that cannot be sent in a header; {REMEDY}"))
         })?;
         value.set_sensitive(true);
         let mut second = clone_request(request);
@@ -326,14 +314,12 @@ impl Source for AzureArc {
         Ok(Some(second))
     }
 
-    fn parse(
-        &self,
-        response: &Response,
-        id: &ManagedIdentityId,
-        sent_at: SystemTime,
-    ) -> Result<TokenResponse, Error> {
-        let token = standard_parse(self.name(), CHECK, response, sent_at)?;
-        Self::confirm(&token, id)?;
+    /// The standard table ([`standard_classify`]), and one more row: a token for a
+    /// user-assigned identity whose response does not echo that identity
+    /// (case-insensitively) is an authentication failure ("did not confirm").
+    fn classify(&self, answer: Answer<'_>, call: &Call<'_>) -> Result<TokenResponse, Error> {
+        let token = standard_classify(self, answer)?;
+        Self::confirm(&token, call.id)?;
         Ok(token)
     }
 }

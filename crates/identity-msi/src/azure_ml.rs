@@ -13,53 +13,43 @@
 //!   (docs/protocol.md §9 #5).
 //! * Retries: the default policy.
 //! * Errors: `MSI_SECRET`, echoed by the service in any common encoding, is removed from
-//!   every quoted message and error before it is shown or logged (the shared fetch).
+//!   every quoted message and error before it is shown or logged (the flow).
 
-use bytes::Bytes;
-use identity_core::http::{Pipeline, Request};
-use identity_core::retry::RetryPolicy;
+use identity_core::http::Request;
 use identity_core::{Error, Secret};
 
+pub use crate::detect::{DEFAULT_IDENTITY_CLIENT_ID, MSI_ENDPOINT, MSI_SECRET};
+use crate::detect::{Detected, ManagedIdentitySource, Settings};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
-    secret_header,
+    Answer, Call, ManagedIdentityId, Source, endpoint, get_request, secret_header,
+    standard_classify,
 };
-use crate::wire;
+use crate::wire::TokenResponse;
 
-/// The endpoint URL (Azure ML and Cloud Shell).
-pub const MSI_ENDPOINT: &str = "MSI_ENDPOINT";
-/// The secret sent in the `secret` header (Azure ML only).
-pub const MSI_SECRET: &str = "MSI_SECRET";
-/// The compute's default identity, sent as `clientid` on system-assigned requests when set.
-pub const DEFAULT_IDENTITY_CLIENT_ID: &str = "DEFAULT_IDENTITY_CLIENT_ID";
 /// The api-version sent.
 pub const API_VERSION: &str = "2017-09-01";
 
-const CHECK: &str = "check that the compute has a managed identity and that MSI_ENDPOINT and MSI_SECRET come from the platform";
+const REMEDY: &str = "check that the compute has a managed identity and that MSI_ENDPOINT and MSI_SECRET come from the platform";
 
 #[derive(Debug)]
 pub(crate) struct AzureMl {
     endpoint: Result<String, Error>,
     secret: Secret,
     default_client_id: Option<String>,
-    pipeline: Pipeline,
 }
 
 /// Detector: `MSI_ENDPOINT` and `MSI_SECRET` non-empty.
-pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
-    let endpoint = settings.env.non_empty(MSI_ENDPOINT)?;
+pub(crate) fn detect(settings: &Settings) -> Option<Detected> {
+    let url = settings.endpoint_or(settings.env.non_empty(MSI_ENDPOINT)?);
     let secret = settings.env.non_empty(MSI_SECRET)?;
-    let endpoint = settings.endpoint_or(endpoint);
-    Some(Box::new(AzureMl {
-        endpoint: parse_endpoint(endpoint, MSI_ENDPOINT, "Azure Machine Learning")
-            .map(|_| endpoint.to_owned()),
+    Some(Ok(Box::new(AzureMl {
+        endpoint: endpoint(url, MSI_ENDPOINT, ManagedIdentitySource::AzureMl),
         secret: Secret::new(secret),
         default_client_id: settings
             .env
             .non_blank(DEFAULT_IDENTITY_CLIENT_ID)
             .map(|id| id.trim().to_owned()),
-        pipeline: settings.pipeline(RetryPolicy::default()),
-    }))
+    })))
 }
 
 impl Source for AzureMl {
@@ -67,30 +57,25 @@ impl Source for AzureMl {
         ManagedIdentitySource::AzureMl
     }
 
-    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
-        Ok(())
+    fn remedy(&self) -> &'static str {
+        REMEDY
     }
 
-    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
-        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
-        params.extend(id.param(["clientid", "object_id", "msi_res_id"]));
-        if let (ManagedIdentityId::SystemAssigned, Some(default)) = (id, &self.default_client_id) {
-            params.push(("clientid", default));
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
+        let mut query = call.query(API_VERSION, ["clientid", "object_id", "msi_res_id"]);
+        if let (ManagedIdentityId::SystemAssigned, Some(default)) =
+            (call.id, &self.default_client_id)
+        {
+            query.push(("clientid", default));
         }
-        let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
-            "secret",
-            secret_header(self.secret.secret(), MSI_SECRET, self.name())?,
-        );
-        build_request(builder, Bytes::new(), self.name())
+        let header = secret_header(self.secret.secret(), MSI_SECRET, self.kind())?;
+        get_request(&self.endpoint, &query, vec![("secret", header)], self.kind())
     }
 
-    fn check(&self) -> &'static str {
-        CHECK
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        Some(&self.pipeline)
+    /// The standard table ([`standard_classify`]); the date forms of `expires_on` are read by
+    /// the shared parser.
+    fn classify(&self, answer: Answer<'_>, _call: &Call<'_>) -> Result<TokenResponse, Error> {
+        standard_classify(self, answer)
     }
 }
 

@@ -77,7 +77,7 @@ impl ManagedIdentityClient {
         Self::from_builder(
             ManagedIdentityCredential::builder()
                 .identity(identity)
-                .http_client(http_client),
+                .runtime(identity_core::Runtime::new().http_client(http_client)),
         )
     }
 
@@ -164,8 +164,8 @@ impl ManagedIdentityClient {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use identity_core::Env;
     use identity_core::test_util::FakeClock;
+    use identity_core::{Env, Runtime};
     use wiremock::matchers::{method, query_param};
     use wiremock::{Mock, MockServer};
 
@@ -182,8 +182,7 @@ mod tests {
         let clock = FakeClock::new(at(CLOCK_NOW));
         let client = ManagedIdentityClient::from_builder(
             ManagedIdentityCredential::builder()
-                .env(Env::empty())
-                .clock(clock.shared())
+                .runtime(Runtime::with_env(Env::empty()).clock(clock.shared()))
                 .identity(ManagedIdentityId::ClientId("CID".into()))
                 .endpoint(format!("{}{}", server.uri(), crate::imds::TOKEN_PATH)),
         )

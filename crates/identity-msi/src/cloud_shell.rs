@@ -13,44 +13,44 @@
 //!   the chain itself can still be built.
 //! * Retries: the default policy (the POST is retried on retryable statuses).
 //! * Secrets: the request carries none (the shell's endpoint is reachable only from inside
-//!   it); a quoted message still goes through the shared fetch's redaction.
+//!   it); a quoted message still goes through the flow's redaction.
 
 use bytes::Bytes;
 use identity_core::Error;
-use identity_core::http::{Pipeline, Request};
-use identity_core::retry::RetryPolicy;
+use identity_core::http::Request;
 
-use crate::azure_ml::MSI_ENDPOINT;
+pub use crate::detect::MSI_ENDPOINT;
+use crate::detect::{Detected, ManagedIdentitySource, Settings};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
+    Answer, Call, ManagedIdentityId, Source, build_request, endpoint, standard_classify,
     unsupported,
 };
-use crate::wire;
+use crate::wire::{self, TokenResponse};
 
-const CHECK: &str = "check that this runs inside Azure Cloud Shell and that MSI_ENDPOINT is the shell's token endpoint";
+const REMEDY: &str = "check that this runs inside Azure Cloud Shell and that MSI_ENDPOINT is the shell's token endpoint";
 
 #[derive(Debug)]
 pub(crate) struct CloudShell {
     endpoint: Result<String, Error>,
     within_default_chain: bool,
-    pipeline: Pipeline,
 }
 
 /// Detector: `MSI_ENDPOINT` non-empty (Azure ML, checked first, took the ones with a secret).
-pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
-    let endpoint = settings.env.non_empty(MSI_ENDPOINT)?;
-    let endpoint = settings.endpoint_or(endpoint);
-    Some(Box::new(CloudShell {
-        endpoint: parse_endpoint(endpoint, MSI_ENDPOINT, "Cloud Shell")
-            .map(|_| endpoint.to_owned()),
+pub(crate) fn detect(settings: &Settings) -> Option<Detected> {
+    let url = settings.endpoint_or(settings.env.non_empty(MSI_ENDPOINT)?);
+    Some(Ok(Box::new(CloudShell {
+        endpoint: endpoint(url, MSI_ENDPOINT, ManagedIdentitySource::CloudShell),
         within_default_chain: settings.within_default_chain,
-        pipeline: settings.pipeline(RetryPolicy::default()),
-    }))
+    })))
 }
 
 impl Source for CloudShell {
     fn kind(&self) -> ManagedIdentitySource {
         ManagedIdentitySource::CloudShell
+    }
+
+    fn remedy(&self) -> &'static str {
+        REMEDY
     }
 
     fn supports(&self, id: &ManagedIdentityId) -> Result<(), Error> {
@@ -60,17 +60,18 @@ impl Source for CloudShell {
             // down; an object or resource id is refused by `request` instead, without a request.
             _ if self.within_default_chain => Ok(()),
             other => Err(unsupported(
-                self.name(),
+                self.kind(),
                 other,
                 "Cloud Shell issues tokens for the signed-in user only; remove the identity selector",
             )),
         }
     }
 
-    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
+    /// A form POST, not the standard GET.
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
         let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let mut body = format!("resource={}", wire::encode(resource));
-        match id {
+        let mut body = format!("resource={}", wire::encode(call.resource));
+        match call.id {
             ManagedIdentityId::SystemAssigned => {}
             ManagedIdentityId::ClientId(client_id) => {
                 body.push_str("&client_id=");
@@ -78,7 +79,7 @@ impl Source for CloudShell {
             }
             other => {
                 return Err(unsupported(
-                    self.name(),
+                    self.kind(),
                     other,
                     "Cloud Shell accepts only a client id, and only inside DefaultAzureCredential",
                 ));
@@ -90,15 +91,12 @@ impl Source for CloudShell {
                 "application/x-www-form-urlencoded",
             )
             .header("Metadata", "true");
-        build_request(builder, Bytes::from(body), self.name())
+        build_request(builder, Bytes::from(body), self.kind().display_name())
     }
 
-    fn check(&self) -> &'static str {
-        CHECK
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        Some(&self.pipeline)
+    /// The standard table ([`standard_classify`]).
+    fn classify(&self, answer: Answer<'_>, _call: &Call<'_>) -> Result<TokenResponse, Error> {
+        standard_classify(self, answer)
     }
 }
 
@@ -141,10 +139,10 @@ mod tests {
             ManagedIdentityId::ResourceId("X".into()),
         ] {
             let e = crate::ManagedIdentityCredential::builder()
-                .env(Env::from_pairs([(
+                .runtime(Runtime::with_env(Env::from_pairs([(
                     MSI_ENDPOINT,
                     "http://127.0.0.1:9/oauth2/token",
-                )]))
+                )])))
                 .identity(id)
                 .build()
                 .unwrap_err();

@@ -1,21 +1,21 @@
-//! [`ManagedIdentityCredential`] and its builder.
+//! [`ManagedIdentityCredential`] and the one flow every source's requests go through:
+//! request, opening attempt, send, challenge, classify.
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
-use identity_core::http::{HttpClient, Limits};
+use identity_core::http::{Limits, Pipeline, Request, Response, SendOptions, Target, clone_request};
+use identity_core::redact::Redactor;
+use identity_core::retry::RetryPolicy;
 use identity_core::scope::scopes_to_resource;
-use identity_core::{
-    AccessToken, BoxFuture, Clock, Env, Error, Sleeper, TokenCredential, TokenRequestOptions,
-    system_clock, tokio_sleeper,
-};
+use identity_core::{AccessToken, BoxFuture, Error, Runtime, TokenCredential, TokenRequestOptions};
 
 use crate::NAME;
-use crate::detect;
-use crate::source::{ManagedIdentityId, ManagedIdentitySource, Revocation, Settings, Source};
+use crate::builder::{ManagedIdentityCredentialBuilder, default_client};
+use crate::detect::{Detected, ManagedIdentitySource};
+use crate::source::{Answer, Bounds, Call, ManagedIdentityId, Opening, Revocation, Source};
 use crate::wire::TokenResponse;
 
 /// Gets tokens for the managed identity of the Azure host the code runs on.
@@ -45,48 +45,164 @@ pub struct ManagedIdentityCredential {
 }
 
 pub(crate) struct Inner {
-    pub(crate) source: Box<dyn Source>,
-    pub(crate) id: ManagedIdentityId,
+    kind: ManagedIdentitySource,
+    /// The detected source, or why detection found none this credential can use.
+    host: Result<Host, Error>,
+    id: ManagedIdentityId,
     /// `msi/<source>/<identity>`: the identity part of every cache key.
     cache_identity: String,
 }
 
-impl Inner {
-    /// One token request, within the source pipeline's deadline (the challenge and its
-    /// answer, or the probe and the request, share it).
-    pub(crate) async fn fetch(&self, resource: &str) -> Result<TokenResponse, Error> {
-        match self.source.pipeline() {
-            Some(pipeline) => {
-                pipeline
-                    .within(NAME, self.source.fetch(resource, &self.id))
-                    .await
-            }
-            None => self.source.fetch(resource, &self.id).await,
+/// A detected source and the pipelines its requests travel through.
+#[derive(Debug)]
+struct Host {
+    source: Box<dyn Source>,
+    pipeline: Pipeline,
+    options: SendOptions,
+    /// The opening attempt and its one-attempt pipeline (IMDS inside a chain).
+    opening: Option<(Opening, Pipeline)>,
+    /// Set once the endpoint has answered an opening attempt as the host does; later calls
+    /// skip the opening. A failed opening is not remembered.
+    opened: AtomicBool,
+}
+
+impl Host {
+    /// The pipelines for `source` from the runtime: the source's own client, else the
+    /// runtime's, else the default plain-HTTP client.
+    fn new(source: Box<dyn Source>, runtime: &Runtime, limits: Limits) -> Self {
+        let transport = source.transport();
+        let client = transport
+            .client
+            .clone()
+            .or_else(|| runtime.custom_http_client().cloned())
+            .unwrap_or_else(default_client);
+        let pipeline = |retry: RetryPolicy, limits: Limits| {
+            Pipeline::new(client.clone())
+                .with_limits(limits)
+                .with_retry(retry)
+                .with_clock(runtime.clock_or_default())
+                .with_sleeper(runtime.sleeper_or_default())
+        };
+        let opening = transport.opening.map(|opening| {
+            let budget = opening.budget.min(limits.timeout);
+            let once = Limits::DEFAULT.timeout(budget).max_body(limits.max_body);
+            (Opening { budget, ..opening }, pipeline(RetryPolicy::none(), once))
+        });
+        let mut options = SendOptions::default();
+        if let Some(connect) = transport.connect_timeout {
+            options = options.connect_timeout(connect);
+        }
+        Self {
+            pipeline: pipeline(transport.retry, limits),
+            source,
+            options,
+            opening,
+            opened: AtomicBool::new(false),
         }
     }
 
-    async fn fetch_with(
-        &self,
-        resource: &str,
-        revocation: Option<&Revocation>,
-    ) -> Result<TokenResponse, Error> {
-        match revocation {
-            Some(revocation) => {
-                self.source
-                    .fetch_revoking(resource, &self.id, revocation)
-                    .await
-            }
-            None => self.fetch(resource).await,
+    /// One token request, within the pipeline's deadline (the opening or the challenge and
+    /// the request share it). Every secret of the requests sent (header values marked
+    /// sensitive, an `Authorization` header's credentials) is collected in a [`Redactor`]
+    /// that rides in each response, so that quoted service text is redacted before it is cut
+    /// to length, and every error leaving here is redacted once more as a whole: a source
+    /// cannot show or log a secret its endpoint echoes back.
+    async fn fetch(&self, call: &Call<'_>) -> Result<TokenResponse, Error> {
+        let mut redactor = Redactor::new();
+        let result = self
+            .pipeline
+            .within(NAME, self.steps(call, &mut redactor))
+            .await;
+        result.map_err(|e| e.redact(&redactor))
+    }
+
+    async fn steps(&self, call: &Call<'_>, redactor: &mut Redactor) -> Result<TokenResponse, Error> {
+        let request = self.source.request(call)?;
+        redactor.add_headers(request.headers());
+        let opening = match &self.opening {
+            Some((opening, once)) if !self.opened.load(Ordering::Relaxed) => Some((opening, once)),
+            _ => None,
+        };
+        let sent_at = self.pipeline.clock().now();
+        let first = match opening {
+            Some((opening, once)) => self.open(once, opening, &request).await,
+            None => self.send(&request).await,
+        };
+        let mut response = match first {
+            Ok(response) => response,
+            Err(silence) => return self.source.classify(silence, call),
+        };
+        response.extensions_mut().insert(redactor.clone());
+        let second = self
+            .source
+            .challenge(&response, &request, opening.map(|(o, _)| o))?;
+        if opening.is_some() {
+            self.opened.store(true, Ordering::Relaxed);
         }
+        if let Some(second) = second {
+            redactor.add_headers(second.headers());
+            response = match self.send(&second).await {
+                Ok(response) => response,
+                Err(silence) => return self.source.classify(silence, call),
+            };
+            response.extensions_mut().insert(redactor.clone());
+        }
+        self.source.classify(
+            Answer::Response {
+                response: &response,
+                sent_at,
+            },
+            call,
+        )
+    }
+
+    /// Sends with the source's retry schedule.
+    async fn send(&self, request: &Request) -> Result<Response, Answer<'static>> {
+        self.pipeline
+            .send(NAME, request, self.options)
+            .await
+            .map_err(|cause| silence(cause, request, None))
+    }
+
+    /// The opening attempt: once, within its bounds; a probe goes without the headers.
+    async fn open(
+        &self,
+        once: &Pipeline,
+        opening: &Opening,
+        request: &Request,
+    ) -> Result<Response, Answer<'static>> {
+        let mut first = clone_request(request);
+        if opening.probe {
+            first.headers_mut().clear();
+        }
+        let options = SendOptions::default().connect_timeout(opening.connect_timeout);
+        let bounds = Bounds {
+            connect: opening.connect_timeout,
+            answer: opening.budget,
+        };
+        once.send_once(NAME, first, options)
+            .await
+            .map_err(|cause| silence(cause, request, Some(bounds)))
+    }
+}
+
+/// No usable response to `request`.
+fn silence(cause: Error, request: &Request, opening: Option<Bounds>) -> Answer<'static> {
+    Answer::Silence {
+        cause,
+        target: Target::of(request.uri()),
+        opening,
     }
 }
 
 impl fmt::Debug for ManagedIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredential")
-            .field("source", &self.inner.source)
-            .field("identity", &self.inner.id)
-            .finish_non_exhaustive()
+        let mut s = f.debug_struct("ManagedIdentityCredential");
+        match &self.inner.host {
+            Ok(host) => s.field("source", &host.source),
+            Err(_) => s.field("source", &self.inner.kind),
+        };
+        s.field("identity", &self.inner.id).finish_non_exhaustive()
     }
 }
 
@@ -133,7 +249,7 @@ impl ManagedIdentityCredential {
 
     /// The source detected at construction.
     pub fn source(&self) -> ManagedIdentitySource {
-        self.inner.source.kind()
+        self.inner.kind
     }
 
     /// The identity this credential requests.
@@ -151,51 +267,80 @@ impl ManagedIdentityCredential {
         &self.inner.cache_identity
     }
 
-    /// Gets a token for `resource` through the cache. The returned flag is true when this
-    /// call ran a request (rather than being served from the cache or joining another
-    /// caller's request), and the response carries the service's extra fields then.
+    /// A credential for `id` over what detection found, its requests sent with `runtime`
+    /// within `limits`.
+    pub(crate) fn new(
+        detected: Detected,
+        id: ManagedIdentityId,
+        runtime: &Runtime,
+        limits: Limits,
+    ) -> Result<Self, Error> {
+        let (kind, host) = match detected {
+            Ok(source) => {
+                source.supports(&id)?;
+                (source.kind(), Ok(Host::new(source, runtime, limits)))
+            }
+            Err((kind, error)) => (kind, Err(error)),
+        };
+        tracing::debug!(target: "identity_msi", source = kind.id(), identity = id.kind_name(), "managed identity source detected");
+        let cache_identity = format!("msi/{}/{}", kind.id(), id.cache_part());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                kind,
+                host,
+                id,
+                cache_identity,
+            }),
+            cache: TokenCache::with_clock(runtime.clock_or_default()),
+        })
+    }
+
     /// The token for `resource`, and the service's full response when this call fetched it
     /// (the low-level client reports its metadata).
+    ///
+    /// The cache hands back only the token, so the response travels through a slot filled by
+    /// the fetch: the one side channel, confined to this function.
     pub(crate) async fn token_for_resource(
         &self,
         resource: &str,
         bypass_cache: bool,
     ) -> Result<(AccessToken, Option<TokenResponse>), Error> {
-        let fresh: Arc<std::sync::Mutex<Option<TokenResponse>>> = Arc::default();
-        let token = self
-            .cached(resource, bypass_cache, Some(fresh.clone()), None)
-            .await?;
-        let fresh = fresh
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let slot: Arc<Mutex<Option<TokenResponse>>> = Arc::default();
+        let keep = {
+            let slot = slot.clone();
+            move |response| *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(response)
+        };
+        let token = self.cached(resource, bypass_cache, None, keep).await?;
+        let fresh = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         Ok((token, fresh))
     }
 
-    /// The token for `resource` through the cache; a fetched response is also put in `slot`.
-    /// `revocation` (a claims challenge) goes to the source with the fetch.
+    /// The token for `resource` through the cache; `keep` receives a fetched response.
+    /// `revocation` (a claims challenge) goes to the source with the request.
     async fn cached(
         &self,
         resource: &str,
         bypass_cache: bool,
-        slot: Option<Arc<std::sync::Mutex<Option<TokenResponse>>>>,
         revocation: Option<Revocation>,
+        keep: impl FnOnce(TokenResponse) + Send + 'static,
     ) -> Result<AccessToken, Error> {
         let scopes = [resource];
         let key = KeyRef::new(&self.inner.cache_identity, &scopes, None, false);
         self.cache
             .get_or_fetch(key, bypass_cache, || {
                 let inner = self.inner.clone();
-                let owned = resource.to_owned();
+                let resource = resource.to_owned();
                 async move {
-                    let response = inner.fetch_with(&owned, revocation.as_ref()).await?;
+                    let host = inner.host.as_ref().map_err(Clone::clone)?;
+                    let call = Call {
+                        resource: &resource,
+                        id: &inner.id,
+                        revocation: revocation.as_ref(),
+                    };
+                    let response = host.fetch(&call).await?;
                     let mut token = AccessToken::new(response.token.clone(), response.expires_on);
                     token.refresh_on = response.refresh_on;
-                    if let Some(slot) = slot {
-                        *slot
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(response);
-                    }
+                    keep(response);
                     Ok(token)
                 }
             })
@@ -214,10 +359,9 @@ impl ManagedIdentityCredential {
                 replaced: self.cached_token(resource),
                 capabilities: &["CP1"],
             };
-            return self.cached(resource, true, None, Some(revocation)).await;
+            return self.cached(resource, true, Some(revocation), drop).await;
         }
-        // No response slot: a cached call allocates nothing.
-        self.cached(resource, false, None, None).await
+        self.cached(resource, false, None, drop).await
     }
 
     /// The token cached for `resource`, if any (a claims challenge is rare: a scan is fine).
@@ -251,7 +395,7 @@ impl TokenCredential for ManagedIdentityCredential {
         }
         identity_core::trace::traced(
             NAME,
-            self.inner.source.kind().id(),
+            self.inner.kind.id(),
             self.get_token_impl(scopes, options),
         )
     }
@@ -276,267 +420,6 @@ impl TokenCredential for ManagedIdentityCredential {
     }
 }
 
-/// Builds a [`ManagedIdentityCredential`].
-#[derive(Clone, Default)]
-#[must_use]
-pub struct ManagedIdentityCredentialBuilder {
-    client_id: Option<String>,
-    object_id: Option<String>,
-    resource_id: Option<String>,
-    identity: Option<ManagedIdentityId>,
-    env: Option<Env>,
-    clock: Option<Arc<dyn Clock>>,
-    sleeper: Option<Arc<dyn Sleeper>>,
-    http_client: Option<Arc<dyn HttpClient>>,
-    limits: Option<Limits>,
-    within_default_chain: bool,
-    endpoint: Option<String>,
-    imds_endpoint: Option<String>,
-    arc_key_directory: Option<PathBuf>,
-    host_files: Option<Arc<dyn crate::HostFiles>>,
-}
-
-impl fmt::Debug for ManagedIdentityCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredentialBuilder")
-            .field("client_id", &self.client_id)
-            .field("object_id", &self.object_id)
-            .field("resource_id", &self.resource_id)
-            .field("identity", &self.identity)
-            .field("env", &self.env)
-            .field("limits", &self.limits)
-            .field("within_default_chain", &self.within_default_chain)
-            .field("endpoint", &self.endpoint)
-            .field("imds_endpoint", &self.imds_endpoint)
-            .field("arc_key_directory", &self.arc_key_directory)
-            .field("host_files", &self.host_files)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ManagedIdentityCredentialBuilder {
-    /// Requests the user-assigned identity with this client id.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
-
-    /// Requests the user-assigned identity with this object (principal) id.
-    pub fn object_id(mut self, object_id: impl Into<String>) -> Self {
-        self.object_id = Some(object_id.into());
-        self
-    }
-
-    /// Requests the user-assigned identity with this Azure resource id.
-    pub fn resource_id(mut self, resource_id: impl Into<String>) -> Self {
-        self.resource_id = Some(resource_id.into());
-        self
-    }
-
-    /// Sets the identity as a value (e.g. loaded from configuration). Conflicts with the
-    /// individual selectors unless it names the same identity.
-    pub fn identity(mut self, identity: ManagedIdentityId) -> Self {
-        self.identity = Some(identity);
-        self
-    }
-
-    /// The environment snapshot to detect the source from (default: the process
-    /// environment at `build`).
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = Some(env);
-        self
-    }
-
-    /// The clock for the cache and `Retry-After` dates.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// The sleeper used between retries.
-    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = Some(sleeper);
-        self
-    }
-
-    /// The HTTP client (default: identity-core's shared plain-HTTP `HyperClient`, feature
-    /// `hyper`). Service Fabric always uses its own pinned TLS client.
-    pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
-        self.http_client = Some(client);
-        self
-    }
-
-    /// The per-attempt timeout and body cap (default [`Limits::DEFAULT`]).
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = Some(limits);
-        self
-    }
-
-    /// The per-attempt timeout (keeps the body cap).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.limits = Some(self.limits.unwrap_or_default().timeout(timeout));
-        self
-    }
-
-    /// Set by `DefaultAzureCredential`: IMDS first checks that it is there (the probe, or with
-    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` one bounded first request; see [`crate::imds`]) and
-    /// any answer that is not IMDS's is unavailable at once; Cloud Shell accepts a
-    /// user-assigned client id (sent as a form field, docs/protocol.md §2.6).
-    pub fn within_default_chain(mut self, yes: bool) -> Self {
-        self.within_default_chain = yes;
-        self
-    }
-
-    /// Replaces the detected source's endpoint URL (for tests and tools): the full token
-    /// URL for IMDS (default `http://169.254.169.254/metadata/identity/oauth2/token`),
-    /// otherwise the value that `IDENTITY_ENDPOINT` or `MSI_ENDPOINT` would carry.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
-        self
-    }
-
-    /// Replaces the IMDS token URL only when IMDS is the detected source (default
-    /// `http://169.254.169.254/metadata/identity/oauth2/token`), leaving App Service and the
-    /// other sources alone: what a chain or a test that must never reach the real IMDS
-    /// address wants.
-    pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.imds_endpoint = Some(url.into());
-        self
-    }
-
-    /// The directory Azure Arc key files must be in (default: the agent's directory for
-    /// the platform). Tests point it at a temporary directory.
-    pub fn arc_key_directory(mut self, directory: impl Into<PathBuf>) -> Self {
-        self.arc_key_directory = Some(directory.into());
-        self
-    }
-
-    /// What detection may learn from the file system (default [`crate::SystemHostFiles`]):
-    /// whether the Azure Arc agent's executable exists. Tests pass a
-    /// [`crate::ListedHostFiles`] so that detection never depends on the machine.
-    pub fn host_files(mut self, files: Arc<dyn crate::HostFiles>) -> Self {
-        self.host_files = Some(files);
-        self
-    }
-
-    fn resolve_identity(&self) -> Result<ManagedIdentityId, Error> {
-        let mut chosen: Vec<ManagedIdentityId> = Vec::new();
-        if let Some(id) = &self.client_id {
-            chosen.push(ManagedIdentityId::ClientId(id.clone()));
-        }
-        if let Some(id) = &self.object_id {
-            chosen.push(ManagedIdentityId::ObjectId(id.clone()));
-        }
-        if let Some(id) = &self.resource_id {
-            chosen.push(ManagedIdentityId::ResourceId(id.clone()));
-        }
-        if let Some(id) = &self.identity {
-            if !chosen.contains(id) {
-                chosen.push(id.clone());
-            }
-        }
-        match chosen.as_slice() {
-            [] => Ok(ManagedIdentityId::SystemAssigned),
-            [one] => {
-                let value = match one {
-                    ManagedIdentityId::SystemAssigned => return Ok(one.clone()),
-                    ManagedIdentityId::ClientId(v)
-                    | ManagedIdentityId::ObjectId(v)
-                    | ManagedIdentityId::ResourceId(v) => v,
-                };
-                if value.trim().is_empty() {
-                    return Err(Error::invalid_configuration(
-                        NAME,
-                        format!(
-                            "the {} selector is empty; pass the identity's id or leave it unset for the system-assigned identity",
-                            one.kind_name()
-                        ),
-                    ));
-                }
-                Ok(one.clone())
-            }
-            _ => Err(Error::invalid_configuration(
-                NAME,
-                "more than one managed identity selector was given; set only one of client_id, object_id and resource_id",
-            )),
-        }
-    }
-
-    /// Detects the source and builds the credential.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
-    /// more than one identity selector is set, a selector is empty, or the detected source
-    /// cannot honour the requested identity kind (Service Fabric and Cloud Shell refuse
-    /// user-assigned identities).
-    pub fn build(self) -> Result<ManagedIdentityCredential, Error> {
-        let id = self.resolve_identity()?;
-        let clock = self.clock.clone().unwrap_or_else(system_clock);
-        let settings = Settings {
-            env: self.env.clone().unwrap_or_else(Env::from_process),
-            client: match self.http_client.clone() {
-                Some(client) => client,
-                None => default_client(),
-            },
-            sleeper: self.sleeper.clone().unwrap_or_else(tokio_sleeper),
-            clock: clock.clone(),
-            limits: self.limits.unwrap_or_default(),
-            within_default_chain: self.within_default_chain,
-            endpoint: self.endpoint.clone(),
-            imds_endpoint: self.imds_endpoint.clone(),
-            arc_key_directory: self.arc_key_directory.clone(),
-            host_files: self
-                .host_files
-                .clone()
-                .unwrap_or_else(|| Arc::new(crate::SystemHostFiles)),
-        };
-        let source = detect::detect(&settings);
-        source.supports(&id)?;
-        tracing::debug!(target: "identity_msi", source = source.kind().id(), identity = id.kind_name(), "managed identity source detected");
-        let cache_identity = format!("msi/{}/{}", source.kind().id(), id.cache_part());
-        Ok(ManagedIdentityCredential {
-            inner: Arc::new(Inner {
-                source,
-                id,
-                cache_identity,
-            }),
-            cache: TokenCache::with_clock(clock),
-        })
-    }
-}
-
-#[cfg(feature = "hyper")]
-fn default_client() -> Arc<dyn HttpClient> {
-    identity_core::http::HyperClient::shared()
-}
-
-#[cfg(not(feature = "hyper"))]
-fn default_client() -> Arc<dyn HttpClient> {
-    Arc::new(NoClient)
-}
-
-/// Without the `hyper` feature and without an injected client, requests fail with a clear
-/// message instead of the build failing (a chain may never reach this credential).
-#[cfg(not(feature = "hyper"))]
-#[derive(Debug)]
-struct NoClient;
-
-#[cfg(not(feature = "hyper"))]
-impl HttpClient for NoClient {
-    fn execute(
-        &self,
-        _request: identity_core::http::Request,
-        _options: identity_core::http::SendOptions,
-    ) -> BoxFuture<
-        '_,
-        Result<http::Response<identity_core::http::Body>, identity_core::http::BoxError>,
-    > {
-        Box::pin(async {
-            Err("no HTTP client: enable the `hyper` feature of identity-msi or pass one with `http_client`".into())
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,7 +430,7 @@ mod tests {
     #[test]
     fn conflicting_selectors_are_refused_at_build() {
         let e = ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .client_id("a")
             .object_id("b")
             .build()
@@ -559,7 +442,7 @@ mod tests {
     #[test]
     fn an_empty_selector_is_refused_at_build() {
         let e = ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .client_id(" ")
             .build()
             .unwrap_err();
@@ -569,7 +452,7 @@ mod tests {
     #[test]
     fn the_same_identity_given_twice_is_not_a_conflict() {
         let c = ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .client_id("a")
             .identity(ManagedIdentityId::ClientId("a".into()))
             .build()
@@ -584,7 +467,7 @@ mod tests {
         assert_traits::<ManagedIdentityCredential>();
         assert_traits::<ManagedIdentityCredentialBuilder>();
         let c = ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .build()
             .unwrap();
         let options = TokenRequestOptions::default();
@@ -689,7 +572,7 @@ mod tests {
     #[test]
     fn more_than_one_scope_is_an_invalid_argument() {
         let c = ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .build()
             .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()

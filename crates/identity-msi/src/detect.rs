@@ -36,60 +36,181 @@
 //! environment is detected, so that it does not fall through to IMDS, and `get_token` says
 //! to use `WorkloadIdentityCredential`.
 //!
+//! Detection returns a result: an environment that names a source this credential cannot use
+//! ("configured but incomplete", workload identity) is an error, which `get_token` reports
+//! as *unavailable* without any request, while `source()` still names what was found.
+//!
+//! Every environment variable the crate reads, and every source's names, are defined here,
+//! once; the source modules import them (and re-export the public ones).
+//!
 //! Problems with the environment's values (a malformed URL or thumbprint) do not fail the
 //! build: they are reported by `get_token` without any request, so that a
 //! `DefaultAzureCredential` can still be built and move on. Only a refused identity kind
 //! fails the build.
 
-use identity_core::http::{Pipeline, Request};
-use identity_core::{BoxFuture, Error};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::source::{ManagedIdentityId, ManagedIdentitySource, Settings, Source};
-use crate::wire::TokenResponse;
+use identity_core::{Env, Error};
+
+use crate::source::Source;
 use crate::{NAME, app_service, arc, azure_ml, cloud_shell, imds, service_fabric};
 
-/// A detector: the source if it recognises the environment.
-type Detector = fn(&Settings) -> Option<Box<dyn Source>>;
+// The environment variables, all of them.
 
-/// The detectors, in the order of docs/protocol.md §2.1.
+/// App Service, Service Fabric and Azure Arc: the endpoint URL.
+pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+/// App Service and Service Fabric: the secret the endpoint expects.
+pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+/// Service Fabric: the SHA-1 thumbprint of the cluster's certificate.
+pub const IDENTITY_SERVER_THUMBPRINT: &str = "IDENTITY_SERVER_THUMBPRINT";
+/// Azure Arc: set by the agent; only its presence is used.
+pub const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
+/// Azure Machine Learning and Cloud Shell: the endpoint URL.
+pub const MSI_ENDPOINT: &str = "MSI_ENDPOINT";
+/// Azure Machine Learning: the secret sent in the `secret` header.
+pub const MSI_SECRET: &str = "MSI_SECRET";
+/// Azure Machine Learning: the compute's default identity, sent as `clientid` on
+/// system-assigned requests when set.
+pub const DEFAULT_IDENTITY_CLIENT_ID: &str = "DEFAULT_IDENTITY_CLIENT_ID";
+/// IMDS: overrides the authority (AAD Pod Identity).
+pub const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
+/// Workload identity: set by the AKS workload identity webhook.
+pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+/// Workload identity: the tenant.
+pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+/// Workload identity: the projected service account token.
+pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+/// Windows: where the Arc agent's executable is installed (either spelling).
+pub(crate) const PROGRAM_FILES: [&str; 2] = ["ProgramFiles", "PROGRAMFILES"];
+/// Windows: where the Arc agent keeps its key files (either spelling).
+pub(crate) const PROGRAM_DATA: [&str; 2] = ["ProgramData", "PROGRAMDATA"];
+
+/// The hosting environment the credential detected (docs/protocol.md §2.1), for logs and for
+/// `DefaultAzureCredential`. Each source is documented in its module:
+///
+/// | Source | Module | Identities |
+/// |---|---|---|
+/// | IMDS (VMs, scale sets, AKS pod identity; the fallback) | [`imds`](crate::imds) | system, client id, object id, resource id |
+/// | App Service, Functions, Container Apps | [`app_service`](crate::app_service) | system, client id, object id, resource id |
+/// | Azure Arc (by its variables, or by the agent's `himds` executable) | [`arc`](crate::arc) | system, client id, object id, resource id (echo checked) |
+/// | Azure Machine Learning | [`azure_ml`](crate::azure_ml) | system, client id, object id, resource id |
+/// | Cloud Shell | [`cloud_shell`](crate::cloud_shell) | the signed-in user only |
+/// | Service Fabric (feature `service-fabric`) | [`service_fabric`](crate::service_fabric) | system only |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ManagedIdentitySource {
+    /// Service Fabric (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `IDENTITY_SERVER_THUMBPRINT`).
+    ServiceFabric,
+    /// App Service, Azure Functions or Container Apps (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`).
+    AppService,
+    /// Azure Arc (`IDENTITY_ENDPOINT`, `IMDS_ENDPOINT`, or the agent's executable).
+    AzureArc,
+    /// `IDENTITY_ENDPOINT` alone: a broken App Service or Arc environment (no source;
+    /// `get_token` is unavailable).
+    Incomplete,
+    /// Azure Machine Learning (`MSI_ENDPOINT`, `MSI_SECRET`).
+    AzureMl,
+    /// Azure Cloud Shell (`MSI_ENDPOINT` without `MSI_SECRET`).
+    CloudShell,
+    /// Workload identity (`AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`,
+    /// `AZURE_FEDERATED_TOKEN_FILE`), served by `WorkloadIdentityCredential` (no source here;
+    /// `get_token` is unavailable).
+    WorkloadIdentity,
+    /// The instance metadata service of Azure VMs, VM scale sets and AKS pod identity.
+    Imds,
+}
+
+impl ManagedIdentitySource {
+    /// The one table of source names: a stable lower-case id (cache keys, logs) and the name
+    /// used in messages.
+    const fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::ServiceFabric => ("service_fabric", "Service Fabric"),
+            Self::AppService => ("app_service", "App Service"),
+            Self::AzureArc => ("azure_arc", "Azure Arc"),
+            Self::Incomplete => ("incomplete", "incomplete"),
+            Self::AzureMl => ("azure_ml", "Azure Machine Learning"),
+            Self::CloudShell => ("cloud_shell", "Cloud Shell"),
+            Self::WorkloadIdentity => ("workload_identity", "workload identity"),
+            Self::Imds => ("imds", "IMDS"),
+        }
+    }
+
+    /// The name used in messages, e.g. `App Service`.
+    pub fn display_name(self) -> &'static str {
+        self.names().1
+    }
+
+    /// A stable lower-case identifier, e.g. `app_service` (used in cache keys and logs).
+    pub fn id(self) -> &'static str {
+        self.names().0
+    }
+}
+
+impl fmt::Display for ManagedIdentitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
+/// Everything detection may use: the environment snapshot and the builder's settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) env: Env,
+    pub(crate) within_default_chain: bool,
+    pub(crate) endpoint: Option<String>,
+    /// The builder's IMDS-only endpoint override.
+    pub(crate) imds_endpoint: Option<String>,
+    pub(crate) arc_key_directory: Option<PathBuf>,
+    /// What detection may learn from the file system (the Arc agent's executable).
+    pub(crate) host_files: Arc<dyn crate::HostFiles>,
+}
+
+impl Settings {
+    /// The builder's endpoint override, else the environment variable's value.
+    pub(crate) fn endpoint_or<'a>(&'a self, from_env: &'a str) -> &'a str {
+        self.endpoint.as_deref().unwrap_or(from_env)
+    }
+}
+
+/// What detection found: a source, or an environment that names one this credential cannot
+/// use (the kind `source()` reports and the error `get_token` reports).
+pub(crate) type Detected = Result<Box<dyn Source>, (ManagedIdentitySource, Error)>;
+
+/// A detection rule: `Some` when it recognises the environment.
+type Detector = fn(&Settings) -> Option<Detected>;
+
+/// The rules, in the order of docs/protocol.md §2.1. A new source adds its line here.
 const DETECTORS: &[Detector] = &[
     service_fabric::detect,
     app_service::detect,
     arc::detect,
-    detect_incomplete,
+    incomplete,
     azure_ml::detect,
     cloud_shell::detect,
-    detect_workload_identity,
-    detect_arc_agent,
+    workload_identity,
+    arc_agent,
 ];
 
-/// Runs the detectors; IMDS when none matches.
-pub(crate) fn detect(settings: &Settings) -> Box<dyn Source> {
+/// Runs the rules; IMDS when none matches.
+pub(crate) fn detect(settings: &Settings) -> Detected {
     DETECTORS
         .iter()
         .find_map(|detector| detector(settings))
-        .unwrap_or_else(|| imds::new(settings))
+        .unwrap_or_else(|| Ok(imds::new(settings)))
 }
-
-/// `AZURE_AUTHORITY_HOST`: set by the AKS workload identity webhook.
-pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
-/// `AZURE_TENANT_ID`.
-pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-/// `AZURE_FEDERATED_TOKEN_FILE`: the projected service account token.
-pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 
 /// The Arc agent's executable on Linux.
 pub(crate) const HIMDS_LINUX: &str = "/opt/azcmagent/bin/himds";
 
 /// Where the Arc agent's executable would be on this platform, if it has one.
-fn himds_path(settings: &Settings) -> Option<std::path::PathBuf> {
+fn himds_path(env: &Env) -> Option<PathBuf> {
     if cfg!(target_os = "linux") {
-        Some(std::path::PathBuf::from(HIMDS_LINUX))
+        Some(PathBuf::from(HIMDS_LINUX))
     } else if cfg!(windows) {
-        let program_files = settings
-            .env
-            .non_empty("ProgramFiles")
-            .or_else(|| settings.env.non_empty("PROGRAMFILES"))?;
+        let program_files = PROGRAM_FILES.iter().find_map(|name| env.non_empty(name))?;
         Some(
             std::path::Path::new(program_files)
                 .join("AzureConnectedMachineAgent")
@@ -101,122 +222,58 @@ fn himds_path(settings: &Settings) -> Option<std::path::PathBuf> {
 }
 
 /// The Arc agent found by its executable (no Arc variables in the environment).
-fn detect_arc_agent(settings: &Settings) -> Option<Box<dyn Source>> {
-    let himds = himds_path(settings)?;
+fn arc_agent(settings: &Settings) -> Option<Detected> {
+    let himds = himds_path(&settings.env)?;
     if !settings.host_files.is_file(&himds) {
         return None;
     }
     tracing::debug!(target: "identity_msi", "the Azure Arc agent's executable exists; using the agent's endpoint");
-    Some(arc::with_endpoint(
+    Some(Ok(arc::with_endpoint(
         settings,
         arc::AGENT_ENDPOINT,
         "the Azure Arc agent endpoint",
-    ))
+    )))
 }
 
 /// `IDENTITY_ENDPOINT` is set, but neither `IDENTITY_HEADER` nor `IMDS_ENDPOINT`.
-fn detect_incomplete(settings: &Settings) -> Option<Box<dyn Source>> {
-    settings.env.non_empty(app_service::IDENTITY_ENDPOINT)?;
-    Some(Box::new(Incomplete))
-}
-
-#[derive(Debug)]
-struct Incomplete;
-
-impl Source for Incomplete {
-    fn kind(&self) -> ManagedIdentitySource {
-        ManagedIdentitySource::Incomplete
-    }
-
-    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn request(&self, _resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
-        Err(incomplete_error())
-    }
-
-    fn check(&self) -> &'static str {
-        "set IDENTITY_HEADER (App Service) or IMDS_ENDPOINT (Azure Arc), or unset IDENTITY_ENDPOINT"
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        None
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        _resource: &'a str,
-        _id: &'a ManagedIdentityId,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(async { Err(incomplete_error()) })
-    }
-}
-
-fn incomplete_error() -> Error {
-    Error::unavailable(
-        NAME,
-        "no managed identity endpoint found: IDENTITY_ENDPOINT is set but IDENTITY_HEADER (App Service) and \
-         IMDS_ENDPOINT (Azure Arc) are missing; set the missing variable or unset IDENTITY_ENDPOINT",
-    )
+fn incomplete(settings: &Settings) -> Option<Detected> {
+    settings.env.non_empty(IDENTITY_ENDPOINT)?;
+    Some(Err((
+        ManagedIdentitySource::Incomplete,
+        Error::unavailable(
+            NAME,
+            format!(
+                "no managed identity endpoint found: {IDENTITY_ENDPOINT} is set but {IDENTITY_HEADER} (App Service) and \
+                 {IMDS_ENDPOINT} (Azure Arc) are missing; set the missing variable or unset {IDENTITY_ENDPOINT}"
+            ),
+        ),
+    )))
 }
 
 /// The workload identity environment of docs/protocol.md §2.1 step 3.
-fn detect_workload_identity(settings: &Settings) -> Option<Box<dyn Source>> {
+fn workload_identity(settings: &Settings) -> Option<Detected> {
     let env = &settings.env;
     env.non_empty(AZURE_AUTHORITY_HOST)?;
     env.non_empty(AZURE_TENANT_ID)?;
     env.non_empty(AZURE_FEDERATED_TOKEN_FILE)?;
-    Some(Box::new(WorkloadIdentity))
-}
-
-#[derive(Debug)]
-struct WorkloadIdentity;
-
-impl Source for WorkloadIdentity {
-    fn kind(&self) -> ManagedIdentitySource {
-        ManagedIdentitySource::WorkloadIdentity
-    }
-
-    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn request(&self, _resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
-        Err(workload_error())
-    }
-
-    fn check(&self) -> &'static str {
-        "use WorkloadIdentityCredential"
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        None
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        _resource: &'a str,
-        _id: &'a ManagedIdentityId,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(async { Err(workload_error()) })
-    }
-}
-
-fn workload_error() -> Error {
-    Error::unavailable(
-        NAME,
-        "the environment configures workload identity (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID and \
-         AZURE_FEDERATED_TOKEN_FILE are set); ManagedIdentityCredential does not perform the federated token \
-         exchange: use WorkloadIdentityCredential (identity-entra) or DefaultAzureCredential (identity-chain)",
-    )
+    Some(Err((
+        ManagedIdentitySource::WorkloadIdentity,
+        Error::unavailable(
+            NAME,
+            format!(
+                "the environment configures workload identity ({AZURE_AUTHORITY_HOST}, {AZURE_TENANT_ID} and \
+                 {AZURE_FEDERATED_TOKEN_FILE} are set); ManagedIdentityCredential does not perform the federated token \
+                 exchange: use WorkloadIdentityCredential (identity-entra) or DefaultAzureCredential (identity-chain)"
+            ),
+        ),
+    )))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::ManagedIdentitySource as S;
     use crate::ManagedIdentityCredential;
-    use crate::source::ManagedIdentitySource as S;
-    use identity_core::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
+    use identity_core::{Env, ErrorKind, Runtime, TokenCredential, TokenRequestOptions};
 
     /// One row: environment pairs, the expected source, and for sources that fail without a
     /// request, a word the error must contain.
@@ -239,7 +296,7 @@ mod tests {
             .unwrap();
         for (pairs, expected, error_word) in rows {
             let credential = ManagedIdentityCredential::builder()
-                .env(Env::from_pairs(pairs.iter().copied()))
+                .runtime(Runtime::with_env(Env::from_pairs(pairs.iter().copied())))
                 // Nothing listens here: a row that unexpectedly sends a request fails fast.
                 .endpoint("http://127.0.0.1:9/none")
                 .host_files(std::sync::Arc::new(crate::ListedHostFiles::default()))
@@ -361,7 +418,7 @@ mod tests {
 
     fn with_himds(pairs: &[(&str, &str)]) -> ManagedIdentityCredential {
         ManagedIdentityCredential::builder()
-            .env(Env::from_pairs(pairs.iter().copied()))
+            .runtime(Runtime::with_env(Env::from_pairs(pairs.iter().copied())))
             .host_files(std::sync::Arc::new(crate::ListedHostFiles::new([
                 super::HIMDS_LINUX,
             ])))
@@ -423,7 +480,7 @@ mod tests {
         // The agent's fixed endpoint is http://localhost:40342; the test points it at the
         // local server, as `endpoint` does for every source.
         let credential = ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .host_files(std::sync::Arc::new(crate::ListedHostFiles::new([
                 super::HIMDS_LINUX,
             ])))

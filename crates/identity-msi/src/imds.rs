@@ -8,7 +8,7 @@
 //! * Request: `GET http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=<resource>[&<id>]`
 //!   with `Metadata: true`.
 //! * Identities: system-assigned; user-assigned by `client_id`, `object_id` or `msi_res_id`.
-//! * Retries: [`RetryPolicy::imds`]: 6 attempts on 404, 408, 410, 429 and 5xx, sleeps 0, 1.6,
+//! * Retries: [`retry_policy`]: 6 attempts on 404, 408, 410, 429 and 5xx, sleeps 0, 1.6,
 //!   3.2, 6.4, 12.8 s (0, 5, 10, 20, 40 s after a 410, as IMDS asks while it upgrades),
 //!   `Retry-After` honoured. Connect timeout 2 s.
 //!
@@ -52,23 +52,21 @@
 //!   at most 20 s; a token or a final IMDS error is the result; a retryable IMDS error is
 //!   followed by the full retry schedule.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
-use identity_core::http::{Limits, Pipeline, ReasonPhrase, Request, Response, SendOptions, Target};
-use identity_core::retry::RetryPolicy;
-use identity_core::{BoxFuture, Error, ErrorKind};
+use identity_core::http::{ReasonPhrase, Request, Response, Target, clone_request};
+use identity_core::retry::{RetryPolicy, StatusSet};
+use identity_core::{Error, ErrorKind};
 
 use crate::NAME;
+pub use crate::detect::AZURE_POD_IDENTITY_AUTHORITY_HOST;
+use crate::detect::{ManagedIdentitySource, Settings};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Settings, Source, build_request, parse_endpoint,
-    standard_fetch,
+    Answer, Bounds, Call, ManagedIdentityId, Opening, Source, Transport, get_request,
+    parse_endpoint,
 };
 use crate::wire::{self, TokenResponse};
 
-/// Overrides the IMDS authority (AAD Pod Identity).
-pub const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
 /// The default token endpoint.
 pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 /// The token path appended to an authority.
@@ -86,27 +84,37 @@ pub const PROBE_ANSWER_BUDGET: Duration = Duration::from_secs(10);
 /// identity answers slowly by design, so this is longer than the probe's budget, and still
 /// short enough that an endpoint that accepts and never answers does not stall the chain.
 pub const FIRST_ANSWER_BUDGET: Duration = Duration::from_secs(20);
+/// The statuses IMDS requests are retried on: 404, 408, 410, 429 and 500–998.
+pub const RETRY_STATUSES: StatusSet = StatusSet::EMPTY
+    .with(404)
+    .with(408)
+    .with(410)
+    .with(429)
+    .with_range(500, 998);
+/// The overall deadline of one IMDS call: 90 s, which the upgrade schedule (sleeps of 0, 5,
+/// 10, 20 and 40 s after a 410) fits in.
+pub const DEADLINE: Duration = Duration::from_secs(90);
 
-const CHECK: &str = "check that the VM or scale set has a managed identity assigned and that the IMDS endpoint is reachable";
+const REMEDY: &str = "check that the VM or scale set has a managed identity assigned and that the IMDS endpoint is reachable";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How the member decides, inside a chain, that IMDS is there before trusting its answers.
-#[derive(Debug)]
-enum Check {
-    /// The probe: the token GET without `Metadata`, one attempt.
-    Probe(Pipeline),
-    /// With the probe off (pod identity): the first real request, one attempt, classified
-    /// like the probe's answer.
-    FirstAnswer(Pipeline),
+/// The IMDS retry schedule (docs/protocol.md §2.8): the reference pipeline's policy with 5
+/// status retries (6 attempts) on [`RETRY_STATUSES`], factor 0.8 s (2.5 s for 410, giving
+/// sleeps of 0, 5, 10, 20 and 40 s), at most 60 s per sleep, and a [`DEADLINE`] of 90 s.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy::default()
+        .max_status_retries(5)
+        .status_factor(410, Duration::from_millis(2500))
+        .max_backoff(Duration::from_secs(60))
+        .statuses(RETRY_STATUSES)
+        .deadline(DEADLINE)
 }
 
 #[derive(Debug)]
 pub(crate) struct Imds {
     endpoint: Result<String, Error>,
-    pipeline: Pipeline,
-    check: Option<Check>,
-    /// Set once IMDS has answered as IMDS does (JSON); then the check is skipped.
-    alive: AtomicBool,
+    /// Inside a chain: the probe, or (with pod identity) the first request sent once.
+    opening: Option<Opening>,
 }
 
 /// IMDS is the fallback: it is built when no detector matched.
@@ -126,33 +134,23 @@ pub(crate) fn new(settings: &Settings) -> Box<dyn Source> {
         }
         (None, None) => Ok(DEFAULT_ENDPOINT.to_owned()),
     };
-    let once = |budget: Duration| {
-        let limits = Limits::DEFAULT
-            .timeout(budget.min(settings.limits.timeout))
-            .max_body(settings.limits.max_body);
-        settings.pipeline(RetryPolicy::none()).with_limits(limits)
-    };
-    let check = match (settings.within_default_chain, pod_host) {
+    let opening = match (settings.within_default_chain, pod_host) {
         (false, _) => None,
-        (true, None) => Some(Check::Probe(once(PROBE_ANSWER_BUDGET))),
-        (true, Some(_)) => Some(Check::FirstAnswer(once(FIRST_ANSWER_BUDGET))),
+        (true, None) => Some(Opening {
+            probe: true,
+            connect_timeout: PROBE_CONNECT_TIMEOUT,
+            budget: PROBE_ANSWER_BUDGET,
+        }),
+        (true, Some(_)) => Some(Opening {
+            probe: false,
+            connect_timeout: CONNECT_TIMEOUT,
+            budget: FIRST_ANSWER_BUDGET,
+        }),
     };
-    Box::new(Imds {
-        endpoint,
-        pipeline: settings.pipeline(RetryPolicy::imds()),
-        check,
-        alive: AtomicBool::new(false),
-    })
+    Box::new(Imds { endpoint, opening })
 }
 
 impl Imds {
-    fn url(&self, resource: &str, id: &ManagedIdentityId) -> Result<String, Error> {
-        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
-        params.extend(id.param(["client_id", "object_id", "msi_res_id"]));
-        Ok(wire::with_query(endpoint, &params))
-    }
-
     /// The printable endpoint, for messages.
     fn target(&self) -> Target {
         let uri = self
@@ -162,83 +160,6 @@ impl Imds {
             .and_then(|url| url.parse::<http::Uri>().ok())
             .unwrap_or_default();
         Target::of(&uri)
-    }
-
-    /// The availability check; `Ok` means go ahead with the real request.
-    async fn probe(
-        &self,
-        probe: &Pipeline,
-        resource: &str,
-        id: &ManagedIdentityId,
-    ) -> Result<(), Error> {
-        let request = build_request(
-            http::Request::get(self.url(resource, id)?),
-            Bytes::new(),
-            "IMDS",
-        )?;
-        let target = Target::of(request.uri());
-        let options = SendOptions::default().connect_timeout(PROBE_CONNECT_TIMEOUT);
-        let response = probe
-            .send_once(NAME, request, options)
-            .await
-            .map_err(|e| silent_error(&target, PROBE_CONNECT_TIMEOUT, probe.limits().timeout, e))?;
-        if !is_imds_answer(&response) {
-            return Err(not_imds_error(&response, &target));
-        }
-        self.alive.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The first real request inside a chain without a probe: one attempt within
-    /// [`FIRST_ANSWER_BUDGET`]. `Some` is the final result (a token, or an error that no retry
-    /// would change); `None` means IMDS answered with a retryable error, so the full retry
-    /// schedule follows.
-    async fn first_answer(
-        &self,
-        once: &Pipeline,
-        resource: &str,
-        id: &ManagedIdentityId,
-    ) -> Result<Option<TokenResponse>, Error> {
-        let request = self.request(resource, id)?;
-        let target = Target::of(request.uri());
-        let sent_at = once.clock().now();
-        let response = once
-            .send_once(NAME, request, self.send_options())
-            .await
-            .map_err(|e| silent_error(&target, CONNECT_TIMEOUT, once.limits().timeout, e))?;
-        if !is_imds_answer(&response) {
-            return Err(not_imds_error(&response, &target));
-        }
-        self.alive.store(true, Ordering::Relaxed);
-        let status = response.status();
-        if !status.is_success()
-            && self
-                .pipeline
-                .retry()
-                .should_retry(status.as_u16(), response.headers())
-        {
-            return Ok(None);
-        }
-        self.parse(&response, id, sent_at).map(Some)
-    }
-
-    async fn fetch_impl(
-        &self,
-        resource: &str,
-        id: &ManagedIdentityId,
-    ) -> Result<TokenResponse, Error> {
-        if !self.alive.load(Ordering::Relaxed) {
-            match &self.check {
-                Some(Check::Probe(probe)) => self.probe(probe, resource, id).await?,
-                Some(Check::FirstAnswer(once)) => {
-                    if let Some(token) = self.first_answer(once, resource, id).await? {
-                        return Ok(token);
-                    }
-                }
-                None => {}
-            }
-        }
-        standard_fetch(self, resource, id).await
     }
 }
 
@@ -252,15 +173,20 @@ fn is_imds_answer(response: &Response) -> bool {
     )
 }
 
-/// No answer within the budget (refused, connect timeout, silent listener).
-fn silent_error(target: &Target, connect: Duration, budget: Duration, cause: Error) -> Error {
+/// No answer (refused, connect timeout, silent listener), within the opening's bounds when
+/// it was the opening attempt.
+fn silent_error(target: &Target, bounds: Option<Bounds>, cause: Error) -> Error {
+    let within = bounds.map_or_else(String::new, |b| {
+        format!(
+            " (connect within {} ms, answer within {} ms)",
+            b.connect.as_millis(),
+            b.answer.as_millis()
+        )
+    });
     Error::unavailable(
         NAME,
         format!(
-            "no response from the IMDS endpoint {target} (connect within {} ms, answer within {} ms); this is not \
-             an Azure VM with a managed identity, or {CHECK}",
-            connect.as_millis(),
-            budget.as_millis()
+            "no response from the IMDS endpoint {target}{within}; this is not an Azure VM with a managed identity, or {REMEDY}"
         ),
     )
     .with_source(cause)
@@ -338,41 +264,73 @@ impl Source for Imds {
         ManagedIdentitySource::Imds
     }
 
-    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
-        Ok(())
+    fn remedy(&self) -> &'static str {
+        REMEDY
     }
 
-    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error> {
-        let builder = http::Request::get(self.url(resource, id)?).header("Metadata", "true");
-        build_request(builder, Bytes::new(), self.name())
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
+        let query = call.query(API_VERSION, ["client_id", "object_id", "msi_res_id"]);
+        let metadata = http::HeaderValue::from_static("true");
+        get_request(&self.endpoint, &query, vec![("Metadata", metadata)], self.kind())
     }
 
-    fn check(&self) -> &'static str {
-        CHECK
+    fn transport(&self) -> Transport {
+        Transport {
+            retry: retry_policy(),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            client: None,
+            opening: self.opening,
+        }
     }
 
-    fn pipeline(&self) -> Option<&Pipeline> {
-        Some(&self.pipeline)
-    }
-
-    fn send_options(&self) -> SendOptions {
-        SendOptions::default().connect_timeout(CONNECT_TIMEOUT)
-    }
-
-    fn parse(
+    /// The opening's answer must be IMDS's (a JSON object), else the member is unavailable at
+    /// once. After the probe the real request follows; the first request's own answer is
+    /// final unless the retry schedule would retry it.
+    fn challenge(
         &self,
         response: &Response,
-        id: &ManagedIdentityId,
-        sent_at: SystemTime,
-    ) -> Result<TokenResponse, Error> {
-        let status = response.status().as_u16();
-        if is_imds_answer(response) {
-            self.alive.store(true, Ordering::Relaxed);
-        } else if !response.status().is_success() {
+        request: &Request,
+        opening: Option<&Opening>,
+    ) -> Result<Option<Request>, Error> {
+        let Some(opening) = opening else {
+            return Ok(None);
+        };
+        if !is_imds_answer(response) {
+            return Err(not_imds_error(response, &Target::of(request.uri())));
+        }
+        let status = response.status();
+        let again = opening.probe
+            || (!status.is_success()
+                && retry_policy().should_retry(status.as_u16(), response.headers()));
+        Ok(again.then(|| clone_request(request)))
+    }
+
+    /// IMDS's table (docs/protocol.md §2.8):
+    ///
+    /// | Answer | Result |
+    /// |---|---|
+    /// | no response (refused, timed out; within the opening's bounds inside a chain) | unavailable: "no response from the IMDS endpoint" |
+    /// | an error status whose body is not a JSON object | unavailable: not Azure IMDS (status line, kind of body; the container hint for a 403 explained in its status line) |
+    /// | 400 | unavailable: no identity assigned, or not the requested one; the service's message |
+    /// | any other error status (after retries) | authentication failed, with the status and the service's message |
+    /// | a success whose body is not JSON | unavailable: something else answers on the IMDS address |
+    /// | a success with other defects | authentication failed, naming the field |
+    /// | a token | the token |
+    fn classify(&self, answer: Answer<'_>, call: &Call<'_>) -> Result<TokenResponse, Error> {
+        let (response, sent_at) = match answer {
+            Answer::Silence {
+                cause,
+                target,
+                opening,
+            } => return Err(silent_error(&target, opening, cause)),
+            Answer::Response { response, sent_at } => (response, sent_at),
+        };
+        let name = self.kind().display_name();
+        if !response.status().is_success() && !is_imds_answer(response) {
             return Err(not_imds_error(response, &self.target()));
         }
-        if status == 400 {
-            let what = match id {
+        if response.status() == http::StatusCode::BAD_REQUEST {
+            let what = match call.id {
                 ManagedIdentityId::SystemAssigned => {
                     "no managed identity has been assigned to this host; assign one, or request a user-assigned identity"
                         .to_owned()
@@ -389,10 +347,10 @@ impl Source for Imds {
             return Err(Error::unavailable(NAME, message).with_status(400));
         }
         if !response.status().is_success() {
-            return Err(wire::status_error(self.name(), response, CHECK));
+            return Err(wire::status_error(name, response, REMEDY));
         }
-        wire::parse_token(self.name(), response.body(), sent_at).map_err(|e| {
-            let error = e.into_error(self.name(), CHECK);
+        wire::parse_token(name, response.body(), sent_at).map_err(|e| {
+            let error = e.into_error(name, REMEDY);
             if e == wire::ParseError::NotJson {
                 // Something that is not IMDS answered on its address (a proxy, a captive
                 // portal): the credential cannot work here.
@@ -402,29 +360,13 @@ impl Source for Imds {
             }
         })
     }
-
-    fn transport_error(&self, error: Error, target: &Target) -> Error {
-        Error::unavailable(
-            NAME,
-            format!("no response from the IMDS endpoint {target}; this is not an Azure VM with a managed identity, or {CHECK}"),
-        )
-        .with_source(error)
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        resource: &'a str,
-        id: &'a ManagedIdentityId,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(self.fetch_impl(resource, id))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::loopback::{Raw, answer};
     use crate::test_support::*;
-    use identity_core::Env;
     use wiremock::matchers::{
         header, header_exists, method, path, query_param, query_param_is_missing,
     };
@@ -674,14 +616,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_probe_gives_up_on_a_silent_endpoint_after_its_answer_budget() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                held.push(s);
-            }
-        });
+        let silent = Raw::start(None, Duration::ZERO).await;
+        let addr = silent.addr;
         // The builder's timeout, when shorter, bounds the answer budget: the test does not wait
         // the default 10 s.
         let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
@@ -694,7 +630,6 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
-        hold.abort();
     }
 
     #[tokio::test]
@@ -743,76 +678,15 @@ mod tests {
     /// The same from a localized build: the reason phrase is not ASCII.
     const DOCKER_403_LOCALIZED: &str = "HTTP/1.0 403 169.254.169.254:80 への接続: connectex: 到達できないネットワークに対してソケット操作を実行しようとしました。\r\nConnection: close\r\n\r\n";
 
-    /// A loopback server answering every request with `answer` after `delay`, counting the
-    /// requests; `None` accepts and never answers.
-    struct Raw {
-        addr: std::net::SocketAddr,
-        seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl Raw {
-        async fn start(answer: Option<Vec<u8>>, delay: Duration) -> Self {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let counter = seen.clone();
-            tokio::spawn(async move {
-                while let Ok((mut stream, _)) = listener.accept().await {
-                    let answer = answer.clone();
-                    let counter = counter.clone();
-                    tokio::spawn(async move {
-                        let mut head = Vec::new();
-                        let mut buf = [0u8; 1024];
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match stream.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => head.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let Some(answer) = answer else {
-                            // Hold the connection open without answering.
-                            let _ = stream.read(&mut buf).await;
-                            return;
-                        };
-                        tokio::time::sleep(delay).await;
-                        let _ = stream.write_all(&answer).await;
-                        let _ = stream.shutdown().await;
-                    });
-                }
-            });
-            Self { addr, seen }
-        }
-
-        fn url(&self) -> String {
-            format!("http://{}{TOKEN_PATH}", self.addr)
-        }
-
-        fn pod_env(&self) -> Env {
-            Env::from_pairs([(
-                AZURE_POD_IDENTITY_AUTHORITY_HOST,
-                format!("http://{}", self.addr),
-            )])
-        }
-
-        fn seen(&self) -> usize {
-            self.seen.load(Ordering::SeqCst)
-        }
-    }
-
-    fn answer(status_line: &str, content_type: &str, body: &str) -> Vec<u8> {
-        format!(
-            "{status_line}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
+    /// Pod identity's variable, pointing at `raw`.
+    fn raw_pod_env(raw: &Raw) -> Env {
+        Env::from_pairs([(AZURE_POD_IDENTITY_AUTHORITY_HOST, raw.url(""))])
     }
 
     /// Every way the member can meet an endpoint: the chain's probe, the chain with pod
     /// identity (no probe), and standalone with pod identity.
     fn three_ways(raw: &Raw) -> [(&'static str, Harness); 3] {
-        let url = raw.url();
+        let url = raw.url(TOKEN_PATH);
         [
             (
                 "probe",
@@ -822,13 +696,13 @@ mod tests {
             ),
             (
                 "chain, pod identity",
-                harness_with(raw.pod_env(), ManagedIdentityId::SystemAssigned, |b| {
+                harness_with(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned, |b| {
                     b.within_default_chain(true)
                 }),
             ),
             (
                 "standalone, pod identity",
-                harness(raw.pod_env(), ManagedIdentityId::SystemAssigned),
+                harness(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned),
             ),
         ]
     }
@@ -908,7 +782,7 @@ mod tests {
             Duration::ZERO,
         )
         .await;
-        let h = harness(raw.pod_env(), ManagedIdentityId::SystemAssigned);
+        let h = harness(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned);
         let e = h.get().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert_eq!(raw.seen(), 6);
@@ -936,7 +810,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_pod_identity_endpoint_inside_the_chain_is_one_bounded_attempt() {
         let raw = Raw::start(None, Duration::ZERO).await;
-        let h = harness_with(raw.pod_env(), ManagedIdentityId::SystemAssigned, |b| {
+        let h = harness_with(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned, |b| {
             b.within_default_chain(true)
                 .timeout(Duration::from_millis(300))
         });
@@ -975,37 +849,10 @@ mod tests {
         assert_eq!(h.sleeper.slept(), secs(&[]));
     }
 
-    /// A loopback address where connecting never completes: a listener never accepted from,
-    /// its accept queue filled first (Linux then drops further SYNs), as a blackholed
-    /// address looks to a client.
-    #[cfg(target_os = "linux")]
-    async fn unconnectable() -> (
-        std::net::SocketAddr,
-        (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
-    ) {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let listener = socket.listen(1).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut held = Vec::new();
-        for _ in 0..16 {
-            match tokio::time::timeout(
-                Duration::from_millis(200),
-                tokio::net::TcpStream::connect(addr),
-            )
-            .await
-            {
-                Ok(Ok(stream)) => held.push(stream),
-                _ => break,
-            }
-        }
-        (addr, (listener, held))
-    }
-
     #[tokio::test]
     #[cfg(target_os = "linux")]
     async fn a_blackholed_address_ends_the_probe_at_its_connect_bound_not_its_answer_budget() {
-        let (addr, _hold) = unconnectable().await;
+        let (addr, _hold) = crate::test_support::loopback::unconnectable().await;
         let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
             b.within_default_chain(true)
                 .endpoint(format!("http://{addr}{TOKEN_PATH}"))

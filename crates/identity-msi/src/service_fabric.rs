@@ -25,62 +25,47 @@
 //!   token instead of handing it back, as MSAL does.
 //! * Retries: the default policy.
 //! * Errors: the `Secret` header value, echoed by the service in any common encoding, is
-//!   removed from every quoted message and error before it is shown or logged (the shared
-//!   fetch).
+//!   removed from every quoted message and error before it is shown or logged (the flow in
+//!   `credential.rs`).
 //! * Without the `service-fabric` feature a detected Service Fabric environment makes
 //!   `get_token` fail with a configuration error saying to enable it.
 
-use bytes::Bytes;
-use identity_core::http::{Pipeline, Request};
-use identity_core::{BoxFuture, Error, Secret};
+use std::sync::Arc;
+
+use identity_core::http::{HttpClient, Request};
+use identity_core::{Error, Secret};
 
 use crate::NAME;
-use crate::app_service::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
+pub use crate::detect::IDENTITY_SERVER_THUMBPRINT;
+use crate::detect::{Detected, IDENTITY_ENDPOINT, IDENTITY_HEADER, ManagedIdentitySource, Settings};
 use crate::source::{
-    ManagedIdentityId, ManagedIdentitySource, Revocation, Settings, Source, build_request,
-    secret_header, unsupported,
+    Answer, Call, ManagedIdentityId, Source, Transport, get_request, secret_header,
+    standard_classify, unsupported,
 };
-use crate::wire::{self, TokenResponse};
+use crate::wire::TokenResponse;
 
-/// The SHA-1 thumbprint of the cluster's certificate.
-pub const IDENTITY_SERVER_THUMBPRINT: &str = "IDENTITY_SERVER_THUMBPRINT";
 /// The api-version sent.
 pub const API_VERSION: &str = "2019-07-01-preview";
 
-const CHECK: &str = "check that the application has a managed identity in the cluster manifest and that IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT come from the cluster";
+const REMEDY: &str = "check that the application has a managed identity in the cluster manifest and that IDENTITY_ENDPOINT, IDENTITY_HEADER and IDENTITY_SERVER_THUMBPRINT come from the cluster";
 
 #[derive(Debug)]
 pub(crate) struct ServiceFabric {
     endpoint: Result<String, Error>,
     secret: Secret,
-    #[cfg_attr(
-        not(feature = "service-fabric"),
-        allow(dead_code, reason = "used by the pinned client")
-    )]
     thumbprint: Result<[u8; 20], Error>,
-    pipeline: Option<Pipeline>,
 }
 
 /// Detector: `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` and `IDENTITY_SERVER_THUMBPRINT` non-empty.
-pub(crate) fn detect(settings: &Settings) -> Option<Box<dyn Source>> {
-    let endpoint = settings.env.non_empty(IDENTITY_ENDPOINT)?;
+pub(crate) fn detect(settings: &Settings) -> Option<Detected> {
+    let url = settings.endpoint_or(settings.env.non_empty(IDENTITY_ENDPOINT)?);
     let secret = settings.env.non_empty(IDENTITY_HEADER)?;
     let thumbprint = settings.env.non_empty(IDENTITY_SERVER_THUMBPRINT)?;
-    let endpoint = settings.endpoint_or(endpoint);
-    let thumbprint = normalise_thumbprint(thumbprint);
-    #[cfg(feature = "service-fabric")]
-    let pipeline = thumbprint
-        .as_ref()
-        .ok()
-        .map(|pin| pinned::pipeline(settings, *pin));
-    #[cfg(not(feature = "service-fabric"))]
-    let pipeline = None;
-    Some(Box::new(ServiceFabric {
-        endpoint: check_endpoint(endpoint).map(|()| endpoint.to_owned()),
+    Some(Ok(Box::new(ServiceFabric {
+        endpoint: check_endpoint(url).map(|()| url.to_owned()),
         secret: Secret::new(secret),
-        thumbprint,
-        pipeline,
-    }))
+        thumbprint: normalise_thumbprint(thumbprint),
+    })))
 }
 
 fn check_endpoint(url: &str) -> Result<(), Error> {
@@ -89,7 +74,7 @@ fn check_endpoint(url: &str) -> Result<(), Error> {
         return Err(Error::invalid_configuration(
             NAME,
             format!(
-                "the Service Fabric endpoint must use https (its certificate is pinned); {CHECK}"
+                "the Service Fabric endpoint must use https (its certificate is pinned); {REMEDY}"
             ),
         ));
     }
@@ -106,7 +91,7 @@ pub(crate) fn normalise_thumbprint(raw: &str) -> Result<[u8; 20], Error> {
         Error::invalid_configuration(
             NAME,
             format!(
-                "{IDENTITY_SERVER_THUMBPRINT} is not a SHA-1 thumbprint (40 hex digits); {CHECK}"
+                "{IDENTITY_SERVER_THUMBPRINT} is not a SHA-1 thumbprint (40 hex digits); {REMEDY}"
             ),
         )
     };
@@ -129,10 +114,14 @@ impl Source for ServiceFabric {
         ManagedIdentitySource::ServiceFabric
     }
 
+    fn remedy(&self) -> &'static str {
+        REMEDY
+    }
+
     fn supports(&self, id: &ManagedIdentityId) -> Result<(), Error> {
         if id.is_user_assigned() {
             return Err(unsupported(
-                self.name(),
+                self.kind(),
                 id,
                 "the application's identity is set in the cluster configuration (https://aka.ms/servicefabricmi); remove the identity selector",
             ));
@@ -140,56 +129,9 @@ impl Source for ServiceFabric {
         Ok(())
     }
 
-    fn request(&self, resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
-        self.request_with(resource, &[])
-    }
-
-    fn check(&self) -> &'static str {
-        CHECK
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        self.pipeline.as_ref()
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        resource: &'a str,
-        id: &'a ManagedIdentityId,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(async move {
-            self.preflight()?;
-            crate::source::standard_fetch(self, resource, id).await
-        })
-    }
-
-    fn fetch_revoking<'a>(
-        &'a self,
-        resource: &'a str,
-        id: &'a ManagedIdentityId,
-        revocation: &'a Revocation,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(async move {
-            self.preflight()?;
-            let mut extra = Vec::new();
-            if let Some(replaced) = &revocation.replaced {
-                extra.push(("token_sha256_to_refresh", token_sha256(replaced.secret())));
-            }
-            if !revocation.capabilities.is_empty() {
-                extra.push(("xms_cc", revocation.capabilities.join(",")));
-            }
-            let revoking = Revoking {
-                source: self,
-                extra,
-            };
-            crate::source::standard_fetch(&revoking, resource, id).await
-        })
-    }
-}
-
-impl ServiceFabric {
-    /// Configuration problems, reported before anything connects.
-    fn preflight(&self) -> Result<(), Error> {
+    /// Configuration problems fail here, before anything connects. A claims challenge adds
+    /// `token_sha256_to_refresh` and `xms_cc` after `api-version` and `resource`.
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
         if !cfg!(feature = "service-fabric") {
             return Err(Error::invalid_configuration(
                 NAME,
@@ -199,50 +141,46 @@ impl ServiceFabric {
         }
         self.endpoint.as_ref().map_err(Clone::clone)?;
         self.thumbprint.as_ref().map_err(Clone::clone)?;
-        Ok(())
+        let mut extra = Vec::new();
+        if let Some(revocation) = call.revocation {
+            if let Some(replaced) = &revocation.replaced {
+                extra.push(("token_sha256_to_refresh", token_sha256(replaced.secret())));
+            }
+            if !revocation.capabilities.is_empty() {
+                extra.push(("xms_cc", revocation.capabilities.join(",")));
+            }
+        }
+        let mut query = vec![("api-version", API_VERSION), ("resource", call.resource)];
+        query.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let header = secret_header(self.secret.secret(), IDENTITY_HEADER, self.kind())?;
+        get_request(&self.endpoint, &query, vec![("Secret", header)], self.kind())
     }
 
-    /// The token request, with `extra` query parameters after `api-version` and `resource`.
-    fn request_with(&self, resource: &str, extra: &[(&str, String)]) -> Result<Request, Error> {
-        let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
-        let mut params = vec![("api-version", API_VERSION), ("resource", resource)];
-        params.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        let builder = http::Request::get(wire::with_query(endpoint, &params)).header(
-            "Secret",
-            secret_header(self.secret.secret(), IDENTITY_HEADER, self.name())?,
-        );
-        build_request(builder, Bytes::new(), self.name())
+    /// The pinned TLS client, whatever the runtime injects: only it may carry the secret.
+    fn transport(&self) -> Transport {
+        Transport {
+            client: pinned_client(self.thumbprint.as_ref().ok()),
+            ..Transport::default()
+        }
+    }
+
+    /// The standard table ([`standard_classify`]); a certificate that does not match the
+    /// thumbprint is a transport failure (the handshake aborts before the request is written).
+    fn classify(&self, answer: Answer<'_>, _call: &Call<'_>) -> Result<TokenResponse, Error> {
+        standard_classify(self, answer)
     }
 }
 
-/// A Service Fabric request answering a claims challenge: the plain request plus
-/// `token_sha256_to_refresh` and `xms_cc`.
-#[derive(Debug)]
-struct Revoking<'a> {
-    source: &'a ServiceFabric,
-    extra: Vec<(&'static str, String)>,
+/// The pinned client for a well-formed thumbprint.
+#[cfg(feature = "service-fabric")]
+fn pinned_client(pin: Option<&[u8; 20]>) -> Option<Arc<dyn HttpClient>> {
+    pin.map(|pin| Arc::new(pinned::PinnedClient { pin: *pin }) as Arc<dyn HttpClient>)
 }
 
-impl Source for Revoking<'_> {
-    fn kind(&self) -> ManagedIdentitySource {
-        self.source.kind()
-    }
-
-    fn supports(&self, id: &ManagedIdentityId) -> Result<(), Error> {
-        self.source.supports(id)
-    }
-
-    fn request(&self, resource: &str, _id: &ManagedIdentityId) -> Result<Request, Error> {
-        self.source.request_with(resource, &self.extra)
-    }
-
-    fn check(&self) -> &'static str {
-        CHECK
-    }
-
-    fn pipeline(&self) -> Option<&Pipeline> {
-        self.source.pipeline.as_ref()
-    }
+/// Without the feature no request is made (see `request`).
+#[cfg(not(feature = "service-fabric"))]
+fn pinned_client(_pin: Option<&[u8; 20]>) -> Option<Arc<dyn HttpClient>> {
+    None
 }
 
 /// The lowercase hex SHA-256 of a token, as `token_sha256_to_refresh` wants it.
@@ -255,7 +193,7 @@ fn token_sha256(token: &str) -> String {
         .collect()
 }
 
-/// Without the feature no request is made (see `preflight`), so nothing is hashed.
+/// Without the feature no request is made (see `request`), so nothing is hashed.
 #[cfg(not(feature = "service-fabric"))]
 fn token_sha256(_token: &str) -> String {
     String::new()
@@ -269,10 +207,7 @@ mod pinned {
     use std::sync::Arc;
 
     use identity_core::BoxFuture;
-    use identity_core::http::{
-        Body, BoxError, HttpClient, Pipeline, Request, SendOptions, send_over_io,
-    };
-    use identity_core::retry::RetryPolicy;
+    use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions, send_over_io};
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -280,20 +215,9 @@ mod pinned {
     use tokio::net::TcpStream;
     use tokio_rustls::TlsConnector;
 
-    use crate::source::Settings;
-
-    pub(super) fn pipeline(settings: &Settings, pin: [u8; 20]) -> Pipeline {
-        let client: Arc<dyn HttpClient> = Arc::new(PinnedClient { pin });
-        Pipeline::new(client)
-            .with_limits(settings.limits)
-            .with_retry(RetryPolicy::default())
-            .with_sleeper(settings.sleeper.clone())
-            .with_clock(settings.clock.clone())
-    }
-
     /// HTTPS to one endpoint whose certificate must hash to `pin`.
-    struct PinnedClient {
-        pin: [u8; 20],
+    pub(super) struct PinnedClient {
+        pub(super) pin: [u8; 20],
     }
 
     impl fmt::Debug for PinnedClient {
@@ -414,7 +338,7 @@ mod pinned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use identity_core::{Env, ErrorKind};
+    use identity_core::{Env, ErrorKind, Runtime};
 
     #[test]
     fn thumbprints_are_normalised() {
@@ -445,14 +369,14 @@ mod tests {
             ManagedIdentityId::ResourceId("X".into()),
         ] {
             let e = crate::ManagedIdentityCredential::builder()
-                .env(Env::from_pairs([
+                .runtime(Runtime::with_env(Env::from_pairs([
                     (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
                     (IDENTITY_HEADER, "s"),
                     (
                         IDENTITY_SERVER_THUMBPRINT,
                         "0123456789abcdef0123456789abcdef01234567",
                     ),
-                ]))
+                ])))
                 .identity(id)
                 .build()
                 .unwrap_err();
@@ -469,14 +393,14 @@ mod tests {
     async fn without_the_feature_get_token_says_to_enable_it() {
         use identity_core::{TokenCredential, TokenRequestOptions};
         let c = crate::ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([
+            .runtime(Runtime::with_env(Env::from_pairs([
                 (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
                 (IDENTITY_HEADER, "s"),
                 (
                     IDENTITY_SERVER_THUMBPRINT,
                     "0123456789abcdef0123456789abcdef01234567",
                 ),
-            ]))
+            ])))
             .build()
             .unwrap();
         let e = c
@@ -493,102 +417,9 @@ mod tests {
     #[cfg(feature = "service-fabric")]
     mod tls {
         use super::*;
+        use crate::test_support::loopback::{Server, tls_server, tls_server_with};
         use crate::test_support::*;
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use tokio::net::TcpListener;
-
-        struct Server {
-            addr: std::net::SocketAddr,
-            thumbprint: String,
-            /// Requests whose bytes were read after a completed handshake.
-            requests: Arc<AtomicUsize>,
-            received: Arc<std::sync::Mutex<Vec<String>>>,
-            task: tokio::task::JoinHandle<()>,
-        }
-
-        impl Drop for Server {
-            fn drop(&mut self) {
-                self.task.abort();
-            }
-        }
-
-        fn token_answer(_request: &str) -> (u16, String) {
-            (
-                200,
-                format!(
-                    r#"{{"access_token":"AT","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
-                    CLOCK_NOW + 3600
-                ),
-            )
-        }
-
-        async fn tls_server() -> Server {
-            tls_server_with(token_answer).await
-        }
-
-        /// A pinned TLS server answering every request with `respond(request text)`.
-        async fn tls_server_with(respond: fn(&str) -> (u16, String)) -> Server {
-            let key = rcgen::KeyPair::generate().unwrap();
-            let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-            let cert = params.self_signed(&key).unwrap();
-            let der = cert.der().to_vec();
-            let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
-            let thumbprint = digest
-                .as_ref()
-                .iter()
-                .map(|b| format!("{b:02X}"))
-                .collect::<Vec<_>>()
-                .join(":");
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![rustls::pki_types::CertificateDer::from(der)],
-                    rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-                )
-                .unwrap();
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let requests = Arc::new(AtomicUsize::new(0));
-            let received = Arc::new(std::sync::Mutex::new(Vec::new()));
-            let (r, rec) = (requests.clone(), received.clone());
-            let task = tokio::spawn(async move {
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        continue;
-                    };
-                    let mut buf = vec![0u8; 8192];
-                    let Ok(n) = tls.read(&mut buf).await else {
-                        continue;
-                    };
-                    if n == 0 {
-                        continue;
-                    }
-                    r.fetch_add(1, Ordering::SeqCst);
-                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let (status, body) = respond(&text);
-                    rec.lock().unwrap().push(text);
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(response.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-            Server {
-                addr,
-                thumbprint,
-                requests,
-                received,
-                task,
-            }
-        }
+        use std::sync::atomic::Ordering;
 
         fn sf_env(server: &Server, thumbprint: &str) -> Env {
             Env::from_pairs([

@@ -1,17 +1,19 @@
-//! The internal [`Source`] trait that every hosting environment implements, the identity
-//! selector and the source names.
+//! The internal [`Source`] trait: what a hosting environment tells the one flow in
+//! `credential.rs` (the identities it supports, the request it sends, how its requests
+//! travel, an optional challenge step, and how its answers become a token or an error), the
+//! identity selector, and the helpers a source builds its request and its errors with.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use identity_core::http::{HttpClient, Limits, Pipeline, Request, Response, SendOptions, Target};
-use identity_core::redact::Redactor;
+use bytes::Bytes;
+use identity_core::Error;
+use identity_core::http::{HttpClient, Request, Response, Target};
 use identity_core::retry::RetryPolicy;
-use identity_core::{BoxFuture, Clock, Env, Error, Sleeper};
 
 use crate::NAME;
+use crate::detect::ManagedIdentitySource;
 use crate::wire::{self, TokenResponse};
 
 /// Which managed identity to request a token for.
@@ -68,185 +70,30 @@ impl ManagedIdentityId {
     }
 }
 
-/// The hosting environment the credential detected (docs/protocol.md §2.1), for logs and for
-/// `DefaultAzureCredential`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ManagedIdentitySource {
-    /// Service Fabric (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `IDENTITY_SERVER_THUMBPRINT`).
-    ServiceFabric,
-    /// App Service, Azure Functions or Container Apps (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`).
-    AppService,
-    /// Azure Arc (`IDENTITY_ENDPOINT`, `IMDS_ENDPOINT`).
-    AzureArc,
-    /// `IDENTITY_ENDPOINT` alone: a broken App Service or Arc environment.
-    Incomplete,
-    /// Azure Machine Learning (`MSI_ENDPOINT`, `MSI_SECRET`).
-    AzureMl,
-    /// Azure Cloud Shell (`MSI_ENDPOINT` without `MSI_SECRET`).
-    CloudShell,
-    /// Workload identity (`AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`,
-    /// `AZURE_FEDERATED_TOKEN_FILE`), served by `WorkloadIdentityCredential`.
-    WorkloadIdentity,
-    /// The instance metadata service of Azure VMs, VM scale sets and AKS pod identity.
-    Imds,
+
+/// One token request, as a source sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call<'a> {
+    /// The resource the token is for (scopes without `/.default`).
+    pub(crate) resource: &'a str,
+    /// The identity requested.
+    pub(crate) id: &'a ManagedIdentityId,
+    /// Set when the call answers a claims challenge.
+    pub(crate) revocation: Option<&'a Revocation>,
 }
 
-impl ManagedIdentitySource {
-    /// The name used in messages, e.g. `App Service`.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Self::ServiceFabric => "Service Fabric",
-            Self::AppService => "App Service",
-            Self::AzureArc => "Azure Arc",
-            Self::Incomplete => "incomplete",
-            Self::AzureMl => "Azure Machine Learning",
-            Self::CloudShell => "Cloud Shell",
-            Self::WorkloadIdentity => "workload identity",
-            Self::Imds => "IMDS",
-        }
-    }
-
-    /// A stable lower-case identifier, e.g. `app_service` (used in cache keys and logs).
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::ServiceFabric => "service_fabric",
-            Self::AppService => "app_service",
-            Self::AzureArc => "azure_arc",
-            Self::Incomplete => "incomplete",
-            Self::AzureMl => "azure_ml",
-            Self::CloudShell => "cloud_shell",
-            Self::WorkloadIdentity => "workload_identity",
-            Self::Imds => "imds",
-        }
-    }
-}
-
-impl fmt::Display for ManagedIdentitySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.display_name())
-    }
-}
-
-/// Everything a detector may use: the environment snapshot and the builder's settings.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) env: Env,
-    pub(crate) client: Arc<dyn HttpClient>,
-    pub(crate) sleeper: Arc<dyn Sleeper>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) limits: Limits,
-    pub(crate) within_default_chain: bool,
-    pub(crate) endpoint: Option<String>,
-    /// The builder's IMDS-only endpoint override.
-    pub(crate) imds_endpoint: Option<String>,
-    pub(crate) arc_key_directory: Option<PathBuf>,
-    /// What detection may learn from the file system (the Arc agent's executable).
-    pub(crate) host_files: Arc<dyn crate::HostFiles>,
-}
-
-impl Settings {
-    /// A pipeline over the injected client with `retry`.
-    pub(crate) fn pipeline(&self, retry: RetryPolicy) -> Pipeline {
-        Pipeline::new(self.client.clone())
-            .with_limits(self.limits)
-            .with_retry(retry)
-            .with_sleeper(self.sleeper.clone())
-            .with_clock(self.clock.clone())
-    }
-
-    /// The builder's endpoint override, else the environment variable's value.
-    pub(crate) fn endpoint_or<'a>(&'a self, from_env: &'a str) -> &'a str {
-        self.endpoint.as_deref().unwrap_or(from_env)
-    }
-}
-
-/// A hosting environment that can issue managed-identity tokens (STYLE 3.8).
-///
-/// A source is chosen once, by `detect.rs`. The default [`fetch`](Source::fetch) sends
-/// [`request`](Source::request) through the source's pipeline, lets
-/// [`challenge`](Source::challenge) answer a challenge with a second request (Azure Arc), and
-/// hands the final response to [`parse`](Source::parse).
-pub(crate) trait Source: Send + Sync + fmt::Debug {
-    /// Which source this is.
-    fn kind(&self) -> ManagedIdentitySource;
-
-    /// The name used in messages.
-    fn name(&self) -> &'static str {
-        self.kind().display_name()
-    }
-
-    /// Refuses identity kinds the source cannot honour; checked at construction.
-    fn supports(&self, id: &ManagedIdentityId) -> Result<(), Error>;
-
-    /// The token request for `resource` and `id`.
-    fn request(&self, resource: &str, id: &ManagedIdentityId) -> Result<Request, Error>;
-
-    /// What to tell the user to check when something goes wrong, e.g. "check `IDENTITY_ENDPOINT`".
-    fn check(&self) -> &'static str;
-
-    /// The pipeline requests go through.
-    fn pipeline(&self) -> Option<&Pipeline>;
-
-    /// Connection hints for the request.
-    fn send_options(&self) -> SendOptions {
-        SendOptions::default()
-    }
-
-    /// Answers a challenge in `response` with a follow-up request; `None` when the response
-    /// is final.
-    fn challenge(
+impl<'a> Call<'a> {
+    /// The standard query: `api-version`, `resource`, and the identity's parameter under
+    /// the names this host uses for a client id, an object id and a resource id
+    /// (docs/protocol.md §2.9).
+    pub(crate) fn query(
         &self,
-        _response: &Response,
-        _request: &Request,
-    ) -> Result<Option<Request>, Error> {
-        Ok(None)
-    }
-
-    /// Turns the final response into a token or an error. `sent_at` is when the request was
-    /// sent.
-    fn parse(
-        &self,
-        response: &Response,
-        _id: &ManagedIdentityId,
-        sent_at: SystemTime,
-    ) -> Result<TokenResponse, Error> {
-        standard_parse(self.name(), self.check(), response, sent_at)
-    }
-
-    /// Maps a transport failure (connection refused, timeout, body too large).
-    fn transport_error(&self, error: Error, target: &Target) -> Error {
-        Error::new(
-            error.kind(),
-            NAME,
-            format!(
-                "the {} managed identity endpoint {target} could not be reached or answered unreadably; {}",
-                self.name(),
-                self.check()
-            ),
-        )
-        .with_source(error)
-    }
-
-    /// Gets a token.
-    fn fetch<'a>(
-        &'a self,
-        resource: &'a str,
-        id: &'a ManagedIdentityId,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(standard_fetch(self, resource, id))
-    }
-
-    /// Gets a token answering a claims challenge. Sources whose endpoint supports token
-    /// revocation (Service Fabric) tell it which token to replace; the others fetch as usual.
-    fn fetch_revoking<'a>(
-        &'a self,
-        resource: &'a str,
-        id: &'a ManagedIdentityId,
-        revocation: &'a Revocation,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        let _ = revocation;
-        self.fetch(resource, id)
+        api_version: &'a str,
+        id_names: [&'static str; 3],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut params = vec![("api-version", api_version), ("resource", self.resource)];
+        params.extend(self.id.param(id_names));
+        params
     }
 }
 
@@ -259,75 +106,160 @@ pub(crate) struct Revocation {
     pub(crate) capabilities: &'static [&'static str],
 }
 
-/// Success statuses are parsed; error statuses become [`wire::status_error`].
-pub(crate) fn standard_parse(
-    name: &str,
-    check: &str,
-    response: &Response,
-    sent_at: SystemTime,
-) -> Result<TokenResponse, Error> {
-    if !response.status().is_success() {
-        return Err(wire::status_error(name, response, check));
-    }
-    wire::parse_token(name, response.body(), sent_at).map_err(|e| e.into_error(name, check))
+/// What came back for a token request, for [`Source::classify`].
+#[derive(Debug)]
+pub(crate) enum Answer<'a> {
+    /// The final response (after the retries and any challenge); `sent_at` is when its
+    /// request was sent, the base of `expires_in`.
+    Response {
+        response: &'a Response,
+        sent_at: SystemTime,
+    },
+    /// No usable response: refused, timed out, a body over the cap. `opening` holds the
+    /// bounds when this was the opening attempt.
+    Silence {
+        cause: Error,
+        target: Target,
+        opening: Option<Bounds>,
+    },
 }
 
-/// Request, optional challenge, parse: the flow of every HTTP source.
+/// The bounds an opening attempt ran within, for messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub(crate) connect: Duration,
+    pub(crate) answer: Duration,
+}
+
+/// How a host's requests travel; [`Transport::default`] is the common case.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Transport {
+    /// The retry schedule (default: the reference pipeline's, [`RetryPolicy::default`]).
+    pub(crate) retry: RetryPolicy,
+    /// A bound on connecting, for every attempt.
+    pub(crate) connect_timeout: Option<Duration>,
+    /// The host's own client, used whatever the runtime injects (Service Fabric's pinned
+    /// TLS client).
+    pub(crate) client: Option<Arc<dyn HttpClient>>,
+    /// A first attempt the flow makes before it trusts the endpoint (IMDS inside a chain).
+    pub(crate) opening: Option<Opening>,
+}
+
+/// A single, tightly bounded first attempt, made until the endpoint has once answered as
+/// the host does (IMDS inside `DefaultAzureCredential`). Its answer goes to
+/// [`Source::challenge`] with the opening, which accepts it or not; a transport failure goes to
+/// [`Source::classify`] as [`Answer::Silence`] with its [`Bounds`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Opening {
+    /// True: a probe (the request without its headers) is sent first, then the request.
+    /// False: the request itself is sent once, and its answer is final unless the challenge
+    /// step asks for it again.
+    pub(crate) probe: bool,
+    /// The connect bound of the attempt.
+    pub(crate) connect_timeout: Duration,
+    /// How long the whole answer may take (the runtime's per-attempt timeout if shorter).
+    pub(crate) budget: Duration,
+}
+
+/// A hosting environment that can issue managed-identity tokens.
 ///
-/// Every secret of the requests sent (each header value marked sensitive, see
-/// [`secret_header`], and an `Authorization` header's credentials) is collected in a
-/// [`Redactor`]. The redactor rides in each response's extensions, so that
-/// [`wire::service_message`] removes the secrets from quoted text before cutting it to length,
-/// and every error leaving this function is redacted once more as a whole (message and
-/// causes). A source therefore cannot show or log a secret its endpoint echoes back, whatever
-/// it quotes from a response.
-pub(crate) async fn standard_fetch<S: Source + ?Sized>(
-    source: &S,
-    resource: &str,
-    id: &ManagedIdentityId,
-) -> Result<TokenResponse, Error> {
-    let mut redactor = Redactor::new();
-    let result = fetch_steps(source, resource, id, &mut redactor).await;
-    result.map_err(|e| e.redact(&redactor))
+/// A source is chosen once, by `detect.rs`, and describes its host; the flow that uses it
+/// (request, opening, send, challenge, classify) is `credential.rs`'s alone.
+pub(crate) trait Source: Send + Sync + fmt::Debug {
+    /// Which source this is; its names come from `detect.rs`.
+    fn kind(&self) -> ManagedIdentitySource;
+
+    /// What to tell the user to check when something goes wrong, e.g. "check that
+    /// `IDENTITY_ENDPOINT` …".
+    fn remedy(&self) -> &'static str;
+
+    /// Refuses identity kinds the host cannot honour; checked at construction. Default: every
+    /// kind.
+    fn supports(&self, _id: &ManagedIdentityId) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The token request for `call`. A configuration problem (a malformed endpoint) is
+    /// reported here, before anything connects.
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error>;
+
+    /// How requests travel: retry schedule, connect bound, own client, opening attempt.
+    /// Read once, at construction.
+    fn transport(&self) -> Transport {
+        Transport::default()
+    }
+
+    /// Looks at the first response: `Some` is a second request to send (Azure Arc answers its
+    /// challenge with the key file; IMDS sends the real request after its probe). `opening` is
+    /// set when the response answered the opening attempt. Default: the response is final.
+    fn challenge(
+        &self,
+        _response: &Response,
+        _request: &Request,
+        _opening: Option<&Opening>,
+    ) -> Result<Option<Request>, Error> {
+        Ok(None)
+    }
+
+    /// The source's table: what came back, a token or the error the caller sees.
+    fn classify(&self, answer: Answer<'_>, call: &Call<'_>) -> Result<TokenResponse, Error>;
 }
 
-async fn fetch_steps<S: Source + ?Sized>(
-    source: &S,
-    resource: &str,
-    id: &ManagedIdentityId,
-    redactor: &mut Redactor,
+/// The standard table, which most sources' [`Source::classify`] is:
+///
+/// | Answer | Result |
+/// |---|---|
+/// | no response (refused, timed out, body over the cap) | the transport error's kind: the endpoint could not be reached |
+/// | an error status (after retries) | authentication failed, with the status and the service's message |
+/// | a success whose body is not a token | authentication failed, naming the missing or unreadable field |
+/// | a token | the token |
+pub(crate) fn standard_classify(
+    source: &dyn Source,
+    answer: Answer<'_>,
 ) -> Result<TokenResponse, Error> {
-    let Some(pipeline) = source.pipeline() else {
-        // Sources without HTTP override `fetch`; reaching this is a programming error that
-        // must still not panic.
-        return Err(Error::unavailable(
+    let name = source.kind().display_name();
+    let remedy = source.remedy();
+    match answer {
+        Answer::Silence { cause, target, .. } => Err(Error::new(
+            cause.kind(),
             NAME,
-            format!("the {} source cannot request tokens", source.name()),
-        ));
-    };
-    let request = source.request(resource, id)?;
-    redactor.add_headers(request.headers());
-    let target = Target::of(request.uri());
-    let sent_at = pipeline.clock().now();
-    let options = source.send_options();
-    let mut response = pipeline
-        .send(NAME, &request, options)
-        .await
-        .map_err(|e| source.transport_error(e, &target))?;
-    response.extensions_mut().insert(redactor.clone());
-    let response = match source.challenge(&response, &request)? {
-        Some(second) => {
-            redactor.add_headers(second.headers());
-            let mut response = pipeline
-                .send(NAME, &second, options)
-                .await
-                .map_err(|e| source.transport_error(e, &target))?;
-            response.extensions_mut().insert(redactor.clone());
-            response
+            format!(
+                "the {name} managed identity endpoint {target} could not be reached or answered unreadably; {remedy}"
+            ),
+        )
+        .with_source(cause)),
+        Answer::Response { response, .. } if !response.status().is_success() => {
+            Err(wire::status_error(name, response, remedy))
         }
-        None => response,
-    };
-    source.parse(&response, id, sent_at)
+        Answer::Response { response, sent_at } => wire::parse_token(name, response.body(), sent_at)
+            .map_err(|e| e.into_error(name, remedy)),
+    }
+}
+
+/// The endpoint a source sends to: the builder's override, else `from_env`, checked to be
+/// an absolute `http(s)` URL. A bad value is kept as the error `request` reports.
+pub(crate) fn endpoint(
+    url: &str,
+    variable: &str,
+    source: ManagedIdentitySource,
+) -> Result<String, Error> {
+    parse_endpoint(url, variable, source.display_name()).map(|_| url.to_owned())
+}
+
+/// The standard request: `GET {endpoint}?{query}` with `headers` (values marked sensitive
+/// by [`secret_header`] are redacted from anything quoted back).
+pub(crate) fn get_request(
+    endpoint: &Result<String, Error>,
+    query: &[(&str, &str)],
+    headers: Vec<(&'static str, http::HeaderValue)>,
+    source: ManagedIdentitySource,
+) -> Result<Request, Error> {
+    let endpoint = endpoint.as_ref().map_err(Clone::clone)?;
+    let mut builder = http::Request::get(wire::with_query(endpoint, query));
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    build_request(builder, Bytes::new(), source.display_name())
 }
 
 /// An endpoint URL from the environment or the builder, checked to be `http` or `https`.
@@ -366,17 +298,19 @@ pub(crate) fn build_request(
 }
 
 /// A header value from a secret, without ever echoing the secret. The value is marked
-/// sensitive, which is also what makes [`standard_fetch`] remove it from anything quoted
-/// from the response.
+/// sensitive, which is also what makes the flow in `credential.rs` remove it from anything
+/// quoted from the response.
 pub(crate) fn secret_header(
     value: &str,
     variable: &str,
-    source: &str,
+    source: ManagedIdentitySource,
 ) -> Result<http::HeaderValue, Error> {
     let mut header = http::HeaderValue::from_str(value).map_err(|_| {
         Error::invalid_configuration(
             NAME,
-            format!("{variable} contains characters that cannot be sent in an HTTP header; check the {source} configuration"),
+            format!(
+                "{variable} contains characters that cannot be sent in an HTTP header; check the {source} configuration"
+            ),
         )
     })?;
     header.set_sensitive(true);
@@ -384,7 +318,11 @@ pub(crate) fn secret_header(
 }
 
 /// The refusal of an identity kind by a source.
-pub(crate) fn unsupported(source: &str, id: &ManagedIdentityId, why: &str) -> Error {
+pub(crate) fn unsupported(
+    source: ManagedIdentitySource,
+    id: &ManagedIdentityId,
+    why: &str,
+) -> Error {
     Error::invalid_configuration(
         NAME,
         format!(

@@ -30,7 +30,7 @@ static OPTIONS: std::sync::LazyLock<TokenRequestOptions> =
 
 fn msi() -> Result<Arc<dyn TokenCredential>, String> {
     ManagedIdentityCredential::builder()
-        .env(Env::from_process())
+        .runtime(identity_core::Runtime::with_env(Env::from_process()))
         .build()
         .map(|c| Arc::new(c) as Arc<dyn TokenCredential>)
         .map_err(|e| format!("ManagedIdentityCredential build failed: {e}"))

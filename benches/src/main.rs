@@ -65,7 +65,7 @@ impl cases::Subject for Ours {
 
     fn build() -> Result<Arc<Self>, String> {
         ManagedIdentityCredential::builder()
-            .env(Env::from_process())
+            .runtime(identity_core::Runtime::with_env(Env::from_process()))
             .build()
             .map(|c| Arc::new(Self(c)))
             .map_err(|e| format!("ManagedIdentityCredential build failed: {e}"))

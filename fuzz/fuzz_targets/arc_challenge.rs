@@ -66,15 +66,17 @@ fuzz_target!(|data: &[u8]| {
         .replace("$DIR", &fixture.directory.display().to_string())
         .into_bytes();
     let credential = ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([
-            (
-                "IDENTITY_ENDPOINT",
-                "http://127.0.0.1:1/metadata/identity/oauth2/token",
-            ),
-            ("IMDS_ENDPOINT", "http://127.0.0.1:1"),
-        ]))
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([
+                (
+                    "IDENTITY_ENDPOINT",
+                    "http://127.0.0.1:1/metadata/identity/oauth2/token",
+                ),
+                ("IMDS_ENDPOINT", "http://127.0.0.1:1"),
+            ]))
+            .http_client(Arc::new(Challenger(header))),
+        )
         .arc_key_directory(&fixture.directory)
-        .http_client(Arc::new(Challenger(header)))
         .build()
         .unwrap();
     let result = fixture.runtime.block_on(credential.get_token(

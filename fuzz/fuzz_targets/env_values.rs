@@ -20,10 +20,10 @@ fuzz_target!(|text: &str| {
     ] {
         let env = Env::from_pairs([(endpoint, text), (other, "x")]);
         let _ = ManagedIdentityCredential::builder()
-            .env(env.clone())
+            .runtime(identity_core::Runtime::with_env(env.clone()))
             .build();
         let _ = ManagedIdentityCredential::builder()
-            .env(env)
+            .runtime(identity_core::Runtime::with_env(env))
             .client_id(text)
             .build();
     }

@@ -109,7 +109,11 @@ fn leaks(text: &str) -> bool {
             if n == 0 {
                 return part.to_owned();
             }
-            match part.get(..4).and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32) {
+            match part
+                .get(..4)
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .and_then(char::from_u32)
+            {
                 Some(c) => format!("{c}{}", &part[4..]),
                 None => format!("\\u{part}"),
             }
@@ -143,7 +147,9 @@ fuzz_target!(|data: &[u8]| {
     let mut text = String::new();
     for (n, part) in template.split('#').enumerate() {
         if n > 0 {
-            text.push_str(&encode(selector.wrapping_add(u8::try_from(n % 256).unwrap_or(0))));
+            text.push_str(&encode(
+                selector.wrapping_add(u8::try_from(n % 256).unwrap_or(0)),
+            ));
         }
         text.push_str(part);
     }
@@ -155,11 +161,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let status = [400u16, 401, 403, 404][usize::from(status % 4)];
     let credential = ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([
-            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
-            ("IDENTITY_HEADER", SECRET),
-        ]))
-        .http_client(Arc::new(Echo { status, body }))
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([
+                ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
+                ("IDENTITY_HEADER", SECRET),
+            ]))
+            .http_client(Arc::new(Echo { status, body })),
+        )
         .build()
         .unwrap();
     let error = runtime()

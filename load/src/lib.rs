@@ -145,12 +145,14 @@ pub async fn run(config: Config) -> Result<Report, String> {
     let mut credentials = Vec::with_capacity(config.credentials);
     for i in 0..config.credentials {
         let credential = ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([
-                ("IDENTITY_ENDPOINT", format!("http://{addr}/msi/token")),
-                ("IDENTITY_HEADER", HEADER_SECRET.to_owned()),
-            ]))
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([
+                    ("IDENTITY_ENDPOINT", format!("http://{addr}/msi/token")),
+                    ("IDENTITY_HEADER", HEADER_SECRET.to_owned()),
+                ]))
+                .http_client(client.clone()),
+            )
             .client_id(client_id(i))
-            .http_client(client.clone())
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("building credential {i}: {e}"))?;

@@ -287,14 +287,14 @@ pub async fn client(
 ) -> Result<String, String> {
     let credential = match mode {
         "direct" => ManagedIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
             .imds_endpoint(endpoint)
             .build(),
         _ => ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([
+            .runtime(identity_core::Runtime::with_env(Env::from_pairs([
                 ("IDENTITY_ENDPOINT", endpoint),
                 ("IDENTITY_HEADER", env.get("IDENTITY_HEADER").unwrap_or("")),
-            ]))
+            ])))
             .build(),
     }
     .map_err(|e| e.to_string())?;

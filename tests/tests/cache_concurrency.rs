@@ -41,11 +41,13 @@ async fn slow_app_service(resource: &str, token: &str, server: &MockServer) {
 fn credential(server: &MockServer) -> Arc<ManagedIdentityCredential> {
     Arc::new(
         ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([
-                ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
-                ("IDENTITY_HEADER", "planted-identity-header".to_owned()),
-            ]))
-            .sleeper(Arc::new(RecordingSleeper::new()))
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([
+                    ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
+                    ("IDENTITY_HEADER", "planted-identity-header".to_owned()),
+                ]))
+                .sleeper(Arc::new(RecordingSleeper::new())),
+            )
             .build()
             .unwrap(),
     )

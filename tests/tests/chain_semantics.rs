@@ -196,11 +196,13 @@ async fn a_chained_credential_with_real_members_names_the_last_used() {
     let tools = FakeTools::new();
     tools.az_ok("AZ-TOKEN");
     let managed_identity = ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/unused",
-        )]))
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([(
+                "IDENTITY_ENDPOINT",
+                "http://127.0.0.1:9/unused",
+            )]))
+            .sleeper(Arc::new(RecordingSleeper::new())),
+        )
         .build()
         .unwrap();
     let az = AzureCliCredential::builder()

@@ -32,12 +32,14 @@ async fn silent_endpoint() -> String {
 
 fn app_service(url: &str, limits: Limits) -> ManagedIdentityCredential {
     ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([
-            ("IDENTITY_ENDPOINT", format!("{url}/msi/token")),
-            ("IDENTITY_HEADER", "planted-deadline-header".to_owned()),
-        ]))
-        .sleeper(RecordingSleeper::new().shared())
-        .limits(limits)
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([
+                ("IDENTITY_ENDPOINT", format!("{url}/msi/token")),
+                ("IDENTITY_HEADER", "planted-deadline-header".to_owned()),
+            ]))
+            .sleeper(RecordingSleeper::new().shared())
+            .limits(limits),
+        )
         .build()
         .unwrap()
 }

@@ -95,7 +95,7 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         Arc::new(ChainedTokenCredential::new(Vec::new())),
         Arc::new(
             ManagedIdentityCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
@@ -218,7 +218,7 @@ fn concrete_get_token_futures_are_send() {
     );
     check(
         &ManagedIdentityCredential::builder()
-            .env(env.clone())
+            .runtime(identity_core::Runtime::with_env(env.clone()))
             .build()
             .unwrap(),
     );

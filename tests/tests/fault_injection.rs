@@ -206,11 +206,13 @@ async fn guarded<T>(future: impl Future<Output = T>) -> T {
 /// An App Service credential pointed at `server` with a 1 s per-attempt timeout.
 fn app_service(server: &FaultServer, sleeper: &RecordingSleeper) -> ManagedIdentityCredential {
     ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([
-            ("IDENTITY_ENDPOINT", server.url()),
-            ("IDENTITY_HEADER", HEADER_SECRET.to_owned()),
-        ]))
-        .sleeper(sleeper.shared())
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([
+                ("IDENTITY_ENDPOINT", server.url()),
+                ("IDENTITY_HEADER", HEADER_SECRET.to_owned()),
+            ]))
+            .sleeper(sleeper.shared()),
+        )
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap()

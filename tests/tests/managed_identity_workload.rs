@@ -48,7 +48,7 @@ impl Pod {
 
     fn builder(&self) -> identity_chain::ManagedIdentityCredentialBuilder {
         ManagedIdentityCredential::builder()
-            .env(self.env())
+            .runtime(identity_core::Runtime::with_env(self.env()))
             .workload_identity_http_client(test_ca_client())
             // Detection must not depend on this machine's files.
             .host_files(std::sync::Arc::new(
@@ -97,7 +97,7 @@ async fn without_a_configured_client_id_azure_client_id_is_used() {
 async fn identity_msi_alone_still_says_use_workload_identity() {
     let pod = pod(&[("AZURE_CLIENT_ID", "from-env")]).await;
     let credential = identity_msi::ManagedIdentityCredential::builder()
-        .env(pod.env())
+        .runtime(identity_core::Runtime::with_env(pod.env()))
         .client_id("configured")
         .build()
         .unwrap();

@@ -231,42 +231,39 @@ enum Source {
 fn run(source: Source, secret: &str, status: u16, body: String) -> Result<(), TestCaseError> {
     let body_copy = body.clone();
     let directory = tempfile::tempdir().unwrap();
-    let mut builder = ManagedIdentityCredential::builder()
-        .sleeper(RecordingSleeper::new().shared())
-        .timeout(Duration::from_secs(5));
+    let mut builder = ManagedIdentityCredential::builder().timeout(Duration::from_secs(5));
     let mut challenge = None;
-    builder = match source {
-        Source::AppService => builder.env(Env::from_pairs([
+    let env = match source {
+        Source::AppService => Env::from_pairs([
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
             ("IDENTITY_HEADER", secret),
-        ])),
-        Source::AzureMl => builder.env(Env::from_pairs([
+        ]),
+        Source::AzureMl => Env::from_pairs([
             ("MSI_ENDPOINT", "http://127.0.0.1:1/ml"),
             ("MSI_SECRET", secret),
-        ])),
+        ]),
         Source::Arc => {
             let key = directory.path().join("echo.key");
             std::fs::write(&key, secret).unwrap();
             challenge = Some(format!("Basic realm={}", key.display()));
-            builder
-                .env(Env::from_pairs([
-                    (
-                        "IDENTITY_ENDPOINT",
-                        "http://127.0.0.1:1/metadata/identity/oauth2/token",
-                    ),
-                    ("IMDS_ENDPOINT", "http://127.0.0.1:1"),
-                ]))
-                .arc_key_directory(directory.path())
+            builder = builder.arc_key_directory(directory.path());
+            Env::from_pairs([
+                (
+                    "IDENTITY_ENDPOINT",
+                    "http://127.0.0.1:1/metadata/identity/oauth2/token",
+                ),
+                ("IMDS_ENDPOINT", "http://127.0.0.1:1"),
+            ])
         }
     };
-    let credential = builder
+    let runtime = identity_core::Runtime::with_env(env)
+        .sleeper(RecordingSleeper::new().shared())
         .http_client(Arc::new(Echo {
             status,
             body,
             challenge,
-        }))
-        .build()
-        .unwrap();
+        }));
+    let credential = builder.runtime(runtime).build().unwrap();
     let capture = Capture::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

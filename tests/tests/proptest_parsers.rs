@@ -378,12 +378,11 @@ proptest! {
             .replace("$DIR", &directory.path().display().to_string())
             .into_bytes();
         let credential = ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([
+            .runtime(identity_core::Runtime::with_env(Env::from_pairs([
                 ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/metadata/identity/oauth2/token"),
                 ("IMDS_ENDPOINT", "http://127.0.0.1:1"),
-            ]))
+            ])).http_client(Arc::new(Challenger(header))))
             .arc_key_directory(directory.path())
-            .http_client(Arc::new(Challenger(header)))
             .build()
             .unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

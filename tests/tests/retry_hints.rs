@@ -57,11 +57,13 @@ async fn throttling_server(header: &str, value: &str, token: serde_json::Value) 
 
 fn app_service(server: &MockServer, sleeper: &RecordingSleeper) -> ManagedIdentityCredential {
     ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([
-            ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
-            ("IDENTITY_HEADER", HEADER_SECRET.to_owned()),
-        ]))
-        .sleeper(sleeper.shared())
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([
+                ("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri())),
+                ("IDENTITY_HEADER", HEADER_SECRET.to_owned()),
+            ]))
+            .sleeper(sleeper.shared()),
+        )
         .build()
         .unwrap()
 }

@@ -187,8 +187,10 @@ async fn cloud_shell_tokens_stay_out_of_errors_debug_and_logs() {
     for status in [200, 400, 500] {
         let server = msi_host(status).await;
         let credential = ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([("MSI_ENDPOINT", server.uri())]))
-            .sleeper(Arc::new(RecordingSleeper::new()))
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([("MSI_ENDPOINT", server.uri())]))
+                    .sleeper(Arc::new(RecordingSleeper::new())),
+            )
             .build()
             .unwrap();
         let result = get(&credential).await;
@@ -219,18 +221,20 @@ async fn service_fabric_secrets_stay_out_of_errors_debug_and_logs() {
     ];
     for (what, server, thumbprint, succeeds) in cases {
         let credential = ManagedIdentityCredential::builder()
-            .env(Env::from_pairs([
-                (
-                    "IDENTITY_ENDPOINT",
-                    format!(
-                        "https://127.0.0.1:{}/metadata/identity/oauth2/token",
-                        server.addr.port()
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([
+                    (
+                        "IDENTITY_ENDPOINT",
+                        format!(
+                            "https://127.0.0.1:{}/metadata/identity/oauth2/token",
+                            server.addr.port()
+                        ),
                     ),
-                ),
-                ("IDENTITY_HEADER", SF_SECRET.to_owned()),
-                ("IDENTITY_SERVER_THUMBPRINT", thumbprint.to_owned()),
-            ]))
-            .sleeper(Arc::new(RecordingSleeper::new()))
+                    ("IDENTITY_HEADER", SF_SECRET.to_owned()),
+                    ("IDENTITY_SERVER_THUMBPRINT", thumbprint.to_owned()),
+                ]))
+                .sleeper(Arc::new(RecordingSleeper::new())),
+            )
             .build()
             .unwrap();
         let result = get(&credential).await;

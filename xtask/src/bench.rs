@@ -247,10 +247,10 @@ fn minimal_build(root: &Path, side: Side) -> Result<(f64, u64)> {
     Ok((secs, size))
 }
 
-const OURS_MAIN: &str = r#"use identity_core::{Env, TokenCredential, TokenRequestOptions};
+const OURS_MAIN: &str = r#"use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let cred = identity_msi::ManagedIdentityCredential::builder().env(Env::from_process()).build().unwrap();
+    let cred = identity_msi::ManagedIdentityCredential::builder().runtime(Runtime::new()).build().unwrap();
     let token = rt.block_on(cred.get_token(&["https://storage.azure.com/.default"], &TokenRequestOptions::default()));
     match token {
         Ok(t) => println!("token of {} bytes, expires {:?}", t.token.secret().len(), t.expires_on),

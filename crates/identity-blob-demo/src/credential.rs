@@ -152,7 +152,7 @@ pub fn make_credential(
             };
             Arc::new(
                 ManagedIdentityCredential::builder()
-                    .env(env)
+                    .runtime(identity_core::Runtime::with_env(env))
                     .identity(identity)
                     .build()?,
             )

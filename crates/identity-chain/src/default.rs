@@ -595,8 +595,18 @@ impl DefaultAzureCredentialBuilder {
         env: &Env,
         probe: bool,
     ) -> identity_msi::ManagedIdentityCredentialBuilder {
+        let mut runtime = identity_core::Runtime::with_env(env.clone());
+        if let Some(clock) = &self.clock {
+            runtime = runtime.clock(clock.clone());
+        }
+        if let Some(sleeper) = &self.sleeper {
+            runtime = runtime.sleeper(sleeper.clone());
+        }
+        if let Some(http) = &self.msi_http {
+            runtime = runtime.http_client(http.clone());
+        }
         let mut b = identity_msi::ManagedIdentityCredential::builder()
-            .env(env.clone())
+            .runtime(runtime)
             .within_default_chain(probe);
         b = match self.managed_identity_choice(env) {
             ManagedIdentityChoice::FromEnvironment | ManagedIdentityChoice::SystemAssigned => b,
@@ -604,15 +614,6 @@ impl DefaultAzureCredentialBuilder {
             ManagedIdentityChoice::ResourceId(id) => b.resource_id(id),
             ManagedIdentityChoice::ObjectId(id) => b.object_id(id),
         };
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        if let Some(sleeper) = &self.sleeper {
-            b = b.sleeper(sleeper.clone());
-        }
-        if let Some(http) = &self.msi_http {
-            b = b.http_client(http.clone());
-        }
         if let Some(url) = &self.imds_endpoint {
             b = b.imds_endpoint(url.clone());
         }

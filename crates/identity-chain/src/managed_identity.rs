@@ -35,10 +35,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use identity_core::http::{HttpClient, Limits};
-use identity_core::{
-    AccessToken, BoxFuture, Clock, Env, Error, Sleeper, TokenCredential, TokenRequestOptions,
-};
+use identity_core::http::HttpClient;
+use identity_core::{AccessToken, BoxFuture, Error, Runtime, TokenCredential, TokenRequestOptions};
 use identity_msi::{HostFiles, ManagedIdentityId, ManagedIdentitySource};
 
 const NAME: &str = "ManagedIdentityCredential";
@@ -177,9 +175,7 @@ impl TokenCredential for ManagedIdentityCredential {
 #[must_use]
 pub struct ManagedIdentityCredentialBuilder {
     host: identity_msi::ManagedIdentityCredentialBuilder,
-    env: Option<Env>,
-    clock: Option<Arc<dyn Clock>>,
-    sleeper: Option<Arc<dyn Sleeper>>,
+    runtime: Runtime,
     https: Option<Arc<dyn HttpClient>>,
 }
 
@@ -227,32 +223,12 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// The environment snapshot to detect the source from (default: the process environment
-    /// at `build`).
-    pub fn env(mut self, env: Env) -> Self {
-        self.env = Some(env.clone());
-        self.host = self.host.env(env);
-        self
-    }
-
-    /// The clock for the cache and `Retry-After` dates.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock.clone());
-        self.host = self.host.clock(clock);
-        self
-    }
-
-    /// The sleeper used between retries.
-    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = Some(sleeper.clone());
-        self.host = self.host.sleeper(sleeper);
-        self
-    }
-
-    /// The plain-HTTP client for the hosting sources (default: identity-core's shared
-    /// `HyperClient`).
-    pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
-        self.host = self.host.http_client(client);
+    /// The environment, clock, sleeper, plain-HTTP client (for the hosting sources) and
+    /// request limits; see identity-msi's builder. The workload identity exchange uses the
+    /// same environment, clock and sleeper.
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = runtime.clone();
+        self.host = self.host.runtime(runtime);
         self
     }
 
@@ -260,12 +236,6 @@ impl ManagedIdentityCredentialBuilder {
     /// identity-entra's shared `ReqwestClient`).
     pub fn workload_identity_http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
         self.https = Some(client);
-        self
-    }
-
-    /// The per-attempt timeout and body cap of the hosting sources.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.host = self.host.limits(limits);
         self
     }
 
@@ -314,8 +284,9 @@ impl ManagedIdentityCredentialBuilder {
     /// [`ErrorKind::Unavailable`](identity_core::ErrorKind::Unavailable) when no client id is
     /// configured and `AZURE_CLIENT_ID` is not set.
     pub fn build(self) -> Result<ManagedIdentityCredential, Error> {
-        let env = self.env.clone().unwrap_or_else(Env::from_process);
-        let host = self.host.clone().env(env.clone()).build()?;
+        let runtime = self.runtime.clone().resolved();
+        let env = runtime.env_snapshot();
+        let host = self.host.clone().runtime(runtime.clone()).build()?;
         if host.source() != ManagedIdentitySource::WorkloadIdentity {
             return Ok(ManagedIdentityCredential {
                 inner: Inner::Host(host),
@@ -336,15 +307,12 @@ impl ManagedIdentityCredentialBuilder {
             }
         };
         let from_env = env.non_blank("AZURE_CLIENT_ID").map(str::to_owned);
-        let mut builder = identity_entra::WorkloadIdentityCredential::builder().env(env);
+        let mut builder = identity_entra::WorkloadIdentityCredential::builder()
+            .env(env)
+            .clock(runtime.clock_or_default())
+            .sleeper(runtime.sleeper_or_default());
         if let Some(id) = &configured {
             builder = builder.client_id(id.clone());
-        }
-        if let Some(clock) = &self.clock {
-            builder = builder.clock(clock.clone());
-        }
-        if let Some(sleeper) = &self.sleeper {
-            builder = builder.sleeper(sleeper.clone());
         }
         if let Some(https) = &self.https {
             builder = builder.http_client(https.clone());

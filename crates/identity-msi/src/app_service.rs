@@ -18,8 +18,8 @@
 use identity_core::http::Request;
 use identity_core::{Error, Secret};
 
-pub use crate::detect::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
 use crate::detect::{Detected, ManagedIdentitySource, Settings};
+pub use crate::detect::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
 use crate::source::{
     Answer, Call, Source, endpoint, get_request, secret_header, standard_classify,
 };
@@ -299,7 +299,8 @@ mod tests {
     #[tokio::test]
     async fn a_server_that_never_answers_ends_within_the_timeout() {
         // Accepts connections and never writes a byte.
-        let silent = crate::test_support::loopback::Raw::start(None, std::time::Duration::ZERO).await;
+        let silent =
+            crate::test_support::loopback::Raw::start(None, std::time::Duration::ZERO).await;
         let addr = silent.addr;
         let env = identity_core::Env::from_pairs([
             (IDENTITY_ENDPOINT, format!("http://{addr}/msi/token")),

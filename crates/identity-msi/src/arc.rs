@@ -277,7 +277,12 @@ impl Source for AzureArc {
     fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
         let query = call.query(API_VERSION, ["client_id", "object_id", "msi_res_id"]);
         let metadata = http::HeaderValue::from_static("true");
-        get_request(&self.endpoint, &query, vec![("Metadata", metadata)], self.kind())
+        get_request(
+            &self.endpoint,
+            &query,
+            vec![("Metadata", metadata)],
+            self.kind(),
+        )
     }
 
     /// The agent's 401 names the key file in `WWW-Authenticate`; the same request is sent

@@ -69,7 +69,12 @@ impl Source for AzureMl {
             query.push(("clientid", default));
         }
         let header = secret_header(self.secret.secret(), MSI_SECRET, self.kind())?;
-        get_request(&self.endpoint, &query, vec![("secret", header)], self.kind())
+        get_request(
+            &self.endpoint,
+            &query,
+            vec![("secret", header)],
+            self.kind(),
+        )
     }
 
     /// The standard table ([`standard_classify`]); the date forms of `expires_on` are read by

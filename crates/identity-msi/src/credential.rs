@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
-use identity_core::http::{Limits, Pipeline, Request, Response, SendOptions, Target, clone_request};
+use identity_core::http::{
+    Limits, Pipeline, Request, Response, SendOptions, Target, clone_request,
+};
 use identity_core::redact::Redactor;
 use identity_core::retry::RetryPolicy;
 use identity_core::scope::scopes_to_resource;
@@ -86,7 +88,10 @@ impl Host {
         let opening = transport.opening.map(|opening| {
             let budget = opening.budget.min(limits.timeout);
             let once = Limits::DEFAULT.timeout(budget).max_body(limits.max_body);
-            (Opening { budget, ..opening }, pipeline(RetryPolicy::none(), once))
+            (
+                Opening { budget, ..opening },
+                pipeline(RetryPolicy::none(), once),
+            )
         });
         let mut options = SendOptions::default();
         if let Some(connect) = transport.connect_timeout {
@@ -116,7 +121,11 @@ impl Host {
         result.map_err(|e| e.redact(&redactor))
     }
 
-    async fn steps(&self, call: &Call<'_>, redactor: &mut Redactor) -> Result<TokenResponse, Error> {
+    async fn steps(
+        &self,
+        call: &Call<'_>,
+        redactor: &mut Redactor,
+    ) -> Result<TokenResponse, Error> {
         let request = self.source.request(call)?;
         redactor.add_headers(request.headers());
         let opening = match &self.opening {

@@ -271,7 +271,12 @@ impl Source for Imds {
     fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
         let query = call.query(API_VERSION, ["client_id", "object_id", "msi_res_id"]);
         let metadata = http::HeaderValue::from_static("true");
-        get_request(&self.endpoint, &query, vec![("Metadata", metadata)], self.kind())
+        get_request(
+            &self.endpoint,
+            &query,
+            vec![("Metadata", metadata)],
+            self.kind(),
+        )
     }
 
     fn transport(&self) -> Transport {

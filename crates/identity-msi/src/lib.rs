@@ -133,8 +133,8 @@ pub mod __fuzz_msi {
     }
 }
 
-pub use client::{ManagedIdentityClient, TokenResult, TokenSource};
 pub use builder::ManagedIdentityCredentialBuilder;
+pub use client::{ManagedIdentityClient, TokenResult, TokenSource};
 pub use credential::ManagedIdentityCredential;
 pub use detect::ManagedIdentitySource;
 pub use host::{HostFiles, ListedHostFiles, SystemHostFiles};

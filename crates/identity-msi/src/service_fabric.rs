@@ -37,7 +37,9 @@ use identity_core::{Error, Secret};
 
 use crate::NAME;
 pub use crate::detect::IDENTITY_SERVER_THUMBPRINT;
-use crate::detect::{Detected, IDENTITY_ENDPOINT, IDENTITY_HEADER, ManagedIdentitySource, Settings};
+use crate::detect::{
+    Detected, IDENTITY_ENDPOINT, IDENTITY_HEADER, ManagedIdentitySource, Settings,
+};
 use crate::source::{
     Answer, Call, ManagedIdentityId, Source, Transport, get_request, secret_header,
     standard_classify, unsupported,
@@ -153,7 +155,12 @@ impl Source for ServiceFabric {
         let mut query = vec![("api-version", API_VERSION), ("resource", call.resource)];
         query.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
         let header = secret_header(self.secret.secret(), IDENTITY_HEADER, self.kind())?;
-        get_request(&self.endpoint, &query, vec![("Secret", header)], self.kind())
+        get_request(
+            &self.endpoint,
+            &query,
+            vec![("Secret", header)],
+            self.kind(),
+        )
     }
 
     /// The pinned TLS client, whatever the runtime injects: only it may carry the secret.

@@ -70,7 +70,6 @@ impl ManagedIdentityId {
     }
 }
 
-
 /// One token request, as a source sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Call<'a> {

@@ -7,8 +7,8 @@ pub(crate) use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use identity_core::test_util::{FakeClock, RecordingSleeper};
-pub(crate) use identity_core::{Env, Runtime};
 use identity_core::{AccessToken, Error, TokenCredential, TokenRequestOptions};
+pub(crate) use identity_core::{Env, Runtime};
 use wiremock::{MockServer, ResponseTemplate};
 
 use crate::ManagedIdentityCredentialBuilder;

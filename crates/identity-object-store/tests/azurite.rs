@@ -60,7 +60,7 @@ async fn round_trip(azurite: &Azurite, capture: &Capture) -> String {
         .await
         .unwrap();
     let credential = ManagedIdentityCredential::builder()
-        .env(msi.app_service_env())
+        .runtime(identity_core::Runtime::with_env(msi.app_service_env()))
         .build()
         .unwrap();
     let credential: Arc<dyn TokenCredential> = Arc::new(credential);

@@ -362,11 +362,11 @@ impl Options {
                     imds_endpoint.clone(),
                 );
                 let mut backend = Backend::managed_identity(move |id| {
-                    let mut builder = ManagedIdentityCredential::builder()
-                        .identity(id)
-                        .env(env2.clone())
-                        .clock(clock.clone())
-                        .http_client(http.clone());
+                    let mut builder = ManagedIdentityCredential::builder().identity(id).runtime(
+                        identity_core::Runtime::with_env(env2.clone())
+                            .clock(clock.clone())
+                            .http_client(http.clone()),
+                    );
                     if let Some(url) = &imds {
                         builder = builder.imds_endpoint(url.clone());
                     }
@@ -377,7 +377,7 @@ impl Options {
                 }
                 // Detect the source now, so a misconfigured host fails at start.
                 ManagedIdentityCredential::builder()
-                    .env(env.clone())
+                    .runtime(identity_core::Runtime::with_env(env.clone()))
                     .build()
                     .map_err(|e| e.to_string())?;
                 Ok((backend, vec![msi]))

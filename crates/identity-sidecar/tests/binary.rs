@@ -81,10 +81,10 @@ async fn the_binary_serves_dev_tokens_and_stops_cleanly_on_sigterm() {
     assert_eq!(secret.len(), 64);
 
     let credential = ManagedIdentityCredential::builder()
-        .env(Env::from_pairs([
+        .runtime(identity_core::Runtime::with_env(Env::from_pairs([
             ("IDENTITY_ENDPOINT", endpoint.as_str()),
             ("IDENTITY_HEADER", secret.as_str()),
-        ]))
+        ])))
         .build()
         .unwrap();
     let token = credential

@@ -151,7 +151,7 @@ async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
 
     // The workspace's App Service source, through the same sidecar.
     let system = ManagedIdentityCredential::builder()
-        .env(env.clone())
+        .runtime(identity_core::Runtime::with_env(env.clone()))
         .build()
         .unwrap()
         .get_token(
@@ -161,7 +161,7 @@ async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
         .await
         .unwrap();
     let user = ManagedIdentityCredential::builder()
-        .env(env)
+        .runtime(identity_core::Runtime::with_env(env))
         .client_id(USER_ASSIGNED)
         .build()
         .unwrap()

@@ -182,7 +182,7 @@ async fn no_planted_secret_reaches_the_logs() {
     let ok = raw(addr, &get(&token_target(STORAGE), Some(PLANTED_HEADER))).await;
     assert!(ok.contains(PLANTED_TOKEN), "the token itself is the answer");
     let credential = ManagedIdentityCredential::builder()
-        .env(sidecar.app_service_env())
+        .runtime(identity_core::Runtime::with_env(sidecar.app_service_env()))
         .build()
         .unwrap();
     credential

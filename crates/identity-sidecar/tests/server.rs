@@ -20,7 +20,7 @@ async fn the_workspace_app_service_source_gets_tokens_from_the_sidecar() {
     let imds = imds().await;
     let sidecar = sidecar(&imds_url(&imds), &[]).await;
     let credential = ManagedIdentityCredential::builder()
-        .env(sidecar.app_service_env())
+        .runtime(identity_core::Runtime::with_env(sidecar.app_service_env()))
         .build()
         .unwrap();
     assert_eq!(
@@ -45,7 +45,7 @@ async fn the_workspace_app_service_source_gets_tokens_from_the_sidecar() {
     assert!(left > Duration::from_secs(3000), "{left:?}");
     // A user-assigned identity by client id reaches IMDS with that client id.
     let user = ManagedIdentityCredential::builder()
-        .env(sidecar.app_service_env())
+        .runtime(identity_core::Runtime::with_env(sidecar.app_service_env()))
         .client_id("11111111-2222-3333-4444-555555555555")
         .build()
         .unwrap();
@@ -73,7 +73,7 @@ async fn many_callers_share_one_upstream_request_per_identity_and_resource() {
             tokio::spawn(async move {
                 // A fresh credential per caller: its own cache is empty, as in a new process.
                 let credential = ManagedIdentityCredential::builder()
-                    .env(env)
+                    .runtime(identity_core::Runtime::with_env(env))
                     .build()
                     .unwrap();
                 let scope = [

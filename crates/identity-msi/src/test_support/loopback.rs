@@ -75,7 +75,6 @@ pub(crate) fn answer(status_line: &str, content_type: &str, body: &str) -> Vec<u
     .into_bytes()
 }
 
-
 /// A loopback address where connecting never completes: a listener never accepted from,
 /// its accept queue filled first (Linux then drops further SYNs), as a blackholed
 /// address looks to a client.
@@ -102,7 +101,6 @@ pub(crate) async fn unconnectable() -> (
     }
     (addr, (listener, held))
 }
-
 
 /// The TLS server for Service Fabric's pinned client.
 #[cfg(feature = "service-fabric")]

@@ -46,7 +46,7 @@ use crate::NAME;
 pub use crate::detect::IMDS_ENDPOINT;
 use crate::detect::{Detected, IDENTITY_ENDPOINT, ManagedIdentitySource, PROGRAM_DATA, Settings};
 use crate::source::{
-    Answer, Call, ManagedIdentityId, Opening, Source, endpoint, get_request, standard_classify,
+    Answer, Call, First, ManagedIdentityId, Source, endpoint, metadata_get, standard_classify,
 };
 use crate::wire::TokenResponse;
 
@@ -274,26 +274,11 @@ impl Source for AzureArc {
         REMEDY
     }
 
-    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
-        let query = call.query(API_VERSION, ["client_id", "object_id", "msi_res_id"]);
-        let metadata = http::HeaderValue::from_static("true");
-        get_request(
-            &self.endpoint,
-            &query,
-            vec![("Metadata", metadata)],
-            self.kind(),
-        )
-    }
-
     /// The agent's 401 names the key file in `WWW-Authenticate`; the same request is sent
     /// again with `Authorization: Basic <key>`. An error status other than 401 is final (and
     /// classified); a success without the challenge is refused.
-    fn challenge(
-        &self,
-        response: &Response,
-        request: &Request,
-        _opening: Option<&Opening>,
-    ) -> Result<Option<Request>, Error> {
+    fn challenge(&self, first: &First<'_>) -> Result<Option<Request>, Error> {
+        let response = first.response;
         if response.status() != http::StatusCode::UNAUTHORIZED {
             if response.status().is_success() {
                 // An Arc agent always challenges first; a token without one means something
@@ -312,11 +297,15 @@ impl Source for AzureArc {
             Error::authentication_failed(NAME, format!("the Azure Arc key file holds characters that cannot be sent in a header; {REMEDY}"))
         })?;
         value.set_sensitive(true);
-        let mut second = clone_request(request);
+        let mut second = clone_request(first.request);
         second
             .headers_mut()
             .insert(http::header::AUTHORIZATION, value);
         Ok(Some(second))
+    }
+
+    fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
+        metadata_get(&self.endpoint, call, API_VERSION, self.kind())
     }
 
     /// The standard table ([`standard_classify`]), and one more row: a token for a

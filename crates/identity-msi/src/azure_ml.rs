@@ -69,12 +69,8 @@ impl Source for AzureMl {
             query.push(("clientid", default));
         }
         let header = secret_header(self.secret.secret(), MSI_SECRET, self.kind())?;
-        get_request(
-            &self.endpoint,
-            &query,
-            vec![("secret", header)],
-            self.kind(),
-        )
+        let headers = vec![("secret", header)];
+        get_request(&self.endpoint, &query, headers, self.kind())
     }
 
     /// The standard table ([`standard_classify`]); the date forms of `expires_on` are read by

@@ -2,8 +2,8 @@
 //! request, opening attempt, send, challenge, classify.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
 use identity_core::http::{
@@ -17,7 +17,7 @@ use identity_core::{AccessToken, BoxFuture, Error, Runtime, TokenCredential, Tok
 use crate::NAME;
 use crate::builder::{ManagedIdentityCredentialBuilder, default_client};
 use crate::detect::{Detected, ManagedIdentitySource};
-use crate::source::{Answer, Bounds, Call, ManagedIdentityId, Opening, Revocation, Source};
+use crate::source::{Answer, Bounds, Call, First, ManagedIdentityId, Opening, Revocation, Source};
 use crate::wire::TokenResponse;
 
 /// Gets tokens for the managed identity of the Azure host the code runs on.
@@ -142,9 +142,11 @@ impl Host {
             Err(silence) => return self.source.classify(silence, call),
         };
         response.extensions_mut().insert(redactor.clone());
-        let second = self
-            .source
-            .challenge(&response, &request, opening.map(|(o, _)| o))?;
+        let second = self.source.challenge(&First {
+            response: &response,
+            request: &request,
+            opening: opening.map(|(o, _)| o),
+        })?;
         if opening.is_some() {
             self.opened.store(true, Ordering::Relaxed);
         }
@@ -304,29 +306,9 @@ impl ManagedIdentityCredential {
         })
     }
 
-    /// The token for `resource`, and the service's full response when this call fetched it
-    /// (the low-level client reports its metadata).
-    ///
-    /// The cache hands back only the token, so the response travels through a slot filled by
-    /// the fetch: the one side channel, confined to this function.
-    pub(crate) async fn token_for_resource(
-        &self,
-        resource: &str,
-        bypass_cache: bool,
-    ) -> Result<(AccessToken, Option<TokenResponse>), Error> {
-        let slot: Arc<Mutex<Option<TokenResponse>>> = Arc::default();
-        let keep = {
-            let slot = slot.clone();
-            move |response| *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(response)
-        };
-        let token = self.cached(resource, bypass_cache, None, keep).await?;
-        let fresh = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        Ok((token, fresh))
-    }
-
     /// The token for `resource` through the cache; `keep` receives a fetched response.
     /// `revocation` (a claims challenge) goes to the source with the request.
-    async fn cached(
+    pub(crate) async fn cached(
         &self,
         resource: &str,
         bypass_cache: bool,

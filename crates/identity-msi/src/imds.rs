@@ -62,7 +62,7 @@ use crate::NAME;
 pub use crate::detect::AZURE_POD_IDENTITY_AUTHORITY_HOST;
 use crate::detect::{ManagedIdentitySource, Settings};
 use crate::source::{
-    Answer, Bounds, Call, ManagedIdentityId, Opening, Source, Transport, get_request,
+    Answer, Bounds, Call, First, ManagedIdentityId, Opening, Source, Transport, metadata_get,
     parse_endpoint,
 };
 use crate::wire::{self, TokenResponse};
@@ -269,14 +269,7 @@ impl Source for Imds {
     }
 
     fn request(&self, call: &Call<'_>) -> Result<Request, Error> {
-        let query = call.query(API_VERSION, ["client_id", "object_id", "msi_res_id"]);
-        let metadata = http::HeaderValue::from_static("true");
-        get_request(
-            &self.endpoint,
-            &query,
-            vec![("Metadata", metadata)],
-            self.kind(),
-        )
+        metadata_get(&self.endpoint, call, API_VERSION, self.kind())
     }
 
     fn transport(&self) -> Transport {
@@ -291,23 +284,18 @@ impl Source for Imds {
     /// The opening's answer must be IMDS's (a JSON object), else the member is unavailable at
     /// once. After the probe the real request follows; the first request's own answer is
     /// final unless the retry schedule would retry it.
-    fn challenge(
-        &self,
-        response: &Response,
-        request: &Request,
-        opening: Option<&Opening>,
-    ) -> Result<Option<Request>, Error> {
-        let Some(opening) = opening else {
+    fn challenge(&self, first: &First<'_>) -> Result<Option<Request>, Error> {
+        let (Some(opening), response) = (first.opening, first.response) else {
             return Ok(None);
         };
         if !is_imds_answer(response) {
-            return Err(not_imds_error(response, &Target::of(request.uri())));
+            return Err(not_imds_error(response, &Target::of(first.request.uri())));
         }
         let status = response.status();
         let again = opening.probe
             || (!status.is_success()
                 && retry_policy().should_retry(status.as_u16(), response.headers()));
-        Ok(again.then(|| clone_request(request)))
+        Ok(again.then(|| clone_request(first.request)))
     }
 
     /// IMDS's table (docs/protocol.md §2.8):

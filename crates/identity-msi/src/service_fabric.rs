@@ -155,12 +155,8 @@ impl Source for ServiceFabric {
         let mut query = vec![("api-version", API_VERSION), ("resource", call.resource)];
         query.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
         let header = secret_header(self.secret.secret(), IDENTITY_HEADER, self.kind())?;
-        get_request(
-            &self.endpoint,
-            &query,
-            vec![("Secret", header)],
-            self.kind(),
-        )
+        let headers = vec![("Secret", header)];
+        get_request(&self.endpoint, &query, headers, self.kind())
     }
 
     /// The pinned TLS client, whatever the runtime injects: only it may carry the secret.

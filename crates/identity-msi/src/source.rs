@@ -105,6 +105,16 @@ pub(crate) struct Revocation {
     pub(crate) capabilities: &'static [&'static str],
 }
 
+/// The first response of a call, for [`Source::challenge`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct First<'a> {
+    pub(crate) response: &'a Response,
+    /// The token request (the probe, when there was one, went without its headers).
+    pub(crate) request: &'a Request,
+    /// Set when the response answered the opening attempt.
+    pub(crate) opening: Option<&'a Opening>,
+}
+
 /// What came back for a token request, for [`Source::classify`].
 #[derive(Debug)]
 pub(crate) enum Answer<'a> {
@@ -189,14 +199,9 @@ pub(crate) trait Source: Send + Sync + fmt::Debug {
     }
 
     /// Looks at the first response: `Some` is a second request to send (Azure Arc answers its
-    /// challenge with the key file; IMDS sends the real request after its probe). `opening` is
-    /// set when the response answered the opening attempt. Default: the response is final.
-    fn challenge(
-        &self,
-        _response: &Response,
-        _request: &Request,
-        _opening: Option<&Opening>,
-    ) -> Result<Option<Request>, Error> {
+    /// challenge with the key file; IMDS sends the real request after its probe). Default: the
+    /// first response is final.
+    fn challenge(&self, _first: &First<'_>) -> Result<Option<Request>, Error> {
         Ok(None)
     }
 
@@ -243,6 +248,20 @@ pub(crate) fn endpoint(
     source: ManagedIdentitySource,
 ) -> Result<String, Error> {
     parse_endpoint(url, variable, source.display_name()).map(|_| url.to_owned())
+}
+
+/// The request of the IMDS-style endpoints (IMDS, Azure Arc): `GET
+/// {endpoint}?api-version=…&resource=…[&client_id|object_id|msi_res_id=…]` with
+/// `Metadata: true`.
+pub(crate) fn metadata_get(
+    endpoint: &Result<String, Error>,
+    call: &Call<'_>,
+    api_version: &str,
+    source: ManagedIdentitySource,
+) -> Result<Request, Error> {
+    let query = call.query(api_version, ["client_id", "object_id", "msi_res_id"]);
+    let metadata = http::HeaderValue::from_static("true");
+    get_request(endpoint, &query, vec![("Metadata", metadata)], source)
 }
 
 /// The standard request: `GET {endpoint}?{query}` with `headers` (values marked sensitive

@@ -133,26 +133,8 @@ mod tests {
 
     #[test]
     fn user_assigned_identities_are_refused_at_build() {
-        for id in [
-            ManagedIdentityId::ClientId("X".into()),
-            ManagedIdentityId::ObjectId("X".into()),
-            ManagedIdentityId::ResourceId("X".into()),
-        ] {
-            let e = crate::ManagedIdentityCredential::builder()
-                .runtime(Runtime::with_env(Env::from_pairs([(
-                    MSI_ENDPOINT,
-                    "http://127.0.0.1:9/oauth2/token",
-                )])))
-                .identity(id)
-                .build()
-                .unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
-            let text = e.to_string();
-            assert!(
-                text.contains("Cloud Shell") && text.contains("user-assigned"),
-                "{text}"
-            );
-        }
+        let env = Env::from_pairs([(MSI_ENDPOINT, "http://127.0.0.1:9/oauth2/token")]);
+        assert_user_assigned_refused_at_build(&env, "Cloud Shell");
     }
 
     #[tokio::test]
@@ -184,12 +166,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_status_names_the_source() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(403).set_body_string(r#"{"error":"forbidden"}"#))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = answering(
+            "POST",
+            ResponseTemplate::new(403).set_body_string(r#"{"error":"forbidden"}"#),
+            1,
+        )
+        .await;
         let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
             .get()
             .await

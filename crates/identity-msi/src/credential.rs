@@ -468,12 +468,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_get_token_is_served_from_the_cache() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 86_400))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = answering("GET", token_on(CLOCK_NOW + 86_400), 1).await;
         let h = harness(imds_env(), ManagedIdentityId::SystemAssigned).with_endpoint(&server);
         h.get().await.unwrap();
         h.get().await.unwrap();
@@ -507,12 +502,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_bypass_the_cache_and_tenant_is_ignored() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 86_400))
-            .expect(2)
-            .mount(&server)
-            .await;
+        let server = answering("GET", token_on(CLOCK_NOW + 86_400), 2).await;
         let h = harness(imds_env(), ManagedIdentityId::SystemAssigned).with_endpoint(&server);
         h.get().await.unwrap();
         let with_tenant = TokenRequestOptions::default().tenant_id("other-tenant");
@@ -608,15 +598,10 @@ mod span_tests {
 
     #[tokio::test]
     async fn the_span_names_the_source_and_records_fetch_then_hit() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+        let server = answering("GET", ResponseTemplate::new(200).set_body_string(format!(
                 r#"{{"access_token":"{PLANTED_TOKEN}","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
                 CLOCK_NOW + 3600
-            )))
-            .expect(1)
-            .mount(&server)
-            .await;
+            )), 1).await;
         let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
         let capture = Capture::new();
         let _guard = capture.enter();
@@ -637,12 +622,7 @@ mod span_tests {
 
     #[tokio::test]
     async fn a_claims_challenge_is_traced_as_a_bypass() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 3600))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = answering("GET", token_on(CLOCK_NOW + 3600), 1).await;
         let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
         let capture = Capture::new();
         let _guard = capture.enter();
@@ -657,15 +637,12 @@ mod span_tests {
 
     #[tokio::test]
     async fn a_refused_request_is_traced_with_its_kind_and_no_secret() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(
-                ResponseTemplate::new(401)
-                    .set_body_string(r#"{"message":"invalid identity header"}"#),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = answering(
+            "GET",
+            ResponseTemplate::new(401).set_body_string(r#"{"message":"invalid identity header"}"#),
+            1,
+        )
+        .await;
         let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
         let capture = Capture::new();
         let _guard = capture.enter();

@@ -400,34 +400,8 @@ mod tests {
 
     #[tokio::test]
     async fn user_assigned_selectors_use_the_documented_parameter_names() {
-        for (id, name, value) in [
-            (
-                ManagedIdentityId::ClientId("CID".into()),
-                "client_id",
-                "CID",
-            ),
-            (
-                ManagedIdentityId::ObjectId("OID".into()),
-                "object_id",
-                "OID",
-            ),
-            (
-                ManagedIdentityId::ResourceId(UAMI.into()),
-                "msi_res_id",
-                UAMI,
-            ),
-        ] {
-            let server = MockServer::start().await;
-            Mock::given(method("GET"))
-                .and(path(TOKEN_PATH))
-                .and(query_param(name, value))
-                .and(header("Metadata", "true"))
-                .respond_with(token_on(CLOCK_NOW + 3600))
-                .expect(1)
-                .mount(&server)
-                .await;
-            harness(pod_env(&server), id).get().await.unwrap();
-        }
+        let names = ["client_id", "object_id", "msi_res_id"];
+        assert_selector_names(pod_env, TOKEN_PATH, names, ("Metadata", "true")).await;
     }
 
     #[tokio::test]
@@ -448,12 +422,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_410_is_retried_on_the_upgrade_schedule() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(410).set_body_string(IMDS_ERROR))
-            .expect(6)
-            .mount(&server)
-            .await;
+        let server = answering(
+            "GET",
+            ResponseTemplate::new(410).set_body_string(IMDS_ERROR),
+            6,
+        )
+        .await;
         let h = harness(pod_env(&server), ManagedIdentityId::SystemAssigned);
         let e = h.get().await.unwrap_err();
         assert_eq!(h.sleeper.slept(), secs(&[5.0, 10.0, 20.0, 40.0]));
@@ -463,12 +437,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_500_forever_is_retried_five_times_then_fails_the_chain() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(500).set_body_string(IMDS_ERROR))
-            .expect(6)
-            .mount(&server)
-            .await;
+        let server = answering(
+            "GET",
+            ResponseTemplate::new(500).set_body_string(IMDS_ERROR),
+            6,
+        )
+        .await;
         let h = harness(pod_env(&server), ManagedIdentityId::SystemAssigned);
         let e = h.get().await.unwrap_err();
         assert_eq!(h.sleeper.slept(), secs(&[1.6, 3.2, 6.4, 12.8]));

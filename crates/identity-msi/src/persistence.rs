@@ -379,17 +379,10 @@ fn entry_from_json(value: &Value) -> Option<(CacheKey, AccessToken)> {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use wiremock::matchers::method;
-    use wiremock::{Mock, MockServer};
 
     #[tokio::test]
     async fn a_saved_cache_serves_a_new_credential_without_a_request() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 86_400))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = answering("GET", token_on(CLOCK_NOW + 86_400), 1).await;
         let dir = tempfile::tempdir().unwrap();
         let store = FileCachePersistence::new(dir.path().join("tokens.json"));
         let first =
@@ -424,12 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_planted_31_year_token_is_ignored_and_a_request_is_made() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 3600))
-            .expect(2)
-            .mount(&server)
-            .await;
+        let server = answering("GET", token_on(CLOCK_NOW + 3600), 2).await;
         let dir = tempfile::tempdir().unwrap();
         let store = FileCachePersistence::new(dir.path().join("tokens.json"));
         let first =

@@ -341,7 +341,10 @@ mod pinned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use identity_core::{Env, ErrorKind, Runtime};
+    use identity_core::{Env, ErrorKind};
+
+    /// A well-formed thumbprint.
+    const THUMBPRINT: &str = "0123456789abcdef0123456789abcdef01234567";
 
     #[test]
     fn thumbprints_are_normalised() {
@@ -366,29 +369,12 @@ mod tests {
 
     #[test]
     fn user_assigned_identities_are_refused_at_build() {
-        for id in [
-            ManagedIdentityId::ClientId("X".into()),
-            ManagedIdentityId::ObjectId("X".into()),
-            ManagedIdentityId::ResourceId("X".into()),
-        ] {
-            let e = crate::ManagedIdentityCredential::builder()
-                .runtime(Runtime::with_env(Env::from_pairs([
-                    (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
-                    (IDENTITY_HEADER, "s"),
-                    (
-                        IDENTITY_SERVER_THUMBPRINT,
-                        "0123456789abcdef0123456789abcdef01234567",
-                    ),
-                ])))
-                .identity(id)
-                .build()
-                .unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
-            assert!(
-                e.to_string().contains("Service Fabric") && e.to_string().contains("user-assigned"),
-                "{e}"
-            );
-        }
+        let env = Env::from_pairs([
+            (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
+            (IDENTITY_HEADER, "s"),
+            (IDENTITY_SERVER_THUMBPRINT, THUMBPRINT),
+        ]);
+        crate::test_support::assert_user_assigned_refused_at_build(&env, "Service Fabric");
     }
 
     #[cfg(not(feature = "service-fabric"))]
@@ -396,13 +382,10 @@ mod tests {
     async fn without_the_feature_get_token_says_to_enable_it() {
         use identity_core::{TokenCredential, TokenRequestOptions};
         let c = crate::ManagedIdentityCredential::builder()
-            .runtime(Runtime::with_env(Env::from_pairs([
+            .runtime(identity_core::Runtime::with_env(Env::from_pairs([
                 (IDENTITY_ENDPOINT, "https://127.0.0.1:9/"),
                 (IDENTITY_HEADER, "s"),
-                (
-                    IDENTITY_SERVER_THUMBPRINT,
-                    "0123456789abcdef0123456789abcdef01234567",
-                ),
+                (IDENTITY_SERVER_THUMBPRINT, THUMBPRINT),
             ])))
             .build()
             .unwrap();

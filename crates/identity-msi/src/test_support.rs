@@ -186,3 +186,84 @@ pub(crate) fn assert_no_secret(e: &Error) {
         assert!(!text.contains("planted"), "planted value leaked: {text}");
     }
 }
+
+/// A local server answering every `method` request with `answer`, expecting `times`
+/// requests (checked when the server drops).
+pub(crate) async fn answering(
+    method: &str,
+    answer: impl wiremock::Respond + 'static,
+    times: u64,
+) -> MockServer {
+    let server = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method(method))
+        .respond_with(answer)
+        .expect(times)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The per-source test shape "user-assigned selectors use the documented parameter names":
+/// each selector goes out under the source's name for it (`names`: client id, object id,
+/// resource id) on `path`, with `header` set.
+pub(crate) async fn assert_selector_names(
+    env: impl Fn(&MockServer) -> Env,
+    path: &str,
+    names: [&str; 3],
+    header: (&str, &str),
+) {
+    use wiremock::matchers;
+    for (id, name, value) in [
+        (ManagedIdentityId::ClientId("CID".into()), names[0], "CID"),
+        (ManagedIdentityId::ObjectId("OID".into()), names[1], "OID"),
+        (ManagedIdentityId::ResourceId(UAMI.into()), names[2], UAMI),
+    ] {
+        let server = MockServer::start().await;
+        wiremock::Mock::given(matchers::method("GET"))
+            .and(matchers::path(path))
+            .and(matchers::query_param(name, value))
+            .and(matchers::header(header.0, header.1))
+            .respond_with(token_on(CLOCK_NOW + 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        harness(env(&server), id).get().await.unwrap();
+    }
+}
+
+/// The per-source test shape "an echoed secret header is removed from errors and logs": the
+/// endpoint answers 400 quoting the request's `header` (see [`echo_header`]); nothing shows
+/// the planted secret, and the quoted message keeps its text with the secret masked.
+pub(crate) async fn assert_echoed_header_removed(
+    env: impl Fn(&MockServer) -> Env,
+    header: &'static str,
+) -> Error {
+    let server = answering("GET", echo_header(header), 1).await;
+    let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+    let e = assert_echo_not_leaked(&h, SECRET).await;
+    assert!(e.to_string().contains("bad header ***"), "{e}");
+    e
+}
+
+/// The per-source test shape "user-assigned identities are refused at build": on a host
+/// (`env`) that has only one identity, every user-assigned selector fails `build` with a
+/// configuration error naming the source.
+pub(crate) fn assert_user_assigned_refused_at_build(env: &Env, source: &str) {
+    for id in [
+        ManagedIdentityId::ClientId("X".into()),
+        ManagedIdentityId::ObjectId("X".into()),
+        ManagedIdentityId::ResourceId("X".into()),
+    ] {
+        let e = ManagedIdentityCredential::builder()
+            .runtime(Runtime::with_env(env.clone()))
+            .identity(id)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), identity_core::ErrorKind::InvalidConfiguration);
+        let text = e.to_string();
+        assert!(
+            text.contains(source) && text.contains("user-assigned"),
+            "{text}"
+        );
+    }
+}

@@ -161,18 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_500_is_retried_with_the_default_schedule() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(500))
-            .up_to_n_times(3)
-            .expect(3)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 3600))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = failing_then_token(ResponseTemplate::new(500), 3).await;
         let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
         h.get().await.unwrap();
         assert_eq!(h.sleeper.slept(), secs(&[1.6, 3.2]));
@@ -189,18 +178,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_429_with_retry_after_waits_as_told() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3"))
-            .up_to_n_times(2)
-            .expect(2)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 3600))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = failing_then_token(
+            ResponseTemplate::new(429).insert_header("Retry-After", "3"),
+            2,
+        )
+        .await;
         let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
         h.get().await.unwrap();
         assert_eq!(h.sleeper.slept(), secs(&[3.0, 3.0]));

@@ -452,18 +452,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_404_then_success_takes_three_requests() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(404))
-            .up_to_n_times(2)
-            .expect(2)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .respond_with(token_on(CLOCK_NOW + 3600))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = failing_then_token(ResponseTemplate::new(404), 2).await;
         let h = harness(pod_env(&server), ManagedIdentityId::SystemAssigned);
         h.get().await.unwrap();
         assert_eq!(h.sleeper.slept(), secs(&[1.6]));

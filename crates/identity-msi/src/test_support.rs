@@ -203,6 +203,27 @@ pub(crate) async fn answering(
     server
 }
 
+/// A local server answering the first `failures` GET requests with `failure`, then one
+/// request with a token (each count checked when the server drops).
+pub(crate) async fn failing_then_token(
+    failure: impl wiremock::Respond + 'static,
+    failures: u64,
+) -> MockServer {
+    let server = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(failure)
+        .up_to_n_times(failures)
+        .expect(failures)
+        .mount(&server)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(token_on(CLOCK_NOW + 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The per-source test shape "user-assigned selectors use the documented parameter names":
 /// each selector goes out under the source's name for it (`names`: client id, object id,
 /// resource id) on `path`, with `header` set.

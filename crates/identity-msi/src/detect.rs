@@ -55,7 +55,7 @@ use std::sync::Arc;
 use identity_core::{Env, Error};
 
 use crate::source::Source;
-use crate::{NAME, app_service, arc, azure_ml, cloud_shell, imds, service_fabric};
+use crate::{NAME, arc, imds};
 
 // The environment variables, all of them.
 
@@ -184,12 +184,12 @@ type Detector = fn(&Settings) -> Option<Detected>;
 
 /// The rules, in the order of docs/protocol.md §2.1. A new source adds its line here.
 const DETECTORS: &[Detector] = &[
-    service_fabric::detect,
-    app_service::detect,
-    arc::detect,
+    crate::service_fabric::detect,
+    crate::app_service::detect,
+    crate::arc::detect,
     incomplete,
-    azure_ml::detect,
-    cloud_shell::detect,
+    crate::azure_ml::detect,
+    crate::cloud_shell::detect,
     workload_identity,
     arc_agent,
 ];

@@ -420,6 +420,14 @@ mod tests {
         h.get().await.unwrap();
     }
 
+    #[test]
+    fn the_retry_policy_is_the_imds_schedule() {
+        assert_eq!(retry_policy(), RetryPolicy::imds());
+        let schedule: Vec<_> = (1..=5).map(|n| retry_policy().backoff(n, 410)).collect();
+        assert_eq!(schedule, [0, 5, 10, 20, 40].map(Duration::from_secs));
+        assert_eq!(retry_policy().call_deadline(), DEADLINE);
+    }
+
     #[tokio::test]
     async fn a_410_is_retried_on_the_upgrade_schedule() {
         let server = answering(

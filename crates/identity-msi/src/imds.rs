@@ -660,13 +660,13 @@ mod tests {
             ),
             (
                 "chain, pod identity",
-                harness_with(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned, |b| {
+                harness_with(raw_pod_env(raw), ManagedIdentityId::SystemAssigned, |b| {
                     b.within_default_chain(true)
                 }),
             ),
             (
                 "standalone, pod identity",
-                harness(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned),
+                harness(raw_pod_env(raw), ManagedIdentityId::SystemAssigned),
             ),
         ]
     }

@@ -8,7 +8,7 @@
 //! the request rate); failures are [`Error`]s with the usual kinds rather than error
 //! dictionaries. Cloud Shell is supported, as in the credential.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use identity_core::http::HttpClient;
@@ -163,23 +163,14 @@ impl ManagedIdentityClient {
 
 impl ManagedIdentityCredential {
     /// The token for `resource`, and the service's full response when this call fetched it
-    /// (the low-level client reports its metadata).
-    ///
-    /// The cache hands back only the token, so the response travels through a slot filled by
-    /// the fetch: the one side channel, confined to this function.
+    /// (the low-level client reports its metadata): the cache tells its caller whether it
+    /// fetched.
     pub(crate) async fn token_for_resource(
         &self,
         resource: &str,
         bypass_cache: bool,
     ) -> Result<(AccessToken, Option<TokenResponse>), Error> {
-        let slot: Arc<Mutex<Option<TokenResponse>>> = Arc::default();
-        let keep = {
-            let slot = slot.clone();
-            move |response| *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(response)
-        };
-        let token = self.cached(resource, bypass_cache, None, keep).await?;
-        let fresh = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        Ok((token, fresh))
+        self.cached(resource, bypass_cache, None).await
     }
 }
 

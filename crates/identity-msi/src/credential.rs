@@ -306,19 +306,19 @@ impl ManagedIdentityCredential {
         })
     }
 
-    /// The token for `resource` through the cache; `keep` receives a fetched response.
-    /// `revocation` (a claims challenge) goes to the source with the request.
+    /// The token for `resource` through the cache, and the service's full response when
+    /// this call fetched it. `revocation` (a claims challenge) goes to the source with the
+    /// request.
     pub(crate) async fn cached(
         &self,
         resource: &str,
         bypass_cache: bool,
         revocation: Option<Revocation>,
-        keep: impl FnOnce(TokenResponse) + Send + 'static,
-    ) -> Result<AccessToken, Error> {
+    ) -> Result<(AccessToken, Option<TokenResponse>), Error> {
         let scopes = [resource];
         let key = KeyRef::new(&self.inner.cache_identity, &scopes, None, false);
         self.cache
-            .get_or_fetch(key, bypass_cache, || {
+            .get_or_fetch_with(key, bypass_cache, || {
                 let inner = self.inner.clone();
                 let resource = resource.to_owned();
                 async move {
@@ -331,8 +331,7 @@ impl ManagedIdentityCredential {
                     let response = host.fetch(&call).await?;
                     let mut token = AccessToken::new(response.token.clone(), response.expires_on);
                     token.refresh_on = response.refresh_on;
-                    keep(response);
-                    Ok(token)
+                    Ok((token, response))
                 }
             })
             .await
@@ -350,9 +349,9 @@ impl ManagedIdentityCredential {
                 replaced: self.cached_token(resource),
                 capabilities: &["CP1"],
             };
-            return self.cached(resource, true, Some(revocation), drop).await;
+            return Ok(self.cached(resource, true, Some(revocation)).await?.0);
         }
-        self.cached(resource, false, None, drop).await
+        Ok(self.cached(resource, false, None).await?.0)
     }
 
     /// The token cached for `resource`, if any (a claims challenge is rare: a scan is fine).

@@ -233,9 +233,11 @@ mod tests {
     #[tokio::test]
     async fn a_server_that_never_answers_ends_within_the_timeout() {
         // Accepts connections and never writes a byte.
-        let silent =
-            crate::test_support::loopback::Raw::start(None, std::time::Duration::ZERO).await;
-        let addr = silent.addr;
+        let silent = identity_core::test_util::TestServer::always(
+            identity_core::test_util::Reply::silence(),
+        )
+        .await;
+        let addr = silent.addr();
         let env = identity_core::Env::from_pairs([
             (IDENTITY_ENDPOINT, format!("http://{addr}/msi/token")),
             (IDENTITY_HEADER, SECRET.to_owned()),

@@ -358,8 +358,9 @@ impl Source for Imds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::loopback::{Raw, answer};
+    use crate::test_support::loopback::answer;
     use crate::test_support::*;
+    use identity_core::test_util::{Reply, TestServer};
     use wiremock::matchers::{
         header, header_exists, method, path, query_param, query_param_is_missing,
     };
@@ -580,8 +581,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_probe_gives_up_on_a_silent_endpoint_after_its_answer_budget() {
-        let silent = Raw::start(None, Duration::ZERO).await;
-        let addr = silent.addr;
+        let silent = TestServer::always(Reply::silence()).await;
+        let addr = silent.addr();
         // The builder's timeout, when shorter, bounds the answer budget: the test does not wait
         // the default 10 s.
         let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
@@ -643,13 +644,13 @@ mod tests {
     const DOCKER_403_LOCALIZED: &str = "HTTP/1.0 403 169.254.169.254:80 への接続: connectex: 到達できないネットワークに対してソケット操作を実行しようとしました。\r\nConnection: close\r\n\r\n";
 
     /// Pod identity's variable, pointing at `raw`.
-    fn raw_pod_env(raw: &Raw) -> Env {
+    fn raw_pod_env(raw: &TestServer) -> Env {
         Env::from_pairs([(AZURE_POD_IDENTITY_AUTHORITY_HOST, raw.url(""))])
     }
 
     /// Every way the member can meet an endpoint: the chain's probe, the chain with pod
     /// identity (no probe), and standalone with pod identity.
-    fn three_ways(raw: &Raw) -> [(&'static str, Harness); 3] {
+    fn three_ways(raw: &TestServer) -> [(&'static str, Harness); 3] {
         let url = raw.url(TOKEN_PATH);
         [
             (
@@ -680,16 +681,20 @@ mod tests {
                 "reason phrase in non-ASCII text",
             ),
         ] {
-            let raw = Raw::start(Some(answer), Duration::ZERO).await;
+            let raw = TestServer::always(Reply::raw(answer)).await;
             for (way, h) in three_ways(&raw) {
-                let before = raw.seen();
+                let before = raw.request_count();
                 let e = h.get().await.unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::Unavailable, "{way}: {e}");
                 let text = e.to_string();
                 assert!(text.contains("HTTP/1.0 403"), "{way}: {text}");
                 assert!(text.contains(words), "{way}: {text}");
                 assert!(text.contains("Docker Desktop"), "{way}: {text}");
-                assert_eq!(raw.seen() - before, 1, "{way}: one request, no retry");
+                assert_eq!(
+                    raw.request_count() - before,
+                    1,
+                    "{way}: one request, no retry"
+                );
                 assert!(h.sleeper.slept().is_empty(), "{way}");
             }
         }
@@ -716,9 +721,9 @@ mod tests {
                 answer("HTTP/1.1 502 Bad Gateway", "text/html", html),
             ),
         ] {
-            let raw = Raw::start(Some(answer), Duration::ZERO).await;
+            let raw = TestServer::always(Reply::raw(answer)).await;
             for (way, h) in three_ways(&raw).into_iter().take(2) {
-                let before = raw.seen();
+                let before = raw.request_count();
                 let e = h.get().await.unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::Unavailable, "{name}, {way}: {e}");
                 assert!(
@@ -729,7 +734,7 @@ mod tests {
                     !e.to_string().contains("Not Found</h1>"),
                     "{name}: the body is not echoed"
                 );
-                assert_eq!(raw.seen() - before, 1, "{name}, {way}: no retries");
+                assert_eq!(raw.request_count() - before, 1, "{name}, {way}: no retries");
                 assert!(h.sleeper.slept().is_empty(), "{name}, {way}");
             }
         }
@@ -737,19 +742,19 @@ mod tests {
 
     #[tokio::test]
     async fn standalone_a_not_imds_answer_is_unavailable_after_the_retry_schedule() {
-        let raw = Raw::start(
-            Some(answer(
+        let raw = TestServer::always(
+            Reply::raw(answer(
                 "HTTP/1.1 502 Bad Gateway",
                 "text/html",
                 "<html>bad gateway</html>",
-            )),
-            Duration::ZERO,
+            ))
+            .delay(Duration::ZERO),
         )
         .await;
         let h = harness(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned);
         let e = h.get().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-        assert_eq!(raw.seen(), 6);
+        assert_eq!(raw.request_count(), 6);
     }
 
     #[tokio::test]
@@ -760,9 +765,9 @@ mod tests {
             r#"{{"access_token":"AT","expires_in":"3600","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
             CLOCK_NOW + 3600
         );
-        let raw = Raw::start(
-            Some(answer("HTTP/1.1 200 OK", "application/json", &token)),
-            Duration::from_millis(1200),
+        let raw = TestServer::always(
+            Reply::raw(answer("HTTP/1.1 200 OK", "application/json", &token))
+                .delay(Duration::from_millis(1200)),
         )
         .await;
         for (way, h) in three_ways(&raw).into_iter().take(2) {
@@ -773,7 +778,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_pod_identity_endpoint_inside_the_chain_is_one_bounded_attempt() {
-        let raw = Raw::start(None, Duration::ZERO).await;
+        let raw = TestServer::always(Reply::silence()).await;
         let h = harness_with(raw_pod_env(&raw), ManagedIdentityId::SystemAssigned, |b| {
             b.within_default_chain(true)
                 .timeout(Duration::from_millis(300))
@@ -784,7 +789,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert!(e.to_string().contains("no response"), "{e}");
-        assert_eq!(raw.seen(), 1, "no retry of a silent endpoint");
+        assert_eq!(raw.request_count(), 1, "no retry of a silent endpoint");
         assert!(h.sleeper.slept().is_empty());
         // The default budget keeps a hung endpoint under the chain's 30 s promise.
         assert!(FIRST_ANSWER_BUDGET < Duration::from_secs(30));

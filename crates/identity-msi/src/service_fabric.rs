@@ -405,7 +405,6 @@ mod tests {
         use super::*;
         use crate::test_support::loopback::{Server, tls_server, tls_server_with};
         use crate::test_support::*;
-        use std::sync::atomic::Ordering;
 
         fn sf_env(server: &Server, thumbprint: &str) -> Env {
             Env::from_pairs([
@@ -431,7 +430,7 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(token.token.secret(), "AT");
-            let request = server.received.lock().unwrap()[0].clone();
+            let request = server.received()[0].clone();
             let head = request.lines().next().unwrap();
             assert_eq!(
                 head,
@@ -501,7 +500,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            let received = server.received.lock().unwrap().clone();
+            let received = server.received();
             let line = |i: usize| received[i].lines().next().unwrap().to_owned();
             assert_eq!(
                 line(0),
@@ -524,7 +523,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-            let plain = server.received.lock().unwrap()[2].clone();
+            let plain = server.received()[2].clone();
             assert!(
                 !plain.contains("token_sha256_to_refresh") && !plain.contains("xms_cc"),
                 "{plain}"
@@ -540,7 +539,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap_err();
-            assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+            assert_eq!(server.request_count(), 0);
             assert!(
                 identity_core::display_chain(&e).contains("IDENTITY_SERVER_THUMBPRINT"),
                 "{e}"
@@ -554,7 +553,7 @@ mod tests {
             let h = harness(sf_env(&server, "abc"), ManagedIdentityId::SystemAssigned);
             let e = h.get().await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
-            assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+            assert_eq!(server.request_count(), 0);
         }
 
         #[tokio::test]

@@ -62,8 +62,8 @@ use crate::NAME;
 pub use crate::detect::AZURE_POD_IDENTITY_AUTHORITY_HOST;
 use crate::detect::{ManagedIdentitySource, Settings};
 use crate::source::{
-    Answer, Bounds, Call, First, ManagedIdentityId, Opening, Source, Transport, metadata_get,
-    parse_endpoint,
+    Answer, Bounds, Call, First, ManagedIdentityId, Opening, Source, Transport, endpoint,
+    metadata_get,
 };
 use crate::wire::{self, TokenResponse};
 
@@ -127,10 +127,14 @@ pub(crate) fn new(settings: &Settings) -> Box<dyn Source> {
             .or(settings.imds_endpoint.as_ref()),
         settings.env.non_empty(AZURE_POD_IDENTITY_AUTHORITY_HOST),
     ) {
-        (Some(url), _) => parse_endpoint(url, "the endpoint", "IMDS").map(|_| url.clone()),
+        (Some(url), _) => endpoint(url, "the endpoint", ManagedIdentitySource::Imds),
         (None, Some(host)) => {
             let url = format!("{}{TOKEN_PATH}", host.trim_end_matches('/'));
-            parse_endpoint(&url, AZURE_POD_IDENTITY_AUTHORITY_HOST, "IMDS").map(|_| url)
+            endpoint(
+                &url,
+                AZURE_POD_IDENTITY_AUTHORITY_HOST,
+                ManagedIdentitySource::Imds,
+            )
         }
         (None, None) => Ok(DEFAULT_ENDPOINT.to_owned()),
     };

@@ -71,7 +71,11 @@ pub(crate) fn detect(settings: &Settings) -> Option<Detected> {
 }
 
 fn check_endpoint(url: &str) -> Result<(), Error> {
-    let uri = crate::source::parse_endpoint(url, IDENTITY_ENDPOINT, "Service Fabric")?;
+    let uri = crate::source::parse_endpoint(
+        url,
+        IDENTITY_ENDPOINT,
+        ManagedIdentitySource::ServiceFabric,
+    )?;
     if uri.scheme_str() != Some("https") {
         return Err(Error::invalid_configuration(
             NAME,

@@ -247,7 +247,7 @@ pub(crate) fn endpoint(
     variable: &str,
     source: ManagedIdentitySource,
 ) -> Result<String, Error> {
-    parse_endpoint(url, variable, source.display_name()).map(|_| url.to_owned())
+    parse_endpoint(url, variable, source).map(|_| url.to_owned())
 }
 
 /// The request of the IMDS-style endpoints (IMDS, Azure Arc): `GET
@@ -281,7 +281,11 @@ pub(crate) fn get_request(
 }
 
 /// An endpoint URL from the environment or the builder, checked to be `http` or `https`.
-pub(crate) fn parse_endpoint(url: &str, variable: &str, source: &str) -> Result<http::Uri, Error> {
+pub(crate) fn parse_endpoint(
+    url: &str,
+    variable: &str,
+    source: ManagedIdentitySource,
+) -> Result<http::Uri, Error> {
     let uri: http::Uri = url.parse().map_err(|_| {
         Error::invalid_configuration(
             NAME,

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
-use identity_core::http::{
-    Limits, Pipeline, Request, Response, SendOptions, Target, clone_request,
-};
+use identity_core::http::{Limits, Pipeline, Request, Response, SendOptions, clone_request};
 use identity_core::redact::Redactor;
 use identity_core::retry::RetryPolicy;
 use identity_core::scope::scopes_to_resource;
@@ -106,12 +104,11 @@ impl Host {
         }
     }
 
-    /// One token request, within the pipeline's deadline (the opening or the challenge and
-    /// the request share it). Every secret of the requests sent (header values marked
-    /// sensitive, an `Authorization` header's credentials) is collected in a [`Redactor`]
-    /// that rides in each response, so that quoted service text is redacted before it is cut
-    /// to length, and every error leaving here is redacted once more as a whole: a source
-    /// cannot show or log a secret its endpoint echoes back.
+    /// One token request, within the pipeline's deadline (shared with the opening or the
+    /// challenge). The secrets of every request sent (sensitive header values, an
+    /// `Authorization` header's credentials) go in a [`Redactor`] that rides in each response,
+    /// so quoted service text is redacted before it is cut to length, and every error leaving
+    /// here is redacted again: no source can show or log a secret its endpoint echoes back.
     async fn fetch(&self, call: &Call<'_>) -> Result<TokenResponse, Error> {
         let mut redactor = Redactor::new();
         let result = self
@@ -128,10 +125,8 @@ impl Host {
     ) -> Result<TokenResponse, Error> {
         let request = self.source.request(call)?;
         redactor.add_headers(request.headers());
-        let opening = match &self.opening {
-            Some((opening, once)) if !self.opened.load(Ordering::Relaxed) => Some((opening, once)),
-            _ => None,
-        };
+        let opening = self.opening.as_ref();
+        let opening = opening.filter(|_| !self.opened.load(Ordering::Relaxed));
         let sent_at = self.pipeline.clock().now();
         let first = match opening {
             Some((opening, once)) => self.open(once, opening, &request).await,
@@ -158,13 +153,9 @@ impl Host {
             };
             response.extensions_mut().insert(redactor.clone());
         }
-        self.source.classify(
-            Answer::Response {
-                response: &response,
-                sent_at,
-            },
-            call,
-        )
+        let response = &response;
+        self.source
+            .classify(Answer::Response { response, sent_at }, call)
     }
 
     /// Sends with the source's retry schedule.
@@ -172,7 +163,7 @@ impl Host {
         self.pipeline
             .send(NAME, request, self.options)
             .await
-            .map_err(|cause| silence(cause, request, None))
+            .map_err(|cause| Answer::silence(cause, request, None))
     }
 
     /// The opening attempt: once, within its bounds; a probe goes without the headers.
@@ -193,16 +184,7 @@ impl Host {
         };
         once.send_once(NAME, first, options)
             .await
-            .map_err(|cause| silence(cause, request, Some(bounds)))
-    }
-}
-
-/// No usable response to `request`.
-fn silence(cause: Error, request: &Request, opening: Option<Bounds>) -> Answer<'static> {
-    Answer::Silence {
-        cause,
-        target: Target::of(request.uri()),
-        opening,
+            .map_err(|cause| Answer::silence(cause, request, Some(bounds)))
     }
 }
 

@@ -133,6 +133,17 @@ pub(crate) enum Answer<'a> {
     },
 }
 
+impl Answer<'static> {
+    /// No usable response to `request`; `opening` when it was the opening attempt.
+    pub(crate) fn silence(cause: Error, request: &Request, opening: Option<Bounds>) -> Self {
+        Self::Silence {
+            cause,
+            target: Target::of(request.uri()),
+            opening,
+        }
+    }
+}
+
 /// The bounds an opening attempt ran within, for messages.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Bounds {

@@ -191,9 +191,9 @@ pub(crate) const MAX_QUOTED_CHARS: usize = 300;
 
 /// The service's own explanation from an error body, if it is JSON and carries one of the
 /// usual fields. Only these fields are quoted (never the raw body), with every secret of the
-/// request removed (the [`Redactor`] that `standard_fetch` puts in the response's extensions)
-/// before the text is cut to [`MAX_QUOTED_CHARS`] characters; control characters become
-/// spaces.
+/// request removed (the [`Redactor`] that the flow in `credential.rs` puts in the response's
+/// extensions) before the text is cut to [`MAX_QUOTED_CHARS`] characters; control characters
+/// become spaces.
 pub(crate) fn service_message(response: &Response) -> Option<String> {
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(response.body()) else {
         return None;

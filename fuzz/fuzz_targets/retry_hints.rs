@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(wait) = requested_wait(&headers, now) {
         assert!(wait <= MAX_RETRY_HINT);
     }
-    for policy in [RetryPolicy::default(), RetryPolicy::imds()] {
+    for policy in [RetryPolicy::default(), identity_msi::imds::retry_policy()] {
         if let Some(wait) = policy.retry_after(&headers, now) {
             assert!(wait <= Duration::from_secs(60));
         }
@@ -96,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
     let policy = if selector & 0x40 == 0 {
         RetryPolicy::default()
     } else {
-        RetryPolicy::imds()
+        identity_msi::imds::retry_policy()
     };
     let deadline = policy.call_deadline();
     let sleeper = Arc::new(Recorder::default());

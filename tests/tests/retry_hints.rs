@@ -205,7 +205,7 @@ proptest! {
         let mut headers = http::HeaderMap::new();
         headers.insert(header, value);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now_secs);
-        for policy in [RetryPolicy::default(), RetryPolicy::imds(), RetryPolicy::none().max_retry_after(Duration::MAX)] {
+        for policy in [RetryPolicy::default(), identity_msi::imds::retry_policy(), RetryPolicy::none().max_retry_after(Duration::MAX)] {
             if let Some(wait) = policy.retry_after(&headers, now) {
                 prop_assert!(wait <= MAX_RETRY_HINT);
             }

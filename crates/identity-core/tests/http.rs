@@ -184,7 +184,7 @@ async fn the_imds_410_schedule_is_six_attempts_with_growing_sleeps() {
     let s = server(vec![reply("410 Gone", &[], "")]).await;
     let sleeper = RecordingSleeper::new();
     let r = pipeline(&sleeper)
-        .with_retry(RetryPolicy::imds())
+        .with_retry(upgrade_schedule())
         .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap();
@@ -376,7 +376,7 @@ async fn imds_503_with_retry_after_60_ends_inside_the_90_s_deadline() {
     .await;
     let sleeper = RecordingSleeper::new();
     let err = pipeline(&sleeper)
-        .with_retry(RetryPolicy::imds())
+        .with_retry(upgrade_schedule())
         .send("Test", &get(&s.base()), SendOptions::default())
         .await
         .unwrap_err();
@@ -487,4 +487,24 @@ async fn the_test_server_records_each_request_and_can_close_without_answering() 
     assert_eq!(seen[0].query("x").as_deref(), Some("a b"));
     assert_eq!(seen[0].header("X-Planted"), Some("yes"));
     assert_eq!(seen[0].body, b"grant_type=client_credentials");
+}
+
+/// An upgrading host's schedule (identity-msi's IMDS schedule, built here from the public
+/// setters): 5 status retries on 404, 408, 410, 429 and 500–998, factor 2.5 s after a 410, at
+/// most 60 s per sleep, a 90 s deadline.
+fn upgrade_schedule() -> RetryPolicy {
+    use identity_core::retry::StatusSet;
+    RetryPolicy::default()
+        .max_status_retries(5)
+        .status_factor(410, Duration::from_millis(2500))
+        .max_backoff(Duration::from_secs(60))
+        .statuses(
+            StatusSet::EMPTY
+                .with(404)
+                .with(408)
+                .with(410)
+                .with(429)
+                .with_range(500, 998),
+        )
+        .deadline(Duration::from_secs(90))
 }

@@ -427,7 +427,13 @@ mod tests {
 
     #[test]
     fn the_retry_policy_is_the_imds_schedule() {
-        assert_eq!(retry_policy(), RetryPolicy::imds());
+        for code in [404, 408, 410, 429, 500, 501, 505, 599, 998] {
+            assert!(retry_policy().retry_statuses().contains(code), "{code}");
+        }
+        for code in [400, 401, 403, 409, 999] {
+            assert!(!retry_policy().retry_statuses().contains(code), "{code}");
+        }
+        assert_eq!(retry_policy().backoff(30, 410), Duration::from_secs(60));
         let schedule: Vec<_> = (1..=5).map(|n| retry_policy().backoff(n, 410)).collect();
         assert_eq!(schedule, [0, 5, 10, 20, 40].map(Duration::from_secs));
         assert_eq!(retry_policy().call_deadline(), DEADLINE);

@@ -277,7 +277,7 @@ impl UpstreamGuard {
             self.metrics
                 .upstream_throttled
                 .fetch_add(1, Ordering::Relaxed);
-            let hint = RetryPolicy::imds()
+            let hint = RetryPolicy::default()
                 .max_retry_after(self.config.max_retry_after)
                 .retry_after(response.headers(), self.clock.now())
                 .unwrap_or(self.config.default_retry_after)

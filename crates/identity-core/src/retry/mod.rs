@@ -8,22 +8,24 @@
 //! `retry-after-ms` or `x-ms-retry-after-ms` header replaces it, capped at the largest
 //! honoured hint.
 //!
-//! | parameter (setter) | [`RetryPolicy::default`] | [`RetryPolicy::imds`] |
-//! |---|---|---|
-//! | retries after a retryable status ([`max_status_retries`](RetryPolicy::max_status_retries)) | 3 | 5 |
-//! | retries after a transport failure ([`max_connect_retries`](RetryPolicy::max_connect_retries)) | 3 | 3 |
-//! | backoff factor ([`factor`](RetryPolicy::factor), [`status_factor`](RetryPolicy::status_factor)) | 0.8 s | 0.8 s; 2.5 s for 410 |
-//! | sleeps before retries 1, 2, 3, … | 0, 1.6, 3.2 s | 0, 1.6, 3.2, 6.4, 12.8 s; after 410: 0, 5, 10, 20, 40 s |
-//! | largest computed sleep ([`max_backoff`](RetryPolicy::max_backoff)) | 120 s | 60 s |
-//! | retryable statuses ([`statuses`](RetryPolicy::statuses)) | [`DEFAULT_RETRY_STATUSES`]: 408, 429, 500, 502–504, 506–998 | [`IMDS_RETRY_STATUSES`]: 404, 408, 410, 429, 500–998 |
-//! | any error status with a retry hint retried ([`retry_after_on_any_error`](RetryPolicy::retry_after_on_any_error)) | yes | yes |
-//! | largest honoured hint ([`max_retry_after`](RetryPolicy::max_retry_after)) | 60 s | 60 s |
-//! | jitter ([`jitter`](RetryPolicy::jitter)) | none | none |
-//! | total sleep per request ([`budget`](RetryPolicy::budget)) | 120 s | 120 s |
-//! | deadline per call ([`deadline`](RetryPolicy::deadline)) | [`DEFAULT_DEADLINE`]: 60 s | [`IMDS_DEADLINE`]: 90 s |
+//! | parameter (setter) | [`RetryPolicy::default`] |
+//! |---|---|
+//! | retries after a retryable status ([`max_status_retries`](RetryPolicy::max_status_retries)) | 3 |
+//! | retries after a transport failure ([`max_connect_retries`](RetryPolicy::max_connect_retries)) | 3 |
+//! | backoff factor ([`factor`](RetryPolicy::factor), per status: [`status_factor`](RetryPolicy::status_factor)) | 0.8 s |
+//! | sleeps before retries 1, 2, 3 | 0, 1.6, 3.2 s |
+//! | largest computed sleep ([`max_backoff`](RetryPolicy::max_backoff)) | 120 s |
+//! | retryable statuses ([`statuses`](RetryPolicy::statuses)) | [`DEFAULT_RETRY_STATUSES`]: 408, 429, 500, 502–504, 506–998 |
+//! | any error status with a retry hint retried ([`retry_after_on_any_error`](RetryPolicy::retry_after_on_any_error)) | yes |
+//! | largest honoured hint ([`max_retry_after`](RetryPolicy::max_retry_after)) | 60 s |
+//! | jitter ([`jitter`](RetryPolicy::jitter)) | none |
+//! | total sleep per request ([`budget`](RetryPolicy::budget)) | 120 s |
+//! | deadline per call ([`deadline`](RetryPolicy::deadline)) | [`DEFAULT_DEADLINE`]: 60 s |
 //!
-//! The IMDS schedule belongs to the IMDS source of identity-msi, which builds it with the
-//! public setters above; [`RetryPolicy::imds`] is the same schedule.
+//! A host with a schedule of its own builds it from these setters, next to the host's code:
+//! identity-msi's `imds::retry_policy()` (5 status retries on 404, 408, 410, 429 and 500–998,
+//! sleeps of 0, 5, 10, 20 and 40 s after a 410, at most 60 s per sleep, a 90 s deadline) is
+//! one.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -35,7 +37,7 @@ mod hint;
 mod status;
 
 pub use hint::{MAX_RETRY_HINT, requested_wait};
-pub use status::{DEFAULT_RETRY_STATUSES, IMDS_RETRY_STATUSES, StatusSet};
+pub use status::{DEFAULT_RETRY_STATUSES, StatusSet};
 
 /// How one attempt of a request ended, as far as the schedule cares.
 #[derive(Clone, Copy, Debug)]
@@ -106,10 +108,6 @@ impl Attempt {
 /// The overall deadline per call of [`RetryPolicy::default`]: 60 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The overall deadline per call of [`RetryPolicy::imds`]: 90 s, which the IMDS upgrade
-/// schedule (sleeps of 0, 5, 10, 20 and 40 s after 410) fits in.
-pub const IMDS_DEADLINE: Duration = Duration::from_secs(90);
-
 /// How and when failed attempts are repeated: a schedule, read with
 /// [`next_delay`](Self::next_delay). See the [module docs](self) for the rules and a table of
 /// the default and IMDS schedules.
@@ -123,9 +121,13 @@ pub const IMDS_DEADLINE: Duration = Duration::from_secs(90);
 ///
 /// ```
 /// use std::time::Duration;
-/// use identity_core::retry::RetryPolicy;
-/// let imds = RetryPolicy::imds();
-/// let schedule: Vec<_> = (1..=5).map(|n| imds.backoff(n, 410)).collect();
+/// use identity_core::retry::{RetryPolicy, StatusSet};
+/// // An upgrading host's schedule: 410 retried 5 times, 2.5 s factor.
+/// let upgrade = RetryPolicy::default()
+///     .max_status_retries(5)
+///     .status_factor(410, Duration::from_millis(2500))
+///     .statuses(StatusSet::EMPTY.with(410));
+/// let schedule: Vec<_> = (1..=5).map(|n| upgrade.backoff(n, 410)).collect();
 /// assert_eq!(schedule, [0, 5, 10, 20, 40].map(Duration::from_secs));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -167,21 +169,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The IMDS schedule; identity-msi owns its use. 5 status retries (6 attempts), factor
-    /// 0.8 s (2.5 s for 410, giving sleeps of 0, 5, 10, 20 and 40 s), at most 60 s per sleep,
-    /// [`IMDS_RETRY_STATUSES`], and a 90 s deadline, so the 75 s of sleeps for an upgrading
-    /// IMDS (410) fit. Every part of it is a public setter, so the IMDS source can build it.
-    pub fn imds() -> Self {
-        Self {
-            max_status_retries: 5,
-            deadline: IMDS_DEADLINE,
-            status_factors: vec![(410, Duration::from_millis(2500))],
-            max_backoff: Duration::from_secs(60),
-            statuses: IMDS_RETRY_STATUSES,
-            ..Self::default()
-        }
-    }
-
     /// A policy that never retries.
     pub fn none() -> Self {
         Self {
@@ -265,7 +252,7 @@ impl RetryPolicy {
 
     /// Sets the overall deadline of one call through a pipeline with this policy, attempts
     /// and sleeps included, used when the pipeline's [`Limits`](crate::http::Limits) set none
-    /// (default [`DEFAULT_DEADLINE`], [`IMDS_DEADLINE`] for [`imds`](Self::imds)).
+    /// (default [`DEFAULT_DEADLINE`]).
     #[must_use]
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
@@ -317,10 +304,13 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
-    /// use identity_core::retry::{Attempt, Outcome, RetryPolicy};
+    /// use identity_core::retry::{Attempt, Outcome, RetryPolicy, StatusSet};
     /// let headers = http::HeaderMap::new();
     /// let gone = Outcome::Response { status: 410, headers: &headers, received: SystemTime::UNIX_EPOCH };
-    /// let imds = RetryPolicy::imds();
+    /// let imds = RetryPolicy::default()
+    ///     .max_status_retries(5)
+    ///     .status_factor(410, Duration::from_millis(2500))
+    ///     .statuses(StatusSet::EMPTY.with(410));
     /// let (mut attempt, mut waited, mut sleeps) = (Attempt::FIRST, Duration::ZERO, Vec::new());
     /// while let Some(sleep) = imds.next_delay(attempt, &gone, waited) {
     ///     sleeps.push(sleep);
@@ -400,8 +390,11 @@ mod tests {
     }
 
     #[test]
-    fn imds_schedule_switches_factor_per_status() {
-        let p = RetryPolicy::imds();
+    fn a_status_factor_switches_the_factor_for_that_status() {
+        let p = RetryPolicy::default()
+            .max_status_retries(5)
+            .status_factor(410, Duration::from_millis(2500))
+            .max_backoff(Duration::from_secs(60));
         let normal: Vec<_> = (1..=5).map(|n| p.backoff(n, 500)).collect();
         assert_eq!(
             normal,
@@ -420,10 +413,6 @@ mod tests {
         for code in [200, 400, 401, 403, 404, 410, 501, 505, 999] {
             assert!(!DEFAULT_RETRY_STATUSES.contains(code), "{code}");
         }
-        for code in [404, 410, 429, 500, 501, 505, 599] {
-            assert!(IMDS_RETRY_STATUSES.contains(code), "{code}");
-        }
-        assert!(!IMDS_RETRY_STATUSES.contains(400));
     }
 
     #[test]

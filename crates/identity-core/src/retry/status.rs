@@ -53,11 +53,3 @@ pub const DEFAULT_RETRY_STATUSES: StatusSet = StatusSet::EMPTY
     .with(503)
     .with(504)
     .with_range(506, 998);
-
-/// Statuses retried for IMDS: 404, 408, 410, 429, 500–599 and 506–998.
-pub const IMDS_RETRY_STATUSES: StatusSet = StatusSet::EMPTY
-    .with(404)
-    .with(408)
-    .with(410)
-    .with(429)
-    .with_range(500, 998);

@@ -48,14 +48,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use identity_core::http::{Pipeline, SendOptions};
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{Error, Secret};
 
-use crate::client::{
-    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
-};
-use crate::federated;
+use crate::client::{ClientAuth, setting_or_env};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::federated::{self, BearerFetch};
 
 const NAME: &str = "AzurePipelinesCredential";
 
@@ -91,108 +88,16 @@ const OIDC_API_VERSION: &str = "7.1";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct AzurePipelinesCredential {
-    client: EntraClient,
-    service_connection_id: String,
-}
+pub type AzurePipelinesCredential = Credential<ServicePrincipal<AzurePipelines>>;
 
-impl fmt::Debug for AzurePipelinesCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("authority", &self.client.authority())
-            .field("tenant_id", &self.client.tenant())
-            .field("client_id", &self.client.client_id())
-            .field("service_connection_id", &self.service_connection_id)
-            .finish_non_exhaustive()
-    }
-}
+/// Names [`AzurePipelinesCredential`] among the [`ServicePrincipal`] kinds.
+#[derive(Debug)]
+pub enum AzurePipelines {}
 
 impl AzurePipelinesCredential {
     /// A builder.
     pub fn builder() -> AzurePipelinesCredentialBuilder {
         AzurePipelinesCredentialBuilder::default()
-    }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        self.client.get_token(scopes, options).await
-    }
-}
-
-impl TokenCredential for AzurePipelinesCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "azure_pipelines", self.fetch(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
-/// Asks Azure DevOps for the OIDC token of the service connection.
-struct OidcToken {
-    url: String,
-    system_access_token: Secret,
-    pipeline: Pipeline,
-}
-
-impl fmt::Debug for OidcToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL names organisation, plan and job, never a secret; the token is not shown.
-        f.debug_struct("OidcToken").finish_non_exhaustive()
-    }
-}
-
-impl AssertionSource for Arc<OidcToken> {
-    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let this = self.clone();
-        Box::pin(async move { this.request().await })
-    }
-}
-
-impl OidcToken {
-    async fn request(&self) -> Result<Secret, Error> {
-        let bearer = format!("Bearer {}", self.system_access_token.secret());
-        let mut authorization = http::HeaderValue::from_str(&bearer).map_err(|_| {
-            Error::invalid_configuration(
-                NAME,
-                "the system access token holds characters not allowed in an HTTP header; check SYSTEM_ACCESSTOKEN",
-            )
-        })?;
-        authorization.set_sensitive(true);
-        let request = http::Request::post(&self.url)
-            .header(http::header::AUTHORIZATION, authorization)
-            .header("X-TFS-FedAuthRedirect", "Suppress")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::USER_AGENT,
-                concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Bytes::new())
-            .map_err(|_| {
-                Error::invalid_configuration(
-                    NAME,
-                    "the OIDC request URL is invalid; check SYSTEM_OIDCREQUESTURI and the service connection id",
-                )
-            })?;
-        tracing::debug!(
-            credential = NAME,
-            "requesting an OIDC token from Azure DevOps"
-        );
-        let response = self
-            .pipeline
-            .send(NAME, &request, SendOptions::default())
-            .await?;
-        parse_oidc_response(&response, &[self.system_access_token.secret()])
     }
 }
 
@@ -268,19 +173,22 @@ fn parse_oidc_response(
     }
 }
 
-/// Builds an [`AzurePipelinesCredential`].
+/// Builds an [`AzurePipelinesCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (default `AZURESUBSCRIPTION_TENANT_ID`, `AZURESUBSCRIPTION_CLIENT_ID`)
+/// and the service connection's settings.
+pub type AzurePipelinesCredentialBuilder = CredentialBuilder<AzurePipelinesSettings>;
+
+/// The settings only an [`AzurePipelinesCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct AzurePipelinesCredentialBuilder {
-    common: CommonOptions,
+pub struct AzurePipelinesSettings {
     service_connection_id: Option<String>,
     system_access_token: Option<Secret>,
     oidc_request_uri: Option<String>,
 }
 
-impl fmt::Debug for AzurePipelinesCredentialBuilder {
+impl fmt::Debug for AzurePipelinesSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzurePipelinesCredentialBuilder")
-            .field("common", &self.common)
+        f.debug_struct("AzurePipelinesSettings")
             .field("service_connection_id", &self.service_connection_id)
             .field(
                 "system_access_token",
@@ -290,27 +198,14 @@ impl fmt::Debug for AzurePipelinesCredentialBuilder {
     }
 }
 
+impl Ids for AzurePipelinesSettings {}
+
 impl AzurePipelinesCredentialBuilder {
-    /// The service connection's tenant id (default: `AZURESUBSCRIPTION_TENANT_ID`).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The service connection's application (client) id (default:
-    /// `AZURESUBSCRIPTION_CLIENT_ID`).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// The service connection id: the `resourceId` query parameter of the service connection's
     /// page in the Azure DevOps portal (default: `AZURESUBSCRIPTION_SERVICE_CONNECTION_ID`).
     #[must_use]
     pub fn service_connection_id(mut self, id: impl Into<String>) -> Self {
-        self.service_connection_id = Some(id.into());
+        self.settings.service_connection_id = Some(id.into());
         self
     }
 
@@ -318,18 +213,16 @@ impl AzurePipelinesCredentialBuilder {
     /// explicitly).
     #[must_use]
     pub fn system_access_token(mut self, token: impl Into<Secret>) -> Self {
-        self.system_access_token = Some(token.into());
+        self.settings.system_access_token = Some(token.into());
         self
     }
 
     /// The agent's OIDC request URL (default: `SYSTEM_OIDCREQUESTURI`). Must be `https`.
     #[must_use]
     pub fn oidc_request_uri(mut self, uri: impl Into<String>) -> Self {
-        self.oidc_request_uri = Some(uri.into());
+        self.settings.oidc_request_uri = Some(uri.into());
         self
     }
-
-    common_setters!();
 
     /// Builds the credential. No request is made here.
     ///
@@ -340,42 +233,37 @@ impl AzurePipelinesCredentialBuilder {
     /// `SYSTEM_OIDCREQUESTURI` that is not an `https` URL, an invalid tenant id, or a
     /// non-`https` authority.
     pub fn build(mut self) -> Result<AzurePipelinesCredential, Error> {
-        let env = self.common.env();
-        let pick = |explicit: Option<String>, var: &str| {
-            explicit
-                .filter(|v| !v.trim().is_empty())
-                .or_else(|| env.non_blank(var).map(str::to_owned))
-        };
-        self.common.tenant_id = pick(self.common.tenant_id.take(), AZURESUBSCRIPTION_TENANT_ID);
-        self.common.client_id = pick(self.common.client_id.take(), AZURESUBSCRIPTION_CLIENT_ID);
-        let connection = pick(
-            self.service_connection_id.take(),
+        let env = self
+            .common
+            .resolve_from_env(AZURESUBSCRIPTION_TENANT_ID, AZURESUBSCRIPTION_CLIENT_ID);
+        let settings = self.settings;
+        let connection = setting_or_env(
+            &env,
+            settings.service_connection_id,
             AZURESUBSCRIPTION_SERVICE_CONNECTION_ID,
         );
-        let token = self
+        let token = settings
             .system_access_token
-            .take()
             .filter(|t| !t.secret().trim().is_empty())
             .or_else(|| env.non_blank(SYSTEM_ACCESSTOKEN).map(Secret::from));
-        let uri = pick(self.oidc_request_uri.take(), SYSTEM_OIDCREQUESTURI);
-        let mut missing = Vec::new();
-        if self.common.tenant_id.is_none() {
-            missing.push("tenant_id (AZURESUBSCRIPTION_TENANT_ID)");
-        }
-        if self.common.client_id.is_none() {
-            missing.push("client_id (AZURESUBSCRIPTION_CLIENT_ID)");
-        }
+        let uri = setting_or_env(&env, settings.oidc_request_uri, SYSTEM_OIDCREQUESTURI);
+        let mut missing = self
+            .common
+            .missing_ids(AZURESUBSCRIPTION_TENANT_ID, AZURESUBSCRIPTION_CLIENT_ID);
         if connection.is_none() {
-            missing.push("service_connection_id (AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)");
+            missing
+                .push("service_connection_id (AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)".to_owned());
         }
         if token.is_none() {
             missing.push(
-                "system_access_token (SYSTEM_ACCESSTOKEN; map it in the step: `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`)",
+                "system_access_token (SYSTEM_ACCESSTOKEN; map it in the step: `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`)".to_owned(),
             );
         }
         if uri.is_none() {
-            missing
-                .push("oidc_request_uri (SYSTEM_OIDCREQUESTURI, set by the Azure Pipelines agent)");
+            missing.push(
+                "oidc_request_uri (SYSTEM_OIDCREQUESTURI, set by the Azure Pipelines agent)"
+                    .to_owned(),
+            );
         }
         let (Some(connection), Some(token), Some(uri), true) =
             (connection, token, uri, missing.is_empty())
@@ -396,25 +284,32 @@ impl AzurePipelinesCredentialBuilder {
                 ("serviceConnectionId", &connection),
             ],
         );
-        self.common.read_allowed_tenants_from_env = true;
-        let source = Arc::new(OidcToken {
+        let source = Arc::new(BearerFetch {
+            name: NAME,
+            method: http::Method::POST,
             url,
-            system_access_token: token,
+            headers: &[
+                ("X-TFS-FedAuthRedirect", "Suppress"),
+                ("content-type", "application/json"),
+            ],
+            bearer: token,
             pipeline: self.common.pipeline(NAME)?,
+            bad_token: "the system access token holds characters not allowed in an HTTP header; check SYSTEM_ACCESSTOKEN",
+            bad_url: "the OIDC request URL is invalid; check SYSTEM_OIDCREQUESTURI and the service connection id",
+            log: "requesting an OIDC token from Azure DevOps",
+            parse: parse_oidc_response,
         });
         let client = self.common.build(
             NAME,
             "azure_pipelines",
             ClientAuth::Assertion(Arc::new(source)),
         )?;
-        Ok(AzurePipelinesCredential {
-            client,
-            service_connection_id: connection,
-        })
+        let client = client.with_detail("service_connection_id", Arc::new(connection));
+        Ok(Credential::service_principal(client))
     }
 }
 
-fn unavailable_message(missing: &[&str]) -> String {
+fn unavailable_message(missing: &[String]) -> String {
     format!(
         "Azure Pipelines federation is not fully configured; missing: {}. AzurePipelinesCredential works in an \
          Azure Pipelines job using a service connection with workload identity federation",

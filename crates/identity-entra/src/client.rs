@@ -27,11 +27,12 @@ use identity_core::http::{HttpClient, Pipeline, Response, SendOptions};
 use identity_core::retry::RetryPolicy;
 use identity_core::scope::{resolve_tenant, validate_tenant_id};
 use identity_core::{
-    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, Sleeper, TokenRequestOptions,
+    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Runtime, Secret, TokenRequestOptions,
 };
 use serde_json::{Map, Value};
 
 use crate::authority::Authority;
+use crate::credential::TokenSource;
 use crate::http::ReqwestClient;
 
 /// Tenants, besides the configured one, that the environment-reading credentials may request
@@ -85,17 +86,49 @@ pub(crate) struct CommonOptions {
     /// Whether `AZURE_ADDITIONALLY_ALLOWED_TENANTS` applies when the builder set no list (the
     /// credentials that read their settings from the environment).
     pub(crate) read_allowed_tenants_from_env: bool,
-    pub(crate) env: Option<Env>,
-    pub(crate) clock: Option<Arc<dyn Clock>>,
-    pub(crate) sleeper: Option<Arc<dyn Sleeper>>,
-    pub(crate) http_client: Option<Arc<dyn HttpClient>>,
+    /// Resolved (the process environment read once) when a builder builds.
+    pub(crate) runtime: Runtime,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) allow_insecure_loopback_authority: bool,
 }
 
 impl CommonOptions {
+    /// The environment the credential reads (the runtime's; one snapshot once
+    /// [`resolve`](Self::resolve) has run).
     pub(crate) fn env(&self) -> Env {
-        self.env.clone().unwrap_or_else(Env::from_process)
+        self.runtime.env_snapshot()
+    }
+
+    /// Takes the process environment snapshot now, if the runtime holds no environment, so
+    /// that everything the builder reads sees the same one.
+    pub(crate) fn resolve(&mut self) {
+        self.runtime = std::mem::take(&mut self.runtime).resolved();
+    }
+
+    /// For the credentials that read their settings from the environment: resolves the
+    /// runtime, takes the tenant and client ids from `tenant_var` and `client_var` when the
+    /// builder set none (or blank ones), lets `AZURE_ADDITIONALLY_ALLOWED_TENANTS` apply, and
+    /// returns the environment.
+    pub(crate) fn resolve_from_env(&mut self, tenant_var: &str, client_var: &str) -> Env {
+        self.resolve();
+        let env = self.env();
+        self.tenant_id = setting_or_env(&env, self.tenant_id.take(), tenant_var);
+        self.client_id = setting_or_env(&env, self.client_id.take(), client_var);
+        self.read_allowed_tenants_from_env = true;
+        env
+    }
+
+    /// The tenant and client ids still missing after
+    /// [`resolve_from_env`](Self::resolve_from_env), as `tenant_id (<tenant_var>)` items.
+    pub(crate) fn missing_ids(&self, tenant_var: &str, client_var: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        if self.tenant_id.is_none() {
+            missing.push(format!("tenant_id ({tenant_var})"));
+        }
+        if self.client_id.is_none() {
+            missing.push(format!("client_id ({client_var})"));
+        }
+        missing
     }
 
     /// The additionally allowed tenants: the builder's list, else (for credentials that read
@@ -118,24 +151,16 @@ impl CommonOptions {
             .unwrap_or_default()
     }
 
-    /// The pipeline requests go through: the configured client (default
-    /// [`ReqwestClient::shared`]), retry policy, clock and sleeper.
+    /// The pipeline requests go through: the runtime's client (default
+    /// [`ReqwestClient::shared`]), clock, sleeper and limits, and the retry policy.
     pub(crate) fn pipeline(&self, name: &'static str) -> Result<Pipeline, Error> {
-        let http_client = match &self.http_client {
+        let client: Arc<dyn HttpClient> = match self.runtime.custom_http_client() {
             Some(client) => client.clone(),
             None => ReqwestClient::shared().map_err(|e| e.with_credential(name))?,
         };
-        let clock = self
-            .clock
-            .clone()
-            .unwrap_or_else(identity_core::system_clock);
-        let mut pipeline = Pipeline::new(http_client)
-            .with_retry(self.retry.clone().unwrap_or_default())
-            .with_clock(clock);
-        if let Some(sleeper) = &self.sleeper {
-            pipeline = pipeline.with_sleeper(sleeper.clone());
-        }
-        Ok(pipeline)
+        Ok(self
+            .runtime
+            .pipeline(move || client, self.retry.clone().unwrap_or_default()))
     }
 
     /// Validates the settings and builds the client.
@@ -176,6 +201,8 @@ impl CommonOptions {
         Ok(EntraClient {
             inner: Arc::new(Inner {
                 name,
+                source: kind,
+                detail: None,
                 identity,
                 authority,
                 tenant: tenant.to_owned(),
@@ -191,92 +218,33 @@ impl CommonOptions {
     }
 }
 
-/// Generates the setters every credential builder shares, delegating to `self.common`.
-macro_rules! common_setters {
-    () => {
-        /// The authority host: a host name or an `https` URL (default: `AZURE_AUTHORITY_HOST`
-        /// from the environment, else [`AzureAuthorityHosts::AZURE_PUBLIC_CLOUD`](crate::AzureAuthorityHosts::AZURE_PUBLIC_CLOUD)).
-        #[must_use]
-        pub fn authority_host(mut self, host: impl Into<String>) -> Self {
-            self.common.authority_host = Some(host.into());
-            self
-        }
-
-        /// Tenants besides the configured one that `get_token` may be asked for; `"*"` allows
-        /// any. Credentials that read their settings from the environment
-        /// (`EnvironmentCredential`, `WorkloadIdentityCredential`, `AzurePipelinesCredential`,
-        /// `GitHubActionsCredential`) default to `AZURE_ADDITIONALLY_ALLOWED_TENANTS`
-        /// (comma-separated); the others to none. An empty list leaves that default.
-        #[must_use]
-        pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-        where
-            I: IntoIterator<Item = S>,
-            S: Into<String>,
-        {
-            let list: Vec<String> = tenants.into_iter().map(Into::into).collect();
-            self.common.additionally_allowed_tenants = (!list.is_empty()).then_some(list);
-            self
-        }
-
-        /// The environment to read (default: a snapshot of the process environment).
-        #[must_use]
-        pub fn env(mut self, env: identity_core::Env) -> Self {
-            self.common.env = Some(env);
-            self
-        }
-
-        /// The clock (default: the system clock).
-        #[must_use]
-        pub fn clock(mut self, clock: std::sync::Arc<dyn identity_core::Clock>) -> Self {
-            self.common.clock = Some(clock);
-            self
-        }
-
-        /// What waits between retries (default: the tokio timer).
-        #[must_use]
-        pub fn sleeper(mut self, sleeper: std::sync::Arc<dyn identity_core::Sleeper>) -> Self {
-            self.common.sleeper = Some(sleeper);
-            self
-        }
-
-        /// The HTTP client (default: [`ReqwestClient::shared`](crate::ReqwestClient::shared)).
-        #[must_use]
-        pub fn http_client(
-            mut self,
-            client: std::sync::Arc<dyn identity_core::http::HttpClient>,
-        ) -> Self {
-            self.common.http_client = Some(client);
-            self
-        }
-
-        /// The retry policy (default: [`RetryPolicy::default`](identity_core::retry::RetryPolicy::default)).
-        #[must_use]
-        pub fn retry_policy(mut self, policy: identity_core::retry::RetryPolicy) -> Self {
-            self.common.retry = Some(policy);
-            self
-        }
-
-        /// **For tests and local emulators only.** Accepts a plain-`http` authority when its
-        /// host is a loopback address (`127.0.0.1`, `::1`, `localhost`). Never use it in
-        /// production: the client secret or assertion would travel unencrypted.
-        #[must_use]
-        pub fn allow_insecure_loopback_authority(mut self, allow: bool) -> Self {
-            self.common.allow_insecure_loopback_authority = allow;
-            self
-        }
-    };
+/// A builder setting when set and not blank, else the environment variable `var` when not
+/// blank.
+pub(crate) fn setting_or_env(env: &Env, explicit: Option<String>, var: &str) -> Option<String> {
+    explicit
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| env.non_blank(var).map(str::to_owned))
 }
-pub(crate) use common_setters;
 
 /// One credential's connection to Entra ID: settings, pipeline and cache.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct EntraClient {
     inner: Arc<Inner>,
     cache: TokenCache,
 }
 
+impl fmt::Debug for EntraClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
 struct Inner {
     name: &'static str,
+    /// The kind of credential: the `source` of its `get_token` span.
+    source: &'static str,
+    /// One more setting the credential's `Debug` shows (name, value).
+    detail: Option<(&'static str, Arc<dyn fmt::Debug + Send + Sync>)>,
     identity: String,
     authority: Authority,
     tenant: String,
@@ -290,30 +258,47 @@ struct Inner {
 
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntraClient")
+        let mut debug = f.debug_struct(self.name);
+        debug
             .field("authority", &self.authority.as_str())
-            .field("tenant", &self.tenant)
-            .field("client_id", &self.client_id)
-            .field("additionally_allowed_tenants", &self.allowed_tenants)
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
+            .field("tenant_id", &self.tenant)
+            .field("client_id", &self.client_id);
+        if let Some((name, value)) = &self.detail {
+            debug.field(name, value);
+        }
+        debug.finish_non_exhaustive()
+    }
+}
+
+impl TokenSource for EntraClient {
+    fn name(&self) -> &'static str {
+        self.inner.name
+    }
+
+    fn source(&self) -> &'static str {
+        self.inner.source
+    }
+
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.get_token(scopes, options))
     }
 }
 
 impl EntraClient {
-    /// The configured tenant.
-    pub(crate) fn tenant(&self) -> &str {
-        &self.inner.tenant
-    }
-
-    /// The client id.
-    pub(crate) fn client_id(&self) -> &str {
-        &self.inner.client_id
-    }
-
-    /// The normalised authority.
-    pub(crate) fn authority(&self) -> &str {
-        self.inner.authority.as_str()
+    /// This client with one more setting shown by its `Debug` (never a secret).
+    pub(crate) fn with_detail(
+        mut self,
+        name: &'static str,
+        value: Arc<dyn fmt::Debug + Send + Sync>,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.detail = Some((name, value));
+        }
+        self
     }
 
     /// Gets a token from the cache or from Entra ID.

@@ -13,11 +13,10 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{BoxFuture, Error, Secret};
 
-use crate::client::{
-    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
-};
+use crate::client::{AssertionContext, AssertionSource, ClientAuth};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 
 const NAME: &str = "ClientAssertionCredential";
 
@@ -40,47 +39,16 @@ type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + S
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct ClientAssertionCredential {
-    client: EntraClient,
-}
+pub type ClientAssertionCredential = Credential<ServicePrincipal<ClientAssertion>>;
 
-impl fmt::Debug for ClientAssertionCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("authority", &self.client.authority())
-            .field("tenant_id", &self.client.tenant())
-            .field("client_id", &self.client.client_id())
-            .finish_non_exhaustive()
-    }
-}
+/// Names [`ClientAssertionCredential`] among the [`ServicePrincipal`] kinds.
+#[derive(Debug)]
+pub enum ClientAssertion {}
 
 impl ClientAssertionCredential {
     /// A builder.
     pub fn builder() -> ClientAssertionCredentialBuilder {
         ClientAssertionCredentialBuilder::default()
-    }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        self.client.get_token(scopes, options).await
-    }
-}
-
-impl TokenCredential for ClientAssertionCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "client_assertion", self.fetch(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
     }
 }
 
@@ -108,37 +76,27 @@ impl AssertionSource for CallbackSource {
     }
 }
 
-/// Builds a [`ClientAssertionCredential`].
+/// Builds a [`ClientAssertionCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (both required), and [`assertion`](Self::assertion).
+pub type ClientAssertionCredentialBuilder = CredentialBuilder<ClientAssertionSettings>;
+
+/// The settings only a [`ClientAssertionCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct ClientAssertionCredentialBuilder {
-    common: CommonOptions,
+pub struct ClientAssertionSettings {
     callback: Option<Arc<Callback>>,
 }
 
-impl fmt::Debug for ClientAssertionCredentialBuilder {
+impl fmt::Debug for ClientAssertionSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAssertionCredentialBuilder")
-            .field("common", &self.common)
+        f.debug_struct("ClientAssertionSettings")
             .field("assertion", &self.callback.as_ref().map(|_| "callback"))
             .finish()
     }
 }
 
+impl Ids for ClientAssertionSettings {}
+
 impl ClientAssertionCredentialBuilder {
-    /// The tenant (directory) id or domain (required).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id (required).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// The callback returning an assertion (required). Its error becomes an authentication
     /// failure carrying the error as its source; its text must not contain the assertion.
     #[must_use]
@@ -148,7 +106,7 @@ impl ClientAssertionCredentialBuilder {
         Fut: Future<Output = Result<String, E>> + Send + 'static,
         E: StdError + Send + Sync + 'static,
     {
-        self.callback = Some(Arc::new(move || {
+        self.settings.callback = Some(Arc::new(move || {
             let future = callback();
             Box::pin(async move {
                 future.await.map_err(|e| {
@@ -163,20 +121,19 @@ impl ClientAssertionCredentialBuilder {
         self
     }
 
-    common_setters!();
-
     /// Builds the credential.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when the
     /// tenant id, client id or callback is missing or invalid, or the authority is not `https`.
-    pub fn build(self) -> Result<ClientAssertionCredential, Error> {
-        let callback = self.callback.ok_or_else(|| {
+    pub fn build(mut self) -> Result<ClientAssertionCredential, Error> {
+        let callback = self.settings.callback.ok_or_else(|| {
             Error::invalid_configuration(NAME, "an assertion callback is required; set assertion")
         })?;
         let auth = ClientAuth::Assertion(Arc::new(CallbackSource(callback)));
+        self.common.resolve();
         let client = self.common.build(NAME, "client_assertion", auth)?;
-        Ok(ClientAssertionCredential { client })
+        Ok(Credential::service_principal(client))
     }
 }
 

@@ -34,12 +34,11 @@ use identity_core::fs::{FileError, ReadOptions};
 
 use crate::http::FileStamp;
 
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{BoxFuture, Error, Secret};
 
-use crate::client::{
-    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
-};
-use crate::jwt::ClientCertificate;
+use crate::client::{AssertionContext, AssertionSource, ClientAuth, CommonOptions};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::jwt::ClientCertificate as Certificate;
 
 const NAME: &str = "ClientCertificateCredential";
 
@@ -60,22 +59,11 @@ const NAME: &str = "ClientCertificateCredential";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct ClientCertificateCredential {
-    client: EntraClient,
-    certificate: Arc<CertificateSource>,
-}
+pub type ClientCertificateCredential = Credential<ServicePrincipal<ClientCertificate>>;
 
-impl fmt::Debug for ClientCertificateCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("authority", &self.client.authority())
-            .field("tenant_id", &self.client.tenant())
-            .field("client_id", &self.client.client_id())
-            .field("certificate", &self.certificate.current())
-            .finish_non_exhaustive()
-    }
-}
+/// Names [`ClientCertificateCredential`] among the [`ServicePrincipal`] kinds.
+#[derive(Debug)]
+pub enum ClientCertificate {}
 
 impl ClientCertificateCredential {
     /// A builder.
@@ -92,33 +80,22 @@ impl ClientCertificateCredential {
     ) -> Result<Self, Error> {
         ClientCertificateCredentialBuilder {
             common,
-            source: Some(Source::Path(path)),
-            password,
-            send_chain,
+            settings: ClientCertificateSettings {
+                source: Some(Source::Path(path)),
+                password,
+                send_chain,
+            },
         }
         .build()
     }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        self.client.get_token(scopes, options).await
-    }
 }
 
-impl TokenCredential for ClientCertificateCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "client_certificate", self.fetch(scopes, options))
-    }
+/// The certificate signing now, for `Debug`.
+struct Current(Arc<CertificateSource>);
 
-    fn name(&self) -> &'static str {
-        NAME
+impl fmt::Debug for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.current().fmt(f)
     }
 }
 
@@ -128,7 +105,7 @@ pub(crate) const MAX_CERTIFICATE_FILE: u64 = 1024 * 1024;
 /// The certificate a credential signs with: fixed bytes, or a file re-read when it changes.
 #[derive(Debug)]
 enum CertificateSource {
-    Fixed(ClientCertificate),
+    Fixed(Certificate),
     File(CertificateFile),
 }
 
@@ -149,11 +126,11 @@ impl fmt::Debug for CertificateFile {
 #[derive(Clone)]
 struct Loaded {
     stamp: Option<FileStamp>,
-    certificate: ClientCertificate,
+    certificate: Certificate,
 }
 
 impl CertificateSource {
-    fn current(&self) -> ClientCertificate {
+    fn current(&self) -> Certificate {
         match self {
             Self::Fixed(c) => c.clone(),
             Self::File(file) => file
@@ -166,7 +143,7 @@ impl CertificateSource {
     }
 
     /// The certificate to sign with now: the file's, reloaded first if it changed.
-    fn for_request(&self) -> ClientCertificate {
+    fn for_request(&self) -> Certificate {
         let Self::File(file) = self else {
             return self.current();
         };
@@ -184,7 +161,7 @@ impl CertificateSource {
         // during the read is seen again on the next request.
         let password = file.password.as_ref().map(Secret::secret);
         match read_certificate_file(&file.path)
-            .and_then(|bytes| ClientCertificate::load(NAME, &bytes, password))
+            .and_then(|bytes| Certificate::load(NAME, &bytes, password))
         {
             Ok(certificate) => {
                 tracing::info!(
@@ -265,24 +242,26 @@ enum Source {
     Bytes(Arc<[u8]>),
 }
 
-/// Builds a [`ClientCertificateCredential`].
+/// Builds a [`ClientCertificateCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (both required), and the certificate's.
+pub type ClientCertificateCredentialBuilder = CredentialBuilder<ClientCertificateSettings>;
+
+/// The settings only a [`ClientCertificateCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct ClientCertificateCredentialBuilder {
-    common: CommonOptions,
+pub struct ClientCertificateSettings {
     source: Option<Source>,
     password: Option<Secret>,
     send_chain: bool,
 }
 
-impl fmt::Debug for ClientCertificateCredentialBuilder {
+impl fmt::Debug for ClientCertificateSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let source = match &self.source {
             Some(Source::Path(p)) => format!("path {}", p.display()),
             Some(Source::Bytes(b)) => format!("{} bytes", b.len()),
             None => "none".to_owned(),
         };
-        f.debug_struct("ClientCertificateCredentialBuilder")
-            .field("common", &self.common)
+        f.debug_struct("ClientCertificateSettings")
             .field("certificate", &source)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("send_certificate_chain", &self.send_chain)
@@ -290,40 +269,28 @@ impl fmt::Debug for ClientCertificateCredentialBuilder {
     }
 }
 
+impl Ids for ClientCertificateSettings {}
+
 impl ClientCertificateCredentialBuilder {
-    /// The tenant (directory) id or domain (required).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id (required).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// A PEM or PKCS#12 file holding the key and certificate (this or
     /// [`certificate`](Self::certificate) is required).
     #[must_use]
     pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source = Some(Source::Path(path.into()));
+        self.settings.source = Some(Source::Path(path.into()));
         self
     }
 
     /// PEM or PKCS#12 bytes holding the key and certificate.
     #[must_use]
     pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Some(Source::Bytes(bytes.into().into()));
+        self.settings.source = Some(Source::Bytes(bytes.into().into()));
         self
     }
 
     /// The password of a PKCS#12 file or of an encrypted PEM private key.
     #[must_use]
     pub fn password(mut self, password: impl Into<Secret>) -> Self {
-        self.password = Some(password.into());
+        self.settings.password = Some(password.into());
         self
     }
 
@@ -331,11 +298,9 @@ impl ClientCertificateCredentialBuilder {
     /// authentication (default `false`).
     #[must_use]
     pub fn send_certificate_chain(mut self, send: bool) -> Self {
-        self.send_chain = send;
+        self.settings.send_chain = send;
         self
     }
-
-    common_setters!();
 
     /// Reads the certificate and builds the credential.
     ///
@@ -344,19 +309,20 @@ impl ClientCertificateCredentialBuilder {
     /// setting is missing or invalid, the file cannot be read, the key is not RSA, no
     /// certificate matches the key, or the password is wrong or missing. Messages name the path,
     /// never the file's content or the password.
-    pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let password = self.password.as_ref().map(Secret::secret);
-        let certificate = match self.source {
+    pub fn build(mut self) -> Result<ClientCertificateCredential, Error> {
+        let settings = self.settings;
+        let password = settings.password.as_ref().map(Secret::secret);
+        let certificate = match settings.source {
             Some(Source::Bytes(b)) => {
-                CertificateSource::Fixed(ClientCertificate::load(NAME, &b, password)?)
+                CertificateSource::Fixed(Certificate::load(NAME, &b, password)?)
             }
             Some(Source::Path(path)) => {
                 let stamp = FileStamp::of(&path);
                 let bytes = read_certificate_file(&path)?;
-                let certificate = ClientCertificate::load(NAME, &bytes, password)?;
+                let certificate = Certificate::load(NAME, &bytes, password)?;
                 CertificateSource::File(CertificateFile {
                     path,
-                    password: self.password.clone(),
+                    password: settings.password.clone(),
                     loaded: Mutex::new(Loaded { stamp, certificate }),
                 })
             }
@@ -378,17 +344,16 @@ impl ClientCertificateCredentialBuilder {
         let signer = Signer {
             certificate: certificate.clone(),
             client_id,
-            send_chain: self.send_chain,
+            send_chain: settings.send_chain,
         };
+        self.common.resolve();
         let client = self.common.build(
             NAME,
             "client_certificate",
             ClientAuth::Assertion(Arc::new(signer)),
         )?;
-        Ok(ClientCertificateCredential {
-            client,
-            certificate,
-        })
+        let client = client.with_detail("certificate", Arc::new(Current(certificate)));
+        Ok(Credential::service_principal(client))
     }
 }
 

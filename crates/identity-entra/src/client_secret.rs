@@ -8,9 +8,10 @@
 
 use std::fmt;
 
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{Error, Secret};
 
-use crate::client::{ClientAuth, CommonOptions, EntraClient, common_setters};
+use crate::client::{ClientAuth, CommonOptions};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 
 const NAME: &str = "ClientSecretCredential";
 
@@ -31,20 +32,11 @@ const NAME: &str = "ClientSecretCredential";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct ClientSecretCredential {
-    client: EntraClient,
-}
+pub type ClientSecretCredential = Credential<ServicePrincipal<ClientSecret>>;
 
-impl fmt::Debug for ClientSecretCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("authority", &self.client.authority())
-            .field("tenant_id", &self.client.tenant())
-            .field("client_id", &self.client.client_id())
-            .finish_non_exhaustive()
-    }
-}
+/// Names [`ClientSecretCredential`] among the [`ServicePrincipal`] kinds.
+#[derive(Debug)]
+pub enum ClientSecret {}
 
 impl ClientSecretCredential {
     /// A builder.
@@ -56,90 +48,59 @@ impl ClientSecretCredential {
     pub(crate) fn from_common(common: CommonOptions, secret: Secret) -> Result<Self, Error> {
         ClientSecretCredentialBuilder {
             common,
-            secret: Some(secret),
+            settings: ClientSecretSettings {
+                secret: Some(secret),
+            },
         }
         .build()
     }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        self.client.get_token(scopes, options).await
-    }
 }
 
-impl TokenCredential for ClientSecretCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "client_secret", self.fetch(scopes, options))
-    }
+/// Builds a [`ClientSecretCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (both required), and [`client_secret`](Self::client_secret).
+pub type ClientSecretCredentialBuilder = CredentialBuilder<ClientSecretSettings>;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
-/// Builds a [`ClientSecretCredential`].
+/// The settings only a [`ClientSecretCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct ClientSecretCredentialBuilder {
-    common: CommonOptions,
+pub struct ClientSecretSettings {
     secret: Option<Secret>,
 }
 
-impl fmt::Debug for ClientSecretCredentialBuilder {
+impl fmt::Debug for ClientSecretSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSecretCredentialBuilder")
-            .field("common", &self.common)
+        f.debug_struct("ClientSecretSettings")
             .field("client_secret", &self.secret.as_ref().map(|_| "***"))
             .finish()
     }
 }
 
+impl Ids for ClientSecretSettings {}
+
 impl ClientSecretCredentialBuilder {
-    /// The tenant (directory) id or domain (required).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id (required).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// The client secret (required).
-    #[must_use]
     pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.secret = Some(secret.into());
+        self.settings.secret = Some(secret.into());
         self
     }
-
-    common_setters!();
 
     /// Builds the credential.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when the
     /// tenant id, client id or secret is missing or invalid, or the authority is not `https`.
-    pub fn build(self) -> Result<ClientSecretCredential, Error> {
+    pub fn build(mut self) -> Result<ClientSecretCredential, Error> {
         let secret = self
+            .settings
             .secret
             .filter(|s| !s.secret().is_empty())
             .ok_or_else(|| {
                 Error::invalid_configuration(NAME, "a client secret is required; set client_secret")
             })?;
+        self.common.resolve();
         let client = self
             .common
             .build(NAME, "client_secret", ClientAuth::Secret(secret))?;
-        Ok(ClientSecretCredential { client })
+        Ok(Credential::service_principal(client))
     }
 }
 

@@ -29,9 +29,13 @@
 //! [`ErrorKind::Unavailable`]: identity_core::ErrorKind::Unavailable
 //! [`ErrorKind::InvalidConfiguration`]: identity_core::ErrorKind::InvalidConfiguration
 
+use std::fmt;
+
 use identity_core::{AccessToken, BoxFuture, Env, Error, TokenCredential, TokenRequestOptions};
 
-use crate::client::{CommonOptions, common_setters};
+use crate::client::CommonOptions;
+use crate::credential::sealed::Fetch;
+use crate::credential::{Credential, CredentialBuilder};
 use crate::{ClientCertificateCredential, ClientSecretCredential};
 
 const NAME: &str = "EnvironmentCredential";
@@ -67,9 +71,20 @@ pub const AZURE_PASSWORD: &str = "AZURE_PASSWORD";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct EnvironmentCredential {
+pub type EnvironmentCredential = Credential<Environment>;
+
+/// What an [`EnvironmentCredential`] holds: the credential the environment selected.
+#[derive(Clone)]
+pub struct Environment {
     selected: Selected,
+}
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(NAME)
+            .field("selected", &self.selected)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -87,64 +102,64 @@ impl EnvironmentCredential {
 
     /// The credential the environment selected, by type name, if the selected set is usable.
     pub fn selected(&self) -> Option<&'static str> {
-        match &self.selected {
+        match &self.kind.selected {
             Selected::Secret(c) => Some(c.name()),
             Selected::Certificate(c) => Some(c.name()),
             Selected::Failed(_) => None,
         }
     }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        let result = match &self.selected {
-            Selected::Secret(c) => c.get_token(scopes, options).await,
-            Selected::Certificate(c) => c.get_token(scopes, options).await,
-            Selected::Failed(e) => Err(e.clone()),
-        };
-        result.map_err(|e| e.with_credential(NAME))
-    }
 }
 
-impl TokenCredential for EnvironmentCredential {
-    fn get_token<'a>(
+impl Fetch for Environment {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn source(&self) -> &'static str {
+        match &self.selected {
+            Selected::Secret(_) => "client_secret",
+            Selected::Certificate(_) => "client_certificate",
+            Selected::Failed(_) => "unconfigured",
+        }
+    }
+
+    fn fetch<'a>(
         &'a self,
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        let source = match &self.selected {
-            Selected::Secret(_) => "client_secret",
-            Selected::Certificate(_) => "client_certificate",
-            Selected::Failed(_) => "unconfigured",
-        };
-        identity_core::trace::traced(NAME, source, self.fetch(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
+        Box::pin(async move {
+            let result = match &self.selected {
+                Selected::Secret(c) => c.get_token(scopes, options).await,
+                Selected::Certificate(c) => c.get_token(scopes, options).await,
+                Selected::Failed(e) => Err(e.clone()),
+            };
+            result.map_err(|e| e.with_credential(NAME))
+        })
     }
 }
 
-/// Builds an [`EnvironmentCredential`].
+/// Builds an [`EnvironmentCredential`]: the shared setters of [`CredentialBuilder`] (no tenant
+/// or client id: those come from the environment).
+pub type EnvironmentCredentialBuilder = CredentialBuilder<EnvironmentSettings>;
+
+/// The settings only an [`EnvironmentCredentialBuilder`] has: none.
 #[derive(Clone, Debug, Default)]
-pub struct EnvironmentCredentialBuilder {
-    common: CommonOptions,
-}
+pub struct EnvironmentSettings {}
 
 impl EnvironmentCredentialBuilder {
-    common_setters!();
-
     /// Reads the environment and builds the credential.
     ///
     /// # Errors
     /// None today: problems with the environment are reported by `get_token` (see the
     /// [module docs](self)). The `Result` leaves room for builder-level checks.
-    pub fn build(self) -> Result<EnvironmentCredential, Error> {
+    pub fn build(mut self) -> Result<EnvironmentCredential, Error> {
+        self.common.resolve();
         let env = self.common.env();
-        Ok(EnvironmentCredential {
-            selected: select(&self.common, &env),
+        Ok(Credential {
+            kind: Environment {
+                selected: select(&self.common, &env),
+            },
         })
     }
 }
@@ -205,7 +220,6 @@ fn common_from_env(common: &CommonOptions, env: &Env) -> Result<CommonOptions, E
     let mut common = common.clone();
     common.tenant_id = Some(required(env, AZURE_TENANT_ID)?.to_owned());
     common.client_id = Some(required(env, AZURE_CLIENT_ID)?.to_owned());
-    common.env = Some(env.clone());
     common.read_allowed_tenants_from_env = true;
     Ok(common)
 }

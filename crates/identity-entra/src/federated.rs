@@ -2,12 +2,89 @@
 //! the federated token, reading its JSON answer, and describing its refusals without echoing
 //! a secret.
 
-use identity_core::Error;
-use identity_core::http::Response;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use identity_core::http::{Pipeline, Response, SendOptions};
+use identity_core::{BoxFuture, Error, Secret};
 use serde_json::Value;
 
 use crate::authority::is_loopback;
-use crate::client::sanitize;
+use crate::client::{AssertionContext, AssertionSource, sanitize};
+
+/// Reads a CI service's answer: the federated token, or an error saying what to fix.
+/// `secrets` are scrubbed from every message.
+pub(crate) type ParseAnswer = fn(&Response, &[&str]) -> Result<Secret, Error>;
+
+/// Asks a CI service for a federated token with a bearer token: the assertion source of the
+/// CI federation credentials (Azure Pipelines' OIDC token, GitHub Actions' ID token).
+pub(crate) struct BearerFetch {
+    /// The credential's name.
+    pub(crate) name: &'static str,
+    pub(crate) method: http::Method,
+    /// The URL, query included (names organisation, job or run, never a secret).
+    pub(crate) url: String,
+    /// Headers besides `Authorization`, `Accept` and `User-Agent`.
+    pub(crate) headers: &'static [(&'static str, &'static str)],
+    /// The bearer token (never shown).
+    pub(crate) bearer: Secret,
+    pub(crate) pipeline: Pipeline,
+    /// What to check when the bearer token cannot be a header value.
+    pub(crate) bad_token: &'static str,
+    /// What to check when the URL cannot make a request.
+    pub(crate) bad_url: &'static str,
+    /// The debug log line of the request.
+    pub(crate) log: &'static str,
+    pub(crate) parse: ParseAnswer,
+}
+
+impl fmt::Debug for BearerFetch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Neither the URL's run-specific query nor the token is shown.
+        f.debug_struct("BearerFetch")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssertionSource for Arc<BearerFetch> {
+    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
+        let this = self.clone();
+        Box::pin(async move { this.request().await })
+    }
+}
+
+impl BearerFetch {
+    async fn request(&self) -> Result<Secret, Error> {
+        let name = self.name;
+        let bearer = format!("Bearer {}", self.bearer.secret());
+        let mut authorization = http::HeaderValue::from_str(&bearer)
+            .map_err(|_| Error::invalid_configuration(name, self.bad_token))?;
+        authorization.set_sensitive(true);
+        let mut request = http::Request::builder()
+            .method(self.method.clone())
+            .uri(&self.url)
+            .header(http::header::AUTHORIZATION, authorization);
+        for (header, value) in self.headers {
+            request = request.header(*header, *value);
+        }
+        let request = request
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::USER_AGENT,
+                concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Bytes::new())
+            .map_err(|_| Error::invalid_configuration(name, self.bad_url))?;
+        tracing::debug!(credential = name, "{}", self.log);
+        let response = self
+            .pipeline
+            .send(name, &request, SendOptions::default())
+            .await?;
+        (self.parse)(&response, &[self.bearer.secret()])
+    }
+}
 
 /// Checks that `raw` (the value of `variable`) is an absolute `https` URL (or `http` on a
 /// loopback host when `allow_insecure_loopback`) without user information or fragment.

@@ -44,14 +44,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use identity_core::http::{Pipeline, SendOptions};
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{Error, Secret};
 
-use crate::client::{
-    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
-};
-use crate::federated;
+use crate::client::{ClientAuth, setting_or_env};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::federated::{self, BearerFetch};
 
 const NAME: &str = "GitHubActionsCredential";
 
@@ -81,104 +78,16 @@ pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct GitHubActionsCredential {
-    client: EntraClient,
-}
+pub type GitHubActionsCredential = Credential<ServicePrincipal<GitHubActions>>;
 
-impl fmt::Debug for GitHubActionsCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("authority", &self.client.authority())
-            .field("tenant_id", &self.client.tenant())
-            .field("client_id", &self.client.client_id())
-            .finish_non_exhaustive()
-    }
-}
+/// Names [`GitHubActionsCredential`] among the [`ServicePrincipal`] kinds.
+#[derive(Debug)]
+pub enum GitHubActions {}
 
 impl GitHubActionsCredential {
     /// A builder.
     pub fn builder() -> GitHubActionsCredentialBuilder {
         GitHubActionsCredentialBuilder::default()
-    }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        self.client.get_token(scopes, options).await
-    }
-}
-
-impl TokenCredential for GitHubActionsCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "github_actions", self.fetch(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
-/// Asks GitHub for the job's ID token.
-struct IdToken {
-    url: String,
-    request_token: Secret,
-    pipeline: Pipeline,
-}
-
-impl fmt::Debug for IdToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL carries a run-specific query; neither it nor the token is shown.
-        f.debug_struct("IdToken").finish_non_exhaustive()
-    }
-}
-
-impl AssertionSource for Arc<IdToken> {
-    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let this = self.clone();
-        Box::pin(async move { this.request().await })
-    }
-}
-
-impl IdToken {
-    async fn request(&self) -> Result<Secret, Error> {
-        let bearer = format!("Bearer {}", self.request_token.secret());
-        let mut authorization = http::HeaderValue::from_str(&bearer).map_err(|_| {
-            Error::invalid_configuration(
-                NAME,
-                "the ID-token request token holds characters not allowed in an HTTP header; check ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-            )
-        })?;
-        authorization.set_sensitive(true);
-        let request = http::Request::get(&self.url)
-            .header(http::header::AUTHORIZATION, authorization)
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::USER_AGENT,
-                concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Bytes::new())
-            .map_err(|_| {
-                Error::invalid_configuration(
-                    NAME,
-                    "the ID-token request URL is invalid; check ACTIONS_ID_TOKEN_REQUEST_URL and the audience",
-                )
-            })?;
-        tracing::debug!(
-            credential = NAME,
-            "requesting an ID token from GitHub Actions"
-        );
-        let response = self
-            .pipeline
-            .send(NAME, &request, SendOptions::default())
-            .await?;
-        parse_id_token_response(&response, &[self.request_token.secret()])
     }
 }
 
@@ -247,19 +156,22 @@ fn parse_id_token_response(
     }
 }
 
-/// Builds a [`GitHubActionsCredential`].
+/// Builds a [`GitHubActionsCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (default `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`) and the ID-token
+/// request's settings.
+pub type GitHubActionsCredentialBuilder = CredentialBuilder<GitHubActionsSettings>;
+
+/// The settings only a [`GitHubActionsCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct GitHubActionsCredentialBuilder {
-    common: CommonOptions,
+pub struct GitHubActionsSettings {
     url: Option<String>,
     request_token: Option<Secret>,
     audience: Option<String>,
 }
 
-impl fmt::Debug for GitHubActionsCredentialBuilder {
+impl fmt::Debug for GitHubActionsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitHubActionsCredentialBuilder")
-            .field("common", &self.common)
+        f.debug_struct("GitHubActionsSettings")
             .field(
                 "id_token_request_token",
                 &self.request_token.as_ref().map(|_| "***"),
@@ -269,33 +181,20 @@ impl fmt::Debug for GitHubActionsCredentialBuilder {
     }
 }
 
+impl Ids for GitHubActionsSettings {}
+
 impl GitHubActionsCredentialBuilder {
-    /// The tenant id (default: `AZURE_TENANT_ID`).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id, or the client id of a user-assigned managed identity
-    /// (default: `AZURE_CLIENT_ID`).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// The ID-token request URL (default: `ACTIONS_ID_TOKEN_REQUEST_URL`). Must be `https`.
     #[must_use]
     pub fn id_token_request_url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.settings.url = Some(url.into());
         self
     }
 
     /// The bearer token for the ID-token request (default: `ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
     #[must_use]
     pub fn id_token_request_token(mut self, token: impl Into<Secret>) -> Self {
-        self.request_token = Some(token.into());
+        self.settings.request_token = Some(token.into());
         self
     }
 
@@ -303,11 +202,9 @@ impl GitHubActionsCredentialBuilder {
     /// `api://AzureADTokenExchange`); it must match the federated identity credential.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+        self.settings.audience = Some(audience.into());
         self
     }
-
-    common_setters!();
 
     /// Builds the credential. No request is made here.
     ///
@@ -319,16 +216,12 @@ impl GitHubActionsCredentialBuilder {
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for a
     /// request URL that is not `https`, an invalid tenant id, or a non-`https` authority.
     pub fn build(mut self) -> Result<GitHubActionsCredential, Error> {
-        let env = self.common.env();
-        let pick = |explicit: Option<String>, var: &str| {
-            explicit
-                .filter(|v| !v.trim().is_empty())
-                .or_else(|| env.non_blank(var).map(str::to_owned))
-        };
-        self.common.tenant_id = pick(self.common.tenant_id.take(), AZURE_TENANT_ID);
-        self.common.client_id = pick(self.common.client_id.take(), AZURE_CLIENT_ID);
-        let url = pick(self.url.take(), ACTIONS_ID_TOKEN_REQUEST_URL);
+        let env = self
+            .common
+            .resolve_from_env(AZURE_TENANT_ID, AZURE_CLIENT_ID);
+        let url = setting_or_env(&env, self.settings.url.take(), ACTIONS_ID_TOKEN_REQUEST_URL);
         let token = self
+            .settings
             .request_token
             .take()
             .filter(|t| !t.secret().trim().is_empty())
@@ -336,18 +229,12 @@ impl GitHubActionsCredentialBuilder {
                 env.non_blank(ACTIONS_ID_TOKEN_REQUEST_TOKEN)
                     .map(Secret::from)
             });
-        let mut missing = Vec::new();
-        if self.common.tenant_id.is_none() {
-            missing.push("tenant_id (AZURE_TENANT_ID)");
-        }
-        if self.common.client_id.is_none() {
-            missing.push("client_id (AZURE_CLIENT_ID)");
-        }
+        let mut missing = self.common.missing_ids(AZURE_TENANT_ID, AZURE_CLIENT_ID);
         if url.is_none() {
-            missing.push("id_token_request_url (ACTIONS_ID_TOKEN_REQUEST_URL)");
+            missing.push("id_token_request_url (ACTIONS_ID_TOKEN_REQUEST_URL)".to_owned());
         }
         if token.is_none() {
-            missing.push("id_token_request_token (ACTIONS_ID_TOKEN_REQUEST_TOKEN)");
+            missing.push("id_token_request_token (ACTIONS_ID_TOKEN_REQUEST_TOKEN)".to_owned());
         }
         let (Some(url), Some(token), true) = (url, token, missing.is_empty()) else {
             let mut message = format!(
@@ -377,23 +264,30 @@ impl GitHubActionsCredentialBuilder {
             self.common.allow_insecure_loopback_authority,
         )?;
         let audience = self
+            .settings
             .audience
             .take()
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
         let url = federated::with_query(&url, &[("audience", audience.trim())]);
-        self.common.read_allowed_tenants_from_env = true;
-        let source = Arc::new(IdToken {
+        let source = Arc::new(BearerFetch {
+            name: NAME,
+            method: http::Method::GET,
             url,
-            request_token: token,
+            headers: &[],
+            bearer: token,
             pipeline: self.common.pipeline(NAME)?,
+            bad_token: "the ID-token request token holds characters not allowed in an HTTP header; check ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            bad_url: "the ID-token request URL is invalid; check ACTIONS_ID_TOKEN_REQUEST_URL and the audience",
+            log: "requesting an ID token from GitHub Actions",
+            parse: parse_id_token_response,
         });
         let client = self.common.build(
             NAME,
             "github_actions",
             ClientAuth::Assertion(Arc::new(source)),
         )?;
-        Ok(GitHubActionsCredential { client })
+        Ok(Credential::service_principal(client))
     }
 }
 

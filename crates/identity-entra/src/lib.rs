@@ -94,6 +94,7 @@ mod client;
 pub mod client_assertion;
 pub mod client_certificate;
 pub mod client_secret;
+pub mod credential;
 mod encrypted_key;
 pub mod environment;
 mod federated;

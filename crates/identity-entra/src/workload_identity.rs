@@ -24,16 +24,14 @@
 //! only when [`enable_kubernetes_token_proxy`](WorkloadIdentityCredentialBuilder::enable_kubernetes_token_proxy)
 //! is on: see [`identity_binding`](crate::identity_binding).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use identity_core::fs::ReadOptions;
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{BoxFuture, Error, Secret};
 
-use crate::client::{
-    AssertionContext, AssertionSource, ClientAuth, CommonOptions, EntraClient, common_setters,
-};
+use crate::client::{AssertionContext, AssertionSource, ClientAuth};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 
 const NAME: &str = "WorkloadIdentityCredential";
 
@@ -58,49 +56,16 @@ pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct WorkloadIdentityCredential {
-    client: EntraClient,
-    token_file: Arc<PathBuf>,
-}
+pub type WorkloadIdentityCredential = Credential<ServicePrincipal<WorkloadIdentity>>;
 
-impl fmt::Debug for WorkloadIdentityCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("authority", &self.client.authority())
-            .field("tenant_id", &self.client.tenant())
-            .field("client_id", &self.client.client_id())
-            .field("token_file_path", &self.token_file)
-            .finish_non_exhaustive()
-    }
-}
+/// Names [`WorkloadIdentityCredential`] among the [`ServicePrincipal`] kinds.
+#[derive(Debug)]
+pub enum WorkloadIdentity {}
 
 impl WorkloadIdentityCredential {
     /// A builder.
     pub fn builder() -> WorkloadIdentityCredentialBuilder {
         WorkloadIdentityCredentialBuilder::default()
-    }
-
-    async fn fetch(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        self.client.get_token(scopes, options).await
-    }
-}
-
-impl TokenCredential for WorkloadIdentityCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "workload_identity", self.fetch(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
     }
 }
 
@@ -148,33 +113,25 @@ fn read_token_file(path: &std::path::Path) -> Result<String, Error> {
     })
 }
 
-/// Builds a [`WorkloadIdentityCredential`].
+/// Builds a [`WorkloadIdentityCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (default `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`), the token file and
+/// the identity-binding proxy switch.
+pub type WorkloadIdentityCredentialBuilder = CredentialBuilder<WorkloadIdentitySettings>;
+
+/// The settings only a [`WorkloadIdentityCredentialBuilder`] has.
 #[derive(Clone, Debug, Default)]
-pub struct WorkloadIdentityCredentialBuilder {
-    common: CommonOptions,
+pub struct WorkloadIdentitySettings {
     token_file: Option<PathBuf>,
     token_proxy: bool,
 }
 
+impl Ids for WorkloadIdentitySettings {}
+
 impl WorkloadIdentityCredentialBuilder {
-    /// The tenant id (default: `AZURE_TENANT_ID`).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id (default: `AZURE_CLIENT_ID`).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// The federated token file (default: `AZURE_FEDERATED_TOKEN_FILE`).
     #[must_use]
     pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.token_file = Some(path.into());
+        self.settings.token_file = Some(path.into());
         self
     }
 
@@ -183,14 +140,12 @@ impl WorkloadIdentityCredentialBuilder {
     /// `AZURE_KUBERNETES_CA_FILE` or `AZURE_KUBERNETES_CA_DATA`; see
     /// [`identity_binding`](crate::identity_binding)). Default `false`, and never on inside
     /// `DefaultAzureCredential`, as in the other Azure SDKs. When on and the proxy is
-    /// configured, the proxy's own HTTP client replaces [`http_client`](Self::http_client).
+    /// configured, the proxy's own HTTP client replaces the [runtime](Self::runtime)'s.
     #[must_use]
     pub fn enable_kubernetes_token_proxy(mut self, enable: bool) -> Self {
-        self.token_proxy = enable;
+        self.settings.token_proxy = enable;
         self
     }
-
-    common_setters!();
 
     /// Builds the credential. The token file is not read here.
     ///
@@ -202,27 +157,17 @@ impl WorkloadIdentityCredentialBuilder {
     /// proxy configuration: a proxy URL that is not plain `https`, both CA variables, a CA that
     /// cannot be read or holds no certificate, or SNI/CA variables without a proxy URL.
     pub fn build(mut self) -> Result<WorkloadIdentityCredential, Error> {
-        let env = self.common.env();
-        let non_blank = |explicit: Option<String>, var: &str| {
-            explicit
-                .filter(|v| !v.trim().is_empty())
-                .or_else(|| env.non_blank(var).map(str::to_owned))
-        };
-        self.common.tenant_id = non_blank(self.common.tenant_id.take(), AZURE_TENANT_ID);
-        self.common.client_id = non_blank(self.common.client_id.take(), AZURE_CLIENT_ID);
+        let env = self
+            .common
+            .resolve_from_env(AZURE_TENANT_ID, AZURE_CLIENT_ID);
         let token_file = self
+            .settings
             .token_file
             .filter(|p| !p.as_os_str().is_empty())
             .or_else(|| env.non_blank(AZURE_FEDERATED_TOKEN_FILE).map(PathBuf::from));
-        let mut missing = Vec::new();
-        if self.common.tenant_id.is_none() {
-            missing.push("tenant_id (AZURE_TENANT_ID)");
-        }
-        if self.common.client_id.is_none() {
-            missing.push("client_id (AZURE_CLIENT_ID)");
-        }
+        let mut missing = self.common.missing_ids(AZURE_TENANT_ID, AZURE_CLIENT_ID);
         if token_file.is_none() {
-            missing.push("token_file_path (AZURE_FEDERATED_TOKEN_FILE)");
+            missing.push("token_file_path (AZURE_FEDERATED_TOKEN_FILE)".to_owned());
         }
         let Some(token_file) = token_file.filter(|_| missing.is_empty()) else {
             return Err(Error::unavailable(
@@ -234,10 +179,9 @@ impl WorkloadIdentityCredentialBuilder {
                 ),
             ));
         };
-        self.common.read_allowed_tenants_from_env = true;
-        if self.token_proxy {
+        if self.settings.token_proxy {
             if let Some(proxy) = crate::identity_binding::from_env(NAME, &env)? {
-                self.common.http_client = Some(Arc::new(proxy));
+                self.common.runtime = self.common.runtime.clone().http_client(Arc::new(proxy));
             }
         }
         let token_file = Arc::new(token_file);
@@ -247,7 +191,8 @@ impl WorkloadIdentityCredentialBuilder {
             "workload_identity",
             ClientAuth::Assertion(Arc::new(source)),
         )?;
-        Ok(WorkloadIdentityCredential { client, token_file })
+        let client = client.with_detail("token_file_path", token_file);
+        Ok(Credential::service_principal(client))
     }
 }
 

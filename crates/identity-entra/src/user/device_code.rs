@@ -18,13 +18,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenCredential, TokenRequestOptions};
+use identity_core::{BoxFuture, Error, Secret};
 use serde_json::Value;
 
 use super::{
-    AuthenticationRecord, Flow, SignInRequest, TokenResponse, UserClient, UserOptions,
-    capped_seconds, oauth_error, seconds, user_setters,
+    Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, capped_seconds,
+    oauth_error, seconds,
 };
+use crate::credential::{Credential, CredentialBuilder};
 
 const NAME: &str = "DeviceCodeCredential";
 
@@ -73,65 +74,33 @@ pub type DeviceCodeCallback = Arc<dyn Fn(&DeviceCodeInfo) + Send + Sync>;
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct DeviceCodeCredential {
-    client: UserClient,
-}
+pub type DeviceCodeCredential = Credential<SignIn<DeviceCode>>;
+
+/// Names [`DeviceCodeCredential`] among the [`SignIn`] kinds.
+#[derive(Debug)]
+pub enum DeviceCode {}
 
 impl DeviceCodeCredential {
     /// A builder.
-    #[must_use]
     pub fn builder() -> DeviceCodeCredentialBuilder {
         DeviceCodeCredentialBuilder::default()
     }
-
-    /// Signs the user in now, whether or not a token is cached, and returns the account's
-    /// record; `scopes` empty means Azure Resource Manager's `.default`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed) when
-    /// the user declines, the code expires, the time limit passes or Entra refuses;
-    /// [`ErrorKind::Transport`](identity_core::ErrorKind::Transport) when Entra cannot be
-    /// reached.
-    pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
-        self.client
-            .authenticate(scopes, &TokenRequestOptions::default())
-            .await
-    }
-
-    /// The signed-in account, once known.
-    #[must_use]
-    pub fn authentication_record(&self) -> Option<AuthenticationRecord> {
-        self.client.record()
-    }
 }
 
-impl TokenCredential for DeviceCodeCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "device_code", self.client.get_token(scopes, options))
-    }
+/// Builds a [`DeviceCodeCredential`]: the shared setters of [`CredentialBuilder`], those of
+/// the sign-in credentials, [`prompt`](Self::prompt) and [`timeout`](Self::timeout).
+pub type DeviceCodeCredentialBuilder = CredentialBuilder<UserSettings<DeviceCodeSettings>>;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
-/// Builds a [`DeviceCodeCredential`].
+/// The settings only a [`DeviceCodeCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct DeviceCodeCredentialBuilder {
-    user: UserOptions,
+pub struct DeviceCodeSettings {
     callback: Option<DeviceCodeCallback>,
     timeout: Option<Duration>,
 }
 
-impl fmt::Debug for DeviceCodeCredentialBuilder {
+impl fmt::Debug for DeviceCodeSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceCodeCredentialBuilder")
-            .field("user", &self.user)
+        f.debug_struct("DeviceCodeSettings")
             .field("prompt", &self.callback.as_ref().map(|_| "callback"))
             .field("timeout", &self.timeout)
             .finish()
@@ -139,19 +108,15 @@ impl fmt::Debug for DeviceCodeCredentialBuilder {
 }
 
 impl DeviceCodeCredentialBuilder {
-    user_setters!();
-
     /// Where the device code instructions go (default: [`DeviceCodeInfo::message`] on stderr).
-    #[must_use]
     pub fn prompt(mut self, callback: impl Fn(&DeviceCodeInfo) + Send + Sync + 'static) -> Self {
-        self.callback = Some(Arc::new(callback));
+        self.settings.flow.callback = Some(Arc::new(callback));
         self
     }
 
     /// The longest wait for the user (default: the code's lifetime from Entra).
-    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.settings.flow.timeout = Some(timeout);
         self
     }
 
@@ -163,11 +128,10 @@ impl DeviceCodeCredentialBuilder {
     /// not `https`, or persistence is asked for without allowing unencrypted storage.
     pub fn build(self) -> Result<DeviceCodeCredential, Error> {
         let flow = DeviceFlow {
-            callback: self.callback,
-            timeout: self.timeout,
+            callback: self.settings.flow.callback.clone(),
+            timeout: self.settings.flow.timeout,
         };
-        let client = self.user.build(NAME, Arc::new(flow))?;
-        Ok(DeviceCodeCredential { client })
+        self.build_user(NAME, "device_code", Arc::new(flow))
     }
 }
 

@@ -34,17 +34,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use identity_core::{
-    AccessToken, BoxFuture, Env, Error, Secret, TokenCredential, TokenRequestOptions,
-};
+use identity_core::{BoxFuture, Env, Error, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{
-    AuthenticationRecord, Flow, SignInRequest, TokenResponse, UserClient, UserOptions,
-    pkce_challenge, random_urlsafe, user_setters,
+    Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, pkce_challenge,
+    random_urlsafe,
 };
 use crate::client::sanitize;
+use crate::credential::{Credential, CredentialBuilder};
 
 const NAME: &str = "InteractiveBrowserCredential";
 
@@ -81,96 +80,56 @@ const MAX_REQUEST: usize = 16 * 1024;
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct InteractiveBrowserCredential {
-    client: UserClient,
-}
+pub type InteractiveBrowserCredential = Credential<SignIn<InteractiveBrowser>>;
+
+/// Names [`InteractiveBrowserCredential`] among the [`SignIn`] kinds.
+#[derive(Debug)]
+pub enum InteractiveBrowser {}
 
 impl InteractiveBrowserCredential {
     /// A builder.
-    #[must_use]
     pub fn builder() -> InteractiveBrowserCredentialBuilder {
         InteractiveBrowserCredentialBuilder::default()
     }
-
-    /// Opens the browser now, whether or not a token is cached, and returns the account's
-    /// record; `scopes` empty means Azure Resource Manager's `.default`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed) when
-    /// the user declines or cancels, the timeout passes, or Entra refuses the code;
-    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
-    /// the redirect port cannot be bound.
-    pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
-        self.client
-            .authenticate(scopes, &TokenRequestOptions::default())
-            .await
-    }
-
-    /// The signed-in account, once known.
-    #[must_use]
-    pub fn authentication_record(&self) -> Option<AuthenticationRecord> {
-        self.client.record()
-    }
 }
 
-impl TokenCredential for InteractiveBrowserCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(
-            NAME,
-            "interactive_browser",
-            self.client.get_token(scopes, options),
-        )
-    }
+/// Builds an [`InteractiveBrowserCredential`]: the shared setters of [`CredentialBuilder`],
+/// those of the sign-in credentials, and the browser's.
+pub type InteractiveBrowserCredentialBuilder =
+    CredentialBuilder<UserSettings<InteractiveBrowserSettings>>;
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
-/// Builds an [`InteractiveBrowserCredential`].
+/// The settings only an [`InteractiveBrowserCredentialBuilder`] has.
 #[derive(Clone, Default, Debug)]
-pub struct InteractiveBrowserCredentialBuilder {
-    user: UserOptions,
+pub struct InteractiveBrowserSettings {
     login_hint: Option<String>,
     redirect_uri: Option<String>,
     timeout: Option<Duration>,
 }
 
 impl InteractiveBrowserCredentialBuilder {
-    user_setters!();
-
     /// The account to preselect on the sign-in page (`login_hint`).
-    #[must_use]
     pub fn login_hint(mut self, hint: impl Into<String>) -> Self {
-        self.login_hint = Some(hint.into());
+        self.settings.flow.login_hint = Some(hint.into());
         self
     }
 
     /// The redirect URI registered for the application: `http://localhost[:port][/path]` or
     /// `http://127.0.0.1[:port][/path]` (default `http://localhost:<a free port>`). Port 0
     /// or none means a free port.
-    #[must_use]
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
-        self.redirect_uri = Some(uri.into());
+        self.settings.flow.redirect_uri = Some(uri.into());
         self
     }
 
     /// How long the user has to finish signing in (default [`DEFAULT_TIMEOUT`], 5 minutes).
-    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.settings.flow.timeout = Some(timeout);
         self
     }
 
     /// Where the sign-in URL goes when no browser can be started (default: a line on stderr).
-    #[must_use]
     pub fn prompt(mut self, callback: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        self.user.prompt = Some(Arc::new(callback));
+        self.settings.user.prompt = Some(Arc::new(callback));
         self
     }
 
@@ -183,17 +142,17 @@ impl InteractiveBrowserCredentialBuilder {
     /// belongs to another client id, the authority is not `https`, or persistence is asked
     /// for without allowing unencrypted storage.
     pub fn build(self) -> Result<InteractiveBrowserCredential, Error> {
-        let redirect = match &self.redirect_uri {
+        let settings = &self.settings.flow;
+        let redirect = match &settings.redirect_uri {
             Some(uri) => Redirect::parse(uri)?,
             None => Redirect::default(),
         };
         let flow = BrowserFlow {
-            login_hint: self.login_hint.filter(|h| !h.trim().is_empty()),
+            login_hint: settings.login_hint.clone().filter(|h| !h.trim().is_empty()),
             redirect,
-            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            timeout: settings.timeout.unwrap_or(DEFAULT_TIMEOUT),
         };
-        let client = self.user.build(NAME, Arc::new(flow))?;
-        Ok(InteractiveBrowserCredential { client })
+        self.build_user(NAME, "interactive_browser", Arc::new(flow))
     }
 }
 

@@ -29,16 +29,18 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use identity_core::TokenRequestOptions;
 use identity_core::cache::{CacheKey, KeyRef, TokenCache};
 use identity_core::http::{Pipeline, Response, SendOptions};
 use identity_core::scope::{resolve_tenant, validate_tenant_id};
 use identity_core::{AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, Sleeper};
-use identity_core::{TokenRequestOptions, tokio_sleeper};
 use serde_json::Value;
+
+use std::marker::PhantomData;
 
 use crate::authority::Authority;
 use crate::client::CommonOptions;
-use crate::http::ReqwestClient;
+use crate::credential::{Credential, CredentialBuilder, HasSource, TokenSource, sealed::Ids};
 
 pub mod device_code;
 pub mod interactive_browser;
@@ -133,7 +135,6 @@ pub(crate) struct TokenResponse {
 /// Settings of the two interactive credentials' builders.
 #[derive(Clone, Default)]
 pub(crate) struct UserOptions {
-    pub(crate) common: CommonOptions,
     pub(crate) record: Option<AuthenticationRecord>,
     pub(crate) persistence: Option<TokenCachePersistenceOptions>,
     pub(crate) disable_automatic_authentication: bool,
@@ -143,7 +144,6 @@ pub(crate) struct UserOptions {
 impl fmt::Debug for UserOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserOptions")
-            .field("common", &self.common)
             .field("authentication_record", &self.record)
             .field("persistence", &self.persistence)
             .field(
@@ -155,125 +155,134 @@ impl fmt::Debug for UserOptions {
     }
 }
 
-/// Generates the setters the two interactive credentials' builders share (on `self.user`).
-macro_rules! user_setters {
-    () => {
-        /// The tenant to sign in to (default: the authentication record's tenant, else
-        /// [`DEFAULT_USER_TENANT`](crate::user::DEFAULT_USER_TENANT), `organizations`).
-        #[must_use]
-        pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-            self.user.common.tenant_id = Some(tenant_id.into());
-            self
-        }
-
-        /// The application (client) id of a public client registration (default: the
-        /// record's client id, else
-        /// [`DEVELOPER_SIGN_ON_CLIENT_ID`](crate::user::DEVELOPER_SIGN_ON_CLIENT_ID)).
-        #[must_use]
-        pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-            self.user.common.client_id = Some(client_id.into());
-            self
-        }
-
-        /// A record from an earlier `authenticate` (possibly in another process): the account
-        /// to use silently. With a [persistent cache](Self::token_cache_persistence) holding its
-        /// refresh token, no prompt is needed.
-        #[must_use]
-        pub fn authentication_record(mut self, record: crate::user::AuthenticationRecord) -> Self {
-            self.user.record = Some(record);
-            self
-        }
-
-        /// Keeps the refresh token in a file, so a later process with the
-        /// [`AuthenticationRecord`](crate::user::AuthenticationRecord) signs in silently.
-        #[must_use]
-        pub fn token_cache_persistence(
-            mut self,
-            options: crate::user::TokenCachePersistenceOptions,
-        ) -> Self {
-            self.user.persistence = Some(options);
-            self
-        }
-
-        /// When `true`, `get_token` never starts a sign-in: it fails with
-        /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed)
-        /// until `authenticate` has been called (default `false`).
-        #[must_use]
-        pub fn disable_automatic_authentication(mut self, disable: bool) -> Self {
-            self.user.disable_automatic_authentication = disable;
-            self
-        }
-
-        /// The authority host: a host name or an `https` URL (default: the record's authority,
-        /// else `AZURE_AUTHORITY_HOST`, else the public cloud).
-        #[must_use]
-        pub fn authority_host(mut self, host: impl Into<String>) -> Self {
-            self.user.common.authority_host = Some(host.into());
-            self
-        }
-
-        /// Tenants besides the configured one that `get_token` may be asked for; `"*"` allows
-        /// any.
-        #[must_use]
-        pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-        where
-            I: IntoIterator<Item = S>,
-            S: Into<String>,
-        {
-            let list: Vec<String> = tenants.into_iter().map(Into::into).collect();
-            self.user.common.additionally_allowed_tenants = (!list.is_empty()).then_some(list);
-            self
-        }
-
-        /// The environment to read (default: a snapshot of the process environment).
-        #[must_use]
-        pub fn env(mut self, env: identity_core::Env) -> Self {
-            self.user.common.env = Some(env);
-            self
-        }
-
-        /// The clock (default: the system clock).
-        #[must_use]
-        pub fn clock(mut self, clock: std::sync::Arc<dyn identity_core::Clock>) -> Self {
-            self.user.common.clock = Some(clock);
-            self
-        }
-
-        /// What waits between polls, retries and for the sign-in timeout (default: the tokio
-        /// timer).
-        #[must_use]
-        pub fn sleeper(mut self, sleeper: std::sync::Arc<dyn identity_core::Sleeper>) -> Self {
-            self.user.common.sleeper = Some(sleeper);
-            self
-        }
-
-        /// The HTTP client (default: [`ReqwestClient::shared`](crate::ReqwestClient::shared)).
-        #[must_use]
-        pub fn http_client(
-            mut self,
-            client: std::sync::Arc<dyn identity_core::http::HttpClient>,
-        ) -> Self {
-            self.user.common.http_client = Some(client);
-            self
-        }
-
-        /// The retry policy (default: [`RetryPolicy::default`](identity_core::retry::RetryPolicy::default)).
-        #[must_use]
-        pub fn retry_policy(mut self, policy: identity_core::retry::RetryPolicy) -> Self {
-            self.user.common.retry = Some(policy);
-            self
-        }
-
-        /// **For tests and local emulators only.** Accepts a plain-`http` authority when its
-        /// host is a loopback address.
-        #[must_use]
-        pub fn allow_insecure_loopback_authority(mut self, allow: bool) -> Self {
-            self.user.common.allow_insecure_loopback_authority = allow;
-            self
-        }
-    };
+/// The settings of a sign-in credential's builder: those the two share, and `F`, those of
+/// one (the `S` of its [`CredentialBuilder`]).
+#[derive(Clone, Debug, Default)]
+pub struct UserSettings<F> {
+    pub(crate) user: UserOptions,
+    pub(crate) flow: F,
 }
-pub(crate) use user_setters;
+
+impl<F> Ids for UserSettings<F> {}
+
+impl<F> CredentialBuilder<UserSettings<F>> {
+    /// A record from an earlier `authenticate` (possibly in another process): the account
+    /// to use silently. With a [persistent cache](Self::token_cache_persistence) holding its
+    /// refresh token, no prompt is needed.
+    pub fn authentication_record(mut self, record: AuthenticationRecord) -> Self {
+        self.settings.user.record = Some(record);
+        self
+    }
+
+    /// Keeps the refresh token in a file, so a later process with the
+    /// [`AuthenticationRecord`] signs in silently.
+    pub fn token_cache_persistence(mut self, options: TokenCachePersistenceOptions) -> Self {
+        self.settings.user.persistence = Some(options);
+        self
+    }
+
+    /// When `true`, `get_token` never starts a sign-in: it fails with
+    /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed)
+    /// until `authenticate` has been called (default `false`).
+    pub fn disable_automatic_authentication(mut self, disable: bool) -> Self {
+        self.settings.user.disable_automatic_authentication = disable;
+        self
+    }
+
+    /// Builds the credential around `flow`, the way its user signs in.
+    fn build_user<M>(
+        mut self,
+        name: &'static str,
+        source: &'static str,
+        flow: Arc<dyn Flow>,
+    ) -> Result<Credential<SignIn<M>>, Error> {
+        self.common.resolve();
+        let client = self.settings.user.build(&self.common, name, source, flow)?;
+        Ok(Credential {
+            kind: SignIn {
+                client,
+                marker: PhantomData,
+            },
+        })
+    }
+}
+
+/// The kind `K` of the two sign-in credentials ([`InteractiveBrowserCredential`],
+/// [`DeviceCodeCredential`]): the signed-in account, its refresh token and the token cache.
+/// `M` names the credential.
+///
+/// [`InteractiveBrowserCredential`]: interactive_browser::InteractiveBrowserCredential
+/// [`DeviceCodeCredential`]: device_code::DeviceCodeCredential
+pub struct SignIn<M> {
+    client: UserClient,
+    marker: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for SignIn<M> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for SignIn<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(self.client.inner.name)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl<M> HasSource for SignIn<M> {
+    fn token_source(&self) -> &dyn TokenSource {
+        &self.client
+    }
+}
+
+impl<M: 'static> Credential<SignIn<M>> {
+    /// Signs the user in now (the browser opens, or the device code is shown), whether or not
+    /// a token is cached, and returns the account's record; `scopes` empty means Azure
+    /// Resource Manager's `.default`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed) when
+    /// the user declines or cancels, the code expires, the time limit passes or Entra refuses;
+    /// [`ErrorKind::Transport`](identity_core::ErrorKind::Transport) when Entra cannot be
+    /// reached; [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration)
+    /// when the browser's redirect port cannot be bound.
+    pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
+        self.kind
+            .client
+            .authenticate(scopes, &TokenRequestOptions::default())
+            .await
+    }
+
+    /// The signed-in account, once known.
+    #[must_use]
+    pub fn authentication_record(&self) -> Option<AuthenticationRecord> {
+        self.kind.client.record()
+    }
+}
+
+impl TokenSource for UserClient {
+    fn name(&self) -> &'static str {
+        self.inner.name
+    }
+
+    fn source(&self) -> &'static str {
+        self.inner.source
+    }
+
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.get_token(scopes, options))
+    }
+}
 
 /// The settings and state shared by a user credential and its clones.
 #[derive(Clone)]
@@ -283,6 +292,8 @@ pub(crate) struct UserClient {
 
 struct Inner {
     name: &'static str,
+    /// The `source` of the credential's `get_token` span.
+    source: &'static str,
     identity: String,
     authority: Authority,
     tenant: String,
@@ -342,10 +353,11 @@ impl UserOptions {
     /// Validates the settings and builds the client.
     pub(crate) fn build(
         &self,
+        common: &CommonOptions,
         name: &'static str,
+        source: &'static str,
         flow: Arc<dyn Flow>,
     ) -> Result<UserClient, Error> {
-        let common = &self.common;
         let env = common.env();
         let record = self.record.as_ref();
         let tenant = common
@@ -383,19 +395,9 @@ impl UserOptions {
             &env,
             common.allow_insecure_loopback_authority,
         )?;
-        let http_client = match &common.http_client {
-            Some(client) => client.clone(),
-            None => ReqwestClient::shared().map_err(|e| e.with_credential(name))?,
-        };
-        let clock = common
-            .clock
-            .clone()
-            .unwrap_or_else(identity_core::system_clock);
-        let sleeper = common.sleeper.clone().unwrap_or_else(tokio_sleeper);
-        let pipeline = Pipeline::new(http_client)
-            .with_retry(common.retry.clone().unwrap_or_default())
-            .with_clock(clock.clone())
-            .with_sleeper(sleeper.clone());
+        let pipeline = common.pipeline(name)?;
+        let clock = pipeline.clock().clone();
+        let sleeper = common.runtime.sleeper_or_default();
         let persistence = match &self.persistence {
             Some(options) => Some(options.open(name, &env)?),
             None => None,
@@ -404,6 +406,7 @@ impl UserOptions {
         Ok(UserClient {
             inner: Arc::new(Inner {
                 name,
+                source,
                 identity,
                 authority,
                 tenant: tenant.to_owned(),

@@ -21,16 +21,14 @@ use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::http::Pipeline;
 use identity_core::scope::{resolve_tenant, validate_tenant_id};
 use identity_core::{
-    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, TokenCredential,
-    TokenRequestOptions,
+    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, TokenRequestOptions,
 };
 
 use super::{post_form, sha256_hex, validate_scopes};
 use crate::authority::Authority;
-use crate::client::{
-    AssertionContext, AssertionSource, ClientAuth, CommonOptions, JWT_BEARER, common_setters,
-};
-use crate::http::ReqwestClient;
+use crate::client::{AssertionContext, AssertionSource, ClientAuth, JWT_BEARER};
+use crate::credential::sealed::{Fetch, Ids};
+use crate::credential::{Credential, CredentialBuilder};
 use crate::jwt::ClientCertificate;
 
 const NAME: &str = "OnBehalfOfCredential";
@@ -62,14 +60,18 @@ const MAX_CERTIFICATE: u64 = 1 << 20;
 ///     .await?;
 /// # Ok(()) }
 /// ```
+pub type OnBehalfOfCredential = Credential<OnBehalfOf>;
+
+/// What an [`OnBehalfOfCredential`] holds: the application's settings and cache, and one
+/// user's assertion.
 #[derive(Clone)]
-pub struct OnBehalfOfCredential {
+pub struct OnBehalfOf {
     app: Arc<App>,
     user_assertion: Secret,
     identity: Arc<str>,
 }
 
-impl fmt::Debug for OnBehalfOfCredential {
+impl fmt::Debug for OnBehalfOf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OnBehalfOfCredential")
             .field("app", &self.app)
@@ -115,14 +117,36 @@ impl OnBehalfOfCredential {
     #[must_use]
     pub fn for_user(&self, user_assertion: impl Into<Secret>) -> Self {
         let user_assertion = user_assertion.into();
-        Self {
-            identity: identity(&self.app, &user_assertion),
-            app: self.app.clone(),
-            user_assertion,
+        Credential {
+            kind: OnBehalfOf {
+                identity: identity(&self.kind.app, &user_assertion),
+                app: self.kind.app.clone(),
+                user_assertion,
+            },
         }
     }
+}
 
-    async fn fetch(
+impl Fetch for OnBehalfOf {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn source(&self) -> &'static str {
+        "on_behalf_of"
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: &'a TokenRequestOptions,
+    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+        Box::pin(self.token(scopes, options))
+    }
+}
+
+impl OnBehalfOf {
+    async fn token(
         &self,
         scopes: &[&str],
         options: &TokenRequestOptions,
@@ -210,20 +234,6 @@ impl App {
     }
 }
 
-impl TokenCredential for OnBehalfOfCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "on_behalf_of", self.fetch(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
 type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
 
 #[derive(Clone)]
@@ -245,18 +255,20 @@ impl fmt::Debug for Proof {
     }
 }
 
-/// Builds an [`OnBehalfOfCredential`].
+/// Builds an [`OnBehalfOfCredential`]: the shared setters of [`CredentialBuilder`], the
+/// tenant and client ids (both required), the user's assertion and the application's proof.
+pub type OnBehalfOfCredentialBuilder = CredentialBuilder<OnBehalfOfSettings>;
+
+/// The settings only an [`OnBehalfOfCredentialBuilder`] has.
 #[derive(Clone, Default)]
-pub struct OnBehalfOfCredentialBuilder {
-    common: CommonOptions,
+pub struct OnBehalfOfSettings {
     proof: Option<Proof>,
     user_assertion: Option<Secret>,
 }
 
-impl fmt::Debug for OnBehalfOfCredentialBuilder {
+impl fmt::Debug for OnBehalfOfSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OnBehalfOfCredentialBuilder")
-            .field("common", &self.common)
+        f.debug_struct("OnBehalfOfSettings")
             .field("proof", &self.proof)
             .field(
                 "user_assertion",
@@ -266,32 +278,20 @@ impl fmt::Debug for OnBehalfOfCredentialBuilder {
     }
 }
 
+impl Ids for OnBehalfOfSettings {}
+
 impl OnBehalfOfCredentialBuilder {
-    /// The tenant (directory) id or domain (required).
-    #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.common.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// The application (client) id of the calling API (required).
-    #[must_use]
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.common.client_id = Some(client_id.into());
-        self
-    }
-
     /// The user's assertion: the access token the user sent to this API (required).
     #[must_use]
     pub fn user_assertion(mut self, assertion: impl Into<Secret>) -> Self {
-        self.user_assertion = Some(assertion.into());
+        self.settings.user_assertion = Some(assertion.into());
         self
     }
 
     /// Proves the application with a client secret.
     #[must_use]
     pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
-        self.proof = Some(Proof::Secret(secret.into()));
+        self.settings.proof = Some(Proof::Secret(secret.into()));
         self
     }
 
@@ -305,7 +305,7 @@ impl OnBehalfOfCredentialBuilder {
         password: Option<Secret>,
         send_chain: bool,
     ) -> Self {
-        self.proof = Some(Proof::CertificatePath(path.into(), password, send_chain));
+        self.settings.proof = Some(Proof::CertificatePath(path.into(), password, send_chain));
         self
     }
 
@@ -318,7 +318,7 @@ impl OnBehalfOfCredentialBuilder {
         password: Option<Secret>,
         send_chain: bool,
     ) -> Self {
-        self.proof = Some(Proof::Certificate(
+        self.settings.proof = Some(Proof::Certificate(
             bytes.into().into(),
             password,
             send_chain,
@@ -334,7 +334,7 @@ impl OnBehalfOfCredentialBuilder {
         Fut: Future<Output = Result<String, E>> + Send + 'static,
         E: StdError + Send + Sync + 'static,
     {
-        self.proof = Some(Proof::Callback(Arc::new(move || {
+        self.settings.proof = Some(Proof::Callback(Arc::new(move || {
             let future = callback();
             Box::pin(async move {
                 future.await.map_err(|e| {
@@ -349,15 +349,14 @@ impl OnBehalfOfCredentialBuilder {
         self
     }
 
-    common_setters!();
-
     /// Builds the credential.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfiguration`] when
     /// the tenant id, client id, proof or user assertion is missing or invalid, the
     /// certificate cannot be read, or the authority is not `https`.
-    pub fn build(self) -> Result<OnBehalfOfCredential, Error> {
+    pub fn build(mut self) -> Result<OnBehalfOfCredential, Error> {
+        self.common.resolve();
         let common = &self.common;
         let env = common.env();
         let required = |value: &Option<String>, what: &str| {
@@ -378,6 +377,7 @@ impl OnBehalfOfCredentialBuilder {
             .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
         let client_id = required(&common.client_id, "client id")?;
         let user_assertion = self
+            .settings
             .user_assertion
             .filter(|a| !a.secret().trim().is_empty())
             .ok_or_else(|| {
@@ -386,7 +386,7 @@ impl OnBehalfOfCredentialBuilder {
                     "a user assertion is required; set user_assertion",
                 )
             })?;
-        let auth = match self.proof {
+        let auth = match self.settings.proof {
             None => {
                 return Err(Error::invalid_configuration(
                     NAME,
@@ -426,20 +426,8 @@ impl OnBehalfOfCredentialBuilder {
             &env,
             common.allow_insecure_loopback_authority,
         )?;
-        let http_client = match &common.http_client {
-            Some(client) => client.clone(),
-            None => ReqwestClient::shared().map_err(|e| e.with_credential(NAME))?,
-        };
-        let clock = common
-            .clock
-            .clone()
-            .unwrap_or_else(identity_core::system_clock);
-        let mut pipeline = Pipeline::new(http_client)
-            .with_retry(common.retry.clone().unwrap_or_default())
-            .with_clock(clock.clone());
-        if let Some(sleeper) = &common.sleeper {
-            pipeline = pipeline.with_sleeper(sleeper.clone());
-        }
+        let pipeline = common.pipeline(NAME)?;
+        let clock = pipeline.clock().clone();
         let app = Arc::new(App {
             authority,
             tenant,
@@ -451,10 +439,12 @@ impl OnBehalfOfCredentialBuilder {
             auth,
             cache: TokenCache::with_clock(clock),
         });
-        Ok(OnBehalfOfCredential {
-            identity: identity(&app, &user_assertion),
-            app,
-            user_assertion,
+        Ok(Credential {
+            kind: OnBehalfOf {
+                identity: identity(&app, &user_assertion),
+                app,
+                user_assertion,
+            },
         })
     }
 }

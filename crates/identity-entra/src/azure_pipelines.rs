@@ -321,6 +321,7 @@ fn unavailable_message(missing: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
     use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -349,11 +350,13 @@ mod tests {
     fn builder(env: Env) -> AzurePipelinesCredentialBuilder {
         let (clock, sleeper) = fake_time();
         AzurePipelinesCredential::builder()
-            .env(env)
+            .runtime(
+                identity_core::Runtime::with_env(env)
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .allow_insecure_loopback_authority(true)
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
     }
 
     async fn entra(server: &MockServer) {
@@ -473,8 +476,7 @@ mod tests {
     #[test]
     fn missing_inputs_are_unavailable_and_each_is_named() {
         let err = AzurePipelinesCredential::builder()
-            .env(Env::empty())
-            .http_client(test_http_client())
+            .runtime(identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -497,8 +499,7 @@ mod tests {
             (SYSTEM_ACCESSTOKEN, " "),
         ]);
         let err = AzurePipelinesCredential::builder()
-            .env(env)
-            .http_client(test_http_client())
+            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -516,8 +517,7 @@ mod tests {
             (AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, "sc"),
         ]);
         let err = AzurePipelinesCredential::builder()
-            .env(env)
-            .http_client(test_http_client())
+            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);

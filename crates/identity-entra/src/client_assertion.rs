@@ -141,6 +141,7 @@ impl ClientAssertionCredentialBuilder {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wiremock::matchers::method;
@@ -153,10 +154,12 @@ mod tests {
             .client_id("c")
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
     }
 
     #[tokio::test]
@@ -257,8 +260,7 @@ mod tests {
             .tenant_id("t")
             .client_id("c")
             .assertion(|| async { Ok::<_, std::io::Error>(String::new()) })
-            .env(Env::empty())
-            .http_client(test_http_client())
+            .runtime(identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()))
             .build()
             .unwrap();
         let options = TokenRequestOptions::default();
@@ -270,7 +272,7 @@ mod tests {
         let err = ClientAssertionCredential::builder()
             .tenant_id("t")
             .client_id("c")
-            .env(Env::empty())
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);

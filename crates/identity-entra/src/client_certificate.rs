@@ -363,6 +363,7 @@ mod tests {
     use crate::test_support::*;
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -375,10 +376,12 @@ mod tests {
             .certificate(CLIENT_PEM)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
     }
 
     fn segment(jwt: &str, i: usize) -> serde_json::Value {
@@ -499,8 +502,9 @@ mod tests {
             ClientCertificateCredential::builder()
                 .tenant_id("t")
                 .client_id("c")
-                .env(Env::empty())
-                .http_client(test_http_client())
+                .runtime(
+                    identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()),
+                )
         };
         base().certificate_path(&good).build().unwrap();
         let err = base()
@@ -523,8 +527,8 @@ mod tests {
             .client_id("c")
             .certificate(CLIENT_PEM)
             .password("planted-password")
-            .env(Env::empty())
-            .http_client(test_http_client());
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
+            .update_runtime(|r| r.http_client(test_http_client()));
         let credential = builder.clone().build().unwrap();
         for text in [format!("{builder:?}"), format!("{credential:?}")] {
             assert_no_key_material(&text);
@@ -590,8 +594,9 @@ mod tests {
                 .tenant_id("t")
                 .client_id("c")
                 .certificate_path(file)
-                .env(Env::empty())
-                .http_client(test_http_client())
+                .runtime(
+                    identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()),
+                )
                 .build()
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);

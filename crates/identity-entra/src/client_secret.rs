@@ -110,6 +110,7 @@ mod tests {
     use crate::test_support::*;
     use identity_core::ErrorKind;
     use identity_core::scope::DISABLE_MULTITENANT_AUTH;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use std::time::Duration;
     use wiremock::matchers::{body_string_contains, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -124,10 +125,12 @@ mod tests {
             .client_secret(SECRET)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
     }
 
     use identity_core::Env;
@@ -210,8 +213,7 @@ mod tests {
             .await;
         let (clock, sleeper) = fake_time();
         let credential = builder(&server)
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
+            .update_runtime(|r| r.clock(clock.shared()).sleeper(sleeper.shared()))
             .build()
             .unwrap();
         let err = credential
@@ -242,8 +244,7 @@ mod tests {
             .await;
         let (clock, sleeper) = fake_time();
         let credential = builder(&server)
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
+            .update_runtime(|r| r.clock(clock.shared()).sleeper(sleeper.shared()))
             .build()
             .unwrap();
         let token = credential
@@ -319,7 +320,7 @@ mod tests {
 
         let disabled = builder(&server)
             .tenant_id("a")
-            .env(Env::from_pairs([(DISABLE_MULTITENANT_AUTH, "1")]))
+            .update_runtime(|r| r.env(Env::from_pairs([(DISABLE_MULTITENANT_AUTH, "1")])))
             .build()
             .unwrap();
         assert_eq!(
@@ -384,8 +385,9 @@ mod tests {
                 .tenant_id("t")
                 .client_id("c")
                 .client_secret(SECRET)
-                .env(Env::empty())
-                .http_client(test_http_client())
+                .runtime(
+                    identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()),
+                )
         };
         let cases = [
             (ok().tenant_id("a/b"), "tenant"),
@@ -404,7 +406,7 @@ mod tests {
             assert!(err.message().contains(expected), "{err}");
         }
         let err = ok()
-            .env(Env::from_pairs([("AZURE_AUTHORITY_HOST", "http://h")]))
+            .update_runtime(|r| r.env(Env::from_pairs([("AZURE_AUTHORITY_HOST", "http://h")])))
             .build()
             .unwrap_err();
         assert!(err.message().contains("https"), "{err}");
@@ -416,8 +418,8 @@ mod tests {
             .tenant_id("t")
             .client_id("c")
             .client_secret(SECRET)
-            .env(Env::empty())
-            .http_client(test_http_client());
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
+            .update_runtime(|r| r.http_client(test_http_client()));
         let credential = builder.clone().build().unwrap();
         for text in [
             format!("{builder:?}"),

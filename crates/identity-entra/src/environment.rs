@@ -254,6 +254,7 @@ mod tests {
     use super::*;
     use crate::test_support::*;
     use identity_core::ErrorKind;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -263,8 +264,7 @@ mod tests {
 
     fn build(env: &Env) -> EnvironmentCredential {
         EnvironmentCredential::builder()
-            .env(env.clone())
-            .http_client(test_http_client())
+            .runtime(identity_core::Runtime::with_env(env.clone()).http_client(test_http_client()))
             .build()
             .unwrap()
     }
@@ -436,11 +436,13 @@ mod tests {
         ]);
         let (clock, sleeper) = fake_time();
         let credential = EnvironmentCredential::builder()
-            .env(env)
+            .runtime(
+                identity_core::Runtime::with_env(env)
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .allow_insecure_loopback_authority(true)
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
             .build()
             .unwrap();
         let token = credential
@@ -477,9 +479,8 @@ mod tests {
                 ("AZURE_AUTHORITY_HOST", server.uri()),
             ]);
             let credential = EnvironmentCredential::builder()
-                .env(env)
+                .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
                 .allow_insecure_loopback_authority(true)
-                .http_client(test_http_client())
                 .build()
                 .unwrap();
             credential
@@ -523,9 +524,10 @@ mod tests {
                 ("AZURE_AUTHORITY_HOST", server.uri()),
             ]);
             let credential = EnvironmentCredential::builder()
-                .env(env.clone())
+                .runtime(
+                    identity_core::Runtime::with_env(env.clone()).http_client(test_http_client()),
+                )
                 .allow_insecure_loopback_authority(true)
-                .http_client(test_http_client())
                 .build()
                 .unwrap();
             assert_eq!(

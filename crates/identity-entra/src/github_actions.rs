@@ -295,6 +295,7 @@ impl GitHubActionsCredentialBuilder {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
     use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -320,11 +321,13 @@ mod tests {
     fn builder(env: Env) -> GitHubActionsCredentialBuilder {
         let (clock, sleeper) = fake_time();
         GitHubActionsCredential::builder()
-            .env(env)
+            .runtime(
+                identity_core::Runtime::with_env(env)
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .allow_insecure_loopback_authority(true)
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
     }
 
     async fn entra(server: &MockServer) {
@@ -415,8 +418,7 @@ mod tests {
     fn a_workflow_without_id_token_write_is_told_so() {
         let env = Env::from_pairs([(AZURE_TENANT_ID, "t"), (AZURE_CLIENT_ID, "c")]);
         let err = GitHubActionsCredential::builder()
-            .env(env)
-            .http_client(test_http_client())
+            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -427,14 +429,16 @@ mod tests {
         );
         assert!(!err.message().contains("AZURE_CLIENT_ID"), "{err}");
         let err = GitHubActionsCredential::builder()
-            .env(Env::from_pairs([
-                (
-                    ACTIONS_ID_TOKEN_REQUEST_URL,
-                    "https://x.actions.githubusercontent.com/t?api-version=2.0",
-                ),
-                (ACTIONS_ID_TOKEN_REQUEST_TOKEN, REQUEST_TOKEN),
-            ]))
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([
+                    (
+                        ACTIONS_ID_TOKEN_REQUEST_URL,
+                        "https://x.actions.githubusercontent.com/t?api-version=2.0",
+                    ),
+                    (ACTIONS_ID_TOKEN_REQUEST_TOKEN, REQUEST_TOKEN),
+                ]))
+                .http_client(test_http_client()),
+            )
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);

@@ -256,10 +256,12 @@ mod span_tests {
             .client_secret(SECRET)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -281,10 +283,12 @@ mod span_tests {
             .assertion(|| async { Ok::<_, std::io::Error>(PLANTED_ASSERTION.to_owned()) })
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -309,10 +313,12 @@ mod span_tests {
             .token_file_path(&file)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -366,10 +372,12 @@ mod span_tests {
             .oidc_request_uri(format!("{}/oidc", server.uri()))
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -398,10 +406,12 @@ mod span_tests {
             .id_token_request_token("planted-actions-request-token")
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -424,10 +434,12 @@ mod span_tests {
             .certificate(CLIENT_PEM)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = Capture::new();
@@ -478,14 +490,16 @@ mod span_tests {
         let credential = EnvironmentCredential::builder()
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::from_pairs([
-                ("AZURE_TENANT_ID", "t"),
-                ("AZURE_CLIENT_ID", "c"),
-                ("AZURE_CLIENT_SECRET", SECRET),
-            ]))
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([
+                    ("AZURE_TENANT_ID", "t"),
+                    ("AZURE_CLIENT_ID", "c"),
+                    ("AZURE_CLIENT_SECRET", SECRET),
+                ]))
+                .clock(clock.shared())
+                .sleeper(sleeper.shared())
+                .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let capture = Capture::new();
@@ -510,7 +524,7 @@ mod span_tests {
     #[tokio::test]
     async fn an_unconfigured_environment_is_traced_as_unavailable() {
         let credential = EnvironmentCredential::builder()
-            .env(Env::empty())
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;

@@ -75,3 +75,22 @@ pub(crate) fn form_of(request: &wiremock::Request) -> BTreeMap<String, String> {
 pub(crate) fn token_body(token: &str, expires_in: u64) -> serde_json::Value {
     serde_json::json!({ "token_type": "Bearer", "access_token": token, "expires_in": expires_in, "ext_expires_in": expires_in })
 }
+
+/// Changes part of a credential builder's runtime and keeps the rest (tests whose shared
+/// builder set a runtime already).
+pub(crate) trait UpdateRuntime: Sized {
+    fn update_runtime(
+        self,
+        f: impl FnOnce(identity_core::Runtime) -> identity_core::Runtime,
+    ) -> Self;
+}
+
+impl<S> UpdateRuntime for crate::credential::CredentialBuilder<S> {
+    fn update_runtime(
+        mut self,
+        f: impl FnOnce(identity_core::Runtime) -> identity_core::Runtime,
+    ) -> Self {
+        self.common.runtime = f(std::mem::take(&mut self.common.runtime));
+        self
+    }
+}

@@ -200,6 +200,7 @@ impl WorkloadIdentityCredentialBuilder {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -218,11 +219,13 @@ mod tests {
     fn builder(env: Env) -> WorkloadIdentityCredentialBuilder {
         let (clock, sleeper) = fake_time();
         WorkloadIdentityCredential::builder()
-            .env(env)
+            .runtime(
+                identity_core::Runtime::with_env(env)
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared())
+                    .http_client(test_http_client()),
+            )
             .allow_insecure_loopback_authority(true)
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
-            .http_client(test_http_client())
     }
 
     async fn token_server() -> MockServer {
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn missing_settings_are_unavailable_and_listed() {
         let err = WorkloadIdentityCredential::builder()
-            .env(Env::empty())
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -307,10 +310,10 @@ mod tests {
             assert!(err.message().contains(item), "{err}");
         }
         let err = WorkloadIdentityCredential::builder()
-            .env(Env::from_pairs([
+            .runtime(identity_core::Runtime::with_env(Env::from_pairs([
                 (AZURE_TENANT_ID, "t"),
                 (AZURE_FEDERATED_TOKEN_FILE, "/f"),
-            ]))
+            ])))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -324,14 +327,16 @@ mod tests {
     #[test]
     fn builder_settings_override_the_environment() {
         let credential = WorkloadIdentityCredential::builder()
-            .env(Env::from_pairs([
-                (AZURE_TENANT_ID, "env-tenant"),
-                (AZURE_CLIENT_ID, "env-client"),
-            ]))
             .tenant_id("t2")
             .client_id("c2")
             .token_file_path("/var/run/token")
-            .http_client(test_http_client())
+            .runtime(
+                identity_core::Runtime::with_env(Env::from_pairs([
+                    (AZURE_TENANT_ID, "env-tenant"),
+                    (AZURE_CLIENT_ID, "env-client"),
+                ]))
+                .http_client(test_http_client()),
+            )
             .build()
             .unwrap();
         let text = format!("{credential:?}");
@@ -474,8 +479,9 @@ mod tests {
                     .client_secret("planted-secret")
                     .authority_host(server.uri())
                     .allow_insecure_loopback_authority(true)
-                    .env(listed)
-                    .http_client(test_http_client())
+                    .runtime(
+                        identity_core::Runtime::with_env(listed).http_client(test_http_client()),
+                    )
                     .build()
                     .unwrap(),
             ),

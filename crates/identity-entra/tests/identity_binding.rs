@@ -191,10 +191,12 @@ impl Pod {
 fn proxied(env: Env) -> Result<WorkloadIdentityCredential, identity_core::Error> {
     let clock = FakeClock::at_2030();
     WorkloadIdentityCredential::builder()
-        .env(env)
+        .runtime(
+            identity_core::Runtime::with_env(env)
+                .clock(clock.shared())
+                .sleeper(RecordingSleeper::advancing(clock).shared()),
+        )
         .enable_kubernetes_token_proxy(true)
-        .clock(clock.shared())
-        .sleeper(RecordingSleeper::advancing(clock).shared())
         .retry_policy(identity_core::retry::RetryPolicy::none())
         .build()
 }
@@ -349,7 +351,7 @@ async fn the_proxy_is_ignored_unless_enabled() {
         ("AZURE_AUTHORITY_HOST", "https://127.0.0.1:9".to_owned()),
     ]);
     let credential = WorkloadIdentityCredential::builder()
-        .env(env)
+        .runtime(identity_core::Runtime::with_env(env))
         .retry_policy(identity_core::retry::RetryPolicy::none())
         .build()
         .unwrap();

@@ -144,9 +144,11 @@ fn credential(authority: &str, http: Arc<dyn HttpClient>) -> ClientSecretCredent
         .client_id("c")
         .client_secret(SECRET)
         .authority_host(authority)
-        .env(Env::empty())
-        .sleeper(RecordingSleeper::new().shared())
-        .http_client(http)
+        .runtime(
+            identity_core::Runtime::with_env(Env::empty())
+                .sleeper(RecordingSleeper::new().shared())
+                .http_client(http),
+        )
         .build()
         .unwrap()
 }
@@ -245,8 +247,7 @@ async fn the_public_authority_is_reached_through_https_proxy() {
         .tenant_id("t")
         .client_id("c")
         .client_secret(SECRET)
-        .env(Env::empty())
-        .http_client(http)
+        .runtime(identity_core::Runtime::with_env(Env::empty()).http_client(http))
         .build()
         .unwrap();
     let token = timeout(
@@ -319,8 +320,10 @@ async fn fetch_through(
         .tenant_id("t")
         .client_id("c")
         .client_secret(SECRET)
-        .env(Env::empty())
-        .http_client(client(Env::from_pairs(pairs)))
+        .runtime(
+            identity_core::Runtime::with_env(Env::empty())
+                .http_client(client(Env::from_pairs(pairs))),
+        )
         .build()
         .unwrap();
     let token = timeout(

@@ -261,6 +261,7 @@ mod tests {
     use super::*;
     use crate::user::emulator::{Emulator, Poll};
     use identity_core::test_util::{Capture, FakeClock, RecordingSleeper};
+    use identity_core::{AccessToken, TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
     use std::sync::Mutex;
 
@@ -274,9 +275,11 @@ mod tests {
         DeviceCodeCredential::builder()
             .authority_host(emulator.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
-            .clock(clock.shared())
-            .sleeper(sleeper.shared())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .clock(clock.shared())
+                    .sleeper(sleeper.shared()),
+            )
             .prompt(|_| {})
     }
 

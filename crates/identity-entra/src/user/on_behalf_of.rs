@@ -518,6 +518,7 @@ mod tests {
     use crate::test_support::{CLIENT_PEM, SECRET, assert_no_key_material};
     use crate::user::emulator::Emulator;
     use identity_core::test_util::Capture;
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use std::time::Duration;
 
     const SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -532,7 +533,7 @@ mod tests {
             .user_assertion(ALICE)
             .authority_host(emulator.uri())
             .allow_insecure_loopback_authority(true)
-            .env(Env::empty())
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
     }
 
     fn user_tag(assertion: &str) -> String {
@@ -670,7 +671,7 @@ mod tests {
                 .client_id("c")
                 .client_secret(SECRET)
                 .user_assertion(ALICE)
-                .env(Env::empty())
+                .runtime(identity_core::Runtime::with_env(Env::empty()))
         };
         assert!(ok().build().is_ok());
         for (builder, expected) in [

@@ -3,10 +3,13 @@
 //! Chromium.
 
 use super::*;
+use crate::AuthenticationRecord;
+use crate::test_support::UpdateRuntime;
 use crate::user::TokenCachePersistenceOptions;
 use crate::user::emulator::Emulator;
 use identity_core::ErrorKind;
 use identity_core::test_util::{Capture, RecordingSleeper};
+use identity_core::{TokenCredential, TokenRequestOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -77,7 +80,7 @@ fn builder(emulator: &Emulator, env: Env) -> InteractiveBrowserCredentialBuilder
     InteractiveBrowserCredential::builder()
         .authority_host(emulator.uri())
         .allow_insecure_loopback_authority(true)
-        .env(env)
+        .runtime(identity_core::Runtime::with_env(env))
         .timeout(Duration::from_secs(60))
         .prompt(|text| panic!("unexpected prompt: {text}"))
 }
@@ -187,7 +190,7 @@ async fn a_configured_redirect_path_is_served_and_other_paths_are_not() {
     ] {
         let err = InteractiveBrowserCredential::builder()
             .redirect_uri(bad)
-            .env(Env::empty())
+            .runtime(identity_core::Runtime::with_env(Env::empty()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfiguration, "{bad}");
@@ -201,7 +204,7 @@ async fn a_callback_with_another_state_is_refused_and_the_wait_goes_on() {
     let browser = ScriptedBrowser::new();
     let sleeper = UntilFile(browser.dir.path().join("status"));
     let credential = builder(&emulator, browser.env())
-        .sleeper(Arc::new(sleeper))
+        .update_runtime(|r| r.sleeper(Arc::new(sleeper)))
         .build()
         .unwrap();
     let err = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
@@ -242,7 +245,7 @@ async fn the_timeout_ends_the_wait_without_waiting_in_real_time() {
     let sleeper = RecordingSleeper::new();
     let credential = builder(&emulator, Env::from_pairs([(BROWSER, "true")]))
         .timeout(DEFAULT_TIMEOUT)
-        .sleeper(sleeper.shared())
+        .update_runtime(|r| r.sleeper(sleeper.shared()))
         .build()
         .unwrap();
     let err = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
@@ -364,6 +367,7 @@ async fn a_refused_code_exchange_error_does_not_echo_the_code_or_verifier() {
         .body(bytes::Bytes::from(body.to_string()))
         .unwrap();
     let err = credential
+        .kind
         .client
         .parse_token_response(
             &response,

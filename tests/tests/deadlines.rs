@@ -63,15 +63,17 @@ async fn a_managed_identity_call_ends_at_its_deadline() {
 async fn an_entra_call_ends_at_its_deadline() {
     let url = silent_endpoint().await;
     let credential = ClientSecretCredential::builder()
-        .env(Env::empty())
+        .runtime(
+            identity_core::Runtime::with_env(Env::empty())
+                .sleeper(RecordingSleeper::new().shared())
+                .http_client(HyperClient::shared()),
+        )
         .tenant_id("tenant")
         .client_id("client")
         .client_secret("planted-deadline-secret")
         .authority_host(url)
         .allow_insecure_loopback_authority(true)
-        .http_client(HyperClient::shared())
         .retry_policy(RetryPolicy::default().deadline(Duration::from_millis(300)))
-        .sleeper(RecordingSleeper::new().shared())
         .build()
         .unwrap();
     let options = TokenRequestOptions::default();

@@ -119,48 +119,43 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         ),
         Arc::new(
             ClientSecretCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .client_secret("secret")
-                .http_client(https.clone())
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             ClientCertificateCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .certificate_path(format!("{TLS_DATA}/client.pem"))
-                .http_client(https.clone())
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             ClientAssertionCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .assertion(|| async { Ok::<_, std::io::Error>("assertion".to_owned()) })
-                .http_client(https.clone())
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             WorkloadIdentityCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .token_file_path(token_file)
-                .http_client(https.clone())
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             EnvironmentCredential::builder()
-                .env(env)
-                .http_client(https)
+                .runtime(identity_core::Runtime::with_env(env).http_client(https))
                 .build()
                 .unwrap(),
         ),

@@ -70,14 +70,16 @@ fn app_service(server: &MockServer, sleeper: &RecordingSleeper) -> ManagedIdenti
 
 fn entra(server: &MockServer, sleeper: &RecordingSleeper) -> ClientSecretCredential {
     ClientSecretCredential::builder()
-        .env(Env::empty())
+        .runtime(
+            identity_core::Runtime::with_env(Env::empty())
+                .sleeper(sleeper.shared())
+                .http_client(HyperClient::shared()),
+        )
         .tenant_id("tenant")
         .client_id("client")
         .client_secret(CLIENT_SECRET)
         .authority_host(server.uri())
         .allow_insecure_loopback_authority(true)
-        .http_client(HyperClient::shared())
-        .sleeper(sleeper.shared())
         .build()
         .unwrap()
 }

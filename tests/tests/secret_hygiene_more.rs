@@ -91,9 +91,11 @@ async fn a_pkcs12_password_stays_out_of_errors_debug_and_logs() {
             .certificate_path(&pfx)
             .password(PFX_PASSWORD)
             .authority_host(server.authority())
-            .http_client(test_ca_client())
-            .sleeper(Arc::new(RecordingSleeper::new()))
-            .env(Env::empty());
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .sleeper(Arc::new(RecordingSleeper::new()))
+                    .http_client(test_ca_client()),
+            );
         assert_no_secret("builder Debug", &format!("{builder:?}"), SECRETS);
         let credential = builder.build().unwrap();
         let result = get(&credential).await;
@@ -107,7 +109,7 @@ async fn a_pkcs12_password_stays_out_of_errors_debug_and_logs() {
         .client_id("client-three")
         .certificate_path(&pfx)
         .password(wrong.as_str())
-        .env(Env::empty())
+        .runtime(identity_core::Runtime::with_env(Env::empty()))
         .build();
     let error = result.expect_err("a wrong PKCS#12 password is refused");
     for text in [
@@ -131,9 +133,11 @@ async fn a_client_assertion_stays_out_of_errors_debug_and_logs() {
             .client_id("client-four")
             .assertion(|| async { Ok::<_, std::io::Error>(ASSERTION.to_owned()) })
             .authority_host(server.authority())
-            .http_client(test_ca_client())
-            .sleeper(Arc::new(RecordingSleeper::new()))
-            .env(Env::empty())
+            .runtime(
+                identity_core::Runtime::with_env(Env::empty())
+                    .sleeper(Arc::new(RecordingSleeper::new()))
+                    .http_client(test_ca_client()),
+            )
             .build()
             .unwrap();
         let result = get(&credential).await;
@@ -150,8 +154,7 @@ async fn a_client_assertion_stays_out_of_errors_debug_and_logs() {
         .client_id("client-four")
         .assertion(|| async { Err::<String, _>(std::io::Error::other("the vault is sealed")) })
         .authority_host(ok.authority())
-        .http_client(test_ca_client())
-        .env(Env::empty())
+        .runtime(identity_core::Runtime::with_env(Env::empty()).http_client(test_ca_client()))
         .build()
         .unwrap();
     let result = get(&credential).await;

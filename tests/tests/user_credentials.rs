@@ -91,9 +91,11 @@ async fn device_code_signs_in_once_then_a_second_instance_is_silent_with_the_rec
     let first = DeviceCodeCredential::builder()
         .authority_host(server.uri())
         .allow_insecure_loopback_authority(true)
-        .env(Env::empty())
-        .clock(clock.shared())
-        .sleeper(RecordingSleeper::advancing(clock.clone()).shared())
+        .runtime(
+            identity_core::Runtime::with_env(Env::empty())
+                .clock(clock.shared())
+                .sleeper(RecordingSleeper::advancing(clock.clone()).shared()),
+        )
         .token_cache_persistence(persistence.clone())
         .prompt(move |info| sink.lock().unwrap().push(info.user_code.clone()))
         .build()
@@ -111,8 +113,7 @@ async fn device_code_signs_in_once_then_a_second_instance_is_silent_with_the_rec
     let second = DeviceCodeCredential::builder()
         .authority_host(server.uri())
         .allow_insecure_loopback_authority(true)
-        .env(Env::empty())
-        .clock(clock.shared())
+        .runtime(identity_core::Runtime::with_env(Env::empty()).clock(clock.shared()))
         .authentication_record(record)
         .token_cache_persistence(persistence)
         .disable_automatic_authentication(true)
@@ -187,7 +188,7 @@ async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
         .user_assertion("assertion-of-user0")
         .authority_host(server.uri())
         .allow_insecure_loopback_authority(true)
-        .env(Env::empty())
+        .runtime(identity_core::Runtime::with_env(Env::empty()))
         .build()
         .unwrap();
     let mut tasks = Vec::new();

@@ -158,10 +158,16 @@ pub fn make_credential(
             )
         }
         CredentialKind::AzureCli => Arc::new(AzureCliCredential::builder().env(env).build()?),
-        CredentialKind::Environment => Arc::new(EnvironmentCredential::builder().env(env).build()?),
-        CredentialKind::WorkloadIdentity => {
-            Arc::new(WorkloadIdentityCredential::builder().env(env).build()?)
-        }
+        CredentialKind::Environment => Arc::new(
+            EnvironmentCredential::builder()
+                .runtime(identity_core::Runtime::with_env(env))
+                .build()?,
+        ),
+        CredentialKind::WorkloadIdentity => Arc::new(
+            WorkloadIdentityCredential::builder()
+                .runtime(identity_core::Runtime::with_env(env))
+                .build()?,
+        ),
     })
 }
 

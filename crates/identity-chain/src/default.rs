@@ -519,19 +519,26 @@ impl DefaultAzureCredentialBuilder {
         }
     }
 
-    fn environment(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        let mut b = identity_entra::EnvironmentCredential::builder()
-            .env(env.clone())
-            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+    /// The runtime of the Entra members: `env` and the builder's clock, sleeper and HTTPS
+    /// client.
+    fn entra_runtime(&self, env: &Env) -> identity_core::Runtime {
+        let mut runtime = identity_core::Runtime::with_env(env.clone());
         if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
+            runtime = runtime.clock(clock.clone());
         }
         if let Some(sleeper) = &self.sleeper {
-            b = b.sleeper(sleeper.clone());
+            runtime = runtime.sleeper(sleeper.clone());
         }
         if let Some(http) = &self.https {
-            b = b.http_client(http.clone());
+            runtime = runtime.http_client(http.clone());
         }
+        runtime
+    }
+
+    fn environment(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut b = identity_entra::EnvironmentCredential::builder()
+            .runtime(self.entra_runtime(env))
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
         if let Some(host) = &self.authority_host {
             b = b.authority_host(host.clone());
         }
@@ -540,17 +547,8 @@ impl DefaultAzureCredentialBuilder {
 
     fn github_actions(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
         let mut b = identity_entra::GitHubActionsCredential::builder()
-            .env(env.clone())
+            .runtime(self.entra_runtime(env))
             .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        if let Some(sleeper) = &self.sleeper {
-            b = b.sleeper(sleeper.clone());
-        }
-        if let Some(http) = &self.https {
-            b = b.http_client(http.clone());
-        }
         if let Some(host) = &self.authority_host {
             b = b.authority_host(host.clone());
         }
@@ -559,7 +557,7 @@ impl DefaultAzureCredentialBuilder {
 
     fn workload_identity(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
         let mut b = identity_entra::WorkloadIdentityCredential::builder()
-            .env(env.clone())
+            .runtime(self.entra_runtime(env))
             .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
         let client_id =
             self.workload_client_id
@@ -573,15 +571,6 @@ impl DefaultAzureCredentialBuilder {
         }
         if let Some(tenant) = &self.workload_tenant_id {
             b = b.tenant_id(tenant.clone());
-        }
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        if let Some(sleeper) = &self.sleeper {
-            b = b.sleeper(sleeper.clone());
-        }
-        if let Some(http) = &self.https {
-            b = b.http_client(http.clone());
         }
         Ok(Arc::new(b.build()?))
     }
@@ -625,17 +614,8 @@ impl DefaultAzureCredentialBuilder {
 
     fn interactive_browser(&self, env: &Env) -> Arc<dyn TokenCredential> {
         let mut b = identity_entra::InteractiveBrowserCredential::builder()
-            .env(env.clone())
+            .runtime(self.entra_runtime(env))
             .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
-        if let Some(clock) = &self.clock {
-            b = b.clock(clock.clone());
-        }
-        if let Some(sleeper) = &self.sleeper {
-            b = b.sleeper(sleeper.clone());
-        }
-        if let Some(http) = &self.https {
-            b = b.http_client(http.clone());
-        }
         if let Some(host) = &self.authority_host {
             b = b.authority_host(host.clone());
         }

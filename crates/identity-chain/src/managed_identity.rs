@@ -307,15 +307,15 @@ impl ManagedIdentityCredentialBuilder {
             }
         };
         let from_env = env.non_blank("AZURE_CLIENT_ID").map(str::to_owned);
-        let mut builder = identity_entra::WorkloadIdentityCredential::builder()
-            .env(env)
+        let mut entra = identity_core::Runtime::with_env(env)
             .clock(runtime.clock_or_default())
             .sleeper(runtime.sleeper_or_default());
+        if let Some(https) = &self.https {
+            entra = entra.http_client(https.clone());
+        }
+        let mut builder = identity_entra::WorkloadIdentityCredential::builder().runtime(entra);
         if let Some(id) = &configured {
             builder = builder.client_id(id.clone());
-        }
-        if let Some(https) = &self.https {
-            builder = builder.http_client(https.clone());
         }
         let credential = builder.build().map_err(|e| e.with_credential(NAME))?;
         let client_id = configured.or(from_env).unwrap_or_default();

@@ -141,8 +141,8 @@ impl ClientAssertionCredentialBuilder {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -363,8 +363,8 @@ mod tests {
     use crate::test_support::*;
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -295,8 +295,8 @@ impl GitHubActionsCredentialBuilder {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

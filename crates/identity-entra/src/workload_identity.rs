@@ -200,8 +200,8 @@ impl WorkloadIdentityCredentialBuilder {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use identity_core::{TokenCredential, TokenRequestOptions};
     use identity_core::{Env, ErrorKind};
+    use identity_core::{TokenCredential, TokenRequestOptions};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

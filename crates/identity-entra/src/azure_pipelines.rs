@@ -91,7 +91,7 @@ const OIDC_API_VERSION: &str = "7.1";
 pub type AzurePipelinesCredential = Credential<ServicePrincipal<AzurePipelines>>;
 
 /// Names [`AzurePipelinesCredential`] among the [`ServicePrincipal`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum AzurePipelines {}
 
 impl AzurePipelinesCredential {

@@ -32,7 +32,6 @@ use identity_core::{
 use serde_json::{Map, Value};
 
 use crate::authority::Authority;
-use crate::credential::TokenSource;
 use crate::http::ReqwestClient;
 
 /// Tenants, besides the configured one, that the environment-reading credentials may request
@@ -270,25 +269,12 @@ impl fmt::Debug for Inner {
     }
 }
 
-impl TokenSource for EntraClient {
-    fn name(&self) -> &'static str {
-        self.inner.name
-    }
-
-    fn source(&self) -> &'static str {
-        self.inner.source
-    }
-
-    fn token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.get_token(scopes, options))
-    }
-}
-
 impl EntraClient {
+    /// The credential's name and the `source` of its `get_token` span.
+    pub(crate) fn label(&self) -> (&'static str, &'static str) {
+        (self.inner.name, self.inner.source)
+    }
+
     /// This client with one more setting shown by its `Debug` (never a secret).
     pub(crate) fn with_detail(
         mut self,

@@ -42,7 +42,7 @@ type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + S
 pub type ClientAssertionCredential = Credential<ServicePrincipal<ClientAssertion>>;
 
 /// Names [`ClientAssertionCredential`] among the [`ServicePrincipal`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ClientAssertion {}
 
 impl ClientAssertionCredential {

@@ -62,7 +62,7 @@ const NAME: &str = "ClientCertificateCredential";
 pub type ClientCertificateCredential = Credential<ServicePrincipal<ClientCertificate>>;
 
 /// Names [`ClientCertificateCredential`] among the [`ServicePrincipal`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ClientCertificate {}
 
 impl ClientCertificateCredential {

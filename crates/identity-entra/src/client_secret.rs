@@ -35,7 +35,7 @@ const NAME: &str = "ClientSecretCredential";
 pub type ClientSecretCredential = Credential<ServicePrincipal<ClientSecret>>;
 
 /// Names [`ClientSecretCredential`] among the [`ServicePrincipal`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ClientSecret {}
 
 impl ClientSecretCredential {

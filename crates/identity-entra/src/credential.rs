@@ -13,13 +13,19 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use identity_core::TokenRequestOptions as Options;
 use identity_core::retry::RetryPolicy;
 use identity_core::{AccessToken, BoxFuture, Error, Runtime, TokenCredential, TokenRequestOptions};
 
 use crate::client::{CommonOptions, EntraClient};
 
+/// What a kind's `get_token` returns.
+pub(crate) type TokenFuture<'a> = BoxFuture<'a, Result<AccessToken, Error>>;
+
 pub(crate) mod sealed {
-    use identity_core::{AccessToken, BoxFuture, Error, TokenRequestOptions};
+    use identity_core::TokenRequestOptions as Options;
+
+    use super::TokenFuture;
 
     /// How a built credential gets a token (implemented inside this crate only).
     #[allow(
@@ -27,103 +33,13 @@ pub(crate) mod sealed {
         reason = "sealed: reachable as the supertrait of `Kind`"
     )]
     pub trait Fetch: Clone + std::fmt::Debug + Send + Sync + 'static {
-        /// The credential's type name, e.g. `ClientSecretCredential`.
-        fn name(&self) -> &'static str;
-
-        /// The `source` field of the `get_token` span, e.g. `client_secret`.
-        fn source(&self) -> &'static str;
-
         /// Gets a token (from the cache or the service).
-        fn fetch<'a>(
-            &'a self,
-            scopes: &'a [&'a str],
-            options: &'a TokenRequestOptions,
-        ) -> BoxFuture<'a, Result<AccessToken, Error>>;
+        fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a>;
     }
 
     /// The settings of a credential whose builder takes a tenant id and a client id.
     #[allow(unreachable_pub, reason = "sealed: bounds a public impl")]
     pub trait Ids {}
-}
-
-/// What gets a kind's tokens: the Entra client of the service-principal credentials, the
-/// user client of the sign-in credentials.
-pub(crate) trait TokenSource: Send + Sync {
-    /// The credential's type name.
-    fn name(&self) -> &'static str;
-    /// The `source` field of the `get_token` span.
-    fn source(&self) -> &'static str;
-    /// Gets a token (from the cache or the service).
-    fn token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>>;
-}
-
-/// A kind whose tokens come from one [`TokenSource`]: its `Fetch` is this one.
-pub(crate) trait HasSource {
-    /// The source.
-    fn token_source(&self) -> &dyn TokenSource;
-}
-
-impl<T: HasSource + Clone + fmt::Debug + Send + Sync + 'static> sealed::Fetch for T {
-    fn name(&self) -> &'static str {
-        self.token_source().name()
-    }
-
-    fn source(&self) -> &'static str {
-        self.token_source().source()
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        self.token_source().token(scopes, options)
-    }
-}
-
-/// The kind `K` of every service-principal credential of this crate (client secret,
-/// certificate, assertion, workload identity, Azure Pipelines, GitHub Actions): its connection
-/// to Microsoft Entra ID. `M` names the credential ([`ClientSecret`](crate::client_secret::ClientSecret), …).
-pub struct ServicePrincipal<M> {
-    pub(crate) client: EntraClient,
-    marker: PhantomData<fn() -> M>,
-}
-
-impl<M> Clone for ServicePrincipal<M> {
-    fn clone(&self) -> Self {
-        Self {
-            client: self.client.clone(),
-            marker: PhantomData,
-        }
-    }
-}
-
-impl<M> fmt::Debug for ServicePrincipal<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.client.fmt(f)
-    }
-}
-
-impl<M> HasSource for ServicePrincipal<M> {
-    fn token_source(&self) -> &dyn TokenSource {
-        &self.client
-    }
-}
-
-impl<M: 'static> Credential<ServicePrincipal<M>> {
-    /// The credential of `client`.
-    pub(crate) fn service_principal(client: EntraClient) -> Self {
-        Self {
-            kind: ServicePrincipal {
-                client,
-                marker: PhantomData,
-            },
-        }
-    }
 }
 
 /// One kind of credential of this crate, the `K` of [`Credential<K>`]. Sealed: the kinds are
@@ -138,7 +54,23 @@ impl<T: sealed::Fetch> Kind for T {}
 /// Cheap to clone: clones share the settings, the HTTP pipeline and the token cache.
 #[derive(Clone)]
 pub struct Credential<K> {
+    /// The credential's type name, e.g. `ClientSecretCredential`.
+    name: &'static str,
+    /// The `source` field of its `get_token` span, e.g. `client_secret`.
+    source: &'static str,
     pub(crate) kind: K,
+}
+
+impl<K> Credential<K> {
+    /// The credential `name` whose `get_token` spans say `source`.
+    pub(crate) fn new(name: &'static str, source: &'static str, kind: K) -> Self {
+        Self { name, source, kind }
+    }
+
+    /// A credential of the same name and source around another `kind`.
+    pub(crate) fn with_kind(&self, kind: K) -> Self {
+        Self::new(self.name, self.source, kind)
+    }
 }
 
 impl<K: fmt::Debug> fmt::Debug for Credential<K> {
@@ -153,15 +85,42 @@ impl<K: Kind> TokenCredential for Credential<K> {
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(
-            self.kind.name(),
-            self.kind.source(),
-            self.kind.fetch(scopes, options),
-        )
+        let fetch = self.kind.fetch(scopes, options);
+        identity_core::trace::traced(self.name, self.source, fetch)
     }
 
     fn name(&self) -> &'static str {
-        sealed::Fetch::name(&self.kind)
+        self.name
+    }
+}
+
+/// The kind `K` of every service-principal credential of this crate (client secret,
+/// certificate, assertion, workload identity, Azure Pipelines, GitHub Actions): its connection
+/// to Microsoft Entra ID. `M` names the credential ([`ClientSecret`](crate::client_secret::ClientSecret), …).
+#[derive(Clone)]
+pub struct ServicePrincipal<M> {
+    pub(crate) client: EntraClient,
+    marker: PhantomData<fn() -> M>,
+}
+
+impl<M> fmt::Debug for ServicePrincipal<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.client.fmt(f)
+    }
+}
+
+impl<M: Clone + 'static> sealed::Fetch for ServicePrincipal<M> {
+    fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a> {
+        Box::pin(self.client.get_token(scopes, options))
+    }
+}
+
+impl<M: 'static> Credential<ServicePrincipal<M>> {
+    /// The credential of `client`.
+    pub(crate) fn service_principal(client: EntraClient) -> Self {
+        let (name, source) = client.label();
+        let marker = PhantomData;
+        Self::new(name, source, ServicePrincipal { client, marker })
     }
 }
 

@@ -31,11 +31,12 @@
 
 use std::fmt;
 
-use identity_core::{AccessToken, BoxFuture, Env, Error, TokenCredential, TokenRequestOptions};
+use identity_core::TokenRequestOptions as Options;
+use identity_core::{Env, Error, TokenCredential};
 
 use crate::client::CommonOptions;
 use crate::credential::sealed::Fetch;
-use crate::credential::{Credential, CredentialBuilder};
+use crate::credential::{Credential, CredentialBuilder, TokenFuture};
 use crate::{ClientCertificateCredential, ClientSecretCredential};
 
 const NAME: &str = "EnvironmentCredential";
@@ -111,23 +112,7 @@ impl EnvironmentCredential {
 }
 
 impl Fetch for Environment {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn source(&self) -> &'static str {
-        match &self.selected {
-            Selected::Secret(_) => "client_secret",
-            Selected::Certificate(_) => "client_certificate",
-            Selected::Failed(_) => "unconfigured",
-        }
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+    fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a> {
         Box::pin(async move {
             let result = match &self.selected {
                 Selected::Secret(c) => c.get_token(scopes, options).await,
@@ -156,11 +141,13 @@ impl EnvironmentCredentialBuilder {
     pub fn build(mut self) -> Result<EnvironmentCredential, Error> {
         self.common.resolve();
         let env = self.common.env();
-        Ok(Credential {
-            kind: Environment {
-                selected: select(&self.common, &env),
-            },
-        })
+        let selected = select(&self.common, &env);
+        let source = match &selected {
+            Selected::Secret(_) => "client_secret",
+            Selected::Certificate(_) => "client_certificate",
+            Selected::Failed(_) => "unconfigured",
+        };
+        Ok(Credential::new(NAME, source, Environment { selected }))
     }
 }
 

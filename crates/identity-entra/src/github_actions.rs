@@ -81,7 +81,7 @@ pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 pub type GitHubActionsCredential = Credential<ServicePrincipal<GitHubActions>>;
 
 /// Names [`GitHubActionsCredential`] among the [`ServicePrincipal`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum GitHubActions {}
 
 impl GitHubActionsCredential {

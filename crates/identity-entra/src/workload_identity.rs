@@ -59,7 +59,7 @@ pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub type WorkloadIdentityCredential = Credential<ServicePrincipal<WorkloadIdentity>>;
 
 /// Names [`WorkloadIdentityCredential`] among the [`ServicePrincipal`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum WorkloadIdentity {}
 
 impl WorkloadIdentityCredential {

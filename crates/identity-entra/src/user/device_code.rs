@@ -77,7 +77,7 @@ pub type DeviceCodeCallback = Arc<dyn Fn(&DeviceCodeInfo) + Send + Sync>;
 pub type DeviceCodeCredential = Credential<SignIn<DeviceCode>>;
 
 /// Names [`DeviceCodeCredential`] among the [`SignIn`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum DeviceCode {}
 
 impl DeviceCodeCredential {

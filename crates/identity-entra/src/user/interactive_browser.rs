@@ -83,7 +83,7 @@ const MAX_REQUEST: usize = 16 * 1024;
 pub type InteractiveBrowserCredential = Credential<SignIn<InteractiveBrowser>>;
 
 /// Names [`InteractiveBrowserCredential`] among the [`SignIn`] kinds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum InteractiveBrowser {}
 
 impl InteractiveBrowserCredential {

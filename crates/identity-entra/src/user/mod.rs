@@ -40,7 +40,9 @@ use std::marker::PhantomData;
 
 use crate::authority::Authority;
 use crate::client::CommonOptions;
-use crate::credential::{Credential, CredentialBuilder, HasSource, TokenSource, sealed::Ids};
+use crate::credential::sealed::{Fetch, Ids};
+use crate::credential::{Credential, CredentialBuilder, TokenFuture};
+use identity_core::TokenRequestOptions as Options;
 
 pub mod device_code;
 pub mod interactive_browser;
@@ -197,13 +199,9 @@ impl<F> CredentialBuilder<UserSettings<F>> {
         flow: Arc<dyn Flow>,
     ) -> Result<Credential<SignIn<M>>, Error> {
         self.common.resolve();
-        let client = self.settings.user.build(&self.common, name, source, flow)?;
-        Ok(Credential {
-            kind: SignIn {
-                client,
-                marker: PhantomData,
-            },
-        })
+        let client = self.settings.user.build(&self.common, name, flow)?;
+        let marker = PhantomData;
+        Ok(Credential::new(name, source, SignIn { client, marker }))
     }
 }
 
@@ -213,18 +211,10 @@ impl<F> CredentialBuilder<UserSettings<F>> {
 ///
 /// [`InteractiveBrowserCredential`]: interactive_browser::InteractiveBrowserCredential
 /// [`DeviceCodeCredential`]: device_code::DeviceCodeCredential
+#[derive(Clone)]
 pub struct SignIn<M> {
     client: UserClient,
     marker: PhantomData<fn() -> M>,
-}
-
-impl<M> Clone for SignIn<M> {
-    fn clone(&self) -> Self {
-        Self {
-            client: self.client.clone(),
-            marker: PhantomData,
-        }
-    }
 }
 
 impl<M> fmt::Debug for SignIn<M> {
@@ -232,12 +222,6 @@ impl<M> fmt::Debug for SignIn<M> {
         f.debug_struct(self.client.inner.name)
             .field("client", &self.client)
             .finish()
-    }
-}
-
-impl<M> HasSource for SignIn<M> {
-    fn token_source(&self) -> &dyn TokenSource {
-        &self.client
     }
 }
 
@@ -266,21 +250,9 @@ impl<M: 'static> Credential<SignIn<M>> {
     }
 }
 
-impl TokenSource for UserClient {
-    fn name(&self) -> &'static str {
-        self.inner.name
-    }
-
-    fn source(&self) -> &'static str {
-        self.inner.source
-    }
-
-    fn token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.get_token(scopes, options))
+impl<M: Clone + 'static> Fetch for SignIn<M> {
+    fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a> {
+        Box::pin(self.client.get_token(scopes, options))
     }
 }
 
@@ -292,8 +264,6 @@ pub(crate) struct UserClient {
 
 struct Inner {
     name: &'static str,
-    /// The `source` of the credential's `get_token` span.
-    source: &'static str,
     identity: String,
     authority: Authority,
     tenant: String,
@@ -355,7 +325,6 @@ impl UserOptions {
         &self,
         common: &CommonOptions,
         name: &'static str,
-        source: &'static str,
         flow: Arc<dyn Flow>,
     ) -> Result<UserClient, Error> {
         let env = common.env();
@@ -406,7 +375,6 @@ impl UserOptions {
         Ok(UserClient {
             inner: Arc::new(Inner {
                 name,
-                source,
                 identity,
                 authority,
                 tenant: tenant.to_owned(),

@@ -28,8 +28,9 @@ use super::{post_form, sha256_hex, validate_scopes};
 use crate::authority::Authority;
 use crate::client::{AssertionContext, AssertionSource, ClientAuth, JWT_BEARER};
 use crate::credential::sealed::{Fetch, Ids};
-use crate::credential::{Credential, CredentialBuilder};
+use crate::credential::{Credential, CredentialBuilder, TokenFuture};
 use crate::jwt::ClientCertificate;
+use identity_core::TokenRequestOptions as Options;
 
 const NAME: &str = "OnBehalfOfCredential";
 
@@ -117,30 +118,16 @@ impl OnBehalfOfCredential {
     #[must_use]
     pub fn for_user(&self, user_assertion: impl Into<Secret>) -> Self {
         let user_assertion = user_assertion.into();
-        Credential {
-            kind: OnBehalfOf {
-                identity: identity(&self.kind.app, &user_assertion),
-                app: self.kind.app.clone(),
-                user_assertion,
-            },
-        }
+        self.with_kind(OnBehalfOf {
+            identity: identity(&self.kind.app, &user_assertion),
+            app: self.kind.app.clone(),
+            user_assertion,
+        })
     }
 }
 
 impl Fetch for OnBehalfOf {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn source(&self) -> &'static str {
-        "on_behalf_of"
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
+    fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a> {
         Box::pin(self.token(scopes, options))
     }
 }
@@ -439,13 +426,12 @@ impl OnBehalfOfCredentialBuilder {
             auth,
             cache: TokenCache::with_clock(clock),
         });
-        Ok(Credential {
-            kind: OnBehalfOf {
-                identity: identity(&app, &user_assertion),
-                app,
-                user_assertion,
-            },
-        })
+        let kind = OnBehalfOf {
+            identity: identity(&app, &user_assertion),
+            app,
+            user_assertion,
+        };
+        Ok(Credential::new(NAME, "on_behalf_of", kind))
     }
 }
 

@@ -50,9 +50,10 @@ use std::sync::Arc;
 
 use identity_core::{Error, Secret};
 
-use crate::client::{ClientAuth, setting_or_env};
+use crate::client::ClientAuth;
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 use crate::federated::{self, BearerFetch};
+use crate::options::setting_or_env;
 
 const NAME: &str = "AzurePipelinesCredential";
 

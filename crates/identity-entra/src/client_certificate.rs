@@ -36,9 +36,10 @@ use crate::http::FileStamp;
 
 use identity_core::{BoxFuture, Error, Secret};
 
-use crate::client::{AssertionContext, AssertionSource, ClientAuth, CommonOptions};
+use crate::client::{AssertionContext, AssertionSource, ClientAuth};
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 use crate::jwt::ClientCertificate as Certificate;
+use crate::options::CommonOptions;
 
 const NAME: &str = "ClientCertificateCredential";
 

@@ -10,8 +10,9 @@ use std::fmt;
 
 use identity_core::{Error, Secret};
 
-use crate::client::{ClientAuth, CommonOptions};
+use crate::client::ClientAuth;
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::options::CommonOptions;
 
 const NAME: &str = "ClientSecretCredential";
 

@@ -17,7 +17,8 @@ use identity_core::TokenRequestOptions as Options;
 use identity_core::retry::RetryPolicy;
 use identity_core::{AccessToken, BoxFuture, Error, Runtime, TokenCredential, TokenRequestOptions};
 
-use crate::client::{CommonOptions, EntraClient};
+use crate::client::EntraClient;
+use crate::options::CommonOptions;
 
 /// What a kind's `get_token` returns.
 pub(crate) type TokenFuture<'a> = BoxFuture<'a, Result<AccessToken, Error>>;

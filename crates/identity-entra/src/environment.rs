@@ -34,9 +34,9 @@ use std::fmt;
 use identity_core::TokenRequestOptions as Options;
 use identity_core::{Env, Error, TokenCredential};
 
-use crate::client::CommonOptions;
 use crate::credential::sealed::Fetch;
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
+use crate::options::CommonOptions;
 use crate::{ClientCertificateCredential, ClientSecretCredential};
 
 const NAME: &str = "EnvironmentCredential";

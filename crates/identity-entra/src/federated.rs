@@ -11,7 +11,8 @@ use identity_core::{BoxFuture, Error, Secret};
 use serde_json::Value;
 
 use crate::authority::is_loopback;
-use crate::client::{AssertionContext, AssertionSource, sanitize};
+use crate::client::{AssertionContext, AssertionSource};
+use crate::response::redactor;
 
 /// Reads a CI service's answer: the federated token, or an error saying what to fix.
 /// `secrets` are scrubbed from every message.
@@ -184,7 +185,10 @@ pub(crate) fn field_names(map: &serde_json::Map<String, Value>, secrets: &[&str]
     if names.is_empty() {
         return "no fields".to_owned();
     }
-    format!("fields: {}", sanitize(&names.join(", "), secrets, 200))
+    format!(
+        "fields: {}",
+        redactor(secrets).quote(&names.join(", "), 200)
+    )
 }
 
 /// The service's own message (the first of `keys` present), scrubbed of `secrets`, as
@@ -195,7 +199,7 @@ pub(crate) fn service_message(response: &Response, keys: &[&str], secrets: &[&st
     };
     keys.iter()
         .find_map(|k| string_field(&map, k))
-        .map(|m| format!(": {}", sanitize(&m, secrets, 500)))
+        .map(|m| format!(": {}", redactor(secrets).quote(&m, 500)))
         .unwrap_or_default()
 }
 

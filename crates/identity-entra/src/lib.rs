@@ -102,6 +102,8 @@ pub mod github_actions;
 pub mod http;
 pub mod identity_binding;
 mod jwt;
+mod options;
+mod response;
 pub mod user;
 pub mod workload_identity;
 
@@ -122,7 +124,7 @@ pub mod __fuzz_entra {
         let mut response = http::Response::new(bytes::Bytes::copy_from_slice(body));
         *response.status_mut() =
             http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
-        crate::client::parse_response("Fuzz", &response, now, &["planted-fuzz-secret"])
+        crate::response::parse_response("Fuzz", &response, now, &["planted-fuzz-secret"])
             .map(|_| ())
             .map_err(|e| identity_core::display_chain(&e))
     }
@@ -133,13 +135,13 @@ mod test_support;
 
 pub use authority::{AZURE_AUTHORITY_HOST, AzureAuthorityHosts};
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
-pub use client::AZURE_ADDITIONALLY_ALLOWED_TENANTS;
 pub use client_assertion::{ClientAssertionCredential, ClientAssertionCredentialBuilder};
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder};
 pub use github_actions::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 pub use http::{ReqwestClient, ReqwestClientBuilder};
+pub use options::AZURE_ADDITIONALLY_ALLOWED_TENANTS;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder};
 
 #[cfg(feature = "keyring")]

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
+use identity_core::redact::Redactor;
 use identity_core::{BoxFuture, Env, Error, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,7 +43,6 @@ use super::{
     Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, pkce_challenge,
     random_urlsafe,
 };
-use crate::client::sanitize;
 use crate::credential::{Credential, CredentialBuilder};
 
 const NAME: &str = "InteractiveBrowserCredential";
@@ -408,7 +408,7 @@ async fn handle(mut stream: TcpStream, state: &str, path: &str) -> Option<Result
     }
     if let Some(error) = error {
         respond(&mut stream, 200, "text/html; charset=utf-8", FAILED_PAGE).await;
-        let error = sanitize(&error, &[], 64);
+        let error = Redactor::new().quote(&error, 64);
         let mut message = if error == "access_denied" {
             "the sign-in was declined or cancelled (access_denied)".to_owned()
         } else {
@@ -416,7 +416,7 @@ async fn handle(mut stream: TcpStream, state: &str, path: &str) -> Option<Result
         };
         if let Some(description) = description.filter(|d| !d.trim().is_empty()) {
             message.push_str(": ");
-            message.push_str(&sanitize(&description, &[], 400));
+            message.push_str(&Redactor::new().quote(&description, 400));
         }
         return Some(Err(Error::authentication_failed(NAME, message)));
     }

@@ -39,9 +39,10 @@ use serde_json::Value;
 use std::marker::PhantomData;
 
 use crate::authority::Authority;
-use crate::client::CommonOptions;
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
+pub(crate) use crate::client::validate_scopes;
+use crate::options::CommonOptions;
 use identity_core::TokenRequestOptions as Options;
 
 pub mod device_code;
@@ -440,7 +441,7 @@ impl UserClient {
         let name = inner.name;
         validate_scopes(name, scopes)?;
         let tenant = self.tenant_for(options)?;
-        let claims = crate::client::request_claims(name, options)?;
+        let claims = crate::response::request_claims(name, options)?;
         let bypass = options.claims_challenge().is_some();
         let key = KeyRef::new(&inner.identity, scopes, Some(&tenant), options.enable_cae);
         inner
@@ -474,7 +475,7 @@ impl UserClient {
         };
         validate_scopes(name, scopes)?;
         let tenant = self.tenant_for(options)?;
-        let claims = crate::client::request_claims(name, options)?;
+        let claims = crate::response::request_claims(name, options)?;
         let request = SignInRequest {
             tenant: tenant.clone(),
             scopes: sorted(scopes),
@@ -679,7 +680,7 @@ impl UserClient {
         secrets: &[&str],
     ) -> Result<TokenResponse, Error> {
         let access =
-            crate::client::parse_response(self.inner.name, response, requested_at, secrets)?;
+            crate::response::parse_response(self.inner.name, response, requested_at, secrets)?;
         let json: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let refresh_token = json
             .get("refresh_token")
@@ -754,25 +755,6 @@ pub(crate) fn oauth_error(response: &Response) -> Option<String> {
         .map(|s| s.chars().take(64).collect())
 }
 
-/// Refuses an empty scope list or a scope with blanks.
-pub(crate) fn validate_scopes(name: &'static str, scopes: &[&str]) -> Result<(), Error> {
-    if scopes.is_empty() {
-        return Err(Error::invalid_argument(
-            name,
-            "at least one scope is required, e.g. \"https://management.azure.com/.default\"",
-        ));
-    }
-    if scopes
-        .iter()
-        .any(|s| s.trim().is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        return Err(Error::invalid_argument(
-            name,
-            "invalid scope: scopes must be non-empty and contain no whitespace",
-        ));
-    }
-    Ok(())
-}
 
 fn sorted(scopes: &[&str]) -> Vec<String> {
     let mut owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();

@@ -148,7 +148,7 @@ impl OnBehalfOf {
             &app.env,
         )?
         .unwrap_or_else(|| app.tenant.clone());
-        let claims = crate::client::request_claims(NAME, options)?;
+        let claims = crate::response::request_claims(NAME, options)?;
         let bypass = options.claims_challenge().is_some();
         let key = KeyRef::new(&self.identity, scopes, Some(&tenant), options.enable_cae);
         app.cache
@@ -212,7 +212,7 @@ impl App {
         }
         tracing::debug!(credential = NAME, authority = self.authority.as_str(), tenant = %tenant, "requesting an on-behalf-of token");
         let (response, at) = post_form(NAME, &self.pipeline, &self.clock, &endpoint, &form).await?;
-        crate::client::parse_response(
+        crate::response::parse_response(
             NAME,
             &response,
             at,

@@ -1,0 +1,166 @@
+//! The settings every credential builder of this crate shares, and how they become an
+//! [`EntraClient`]: tenant and client ids, authority, allowed tenants, the [`Runtime`] and the
+//! retry policy.
+
+use std::sync::Arc;
+
+use identity_core::http::{HttpClient, Pipeline};
+use identity_core::retry::RetryPolicy;
+use identity_core::scope::validate_tenant_id;
+use identity_core::{Env, Error, ErrorKind, Runtime};
+
+use crate::authority::Authority;
+use crate::client::{ClientAuth, EntraClient, Inner};
+use crate::http::ReqwestClient;
+
+/// Tenants, besides the configured one, that the environment-reading credentials may request
+/// tokens for: comma-separated tenant ids, or `*` for any.
+pub const AZURE_ADDITIONALLY_ALLOWED_TENANTS: &str = "AZURE_ADDITIONALLY_ALLOWED_TENANTS";
+
+/// Settings every credential builder in this crate shares.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CommonOptions {
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) authority_host: Option<String>,
+    /// `None` until set in the builder.
+    pub(crate) additionally_allowed_tenants: Option<Vec<String>>,
+    /// Whether `AZURE_ADDITIONALLY_ALLOWED_TENANTS` applies when the builder set no list (the
+    /// credentials that read their settings from the environment).
+    pub(crate) read_allowed_tenants_from_env: bool,
+    /// Resolved (the process environment read once) when a builder builds.
+    pub(crate) runtime: Runtime,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) allow_insecure_loopback_authority: bool,
+}
+
+impl CommonOptions {
+    /// The environment the credential reads (the runtime's; one snapshot once
+    /// [`resolve`](Self::resolve) has run).
+    pub(crate) fn env(&self) -> Env {
+        self.runtime.env_snapshot()
+    }
+
+    /// Takes the process environment snapshot now, if the runtime holds no environment, so
+    /// that everything the builder reads sees the same one.
+    pub(crate) fn resolve(&mut self) {
+        self.runtime = std::mem::take(&mut self.runtime).resolved();
+    }
+
+    /// For the credentials that read their settings from the environment: resolves the
+    /// runtime, takes the tenant and client ids from `tenant_var` and `client_var` when the
+    /// builder set none (or blank ones), lets `AZURE_ADDITIONALLY_ALLOWED_TENANTS` apply, and
+    /// returns the environment.
+    pub(crate) fn resolve_from_env(&mut self, tenant_var: &str, client_var: &str) -> Env {
+        self.resolve();
+        let env = self.env();
+        self.tenant_id = setting_or_env(&env, self.tenant_id.take(), tenant_var);
+        self.client_id = setting_or_env(&env, self.client_id.take(), client_var);
+        self.read_allowed_tenants_from_env = true;
+        env
+    }
+
+    /// The tenant and client ids still missing after
+    /// [`resolve_from_env`](Self::resolve_from_env), as `tenant_id (<tenant_var>)` items.
+    pub(crate) fn missing_ids(&self, tenant_var: &str, client_var: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        if self.tenant_id.is_none() {
+            missing.push(format!("tenant_id ({tenant_var})"));
+        }
+        if self.client_id.is_none() {
+            missing.push(format!("client_id ({client_var})"));
+        }
+        missing
+    }
+
+    /// The additionally allowed tenants: the builder's list, else (for credentials that read
+    /// the environment) `AZURE_ADDITIONALLY_ALLOWED_TENANTS`, comma-separated, blanks dropped.
+    pub(crate) fn allowed_tenants(&self, env: &Env) -> Vec<String> {
+        if let Some(list) = &self.additionally_allowed_tenants {
+            return list.clone();
+        }
+        if !self.read_allowed_tenants_from_env {
+            return Vec::new();
+        }
+        env.non_blank(AZURE_ADDITIONALLY_ALLOWED_TENANTS)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The pipeline requests go through: the runtime's client (default
+    /// [`ReqwestClient::shared`]), clock, sleeper and limits, and the retry policy.
+    pub(crate) fn pipeline(&self, name: &'static str) -> Result<Pipeline, Error> {
+        let client: Arc<dyn HttpClient> = match self.runtime.custom_http_client() {
+            Some(client) => client.clone(),
+            None => ReqwestClient::shared().map_err(|e| e.with_credential(name))?,
+        };
+        Ok(self
+            .runtime
+            .pipeline(move || client, self.retry.clone().unwrap_or_default()))
+    }
+
+    /// Validates the settings and builds the client.
+    pub(crate) fn build(
+        &self,
+        name: &'static str,
+        kind: &'static str,
+        auth: ClientAuth,
+    ) -> Result<EntraClient, Error> {
+        let env = self.env();
+        let tenant = self
+            .tenant_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_configuration(name, "a tenant id is required; set tenant_id")
+            })?;
+        validate_tenant_id(name, tenant)
+            .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
+        let client_id = self
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_configuration(name, "a client id is required; set client_id")
+            })?;
+        let authority = Authority::resolve(
+            name,
+            self.authority_host.as_deref(),
+            &env,
+            self.allow_insecure_loopback_authority,
+        )?;
+        let pipeline = self.pipeline(name)?;
+        let clock = pipeline.clock().clone();
+        let identity = format!("entra/{kind}/{}/{client_id}", authority.as_str());
+        Ok(EntraClient::new(Inner {
+            name,
+            source: kind,
+            detail: None,
+            identity,
+            authority,
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            allowed_tenants: self.allowed_tenants(&env),
+            env,
+            pipeline,
+            clock,
+            auth,
+        }))
+    }
+}
+
+/// A builder setting when set and not blank, else the environment variable `var` when not
+/// blank.
+pub(crate) fn setting_or_env(env: &Env, explicit: Option<String>, var: &str) -> Option<String> {
+    explicit
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| env.non_blank(var).map(str::to_owned))
+}

@@ -34,16 +34,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use identity_core::redact::Redactor;
-use identity_core::{BoxFuture, Env, Error, Secret};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use identity_core::{BoxFuture, Error, Secret};
+use tokio::net::TcpListener;
 
 use super::{
     Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, pkce_challenge,
     random_urlsafe,
 };
 use crate::credential::{Credential, CredentialBuilder};
+
+mod launch;
+mod listener;
+
+#[cfg(test)]
+use launch::browser_command;
+use launch::open_browser;
+use listener::receive_code;
 
 const NAME: &str = "InteractiveBrowserCredential";
 
@@ -52,12 +58,6 @@ pub const BROWSER: &str = "BROWSER";
 
 /// The default time the user has to finish signing in.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The longest a single connection to the redirect listener may take to send its request.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest request head the redirect listener reads.
-const MAX_REQUEST: usize = 16 * 1024;
 
 /// Signs a user in through a web browser, then keeps the refresh token to serve later scopes
 /// silently.
@@ -320,207 +320,6 @@ impl BrowserFlow {
         let (response, at) = client.post_token(&request.tenant, &form).await?;
         client.parse_token_response(&response, at, &[code.secret(), verifier.secret()])
     }
-}
-
-/// Accepts connections until one carries the callback with the expected `state`.
-async fn receive_code(
-    listeners: Vec<TcpListener>,
-    state: &str,
-    path: &str,
-) -> Result<Secret, Error> {
-    loop {
-        let accepts = listeners.iter().map(|l| Box::pin(l.accept()));
-        let (accepted, _, _) = futures_util::future::select_all(accepts).await;
-        let (stream, _) = accepted.map_err(|e| {
-            Error::transport(NAME, "the sign-in redirect listener failed").with_source(e)
-        })?;
-        let handled = tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, state, path)).await;
-        // A connection that did not end the sign-in (or stalled) is dropped; the wait goes on.
-        if let Ok(Some(result)) = handled {
-            return result;
-        }
-    }
-}
-
-const CLOSE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed in</title></head><body><h1>Authentication complete</h1><p>You can close this window and return to the application.</p></body></html>";
-const FAILED_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body><h1>Sign-in failed</h1><p>You can close this window; the application shows the reason.</p></body></html>";
-
-/// Serves one connection; `Some` when it ended the sign-in.
-async fn handle(mut stream: TcpStream, state: &str, path: &str) -> Option<Result<Secret, Error>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        head.extend_from_slice(&chunk[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-        if head.len() > MAX_REQUEST {
-            respond(&mut stream, 431, "text/plain", "request too large").await;
-            return None;
-        }
-    }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end().split(' ');
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (request_path, query) = target.split_once('?').unwrap_or((target, ""));
-    if method != "GET" {
-        respond(&mut stream, 405, "text/plain", "method not allowed").await;
-        return None;
-    }
-    if request_path != path || query.is_empty() {
-        respond(&mut stream, 404, "text/plain", "not found").await;
-        return None;
-    }
-    let mut code = None;
-    let mut got_state = None;
-    let mut error = None;
-    let mut description = None;
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        match &*key {
-            "code" => code = Some(Secret::new(value.into_owned())),
-            "state" => got_state = Some(value.into_owned()),
-            "error" => error = Some(value.into_owned()),
-            "error_description" => description = Some(value.into_owned()),
-            _ => {}
-        }
-    }
-    let state_matches = got_state
-        .as_deref()
-        .is_some_and(|s| Secret::new(s) == Secret::new(state));
-    if !state_matches {
-        tracing::warn!(
-            credential = NAME,
-            "refused a sign-in redirect whose state does not match; still waiting"
-        );
-        respond(
-            &mut stream,
-            400,
-            "text/plain",
-            "This response does not belong to the sign-in in progress.",
-        )
-        .await;
-        return None;
-    }
-    if let Some(error) = error {
-        respond(&mut stream, 200, "text/html; charset=utf-8", FAILED_PAGE).await;
-        let error = Redactor::new().quote(&error, 64);
-        let mut message = if error == "access_denied" {
-            "the sign-in was declined or cancelled (access_denied)".to_owned()
-        } else {
-            format!("the sign-in failed ({error})")
-        };
-        if let Some(description) = description.filter(|d| !d.trim().is_empty()) {
-            message.push_str(": ");
-            message.push_str(&Redactor::new().quote(&description, 400));
-        }
-        return Some(Err(Error::authentication_failed(NAME, message)));
-    }
-    match code.filter(|c| !c.secret().is_empty()) {
-        Some(code) => {
-            respond(&mut stream, 200, "text/html; charset=utf-8", CLOSE_PAGE).await;
-            Some(Ok(code))
-        }
-        None => {
-            respond(&mut stream, 200, "text/html; charset=utf-8", FAILED_PAGE).await;
-            Some(Err(Error::authentication_failed(
-                NAME,
-                "the sign-in redirect carried neither a code nor an error",
-            )))
-        }
-    }
-}
-
-async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &str) {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Request Header Fields Too Large",
-    };
-    let text = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(text.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-/// Characters a `BROWSER` command may not contain: it is run without a shell, so these could
-/// only be a mistake or an attempt at injection.
-const SHELL_CHARACTERS: &[char] = &[
-    ';', '|', '&', '$', '`', '<', '>', '(', ')', '{', '}', '*', '?', '!', '\'', '"', '\\', '\n',
-];
-
-/// The `BROWSER` command's words, after validation.
-fn browser_command(value: &str) -> Result<Vec<String>, String> {
-    if value
-        .chars()
-        .any(|c| c.is_control() || SHELL_CHARACTERS.contains(&c))
-    {
-        return Err(
-            "BROWSER contains shell metacharacters; set it to a program and plain arguments".into(),
-        );
-    }
-    let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
-    if words.is_empty() {
-        return Err("BROWSER is blank".into());
-    }
-    Ok(words)
-}
-
-/// Starts the browser on `url`; the reason when none starts.
-fn open_browser(env: &Env, url: &str) -> Result<(), String> {
-    let words: Vec<String> = match env.non_blank(BROWSER) {
-        Some(value) => {
-            let mut words = browser_command(value)?;
-            if words.iter().any(|w| w.contains("%s")) {
-                for word in &mut words {
-                    *word = word.replace("%s", url);
-                }
-            } else {
-                words.push(url.to_owned());
-            }
-            words
-        }
-        None => platform_opener(url),
-    };
-    let (program, args) = words.split_first().ok_or("no browser command")?;
-    let child = std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{program} could not be started: {}", e.kind()))?;
-    // Reaped on a thread so it leaves no zombie; the browser may outlive the sign-in.
-    let _ = std::thread::Builder::new()
-        .name("browser-reaper".into())
-        .spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
-    Ok(())
-}
-
-fn platform_opener(url: &str) -> Vec<String> {
-    let words: &[&str] = if cfg!(target_os = "macos") {
-        &["open"]
-    } else if cfg!(windows) {
-        &["rundll32", "url.dll,FileProtocolHandler"]
-    } else {
-        &["xdg-open"]
-    };
-    words
-        .iter()
-        .map(|w| (*w).to_owned())
-        .chain(std::iter::once(url.to_owned()))
-        .collect()
 }
 
 #[cfg(test)]

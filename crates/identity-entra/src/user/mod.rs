@@ -39,9 +39,9 @@ use serde_json::Value;
 use std::marker::PhantomData;
 
 use crate::authority::Authority;
+pub(crate) use crate::client::validate_scopes;
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
-pub(crate) use crate::client::validate_scopes;
 use crate::options::CommonOptions;
 use identity_core::TokenRequestOptions as Options;
 
@@ -754,7 +754,6 @@ pub(crate) fn oauth_error(response: &Response) -> Option<String> {
         .and_then(Value::as_str)
         .map(|s| s.chars().take(64).collect())
 }
-
 
 fn sorted(scopes: &[&str]) -> Vec<String> {
     let mut owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();

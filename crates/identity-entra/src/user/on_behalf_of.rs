@@ -20,17 +20,18 @@ use std::sync::Arc;
 use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::http::Pipeline;
 use identity_core::scope::{resolve_tenant, validate_tenant_id};
-use identity_core::{
-    AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, TokenRequestOptions,
-};
+use identity_core::{AccessToken, Clock, Env, Error, ErrorKind, Secret, TokenRequestOptions};
 
 use super::{post_form, sha256_hex, validate_scopes};
 use crate::authority::Authority;
-use crate::client::{AssertionContext, AssertionSource, ClientAuth, JWT_BEARER};
+use crate::client::{AssertionContext, ClientAuth, JWT_BEARER};
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
-use crate::jwt::ClientCertificate;
 use identity_core::TokenRequestOptions as Options;
+
+mod proof;
+
+use proof::Proof;
 
 const NAME: &str = "OnBehalfOfCredential";
 
@@ -221,27 +222,6 @@ impl App {
     }
 }
 
-type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
-
-#[derive(Clone)]
-enum Proof {
-    Secret(Secret),
-    CertificatePath(PathBuf, Option<Secret>, bool),
-    Certificate(Arc<[u8]>, Option<Secret>, bool),
-    Callback(Arc<Callback>),
-}
-
-impl fmt::Debug for Proof {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Secret(_) => f.write_str("Secret(***)"),
-            Self::CertificatePath(path, ..) => write!(f, "CertificatePath({})", path.display()),
-            Self::Certificate(bytes, ..) => write!(f, "Certificate({} bytes)", bytes.len()),
-            Self::Callback(_) => f.write_str("AssertionCallback"),
-        }
-    }
-}
-
 /// Builds an [`OnBehalfOfCredential`]: the shared setters of [`CredentialBuilder`], the
 /// tenant and client ids (both required), the user's assertion and the application's proof.
 pub type OnBehalfOfCredentialBuilder = CredentialBuilder<OnBehalfOfSettings>;
@@ -373,40 +353,13 @@ impl OnBehalfOfCredentialBuilder {
                     "a user assertion is required; set user_assertion",
                 )
             })?;
-        let auth = match self.settings.proof {
-            None => {
-                return Err(Error::invalid_configuration(
-                    NAME,
-                    "the application's proof is required; set client_secret, client_certificate or client_assertion",
-                ));
-            }
-            Some(Proof::Secret(secret)) if secret.secret().is_empty() => {
-                return Err(Error::invalid_configuration(
-                    NAME,
-                    "the client secret is empty",
-                ));
-            }
-            Some(Proof::Secret(secret)) => ClientAuth::Secret(secret),
-            Some(Proof::Callback(callback)) => {
-                ClientAuth::Assertion(Arc::new(CallbackSource(callback)))
-            }
-            Some(Proof::CertificatePath(path, password, send_chain)) => {
-                let bytes = identity_core::fs::read(
-                    &path,
-                    &identity_core::fs::ReadOptions::configured(MAX_CERTIFICATE),
-                )
-                .map_err(|e| {
-                    Error::invalid_configuration(
-                        NAME,
-                        format!("cannot read the certificate file {}: {e}", path.display()),
-                    )
-                })?;
-                signer(&bytes, password.as_ref(), send_chain, &client_id)?
-            }
-            Some(Proof::Certificate(bytes, password, send_chain)) => {
-                signer(&bytes, password.as_ref(), send_chain, &client_id)?
-            }
-        };
+        let proof = self.settings.proof.ok_or_else(|| {
+            Error::invalid_configuration(
+                NAME,
+                "the application's proof is required; set client_secret, client_certificate or client_assertion",
+            )
+        })?;
+        let auth = proof.into_auth(&client_id)?;
         let authority = Authority::resolve(
             NAME,
             common.authority_host.as_deref(),
@@ -432,69 +385,6 @@ impl OnBehalfOfCredentialBuilder {
             user_assertion,
         };
         Ok(Credential::new(NAME, "on_behalf_of", kind))
-    }
-}
-
-fn signer(
-    bytes: &[u8],
-    password: Option<&Secret>,
-    send_chain: bool,
-    client_id: &str,
-) -> Result<ClientAuth, Error> {
-    let certificate = ClientCertificate::load(NAME, bytes, password.map(Secret::secret))?;
-    Ok(ClientAuth::Assertion(Arc::new(Signer {
-        certificate,
-        client_id: client_id.to_owned(),
-        send_chain,
-    })))
-}
-
-#[derive(Debug)]
-struct Signer {
-    certificate: ClientCertificate,
-    client_id: String,
-    send_chain: bool,
-}
-
-impl AssertionSource for Signer {
-    fn assertion(&self, context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let adfs = context.tenant.eq_ignore_ascii_case("adfs");
-        let result = self
-            .certificate
-            .sign_assertion(
-                NAME,
-                &self.client_id,
-                &context.token_endpoint,
-                context.now,
-                adfs,
-                self.send_chain,
-            )
-            .map(Secret::new);
-        Box::pin(async move { result })
-    }
-}
-
-struct CallbackSource(Arc<Callback>);
-
-impl fmt::Debug for CallbackSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Callback")
-    }
-}
-
-impl AssertionSource for CallbackSource {
-    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let future = (self.0)();
-        Box::pin(async move {
-            let assertion = future.await?;
-            if assertion.trim().is_empty() {
-                return Err(Error::authentication_failed(
-                    NAME,
-                    "the client assertion callback returned an empty assertion",
-                ));
-            }
-            Ok(Secret::new(assertion))
-        })
     }
 }
 

@@ -7,17 +7,18 @@
     reason = "test helpers outside #[test] functions fail loudly on purpose"
 )]
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use identity_core::test_util::{FakeClock, RecordingSleeper};
 use identity_core::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
 use identity_entra::WorkloadIdentityCredential;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::time::timeout;
+
+mod common;
+
+use common::{Seen, TlsServer, server_config};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const SNI: &str = "aks-token-proxy.test";
@@ -51,114 +52,30 @@ fn pki(common_name: &str) -> Pki {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Seen {
-    sni: Option<String>,
-    head: String,
-    body: String,
-}
-
 /// The emulated proxy: answers a token to requests whose SNI is [`SNI`], closes others. The
 /// certificate it serves can be swapped (a CA rotation).
-struct Proxy {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    config: Arc<Mutex<Arc<rustls::ServerConfig>>>,
-}
+struct Proxy(TlsServer);
 
-fn server_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
-    Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .unwrap(),
-    )
+fn config(pki: &Pki) -> Arc<rustls::ServerConfig> {
+    server_config(pki.chain.clone(), pki.key.clone_key())
 }
 
 impl Proxy {
     async fn start(pki: &Pki) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let config = Arc::new(Mutex::new(server_config(pki)));
-        let (log, configs) = (seen.clone(), config.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = tokio_rustls::TlsAcceptor::from(configs.lock().unwrap().clone());
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                    let Some((head, body)) = read_request(&mut tls).await else {
-                        return;
-                    };
-                    log.lock().unwrap().push(Seen {
-                        sni: sni.clone(),
-                        head,
-                        body,
-                    });
-                    if sni.as_deref() != Some(SNI) {
-                        return;
-                    }
-                    let body =
-                        r#"{"token_type":"Bearer","access_token":"PROXY-TOKEN","expires_in":3600}"#;
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(response.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        Self { addr, seen, config }
+        Self(TlsServer::start(config(pki), "PROXY-TOKEN", Some(SNI)).await)
     }
 
     fn serve(&self, pki: &Pki) {
-        *self.config.lock().unwrap() = server_config(pki);
+        self.0.serve(config(pki));
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.addr.port())
+        format!("https://127.0.0.1:{}{path}", self.0.addr.port())
     }
 
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.0.seen()
     }
-}
-
-async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> Option<(String, String)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    for _ in 0..1000 {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string();
-                return Some((head, body));
-            }
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    None
 }
 
 struct Pod {
@@ -242,7 +159,7 @@ async fn the_token_request_goes_to_the_proxy_with_its_sni_and_ca() {
         "{}",
         seen[0].head
     );
-    let host = format!("host: 127.0.0.1:{}", proxy.addr.port());
+    let host = format!("host: 127.0.0.1:{}", proxy.0.addr.port());
     assert!(
         seen[0].head.to_ascii_lowercase().contains(&host),
         "{}",

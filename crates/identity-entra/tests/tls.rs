@@ -17,9 +17,13 @@ use identity_core::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
 use identity_entra::{ClientSecretCredential, ReqwestClient};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
+
+mod common;
+
+use common::{TlsServer, read_request, server_config};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -27,74 +31,24 @@ const SECRET: &str = "planted-tls-secret";
 
 type Log = Arc<Mutex<Vec<String>>>;
 
-/// Reads an HTTP/1.1 request head (and, with a Content-Length, its body) from `stream`.
-async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return String::from_utf8_lossy(&buf[..end + 4 + length]).to_string();
-            }
-        }
-        let n = stream.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            return String::from_utf8_lossy(&buf).to_string();
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// A TLS token server on 127.0.0.1 answering every request with a token; it logs requests.
-async fn tls_token_server(log: Log) -> SocketAddr {
+/// A TLS token server on 127.0.0.1 answering every request with a token; it records requests.
+async fn tls_token_server() -> TlsServer {
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(format!("{DATA}/server.pem"))
             .unwrap()
             .map(Result::unwrap)
             .collect();
     let key = PrivateKeyDer::from_pem_file(format!("{DATA}/server.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let request = read_request(&mut tls).await;
-                log.lock().unwrap().push(request);
-                let body =
-                    r#"{"token_type":"Bearer","access_token":"TLS-TOKEN","expires_in":3600}"#;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    addr
+    TlsServer::start(server_config(certs, key), "TLS-TOKEN", None).await
+}
+
+/// The requests `server` has seen, as the raw text of each (head, blank line, body).
+fn requests(server: &TlsServer) -> Vec<String> {
+    server
+        .seen()
+        .into_iter()
+        .map(|s| format!("{}\r\n\r\n{}", s.head, s.body))
+        .collect()
 }
 
 /// A CONNECT proxy on 127.0.0.1 that logs each CONNECT line and tunnels *every* request to
@@ -106,7 +60,10 @@ async fn connect_proxy(upstream: SocketAddr, log: Log) -> SocketAddr {
         while let Ok((mut client, _)) = listener.accept().await {
             let log = log.clone();
             tokio::spawn(async move {
-                let head = read_request(&mut client).await;
+                let head = read_request(&mut client)
+                    .await
+                    .map(|(head, _)| head)
+                    .unwrap_or_default();
                 let first = head.lines().next().unwrap_or_default().to_owned();
                 log.lock().unwrap().push(first.clone());
                 if !first.starts_with("CONNECT ") {
@@ -155,8 +112,8 @@ fn credential(authority: &str, http: Arc<dyn HttpClient>) -> ClientSecretCredent
 
 #[tokio::test]
 async fn a_token_is_fetched_over_https_trusting_the_ca_from_ssl_cert_file() {
-    let log = Log::default();
-    let addr = tls_token_server(log.clone()).await;
+    let server = tls_token_server().await;
+    let addr = server.addr;
     let http = client(Env::from_pairs([(
         "SSL_CERT_FILE",
         format!("{DATA}/ca.pem"),
@@ -173,7 +130,7 @@ async fn a_token_is_fetched_over_https_trusting_the_ca_from_ssl_cert_file() {
     .unwrap()
     .unwrap();
     assert_eq!(token.token.secret(), "TLS-TOKEN");
-    let requests = log.lock().unwrap().clone();
+    let requests = requests(&server);
     assert_eq!(requests.len(), 1);
     assert!(
         requests[0].starts_with("POST /t/oauth2/v2.0/token HTTP/1.1"),
@@ -185,8 +142,8 @@ async fn a_token_is_fetched_over_https_trusting_the_ca_from_ssl_cert_file() {
 
 #[tokio::test]
 async fn the_same_ca_in_ssl_cert_dir_is_trusted_too() {
-    let log = Log::default();
-    let addr = tls_token_server(log.clone()).await;
+    let server = tls_token_server().await;
+    let addr = server.addr;
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(format!("{DATA}/ca.pem"), dir.path().join("test-ca.pem")).unwrap();
     std::fs::write(dir.path().join("README"), "not a certificate").unwrap();
@@ -207,8 +164,8 @@ async fn the_same_ca_in_ssl_cert_dir_is_trusted_too() {
 
 #[tokio::test]
 async fn an_untrusted_server_certificate_is_a_transport_error_without_the_secret() {
-    let log = Log::default();
-    let addr = tls_token_server(log.clone()).await;
+    let server = tls_token_server().await;
+    let addr = server.addr;
     // Trusts a CA (the client's self-signed certificate) that did not sign the server's.
     let http = client(Env::from_pairs([(
         "SSL_CERT_FILE",
@@ -226,16 +183,16 @@ async fn an_untrusted_server_certificate_is_a_transport_error_without_the_secret
     let text = format!("{err} {err:?} {}", identity_core::display_chain(&err));
     assert!(!text.contains(SECRET), "{text}");
     assert!(
-        log.lock().unwrap().is_empty(),
+        requests(&server).is_empty(),
         "no request may be read by an untrusted server"
     );
 }
 
 #[tokio::test]
 async fn the_public_authority_is_reached_through_https_proxy() {
-    let server_log = Log::default();
     let proxy_log = Log::default();
-    let server = tls_token_server(server_log.clone()).await;
+    let server_handle = tls_token_server().await;
+    let server = server_handle.addr;
     let proxy = connect_proxy(server, proxy_log.clone()).await;
     let http = client(Env::from_pairs([
         ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
@@ -264,7 +221,7 @@ async fn the_public_authority_is_reached_through_https_proxy() {
         proxied[0].starts_with("CONNECT login.microsoftonline.com:443 "),
         "{proxied:?}"
     );
-    let requests = server_log.lock().unwrap().clone();
+    let requests = requests(&server_handle).clone();
     assert!(
         requests[0].starts_with("POST /t/oauth2/v2.0/token HTTP/1.1"),
         "{requests:?}"
@@ -279,9 +236,9 @@ async fn the_public_authority_is_reached_through_https_proxy() {
 
 #[tokio::test]
 async fn no_proxy_hosts_bypass_the_proxy() {
-    let server_log = Log::default();
     let proxy_log = Log::default();
-    let server = tls_token_server(server_log.clone()).await;
+    let server_handle = tls_token_server().await;
+    let server = server_handle.addr;
     let proxy = connect_proxy(server, proxy_log.clone()).await;
     let http = client(Env::from_pairs([
         ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
@@ -297,7 +254,7 @@ async fn no_proxy_hosts_bypass_the_proxy() {
     .unwrap()
     .unwrap();
     assert!(proxy_log.lock().unwrap().is_empty());
-    assert_eq!(server_log.lock().unwrap().len(), 1);
+    assert_eq!(requests(&server_handle).len(), 1);
 }
 
 /// Fetches a token for the default (public) authority with `env` as the client's environment
@@ -306,7 +263,7 @@ async fn fetch_through(
     proxies: usize,
     env: impl Fn(&[SocketAddr]) -> Vec<(String, String)>,
 ) -> Vec<Vec<String>> {
-    let server = tls_token_server(Log::default()).await;
+    let server = tls_token_server().await.addr;
     let mut logs = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..proxies {
@@ -370,9 +327,9 @@ async fn https_proxy_wins_over_all_proxy() {
 
 #[tokio::test]
 async fn all_proxy_honours_no_proxy() {
-    let server_log = Log::default();
     let proxy_log = Log::default();
-    let server = tls_token_server(server_log.clone()).await;
+    let server_handle = tls_token_server().await;
+    let server = server_handle.addr;
     let proxy = connect_proxy(server, proxy_log.clone()).await;
     let http = client(Env::from_pairs([
         ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
@@ -388,7 +345,7 @@ async fn all_proxy_honours_no_proxy() {
     .unwrap()
     .unwrap();
     assert!(proxy_log.lock().unwrap().is_empty());
-    assert_eq!(server_log.lock().unwrap().len(), 1);
+    assert_eq!(requests(&server_handle).len(), 1);
 }
 
 #[test]
@@ -456,8 +413,8 @@ fn a_fifo_or_device_as_ssl_cert_file_fails_at_once() {
 #[cfg(unix)]
 #[tokio::test]
 async fn ssl_cert_dir_skips_a_fifo_and_still_trusts_its_certificates() {
-    let log = Log::default();
-    let addr = tls_token_server(log.clone()).await;
+    let server = tls_token_server().await;
+    let addr = server.addr;
     let dir = tempfile::tempdir().unwrap();
     make_fifo(&dir.path().join("0-blocked.pem"));
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("1-zero.pem")).unwrap();

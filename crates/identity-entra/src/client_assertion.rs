@@ -13,14 +13,13 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use identity_core::{BoxFuture, Error, Secret};
+use identity_core::Error;
 
-use crate::client::{AssertionContext, AssertionSource, ClientAuth};
+use crate::assertion::{Callback, CallbackSource};
+use crate::client::ClientAuth;
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 
 const NAME: &str = "ClientAssertionCredential";
-
-type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
 
 /// Authenticates a service principal with a caller-supplied assertion.
 ///
@@ -49,30 +48,6 @@ impl ClientAssertionCredential {
     /// A builder.
     pub fn builder() -> ClientAssertionCredentialBuilder {
         ClientAssertionCredentialBuilder::default()
-    }
-}
-
-struct CallbackSource(Arc<Callback>);
-
-impl fmt::Debug for CallbackSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Callback")
-    }
-}
-
-impl AssertionSource for CallbackSource {
-    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let future = (self.0)();
-        Box::pin(async move {
-            let assertion = future.await?;
-            if assertion.trim().is_empty() {
-                return Err(Error::authentication_failed(
-                    NAME,
-                    "the assertion callback returned an empty assertion",
-                ));
-            }
-            Ok(Secret::new(assertion))
-        })
     }
 }
 
@@ -130,7 +105,11 @@ impl ClientAssertionCredentialBuilder {
         let callback = self.settings.callback.ok_or_else(|| {
             Error::invalid_configuration(NAME, "an assertion callback is required; set assertion")
         })?;
-        let auth = ClientAuth::Assertion(Arc::new(CallbackSource(callback)));
+        let auth = ClientAuth::Assertion(Arc::new(CallbackSource {
+            name: NAME,
+            empty: "the assertion callback returned an empty assertion",
+            callback,
+        }));
         self.common.resolve();
         let client = self.common.build(NAME, "client_assertion", auth)?;
         Ok(Credential::service_principal(client))

@@ -34,9 +34,10 @@ use identity_core::fs::{FileError, ReadOptions};
 
 use crate::http::FileStamp;
 
-use identity_core::{BoxFuture, Error, Secret};
+use identity_core::{Error, Secret};
 
-use crate::client::{AssertionContext, AssertionSource, ClientAuth};
+use crate::assertion::{CertificateFor, Signer};
+use crate::client::ClientAuth;
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 use crate::jwt::ClientCertificate as Certificate;
 use crate::options::CommonOptions;
@@ -130,6 +131,12 @@ struct Loaded {
     certificate: Certificate,
 }
 
+impl CertificateFor for CertificateSource {
+    fn for_request(&self) -> Certificate {
+        self.reloaded()
+    }
+}
+
 impl CertificateSource {
     fn current(&self) -> Certificate {
         match self {
@@ -144,7 +151,7 @@ impl CertificateSource {
     }
 
     /// The certificate to sign with now: the file's, reloaded first if it changed.
-    fn for_request(&self) -> Certificate {
+    fn reloaded(&self) -> Certificate {
         let Self::File(file) = self else {
             return self.current();
         };
@@ -209,32 +216,6 @@ fn read_certificate_file(path: &Path) -> Result<Vec<u8>, Error> {
             .with_source(e)
         },
     )
-}
-
-#[derive(Debug)]
-struct Signer {
-    certificate: Arc<CertificateSource>,
-    client_id: String,
-    send_chain: bool,
-}
-
-impl AssertionSource for Signer {
-    fn assertion(&self, context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let adfs = context.tenant.eq_ignore_ascii_case("adfs");
-        let result = self
-            .certificate
-            .for_request()
-            .sign_assertion(
-                NAME,
-                &self.client_id,
-                &context.token_endpoint,
-                context.now,
-                adfs,
-                self.send_chain,
-            )
-            .map(Secret::new);
-        Box::pin(async move { result })
-    }
 }
 
 #[derive(Clone)]
@@ -343,6 +324,7 @@ impl ClientCertificateCredentialBuilder {
             .trim()
             .to_owned();
         let signer = Signer {
+            name: NAME,
             certificate: certificate.clone(),
             client_id,
             send_chain: settings.send_chain,

@@ -88,6 +88,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod assertion;
 mod authority;
 pub mod azure_pipelines;
 mod client;

@@ -5,13 +5,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use identity_core::{BoxFuture, Error, Secret};
+use identity_core::{Error, Secret};
 
 use super::{MAX_CERTIFICATE, NAME};
-use crate::client::{AssertionContext, AssertionSource, ClientAuth};
+use crate::assertion::{Callback, CallbackSource, Signer};
+use crate::client::ClientAuth;
 use crate::jwt::ClientCertificate;
-
-pub(super) type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
 
 #[derive(Clone)]
 pub(super) enum Proof {
@@ -43,7 +42,11 @@ impl Proof {
                 ));
             }
             Self::Secret(secret) => ClientAuth::Secret(secret),
-            Self::Callback(callback) => ClientAuth::Assertion(Arc::new(CallbackSource(callback))),
+            Self::Callback(callback) => ClientAuth::Assertion(Arc::new(CallbackSource {
+                name: NAME,
+                empty: "the client assertion callback returned an empty assertion",
+                callback,
+            })),
             Self::CertificatePath(path, password, send_chain) => {
                 let bytes = identity_core::fs::read(
                     &path,
@@ -73,57 +76,9 @@ fn signer(
 ) -> Result<ClientAuth, Error> {
     let certificate = ClientCertificate::load(NAME, bytes, password.map(Secret::secret))?;
     Ok(ClientAuth::Assertion(Arc::new(Signer {
+        name: NAME,
         certificate,
         client_id: client_id.to_owned(),
         send_chain,
     })))
-}
-
-#[derive(Debug)]
-struct Signer {
-    certificate: ClientCertificate,
-    client_id: String,
-    send_chain: bool,
-}
-
-impl AssertionSource for Signer {
-    fn assertion(&self, context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let adfs = context.tenant.eq_ignore_ascii_case("adfs");
-        let result = self
-            .certificate
-            .sign_assertion(
-                NAME,
-                &self.client_id,
-                &context.token_endpoint,
-                context.now,
-                adfs,
-                self.send_chain,
-            )
-            .map(Secret::new);
-        Box::pin(async move { result })
-    }
-}
-
-struct CallbackSource(Arc<Callback>);
-
-impl fmt::Debug for CallbackSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Callback")
-    }
-}
-
-impl AssertionSource for CallbackSource {
-    fn assertion(&self, _context: AssertionContext) -> BoxFuture<'static, Result<Secret, Error>> {
-        let future = (self.0)();
-        Box::pin(async move {
-            let assertion = future.await?;
-            if assertion.trim().is_empty() {
-                return Err(Error::authentication_failed(
-                    NAME,
-                    "the client assertion callback returned an empty assertion",
-                ));
-            }
-            Ok(Secret::new(assertion))
-        })
-    }
 }

@@ -23,7 +23,7 @@ use tokio::time::timeout;
 
 mod common;
 
-use common::{TlsServer, read_request, server_config};
+use common::{TlsServer, read_head, server_config};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -60,10 +60,7 @@ async fn connect_proxy(upstream: SocketAddr, log: Log) -> SocketAddr {
         while let Ok((mut client, _)) = listener.accept().await {
             let log = log.clone();
             tokio::spawn(async move {
-                let head = read_request(&mut client)
-                    .await
-                    .map(|(head, _)| head)
-                    .unwrap_or_default();
+                let head = read_head(&mut client).await;
                 let first = head.lines().next().unwrap_or_default().to_owned();
                 log.lock().unwrap().push(first.clone());
                 if !first.starts_with("CONNECT ") {

@@ -1,6 +1,7 @@
-//! The loopback TLS token server the integration tests share: it answers every request with a
-//! token, records what it saw (the client's SNI, the request head and body), can require an
-//! SNI, and can swap its certificate (a CA rotation).
+//! The loopback TLS token server the integration tests share: identity-core's
+//! [`TestServer`] behind a TLS handshake. It answers every request with a token, records what
+//! it saw (the client's SNI, the request head and body), can require an SNI (a connection
+//! without it is closed after the handshake), and can swap its certificate (a CA rotation).
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -10,9 +11,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use identity_core::test_util::{Reply, TestServer};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
 
 /// A request the server saw.
 #[derive(Clone, Debug)]
@@ -46,57 +47,47 @@ pub(crate) fn server_config(
 pub(crate) struct TlsServer {
     /// Where it listens.
     pub(crate) addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    server: TestServer,
+    snis: Arc<Mutex<Vec<Option<String>>>>,
     config: Arc<Mutex<Arc<rustls::ServerConfig>>>,
 }
 
 impl TlsServer {
-    /// Starts serving `config`. Every request is recorded; it is answered with a bearer token
-    /// `token` (for an hour) when `sni` is `None` or the client sent that SNI, and the
-    /// connection is closed otherwise.
+    /// Starts serving `config`, answering each request with the bearer token `token` (for
+    /// an hour); with `sni`, only connections that sent that SNI are served.
     pub(crate) async fn start(
         config: Arc<rustls::ServerConfig>,
         token: &'static str,
         sni: Option<&'static str>,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
         let config = Arc::new(Mutex::new(config));
-        let (log, configs) = (seen.clone(), config.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
+        let snis = Arc::new(Mutex::new(Vec::new()));
+        let body =
+            format!(r#"{{"token_type":"Bearer","access_token":"{token}","expires_in":3600}}"#);
+        let (configs, seen) = (config.clone(), snis.clone());
+        let server = TestServer::wrapped(
+            move |_| Reply::json(body.clone()).header("connection", "close"),
+            move |tcp| {
                 let acceptor = tokio_rustls::TlsAcceptor::from(configs.lock().unwrap().clone());
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let client_sni = tls.get_ref().1.server_name().map(str::to_owned);
-                    let Some((head, body)) = read_request(&mut tls).await else {
-                        return;
-                    };
-                    log.lock().unwrap().push(Seen {
-                        sni: client_sni.clone(),
-                        head,
-                        body,
-                    });
-                    if sni.is_some() && client_sni.as_deref() != sni {
-                        return;
+                let seen = seen.clone();
+                async move {
+                    let tls = acceptor.accept(tcp).await?;
+                    let got = tls.get_ref().1.server_name().map(str::to_owned);
+                    if sni.is_some() && got.as_deref() != sni {
+                        return Err(std::io::Error::other("another SNI"));
                     }
-                    let body = format!(
-                        r#"{{"token_type":"Bearer","access_token":"{token}","expires_in":3600}}"#
-                    );
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(response.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        Self { addr, seen, config }
+                    seen.lock().unwrap().push(got);
+                    Ok(tls)
+                }
+            },
+        )
+        .await;
+        Self {
+            addr: server.addr(),
+            server,
+            snis,
+            config,
+        }
     }
 
     /// Serves `config` from the next connection on.
@@ -104,40 +95,35 @@ impl TlsServer {
         *self.config.lock().unwrap() = config;
     }
 
-    /// What it has seen so far.
+    /// What it has served so far.
     pub(crate) fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        let snis = self.snis.lock().unwrap().clone();
+        self.server
+            .requests()
+            .into_iter()
+            .zip(snis)
+            .map(|(request, sni)| Seen {
+                sni,
+                head: request.head,
+                body: String::from_utf8_lossy(&request.body).into_owned(),
+            })
+            .collect()
     }
 }
 
-/// Reads an HTTP/1.1 request head and (with a `content-length`) its body; `None` when the
-/// stream ends or fails first. Bounded: at most 1000 reads.
-pub(crate) async fn read_request<S: AsyncReadExt + Unpin>(
-    stream: &mut S,
-) -> Option<(String, String)> {
+/// Reads a request head (through the blank line) from `stream`: what a CONNECT proxy needs.
+/// Bounded: at most 64 reads of 1 KiB.
+pub(crate) async fn read_head<S: AsyncReadExt + Unpin>(stream: &mut S) -> String {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    for _ in 0..1000 {
+    let mut chunk = [0u8; 1024];
+    for _ in 0..64 {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string();
-                return Some((head, body));
-            }
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
         }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    None
+    String::from_utf8_lossy(&buf).into_owned()
 }

@@ -105,6 +105,43 @@ impl CommonOptions {
             .pipeline(move || client, self.retry.clone().unwrap_or_default()))
     }
 
+    /// The tenant id set, trimmed, unless blank.
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        trimmed(self.tenant_id.as_deref())
+    }
+
+    /// The client id set, trimmed, unless blank.
+    pub(crate) fn client(&self) -> Option<&str> {
+        trimmed(self.client_id.as_deref())
+    }
+
+    /// The tenant id, which must be set and valid.
+    pub(crate) fn required_tenant(&self, name: &'static str) -> Result<&str, Error> {
+        let tenant = self.tenant().ok_or_else(|| {
+            Error::invalid_configuration(name, "a tenant id is required; set tenant_id")
+        })?;
+        valid_tenant(name, tenant)
+    }
+
+    /// The client id, which must be set.
+    pub(crate) fn required_client(&self, name: &'static str) -> Result<&str, Error> {
+        self.client().ok_or_else(|| {
+            Error::invalid_configuration(name, "a client id is required; set client_id")
+        })
+    }
+
+    /// The authority: the builder's host, else `fallback` (a record's), else
+    /// `AZURE_AUTHORITY_HOST`, else the public cloud.
+    pub(crate) fn authority(
+        &self,
+        name: &'static str,
+        fallback: Option<&str>,
+        env: &Env,
+    ) -> Result<Authority, Error> {
+        let explicit = self.authority_host.as_deref().or(fallback);
+        Authority::resolve(name, explicit, env, self.allow_insecure_loopback_authority)
+    }
+
     /// Validates the settings and builds the client.
     pub(crate) fn build(
         &self,
@@ -113,30 +150,9 @@ impl CommonOptions {
         auth: ClientAuth,
     ) -> Result<EntraClient, Error> {
         let env = self.env();
-        let tenant = self
-            .tenant_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::invalid_configuration(name, "a tenant id is required; set tenant_id")
-            })?;
-        validate_tenant_id(name, tenant)
-            .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
-        let client_id = self
-            .client_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                Error::invalid_configuration(name, "a client id is required; set client_id")
-            })?;
-        let authority = Authority::resolve(
-            name,
-            self.authority_host.as_deref(),
-            &env,
-            self.allow_insecure_loopback_authority,
-        )?;
+        let tenant = self.required_tenant(name)?;
+        let client_id = self.required_client(name)?;
+        let authority = self.authority(name, None, &env)?;
         let pipeline = self.pipeline(name)?;
         let clock = pipeline.clock().clone();
         let identity = format!("entra/{kind}/{}/{client_id}", authority.as_str());
@@ -155,6 +171,17 @@ impl CommonOptions {
             auth,
         }))
     }
+}
+
+/// `value` trimmed, unless blank.
+fn trimmed(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `tenant` if it is a valid tenant id, else a configuration error.
+pub(crate) fn valid_tenant<'t>(name: &'static str, tenant: &'t str) -> Result<&'t str, Error> {
+    validate_tenant_id(name, tenant).map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
+    Ok(tenant)
 }
 
 /// A builder setting when set and not blank, else the environment variable `var` when not

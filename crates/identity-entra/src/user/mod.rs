@@ -32,8 +32,8 @@ use bytes::Bytes;
 use identity_core::TokenRequestOptions;
 use identity_core::cache::{CacheKey, KeyRef, TokenCache};
 use identity_core::http::{Pipeline, Response, SendOptions};
-use identity_core::scope::{resolve_tenant, validate_tenant_id};
-use identity_core::{AccessToken, BoxFuture, Clock, Env, Error, ErrorKind, Secret, Sleeper};
+use identity_core::scope::resolve_tenant;
+use identity_core::{AccessToken, BoxFuture, Clock, Env, Error, Secret, Sleeper};
 use serde_json::Value;
 
 use std::marker::PhantomData;
@@ -42,7 +42,7 @@ use crate::authority::Authority;
 pub(crate) use crate::client::validate_scopes;
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
-use crate::options::CommonOptions;
+use crate::options::{CommonOptions, valid_tenant};
 use identity_core::TokenRequestOptions as Options;
 
 pub mod device_code;
@@ -331,19 +331,12 @@ impl UserOptions {
         let env = common.env();
         let record = self.record.as_ref();
         let tenant = common
-            .tenant_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .tenant()
             .or_else(|| record.map(|r| r.tenant_id.as_str()))
             .unwrap_or(DEFAULT_USER_TENANT);
-        validate_tenant_id(name, tenant)
-            .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
+        let tenant = valid_tenant(name, tenant)?;
         let client_id = common
-            .client_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
+            .client()
             .or_else(|| record.map(|r| r.client_id.as_str()))
             .unwrap_or(DEVELOPER_SIGN_ON_CLIENT_ID);
         if let Some(record) = record {
@@ -355,16 +348,7 @@ impl UserOptions {
             }
         }
         let record_authority = record.map(|r| format!("https://{}", r.authority));
-        let explicit = common
-            .authority_host
-            .as_deref()
-            .or(record_authority.as_deref());
-        let authority = Authority::resolve(
-            name,
-            explicit,
-            &env,
-            common.allow_insecure_loopback_authority,
-        )?;
+        let authority = common.authority(name, record_authority.as_deref(), &env)?;
         let pipeline = common.pipeline(name)?;
         let clock = pipeline.clock().clone();
         let sleeper = common.runtime.sleeper_or_default();

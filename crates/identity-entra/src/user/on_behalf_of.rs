@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::http::Pipeline;
-use identity_core::scope::{resolve_tenant, validate_tenant_id};
-use identity_core::{AccessToken, Clock, Env, Error, ErrorKind, Secret, TokenRequestOptions};
+use identity_core::scope::resolve_tenant;
+use identity_core::{AccessToken, Clock, Env, Error, Secret, TokenRequestOptions};
 
 use super::{post_form, sha256_hex, validate_scopes};
 use crate::authority::Authority;
@@ -326,23 +326,8 @@ impl OnBehalfOfCredentialBuilder {
         self.common.resolve();
         let common = &self.common;
         let env = common.env();
-        let required = |value: &Option<String>, what: &str| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    Error::invalid_configuration(
-                        NAME,
-                        format!("a {what} is required; set {}", what.replace(' ', "_")),
-                    )
-                })
-        };
-        let tenant = required(&common.tenant_id, "tenant id")?;
-        validate_tenant_id(NAME, &tenant)
-            .map_err(|e| e.with_kind(ErrorKind::InvalidConfiguration))?;
-        let client_id = required(&common.client_id, "client id")?;
+        let tenant = common.required_tenant(NAME)?.to_owned();
+        let client_id = common.required_client(NAME)?.to_owned();
         let user_assertion = self
             .settings
             .user_assertion
@@ -360,12 +345,7 @@ impl OnBehalfOfCredentialBuilder {
             )
         })?;
         let auth = proof.into_auth(&client_id)?;
-        let authority = Authority::resolve(
-            NAME,
-            common.authority_host.as_deref(),
-            &env,
-            common.allow_insecure_loopback_authority,
-        )?;
+        let authority = common.authority(NAME, None, &env)?;
         let pipeline = common.pipeline(NAME)?;
         let clock = pipeline.clock().clone();
         let app = Arc::new(App {
@@ -394,7 +374,7 @@ mod tests {
     use crate::test_support::{CLIENT_PEM, SECRET, assert_no_key_material};
     use crate::user::emulator::Emulator;
     use identity_core::test_util::Capture;
-    use identity_core::{TokenCredential, TokenRequestOptions};
+    use identity_core::{ErrorKind, TokenCredential, TokenRequestOptions};
     use std::time::Duration;
 
     const SCOPE: &str = "https://graph.microsoft.com/.default";

@@ -204,7 +204,6 @@ impl Ids for AzurePipelinesSettings {}
 impl AzurePipelinesCredentialBuilder {
     /// The service connection id: the `resourceId` query parameter of the service connection's
     /// page in the Azure DevOps portal (default: `AZURESUBSCRIPTION_SERVICE_CONNECTION_ID`).
-    #[must_use]
     pub fn service_connection_id(mut self, id: impl Into<String>) -> Self {
         self.settings.service_connection_id = Some(id.into());
         self
@@ -212,14 +211,12 @@ impl AzurePipelinesCredentialBuilder {
 
     /// The job's `System.AccessToken` (default: `SYSTEM_ACCESSTOKEN`, which a pipeline must map
     /// explicitly).
-    #[must_use]
     pub fn system_access_token(mut self, token: impl Into<Secret>) -> Self {
         self.settings.system_access_token = Some(token.into());
         self
     }
 
     /// The agent's OIDC request URL (default: `SYSTEM_OIDCREQUESTURI`). Must be `https`.
-    #[must_use]
     pub fn oidc_request_uri(mut self, uri: impl Into<String>) -> Self {
         self.settings.oidc_request_uri = Some(uri.into());
         self

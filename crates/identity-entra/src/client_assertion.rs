@@ -74,7 +74,6 @@ impl Ids for ClientAssertionSettings {}
 impl ClientAssertionCredentialBuilder {
     /// The callback returning an assertion (required). Its error becomes an authentication
     /// failure carrying the error as its source; its text must not contain the assertion.
-    #[must_use]
     pub fn assertion<F, Fut, E>(mut self, callback: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,

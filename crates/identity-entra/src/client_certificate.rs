@@ -256,21 +256,18 @@ impl Ids for ClientCertificateSettings {}
 impl ClientCertificateCredentialBuilder {
     /// A PEM or PKCS#12 file holding the key and certificate (this or
     /// [`certificate`](Self::certificate) is required).
-    #[must_use]
     pub fn certificate_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.settings.source = Some(Source::Path(path.into()));
         self
     }
 
     /// PEM or PKCS#12 bytes holding the key and certificate.
-    #[must_use]
     pub fn certificate(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.settings.source = Some(Source::Bytes(bytes.into().into()));
         self
     }
 
     /// The password of a PKCS#12 file or of an encrypted PEM private key.
-    #[must_use]
     pub fn password(mut self, password: impl Into<Secret>) -> Self {
         self.settings.password = Some(password.into());
         self
@@ -278,7 +275,6 @@ impl ClientCertificateCredentialBuilder {
 
     /// Whether to send the certificate chain (`x5c`) in each assertion, for subject name/issuer
     /// authentication (default `false`).
-    #[must_use]
     pub fn send_certificate_chain(mut self, send: bool) -> Self {
         self.settings.send_chain = send;
         self

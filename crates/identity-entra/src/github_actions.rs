@@ -186,14 +186,12 @@ impl Ids for GitHubActionsSettings {}
 
 impl GitHubActionsCredentialBuilder {
     /// The ID-token request URL (default: `ACTIONS_ID_TOKEN_REQUEST_URL`). Must be `https`.
-    #[must_use]
     pub fn id_token_request_url(mut self, url: impl Into<String>) -> Self {
         self.settings.url = Some(url.into());
         self
     }
 
     /// The bearer token for the ID-token request (default: `ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
-    #[must_use]
     pub fn id_token_request_token(mut self, token: impl Into<Secret>) -> Self {
         self.settings.request_token = Some(token.into());
         self
@@ -201,7 +199,6 @@ impl GitHubActionsCredentialBuilder {
 
     /// The audience of the ID token (default: [`DEFAULT_AUDIENCE`],
     /// `api://AzureADTokenExchange`); it must match the federated identity credential.
-    #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.settings.audience = Some(audience.into());
         self

@@ -195,7 +195,7 @@ pub(crate) fn classify_refusal(
 pub(crate) fn redactor(secrets: &[&str]) -> Redactor {
     secrets
         .iter()
-        .fold(Redactor::new(), |redactor, secret| redactor.with(secret))
+        .fold(Redactor::new(), Redactor::with)
 }
 
 #[cfg(test)]

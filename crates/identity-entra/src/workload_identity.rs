@@ -129,7 +129,6 @@ impl Ids for WorkloadIdentitySettings {}
 
 impl WorkloadIdentityCredentialBuilder {
     /// The federated token file (default: `AZURE_FEDERATED_TOKEN_FILE`).
-    #[must_use]
     pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.settings.token_file = Some(path.into());
         self
@@ -141,7 +140,6 @@ impl WorkloadIdentityCredentialBuilder {
     /// [`identity_binding`](crate::identity_binding)). Default `false`, and never on inside
     /// `DefaultAzureCredential`, as in the other Azure SDKs. When on and the proxy is
     /// configured, the proxy's own HTTP client replaces the [runtime](Self::runtime)'s.
-    #[must_use]
     pub fn enable_kubernetes_token_proxy(mut self, enable: bool) -> Self {
         self.settings.token_proxy = enable;
         self

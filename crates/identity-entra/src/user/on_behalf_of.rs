@@ -109,7 +109,6 @@ impl fmt::Debug for App {
 
 impl OnBehalfOfCredential {
     /// A builder.
-    #[must_use]
     pub fn builder() -> OnBehalfOfCredentialBuilder {
         OnBehalfOfCredentialBuilder::default()
     }
@@ -249,14 +248,12 @@ impl Ids for OnBehalfOfSettings {}
 
 impl OnBehalfOfCredentialBuilder {
     /// The user's assertion: the access token the user sent to this API (required).
-    #[must_use]
     pub fn user_assertion(mut self, assertion: impl Into<Secret>) -> Self {
         self.settings.user_assertion = Some(assertion.into());
         self
     }
 
     /// Proves the application with a client secret.
-    #[must_use]
     pub fn client_secret(mut self, secret: impl Into<Secret>) -> Self {
         self.settings.proof = Some(Proof::Secret(secret.into()));
         self
@@ -265,7 +262,6 @@ impl OnBehalfOfCredentialBuilder {
     /// Proves the application with a certificate file (PEM with an RSA key; PKCS#12 with
     /// feature `pkcs12` and the password). `send_chain` sends `x5c` for subject name/issuer
     /// authentication.
-    #[must_use]
     pub fn client_certificate_path(
         mut self,
         path: impl Into<PathBuf>,
@@ -278,7 +274,6 @@ impl OnBehalfOfCredentialBuilder {
 
     /// Proves the application with a certificate's bytes (as
     /// [`Self::client_certificate_path`]).
-    #[must_use]
     pub fn client_certificate(
         mut self,
         bytes: impl Into<Vec<u8>>,
@@ -294,7 +289,6 @@ impl OnBehalfOfCredentialBuilder {
     }
 
     /// Proves the application with an assertion returned by `callback` for each request.
-    #[must_use]
     pub fn client_assertion<F, Fut, E>(mut self, callback: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,

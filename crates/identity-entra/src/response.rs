@@ -193,9 +193,7 @@ pub(crate) fn classify_refusal(
 
 /// A redactor of `secrets`.
 pub(crate) fn redactor(secrets: &[&str]) -> Redactor {
-    secrets
-        .iter()
-        .fold(Redactor::new(), Redactor::with)
+    secrets.iter().fold(Redactor::new(), Redactor::with)
 }
 
 #[cfg(test)]

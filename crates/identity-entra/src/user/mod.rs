@@ -23,34 +23,26 @@
 //! held beside it as a [`Secret`], never printed, logged or put in an error.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use identity_core::TokenRequestOptions;
-use identity_core::cache::{CacheKey, KeyRef, TokenCache};
-use identity_core::http::{Pipeline, Response, SendOptions};
-use identity_core::scope::resolve_tenant;
-use identity_core::{AccessToken, BoxFuture, Clock, Env, Error, Secret, Sleeper};
-use serde_json::Value;
-
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
-use crate::authority::Authority;
+use identity_core::TokenRequestOptions as Options;
+use identity_core::cache::TokenCache;
+use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenRequestOptions};
+
 pub(crate) use crate::client::validate_scopes;
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
 use crate::options::{CommonOptions, valid_tenant};
-use identity_core::TokenRequestOptions as Options;
 
+mod client;
 pub mod device_code;
 pub mod interactive_browser;
 pub mod keyring;
 pub mod on_behalf_of;
 mod persist;
 mod record;
+mod wire;
 
 #[cfg(test)]
 pub(crate) mod emulator;
@@ -60,6 +52,12 @@ pub use keyring::Keyring;
 pub use keyring::PlatformKeyring;
 pub use persist::TokenCachePersistenceOptions;
 pub use record::AuthenticationRecord;
+
+pub(crate) use client::UserClient;
+use client::{Account, Inner};
+pub(crate) use wire::{
+    capped_seconds, oauth_error, pkce_challenge, post_form, random_urlsafe, seconds, sha256_hex,
+};
 
 /// The public client id the Azure SDKs use for developer sign-in (the Azure CLI's
 /// application), the default client id of [`InteractiveBrowserCredential`] and
@@ -220,7 +218,7 @@ pub struct SignIn<M> {
 
 impl<M> fmt::Debug for SignIn<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(self.client.inner.name)
+        f.debug_struct(self.client.name())
             .field("client", &self.client)
             .finish()
     }
@@ -254,69 +252,6 @@ impl<M: 'static> Credential<SignIn<M>> {
 impl<M: Clone + 'static> Fetch for SignIn<M> {
     fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a> {
         Box::pin(self.client.get_token(scopes, options))
-    }
-}
-
-/// The settings and state shared by a user credential and its clones.
-#[derive(Clone)]
-pub(crate) struct UserClient {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    name: &'static str,
-    identity: String,
-    authority: Authority,
-    tenant: String,
-    client_id: String,
-    allowed_tenants: Vec<String>,
-    env: Env,
-    pipeline: Pipeline,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-    cache: TokenCache,
-    account: Mutex<Account>,
-    sign_in: tokio::sync::Mutex<()>,
-    flow: Arc<dyn Flow>,
-    automatic: bool,
-    persistence: Option<persist::Store>,
-    prompt: PromptCallback,
-}
-
-/// The signed-in account: its record and refresh token, once known.
-#[derive(Clone, Default)]
-struct Account {
-    record: Option<AuthenticationRecord>,
-    refresh_token: Option<Secret>,
-    loaded: bool,
-}
-
-impl fmt::Debug for UserClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &self.inner;
-        let account = inner.account();
-        f.debug_struct("UserClient")
-            .field("authority", &inner.authority.as_str())
-            .field("tenant", &inner.tenant)
-            .field("client_id", &inner.client_id)
-            .field("additionally_allowed_tenants", &inner.allowed_tenants)
-            .field("account", &account.record)
-            .field(
-                "refresh_token",
-                &account.refresh_token.as_ref().map(|_| "***"),
-            )
-            .field("flow", &inner.flow)
-            .field("persistence", &inner.persistence)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Inner {
-    fn account(&self) -> Account {
-        self.account
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 }
 
@@ -383,408 +318,4 @@ impl UserOptions {
             }),
         })
     }
-}
-
-impl UserClient {
-    pub(crate) fn client_id(&self) -> &str {
-        &self.inner.client_id
-    }
-
-    pub(crate) fn authority(&self) -> &Authority {
-        &self.inner.authority
-    }
-
-    pub(crate) fn env(&self) -> &Env {
-        &self.inner.env
-    }
-
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
-    }
-
-    pub(crate) fn sleeper(&self) -> &Arc<dyn Sleeper> {
-        &self.inner.sleeper
-    }
-
-    pub(crate) fn prompt(&self, text: &str) {
-        (self.inner.prompt)(text);
-    }
-
-    /// The signed-in account's record, if any.
-    pub(crate) fn record(&self) -> Option<AuthenticationRecord> {
-        self.inner.account().record
-    }
-
-    /// Gets a token from the cache, the refresh token, or (when allowed) a new sign-in.
-    pub(crate) async fn get_token(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        let inner = &self.inner;
-        let name = inner.name;
-        validate_scopes(name, scopes)?;
-        let tenant = self.tenant_for(options)?;
-        let claims = crate::response::request_claims(name, options)?;
-        let bypass = options.claims_challenge().is_some();
-        let key = KeyRef::new(&inner.identity, scopes, Some(&tenant), options.enable_cae);
-        inner
-            .cache
-            .get_or_fetch(key, bypass, || {
-                let client = self.clone();
-                let request = SignInRequest {
-                    tenant: tenant.clone(),
-                    scopes: sorted(scopes),
-                    claims,
-                };
-                async move { client.acquire(request).await }
-            })
-            .await
-    }
-
-    /// Signs the user in now (always interactively) and returns the account's record.
-    pub(crate) async fn authenticate(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AuthenticationRecord, Error> {
-        let inner = &self.inner;
-        let name = inner.name;
-        let default_scope;
-        let scopes = if scopes.is_empty() {
-            default_scope = [self.default_scope()];
-            &default_scope[..]
-        } else {
-            scopes
-        };
-        validate_scopes(name, scopes)?;
-        let tenant = self.tenant_for(options)?;
-        let claims = crate::response::request_claims(name, options)?;
-        let request = SignInRequest {
-            tenant: tenant.clone(),
-            scopes: sorted(scopes),
-            claims,
-        };
-        let _guard = inner.sign_in.lock().await;
-        let response = inner.flow.sign_in(self, request).await?;
-        let record = response.record.clone().ok_or_else(|| {
-            Error::authentication_failed(
-                name,
-                "the sign-in answer carried no ID token, so no authentication record can be made; check that the application may request the openid scope",
-            )
-        })?;
-        let token = self.store(response);
-        inner.cache.insert(
-            CacheKey::new(&inner.identity, scopes, Some(&tenant), options.enable_cae),
-            token,
-        );
-        Ok(record)
-    }
-
-    /// The default scope of `authenticate`: Azure Resource Manager in the authority's cloud.
-    fn default_scope(&self) -> &'static str {
-        let host = self.inner.authority.as_str();
-        if host.ends_with(".cn") {
-            "https://management.chinacloudapi.cn/.default"
-        } else if host.ends_with(".us") {
-            "https://management.usgovcloudapi.net/.default"
-        } else {
-            "https://management.azure.com/.default"
-        }
-    }
-
-    fn tenant_for(&self, options: &TokenRequestOptions) -> Result<String, Error> {
-        let inner = &self.inner;
-        Ok(resolve_tenant(
-            inner.name,
-            Some(&inner.tenant),
-            options.tenant(),
-            &inner.allowed_tenants,
-            &inner.env,
-        )?
-        .unwrap_or_else(|| inner.tenant.clone()))
-    }
-
-    /// The refresh token if one is known, then a sign-in if allowed.
-    async fn acquire(self, request: SignInRequest) -> Result<AccessToken, Error> {
-        let inner = &self.inner;
-        self.load_persisted();
-        let tried = inner.account().refresh_token;
-        if let Some(refresh_token) = &tried {
-            if let Some(token) = self.redeem_refresh_token(&request, refresh_token).await? {
-                return Ok(token);
-            }
-        }
-        if !inner.automatic {
-            return Err(Error::authentication_failed(
-                inner.name,
-                "interactive authentication is needed and automatic authentication is disabled; call authenticate() first",
-            ));
-        }
-        let _guard = inner.sign_in.lock().await;
-        // Another call may have signed the user in while this one waited.
-        if let Some(refresh_token) = inner.account().refresh_token {
-            if tried.as_ref() != Some(&refresh_token) {
-                if let Some(token) = self.redeem_refresh_token(&request, &refresh_token).await? {
-                    return Ok(token);
-                }
-            }
-        }
-        let response = inner.flow.sign_in(&self, request).await?;
-        Ok(self.store(response))
-    }
-
-    /// Keeps the account and refresh token of a response (and persists them); returns the
-    /// access token.
-    fn store(&self, response: TokenResponse) -> AccessToken {
-        let inner = &self.inner;
-        let snapshot = {
-            let mut account = inner.account.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(record) = response.record {
-                let changed = account
-                    .record
-                    .as_ref()
-                    .is_some_and(|r| r.home_account_id != record.home_account_id);
-                if changed {
-                    // Another user signed in: nothing cached belongs to them.
-                    inner.cache.clear();
-                    account.refresh_token = None;
-                }
-                account.record = Some(record);
-            }
-            if let Some(refresh_token) = response.refresh_token {
-                account.refresh_token = Some(refresh_token);
-            }
-            account.loaded = true;
-            account.clone()
-        };
-        if let (Some(store), Some(record), Some(refresh_token)) = (
-            &inner.persistence,
-            &snapshot.record,
-            &snapshot.refresh_token,
-        ) {
-            if let Err(e) = store.save(record, refresh_token) {
-                tracing::warn!(credential = inner.name, error = %e, "could not write the persistent token cache");
-            }
-        }
-        response.access
-    }
-
-    /// Reads the refresh token of the record's account from the persistent cache, once.
-    fn load_persisted(&self) {
-        let inner = &self.inner;
-        let Some(store) = &inner.persistence else {
-            return;
-        };
-        let mut account = inner.account.lock().unwrap_or_else(PoisonError::into_inner);
-        if account.loaded || account.refresh_token.is_some() {
-            return;
-        }
-        account.loaded = true;
-        let Some(record) = account.record.clone() else {
-            return;
-        };
-        match store.load(&record) {
-            Ok(found) => account.refresh_token = found,
-            Err(e) => {
-                tracing::warn!(credential = inner.name, error = %e, "could not read the persistent token cache");
-            }
-        }
-    }
-
-    /// Redeems the refresh token; `None` when Entra refuses it and the user must sign in
-    /// again.
-    async fn redeem_refresh_token(
-        &self,
-        request: &SignInRequest,
-        refresh_token: &Secret,
-    ) -> Result<Option<AccessToken>, Error> {
-        let scope = request.scope_field();
-        let mut form = vec![
-            ("client_id", self.inner.client_id.as_str()),
-            ("grant_type", "refresh_token"),
-            ("scope", scope.as_str()),
-            ("refresh_token", refresh_token.secret()),
-            ("client_info", "1"),
-        ];
-        if let Some(claims) = &request.claims {
-            form.push(("claims", claims));
-        }
-        let secrets = [refresh_token.secret()];
-        let (response, now) = self.post_token(&request.tenant, &form).await?;
-        if matches!(
-            oauth_error(&response).as_deref(),
-            Some("invalid_grant" | "interaction_required")
-        ) {
-            tracing::debug!(
-                credential = self.inner.name,
-                "the refresh token was refused; the user must sign in again"
-            );
-            return Ok(None);
-        }
-        let parsed = self.parse_token_response(&response, now, &secrets)?;
-        Ok(Some(self.store(parsed)))
-    }
-
-    /// Posts a form to `{authority}/{tenant}/oauth2/v2.0/{endpoint}` and returns the response
-    /// with the time the request was made.
-    pub(crate) async fn post(
-        &self,
-        tenant: &str,
-        endpoint: &str,
-        form: &[(&str, &str)],
-    ) -> Result<(Response, SystemTime), Error> {
-        post_form(
-            self.inner.name,
-            &self.inner.pipeline,
-            &self.inner.clock,
-            &format!(
-                "{}/{tenant}/oauth2/v2.0/{endpoint}",
-                self.inner.authority.as_str()
-            ),
-            form,
-        )
-        .await
-    }
-
-    /// Posts a form to the token endpoint.
-    pub(crate) async fn post_token(
-        &self,
-        tenant: &str,
-        form: &[(&str, &str)],
-    ) -> Result<(Response, SystemTime), Error> {
-        self.post(tenant, "token", form).await
-    }
-
-    /// Reads a token response; `secrets` are scrubbed from any message.
-    pub(crate) fn parse_token_response(
-        &self,
-        response: &Response,
-        requested_at: SystemTime,
-        secrets: &[&str],
-    ) -> Result<TokenResponse, Error> {
-        let access =
-            crate::response::parse_response(self.inner.name, response, requested_at, secrets)?;
-        let json: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-        let refresh_token = json
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(Secret::from);
-        let record = match json.get("id_token").and_then(Value::as_str) {
-            Some(id_token) => Some(record::from_id_token(
-                self.inner.name,
-                &self.inner.authority,
-                id_token,
-                json.get("client_info").and_then(Value::as_str),
-            )?),
-            None => None,
-        };
-        Ok(TokenResponse {
-            access,
-            refresh_token,
-            record,
-        })
-    }
-}
-
-/// Posts an urlencoded form through `pipeline`.
-pub(crate) async fn post_form(
-    name: &'static str,
-    pipeline: &Pipeline,
-    clock: &Arc<dyn Clock>,
-    url: &str,
-    form: &[(&str, &str)],
-) -> Result<(Response, SystemTime), Error> {
-    let body = {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (key, value) in form {
-            body.append_pair(key, value);
-        }
-        body.finish()
-    };
-    let request = http::Request::post(url)
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .header(http::header::ACCEPT, "application/json")
-        .header("x-ms-client-request-id", crate::jwt::uuid_v4(name)?)
-        .header(
-            http::header::USER_AGENT,
-            concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Bytes::from(body))
-        .map_err(|_| {
-            Error::invalid_configuration(
-                name,
-                "the endpoint URL is invalid; check the authority host and tenant id",
-            )
-        })?;
-    let now = clock.now();
-    let response = pipeline
-        .send(name, &request, SendOptions::default())
-        .await?;
-    Ok((response, now))
-}
-
-/// The OAuth `error` code of an error response, if any.
-pub(crate) fn oauth_error(response: &Response) -> Option<String> {
-    if response.status().is_success() {
-        return None;
-    }
-    let json: Value = serde_json::from_slice(response.body()).ok()?;
-    json.get("error")
-        .and_then(Value::as_str)
-        .map(|s| s.chars().take(64).collect())
-}
-
-fn sorted(scopes: &[&str]) -> Vec<String> {
-    let mut owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-    owned.sort_unstable();
-    owned.dedup();
-    owned
-}
-
-/// `n` random bytes from the system's secure source, base64url without padding.
-pub(crate) fn random_urlsafe(name: &'static str, n: usize) -> Result<String, Error> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = vec![0u8; n];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| {
-            Error::authentication_failed(name, "the system random number generator failed")
-        })?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The PKCE S256 challenge of `verifier`: base64url(SHA-256(verifier)).
-pub(crate) fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        verifier.as_bytes(),
-    ))
-}
-
-/// Lower-case hex SHA-256 of `text`.
-pub(crate) fn sha256_hex(text: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A whole number of seconds from a JSON number or numeric string.
-pub(crate) fn seconds(value: Option<&Value>) -> Option<u64> {
-    match value? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// Seconds as a duration, capped at a day (a server's number is not trusted further).
-pub(crate) fn capped_seconds(seconds: u64) -> Duration {
-    Duration::from_secs(seconds.min(86_400))
 }

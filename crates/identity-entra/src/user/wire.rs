@@ -1,0 +1,113 @@
+//! The wire helpers of the user flows: posting a form, reading an OAuth error code, PKCE,
+//! random values, hashes and the service's numbers of seconds.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use identity_core::http::{Pipeline, Response, SendOptions};
+use identity_core::{Clock, Error};
+use serde_json::Value;
+
+/// Posts an urlencoded form through `pipeline`.
+pub(crate) async fn post_form(
+    name: &'static str,
+    pipeline: &Pipeline,
+    clock: &Arc<dyn Clock>,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<(Response, SystemTime), Error> {
+    let body = {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in form {
+            body.append_pair(key, value);
+        }
+        body.finish()
+    };
+    let request = http::Request::post(url)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .header("x-ms-client-request-id", crate::jwt::uuid_v4(name)?)
+        .header(
+            http::header::USER_AGENT,
+            concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Bytes::from(body))
+        .map_err(|_| {
+            Error::invalid_configuration(
+                name,
+                "the endpoint URL is invalid; check the authority host and tenant id",
+            )
+        })?;
+    let now = clock.now();
+    let response = pipeline
+        .send(name, &request, SendOptions::default())
+        .await?;
+    Ok((response, now))
+}
+
+/// The OAuth `error` code of an error response, if any.
+pub(crate) fn oauth_error(response: &Response) -> Option<String> {
+    if response.status().is_success() {
+        return None;
+    }
+    let json: Value = serde_json::from_slice(response.body()).ok()?;
+    json.get("error")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(64).collect())
+}
+
+pub(super) fn sorted(scopes: &[&str]) -> Vec<String> {
+    let mut owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    owned.sort_unstable();
+    owned.dedup();
+    owned
+}
+
+/// `n` random bytes from the system's secure source, base64url without padding.
+pub(crate) fn random_urlsafe(name: &'static str, n: usize) -> Result<String, Error> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| {
+            Error::authentication_failed(name, "the system random number generator failed")
+        })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The PKCE S256 challenge of `verifier`: base64url(SHA-256(verifier)).
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
+}
+
+/// Lower-case hex SHA-256 of `text`.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A whole number of seconds from a JSON number or numeric string.
+pub(crate) fn seconds(value: Option<&Value>) -> Option<u64> {
+    match value? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Seconds as a duration, capped at a day (a server's number is not trusted further).
+pub(crate) fn capped_seconds(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.min(86_400))
+}

@@ -13,7 +13,7 @@ use identity_core::scope::resolve_tenant;
 use identity_core::{AccessToken, Clock, Env, Error, Secret, Sleeper};
 use serde_json::Value;
 
-use super::wire::{oauth_error, post_form, sorted};
+use super::wire::{Answer, Step, classify_answer, post_form, sorted};
 use super::{
     AuthenticationRecord, Flow, PromptCallback, SignInRequest, TokenResponse, persist, record,
     validate_scopes,
@@ -315,10 +315,7 @@ impl UserClient {
         }
         let secrets = [refresh_token.secret()];
         let (response, now) = self.post_token(&request.tenant, &form).await?;
-        if matches!(
-            oauth_error(&response).as_deref(),
-            Some("invalid_grant" | "interaction_required")
-        ) {
+        if classify_answer(Step::Refresh, &response) == Answer::SignInAgain {
             tracing::debug!(
                 credential = self.inner.name,
                 "the refresh token was refused; the user must sign in again"

@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime};
 use identity_core::{BoxFuture, Error, Secret};
 use serde_json::Value;
 
+use super::wire::{Answer, Step, classify_answer};
 use super::{
-    Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, capped_seconds,
-    oauth_error, seconds,
+    Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, capped_seconds, seconds,
 };
 use crate::credential::{Credential, CredentialBuilder};
 
@@ -221,24 +221,15 @@ impl DeviceFlow {
                 ("client_info", "1"),
             ];
             let (response, at) = client.post_token(&request.tenant, &form).await?;
-            let failed = |what: &str| Err(Error::authentication_failed(NAME, what.to_owned()));
-            match oauth_error(&response).as_deref() {
-                Some("authorization_pending") => {}
-                Some("slow_down") => interval += SLOW_DOWN_STEP,
-                Some("authorization_declined") => {
-                    return failed("the user declined the device code sign-in");
+            match classify_answer(Step::DeviceCodePoll, &response) {
+                Answer::PollAgain => {}
+                Answer::SlowDown => interval += SLOW_DOWN_STEP,
+                Answer::Failed(message) => {
+                    return Err(Error::authentication_failed(NAME, message));
                 }
-                Some("expired_token" | "code_expired") => {
-                    return failed(
-                        "the device code expired before the user signed in; try again and enter the code sooner",
-                    );
+                Answer::Token | Answer::SignInAgain => {
+                    return client.parse_token_response(&response, at, &secrets);
                 }
-                Some("bad_verification_code") => {
-                    return failed(
-                        "Microsoft Entra ID did not recognise the device code; try again",
-                    );
-                }
-                _ => return client.parse_token_response(&response, at, &secrets),
             }
         }
         let shown = if self.timeout.is_some_and(|t| t < expires_in) {

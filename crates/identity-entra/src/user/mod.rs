@@ -56,7 +56,7 @@ pub use record::AuthenticationRecord;
 pub(crate) use client::UserClient;
 use client::{Account, Inner};
 pub(crate) use wire::{
-    capped_seconds, oauth_error, pkce_challenge, post_form, random_urlsafe, seconds, sha256_hex,
+    capped_seconds, pkce_challenge, post_form, random_urlsafe, seconds, sha256_hex,
 };
 
 /// The public client id the Azure SDKs use for developer sign-in (the Azure CLI's

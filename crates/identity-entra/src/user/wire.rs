@@ -51,8 +51,66 @@ pub(crate) async fn post_form(
     Ok((response, now))
 }
 
+/// The request a user flow made, for [`classify_answer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A device code poll (RFC 8628 §3.4).
+    DeviceCodePoll,
+    /// A refresh-token redemption.
+    Refresh,
+}
+
+/// What a user flow does next with the token endpoint's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Read it as a token response (a refusal is classified by
+    /// [`classify_refusal`](crate::response::classify_refusal)).
+    Token,
+    /// Poll again after the interval.
+    PollAgain,
+    /// Poll again after the interval grown by 5 s.
+    SlowDown,
+    /// The refresh token no longer works: sign the user in again (unless automatic
+    /// authentication is off).
+    SignInAgain,
+    /// An authentication failure with this message.
+    Failed(&'static str),
+}
+
+/// Classifies the token endpoint's answer to a user flow by its OAuth `error`: the one table of
+/// the sign-in credentials (the answers not listed go to
+/// [`classify_refusal`](crate::response::classify_refusal) as a token response would).
+///
+/// | `error` | device code poll | refresh token |
+/// |---|---|---|
+/// | `authorization_pending` | poll again | token response (a refusal) |
+/// | `slow_down` | poll again, interval + 5 s | token response (a refusal) |
+/// | `authorization_declined` | failed: "the user declined the device code sign-in" | token response (a refusal) |
+/// | `expired_token`, `code_expired` | failed: the device code expired, try again sooner | token response (a refusal) |
+/// | `bad_verification_code` | failed: the device code was not recognised | token response (a refusal) |
+/// | `invalid_grant`, `interaction_required` | token response (a refusal) | sign in again |
+/// | none (success) or any other | token response | token response |
+pub(crate) fn classify_answer(step: Step, response: &Response) -> Answer {
+    let error = oauth_error(response);
+    match (step, error.as_deref()) {
+        (Step::DeviceCodePoll, Some("authorization_pending")) => Answer::PollAgain,
+        (Step::DeviceCodePoll, Some("slow_down")) => Answer::SlowDown,
+        (Step::DeviceCodePoll, Some("authorization_declined")) => {
+            Answer::Failed("the user declined the device code sign-in")
+        }
+        (Step::DeviceCodePoll, Some("expired_token" | "code_expired")) => Answer::Failed(
+            "the device code expired before the user signed in; try again and enter the code sooner",
+        ),
+        (Step::DeviceCodePoll, Some("bad_verification_code")) => {
+            Answer::Failed("Microsoft Entra ID did not recognise the device code; try again")
+        }
+        (Step::Refresh, Some("invalid_grant" | "interaction_required")) => Answer::SignInAgain,
+        _ => Answer::Token,
+    }
+}
+
 /// The OAuth `error` code of an error response, if any.
-pub(crate) fn oauth_error(response: &Response) -> Option<String> {
+fn oauth_error(response: &Response) -> Option<String> {
     if response.status().is_success() {
         return None;
     }

@@ -4,14 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use identity_core::test_util::{Reply, SeenRequest, TestServer};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::{pkce_challenge, sha256_hex};
 
@@ -95,42 +94,31 @@ impl Default for State {
     }
 }
 
-/// A running emulator.
+/// A running emulator: identity-core's [`TestServer`] answering as Entra would.
 #[derive(Debug)]
 pub(crate) struct Emulator {
-    addr: SocketAddr,
+    server: TestServer,
     pub(crate) state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Emulator {
     pub(crate) async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(30), serve(stream, addr, state))
-                            .await;
-                });
-            }
-        });
-        Self { addr, state, task }
+        let addr = Arc::new(OnceLock::new());
+        let (shared, at) = (state.clone(), addr.clone());
+        let server = TestServer::respond(move |request| {
+            // Set right after the server starts, before a test can send a request.
+            let addr = *at.get().unwrap();
+            answer(&shared, request, addr)
+        })
+        .await;
+        addr.set(server.addr()).unwrap();
+        Self { server, state }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub(crate) fn uri(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base()
     }
 
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -157,96 +145,43 @@ impl Emulator {
     }
 }
 
-async fn serve(mut stream: TcpStream, addr: SocketAddr, state: Arc<Mutex<State>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 65536 {
-            return;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0)
-        .min(65536);
-    while buf.len() < head_end + length {
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = &buf[head_end..buf.len().min(head_end + length)];
-    let mut first = head.lines().next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_owned();
-    let target = first.next().unwrap_or("").to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+/// Records `request` and answers it as Entra's authorize, device code or token endpoint
+/// would (a token answer after the state's delay).
+fn answer(state: &Mutex<State>, request: &SeenRequest, addr: SocketAddr) -> Reply {
+    let path = request.path().to_owned();
+    let query = request.target.split_once('?').map_or("", |(_, q)| q);
     let mut params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
-    params.extend(form_urlencoded::parse(body).into_owned());
-    let user_agent = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("user-agent")
-            .then(|| v.trim().to_owned())
-    });
+    params.extend(form_urlencoded::parse(&request.body).into_owned());
     let recorded = Recorded {
-        method: method.clone(),
-        path: path.to_owned(),
+        method: request.method.clone(),
+        path: path.clone(),
         params,
-        user_agent,
+        user_agent: request.header("user-agent").map(str::to_owned),
     };
     let delay = {
         let mut s = state.lock().unwrap();
         s.requests.push(recorded.clone());
         s.delay
     };
-    let response = if path.ends_with("/oauth2/v2.0/authorize") && method == "GET" {
-        authorize(&state, &recorded)
+    let method = recorded.method.as_str();
+    let mut wait = Duration::ZERO;
+    let (status, headers, body) = if path.ends_with("/oauth2/v2.0/authorize") && method == "GET" {
+        authorize(state, &recorded)
     } else if path.ends_with("/oauth2/v2.0/devicecode") && method == "POST" {
-        device_code(&state, &recorded, addr)
+        device_code(state, &recorded, addr)
     } else if path.ends_with("/oauth2/v2.0/token") && method == "POST" {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        token(&state, &recorded, addr, path)
+        wait = delay;
+        token(state, &recorded, addr, &path)
     } else {
         (404, vec![], "not found".to_owned())
     };
-    let (status, headers, body) = response;
-    let mut out = format!(
-        "HTTP/1.1 {status} X\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
+    let mut reply = Reply::status(status).body(body).delay(wait);
+    for (name, value) in headers {
+        reply = reply.header(name, &value);
     }
-    out.push_str("\r\n");
-    out.push_str(&body);
-    let _ = stream.write_all(out.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    reply
 }
 
 type Answer = (u16, Vec<(&'static str, String)>, String);

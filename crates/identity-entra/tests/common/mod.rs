@@ -66,7 +66,7 @@ impl TlsServer {
             format!(r#"{{"token_type":"Bearer","access_token":"{token}","expires_in":3600}}"#);
         let (configs, seen) = (config.clone(), snis.clone());
         let server = TestServer::wrapped(
-            move |_| Reply::json(body.clone()).header("connection", "close"),
+            move |_| Reply::json(body.clone()),
             move |tcp| {
                 let acceptor = tokio_rustls::TlsAcceptor::from(configs.lock().unwrap().clone());
                 let seen = seen.clone();

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use identity_core::cache::{KeyRef, TokenCache};
-use identity_core::http::{Pipeline, SendOptions};
+use identity_core::http::{Pipeline, Response, SendOptions};
 use identity_core::scope::resolve_tenant;
 use identity_core::{AccessToken, BoxFuture, Clock, Env, Error, Secret, TokenRequestOptions};
 
@@ -51,12 +51,147 @@ pub(crate) enum ClientAuth {
     Assertion(Arc<dyn AssertionSource>),
 }
 
+impl ClientAuth {
+    /// The form field and value that prove the application to `token_endpoint` for `tenant`
+    /// at `now`: `client_secret`, or a fresh `client_assertion`.
+    pub(crate) async fn proof(
+        &self,
+        token_endpoint: &str,
+        tenant: &str,
+        now: SystemTime,
+    ) -> Result<(&'static str, Secret), Error> {
+        Ok(match self {
+            Self::Secret(secret) => ("client_secret", secret.clone()),
+            Self::Assertion(source) => {
+                let context = AssertionContext {
+                    token_endpoint: token_endpoint.to_owned(),
+                    tenant: tenant.to_owned(),
+                    now,
+                };
+                ("client_assertion", source.assertion(context).await?)
+            }
+        })
+    }
+}
+
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Secret(_) => f.write_str("Secret(***)"),
             Self::Assertion(source) => f.debug_tuple("Assertion").field(source).finish(),
         }
+    }
+}
+
+/// What one `get_token` asks for: the tenant (the configured one, or the request's when the
+/// multi-tenant rule allows it), the `claims` field, and whether the cache is bypassed (a
+/// claims challenge).
+pub(crate) struct Ask {
+    pub(crate) tenant: String,
+    pub(crate) claims: Option<String>,
+    pub(crate) bypass: bool,
+}
+
+/// The tenants a credential may ask tokens for: its own and the additionally allowed ones,
+/// under the environment's `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH`.
+#[derive(Clone, Debug)]
+pub(crate) struct Tenancy {
+    /// The configured tenant.
+    pub(crate) tenant: String,
+    /// The additionally allowed tenants.
+    pub(crate) allowed: Vec<String>,
+    /// The environment the credential reads.
+    pub(crate) env: Env,
+}
+
+impl Tenancy {
+    /// Checks `scopes` and resolves what a `get_token` with `options` asks for.
+    pub(crate) fn ask(
+        &self,
+        name: &'static str,
+        scopes: &[&str],
+        options: &TokenRequestOptions,
+    ) -> Result<Ask, Error> {
+        validate_scopes(name, scopes)?;
+        Ok(Ask {
+            tenant: self.resolve(name, options)?,
+            claims: request_claims(name, options)?,
+            bypass: options.claims_challenge().is_some(),
+        })
+    }
+
+    /// The tenant a request with `options` is for.
+    pub(crate) fn resolve(
+        &self,
+        name: &'static str,
+        options: &TokenRequestOptions,
+    ) -> Result<String, Error> {
+        let resolved = resolve_tenant(
+            name,
+            Some(&self.tenant),
+            options.tenant(),
+            &self.allowed,
+            &self.env,
+        )?;
+        Ok(resolved.unwrap_or_else(|| self.tenant.clone()))
+    }
+}
+
+/// Posts an urlencoded form to `url` through `pipeline`, with the headers every Entra request
+/// carries; returns the response and when the request was made.
+pub(crate) async fn post_form(
+    name: &'static str,
+    pipeline: &Pipeline,
+    clock: &Arc<dyn Clock>,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<(Response, SystemTime), Error> {
+    let body = {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in form {
+            body.append_pair(key, value);
+        }
+        body.finish()
+    };
+    let request = http::Request::post(url)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .header("x-ms-client-request-id", crate::jwt::uuid_v4(name)?)
+        .header(
+            http::header::USER_AGENT,
+            concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Bytes::from(body))
+        .map_err(|_| {
+            Error::invalid_configuration(
+                name,
+                "the endpoint URL is invalid; check the authority host and tenant id",
+            )
+        })?;
+    let now = clock.now();
+    let response = pipeline
+        .send(name, &request, SendOptions::default())
+        .await?;
+    Ok((response, now))
+}
+
+/// Appends the application's proof to a token request's `form`: `field` (`client_secret` or
+/// `client_assertion`, with its `client_assertion_type`), then the `claims` field if any.
+pub(crate) fn push_proof<'a>(
+    form: &mut Vec<(&'a str, &'a str)>,
+    field: &'a str,
+    proof: &'a Secret,
+    claims: Option<&'a str>,
+) {
+    if field == "client_assertion" {
+        form.push(("client_assertion_type", JWT_BEARER));
+    }
+    form.push((field, proof.secret()));
+    if let Some(claims) = claims {
+        form.push(("claims", claims));
     }
 }
 
@@ -102,10 +237,8 @@ pub(crate) struct Inner {
     pub(crate) detail: Option<(&'static str, Arc<dyn fmt::Debug + Send + Sync>)>,
     pub(crate) identity: String,
     pub(crate) authority: Authority,
-    pub(crate) tenant: String,
+    pub(crate) tenancy: Tenancy,
     pub(crate) client_id: String,
-    pub(crate) allowed_tenants: Vec<String>,
-    pub(crate) env: Env,
     pub(crate) pipeline: Pipeline,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) auth: ClientAuth,
@@ -116,7 +249,7 @@ impl fmt::Debug for Inner {
         let mut debug = f.debug_struct(self.name);
         debug
             .field("authority", &self.authority.as_str())
-            .field("tenant_id", &self.tenant)
+            .field("tenant_id", &self.tenancy.tenant)
             .field("client_id", &self.client_id);
         if let Some((name, value)) = &self.detail {
             debug.field(name, value);
@@ -160,17 +293,11 @@ impl EntraClient {
     ) -> Result<AccessToken, Error> {
         let inner = &self.inner;
         let name = inner.name;
-        validate_scopes(name, scopes)?;
-        let tenant = resolve_tenant(
-            name,
-            Some(&inner.tenant),
-            options.tenant(),
-            &inner.allowed_tenants,
-            &inner.env,
-        )?
-        .unwrap_or_else(|| inner.tenant.clone());
-        let claims = request_claims(name, options)?;
-        let bypass = options.claims_challenge().is_some();
+        let Ask {
+            tenant,
+            claims,
+            bypass,
+        } = inner.tenancy.ask(name, scopes, options)?;
         let key = KeyRef::new(&inner.identity, scopes, Some(&tenant), options.enable_cae);
         self.cache
             .get_or_fetch(key, bypass, || {
@@ -202,63 +329,16 @@ impl Inner {
         let endpoint = self.authority.token_endpoint(&tenant);
         let now = self.clock.now();
         // The credential proof: the secret, or an assertion made for this request.
-        let (field, proof) = match &self.auth {
-            ClientAuth::Secret(secret) => ("client_secret", secret.clone()),
-            ClientAuth::Assertion(source) => {
-                let context = AssertionContext {
-                    token_endpoint: endpoint.clone(),
-                    tenant: tenant.clone(),
-                    now,
-                };
-                ("client_assertion", source.assertion(context).await?)
-            }
-        };
-        let body = token_form(&self.client_id, &scopes, field, &proof, claims.as_deref());
-        let request = http::Request::post(&endpoint)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .header("x-ms-client-request-id", crate::jwt::uuid_v4(name)?)
-            .header(
-                http::header::USER_AGENT,
-                concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Bytes::from(body))
-            .map_err(|_| {
-                Error::invalid_configuration(
-                    name,
-                    "the token endpoint URL is invalid; check the authority host and tenant id",
-                )
-            })?;
+        let (field, proof) = self.auth.proof(&endpoint, &tenant, now).await?;
+        let scope = scopes.join(" ");
+        let mut form = vec![
+            ("client_id", self.client_id.as_str()),
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+        ];
+        push_proof(&mut form, field, &proof, claims.as_deref());
         tracing::debug!(credential = name, authority = self.authority.as_str(), tenant = %tenant, "requesting a token from Microsoft Entra ID");
-        let response = self
-            .pipeline
-            .send(name, &request, SendOptions::default())
-            .await?;
+        let (response, _) = post_form(name, &self.pipeline, &self.clock, &endpoint, &form).await?;
         parse_response(name, &response, now, &[proof.secret()])
     }
-}
-
-/// The form body of a token request. `field` is `client_secret` or `client_assertion`.
-fn token_form(
-    client_id: &str,
-    scopes: &[String],
-    field: &str,
-    proof: &Secret,
-    claims: Option<&str>,
-) -> String {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("client_id", client_id)
-        .append_pair("grant_type", "client_credentials")
-        .append_pair("scope", &scopes.join(" "));
-    if field == "client_assertion" {
-        form.append_pair("client_assertion_type", JWT_BEARER);
-    }
-    form.append_pair(field, proof.secret());
-    if let Some(claims) = claims {
-        form.append_pair("claims", claims);
-    }
-    form.finish()
 }

@@ -10,7 +10,7 @@ use identity_core::scope::validate_tenant_id;
 use identity_core::{Env, Error, ErrorKind, Runtime};
 
 use crate::authority::Authority;
-use crate::client::{ClientAuth, EntraClient, Inner};
+use crate::client::{ClientAuth, EntraClient, Inner, Tenancy};
 use crate::http::ReqwestClient;
 
 /// Tenants, besides the configured one, that the environment-reading credentials may request
@@ -71,6 +71,15 @@ impl CommonOptions {
             missing.push(format!("client_id ({client_var})"));
         }
         missing
+    }
+
+    /// The tenancy of a credential configured with `tenant`, reading `env`.
+    pub(crate) fn tenancy(&self, tenant: &str, env: Env) -> Tenancy {
+        Tenancy {
+            tenant: tenant.to_owned(),
+            allowed: self.allowed_tenants(&env),
+            env,
+        }
     }
 
     /// The additionally allowed tenants: the builder's list, else (for credentials that read
@@ -162,10 +171,8 @@ impl CommonOptions {
             detail: None,
             identity,
             authority,
-            tenant: tenant.to_owned(),
+            tenancy: self.tenancy(tenant, env),
             client_id: client_id.to_owned(),
-            allowed_tenants: self.allowed_tenants(&env),
-            env,
             pipeline,
             clock,
             auth,

@@ -9,16 +9,16 @@ use std::time::SystemTime;
 use identity_core::TokenRequestOptions;
 use identity_core::cache::{CacheKey, KeyRef, TokenCache};
 use identity_core::http::{Pipeline, Response};
-use identity_core::scope::resolve_tenant;
 use identity_core::{AccessToken, Clock, Env, Error, Secret, Sleeper};
 use serde_json::Value;
 
-use super::wire::{Answer, Step, classify_answer, post_form, sorted};
+use super::wire::{Answer, Step, classify_answer, sorted};
 use super::{
     AuthenticationRecord, Flow, PromptCallback, SignInRequest, TokenResponse, persist, record,
     validate_scopes,
 };
 use crate::authority::Authority;
+use crate::client::{Tenancy, post_form};
 
 /// The settings and state shared by a user credential and its clones.
 #[derive(Clone)]
@@ -30,10 +30,8 @@ pub(super) struct Inner {
     pub(super) name: &'static str,
     pub(super) identity: String,
     pub(super) authority: Authority,
-    pub(super) tenant: String,
+    pub(super) tenancy: Tenancy,
     pub(super) client_id: String,
-    pub(super) allowed_tenants: Vec<String>,
-    pub(super) env: Env,
     pub(super) pipeline: Pipeline,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) sleeper: Arc<dyn Sleeper>,
@@ -60,9 +58,8 @@ impl fmt::Debug for UserClient {
         let account = inner.account();
         f.debug_struct("UserClient")
             .field("authority", &inner.authority.as_str())
-            .field("tenant", &inner.tenant)
+            .field("tenancy", &inner.tenancy)
             .field("client_id", &inner.client_id)
-            .field("additionally_allowed_tenants", &inner.allowed_tenants)
             .field("account", &account.record)
             .field(
                 "refresh_token",
@@ -98,7 +95,7 @@ impl UserClient {
     }
 
     pub(crate) fn env(&self) -> &Env {
-        &self.inner.env
+        &self.inner.tenancy.env
     }
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
@@ -124,16 +121,13 @@ impl UserClient {
         scopes: &[&str],
         options: &TokenRequestOptions,
     ) -> Result<AccessToken, Error> {
-        let inner = &self.inner;
-        let name = inner.name;
-        validate_scopes(name, scopes)?;
-        let tenant = self.tenant_for(options)?;
-        let claims = crate::response::request_claims(name, options)?;
-        let bypass = options.claims_challenge().is_some();
+        let (inner, name) = (&self.inner, self.inner.name);
+        let ask = inner.tenancy.ask(name, scopes, options)?;
+        let (tenant, claims) = (ask.tenant, ask.claims);
         let key = KeyRef::new(&inner.identity, scopes, Some(&tenant), options.enable_cae);
         inner
             .cache
-            .get_or_fetch(key, bypass, || {
+            .get_or_fetch(key, ask.bypass, || {
                 let client = self.clone();
                 let request = SignInRequest {
                     tenant: tenant.clone(),
@@ -197,15 +191,7 @@ impl UserClient {
     }
 
     fn tenant_for(&self, options: &TokenRequestOptions) -> Result<String, Error> {
-        let inner = &self.inner;
-        Ok(resolve_tenant(
-            inner.name,
-            Some(&inner.tenant),
-            options.tenant(),
-            &inner.allowed_tenants,
-            &inner.env,
-        )?
-        .unwrap_or_else(|| inner.tenant.clone()))
+        self.inner.tenancy.resolve(self.inner.name, options)
     }
 
     /// The refresh token if one is known, then a sign-in if allowed.

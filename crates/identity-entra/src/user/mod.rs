@@ -30,7 +30,7 @@ use identity_core::TokenRequestOptions as Options;
 use identity_core::cache::TokenCache;
 use identity_core::{AccessToken, BoxFuture, Error, Secret, TokenRequestOptions};
 
-pub(crate) use crate::client::validate_scopes;
+pub(crate) use crate::client::{post_form, validate_scopes};
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
 use crate::options::{CommonOptions, valid_tenant};
@@ -55,9 +55,7 @@ pub use record::AuthenticationRecord;
 
 pub(crate) use client::UserClient;
 use client::{Account, Inner};
-pub(crate) use wire::{
-    capped_seconds, pkce_challenge, post_form, random_urlsafe, seconds, sha256_hex,
-};
+pub(crate) use wire::{capped_seconds, pkce_challenge, random_urlsafe, seconds, sha256_hex};
 
 /// The public client id the Azure SDKs use for developer sign-in (the Azure CLI's
 /// application), the default client id of [`InteractiveBrowserCredential`] and
@@ -297,10 +295,8 @@ impl UserOptions {
                 name,
                 identity,
                 authority,
-                tenant: tenant.to_owned(),
+                tenancy: common.tenancy(tenant, env),
                 client_id: client_id.to_owned(),
-                allowed_tenants: common.allowed_tenants(&env),
-                env,
                 pipeline,
                 clock: clock.clone(),
                 sleeper,

@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::http::Pipeline;
-use identity_core::scope::resolve_tenant;
-use identity_core::{AccessToken, Clock, Env, Error, Secret, TokenRequestOptions};
+use identity_core::{AccessToken, Clock, Error, Secret, TokenRequestOptions};
 
-use super::{post_form, sha256_hex, validate_scopes};
+use super::{post_form, sha256_hex};
 use crate::authority::Authority;
-use crate::client::{AssertionContext, ClientAuth, JWT_BEARER};
+use crate::client::{Ask, Tenancy};
+use crate::client::{ClientAuth, push_proof};
 use crate::credential::sealed::{Fetch, Ids};
 use crate::credential::{Credential, CredentialBuilder, TokenFuture};
 use identity_core::TokenRequestOptions as Options;
@@ -84,10 +84,8 @@ impl fmt::Debug for OnBehalfOf {
 
 struct App {
     authority: Authority,
-    tenant: String,
+    tenancy: Tenancy,
     client_id: String,
-    allowed_tenants: Vec<String>,
-    env: Env,
     pipeline: Pipeline,
     clock: Arc<dyn Clock>,
     auth: ClientAuth,
@@ -98,9 +96,8 @@ impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
             .field("authority", &self.authority.as_str())
-            .field("tenant", &self.tenant)
+            .field("tenancy", &self.tenancy)
             .field("client_id", &self.client_id)
-            .field("additionally_allowed_tenants", &self.allowed_tenants)
             .field("auth", &self.auth)
             .field("cache", &self.cache)
             .finish()
@@ -138,18 +135,12 @@ impl OnBehalfOf {
         scopes: &[&str],
         options: &TokenRequestOptions,
     ) -> Result<AccessToken, Error> {
-        validate_scopes(NAME, scopes)?;
         let app = &self.app;
-        let tenant = resolve_tenant(
-            NAME,
-            Some(&app.tenant),
-            options.tenant(),
-            &app.allowed_tenants,
-            &app.env,
-        )?
-        .unwrap_or_else(|| app.tenant.clone());
-        let claims = crate::response::request_claims(NAME, options)?;
-        let bypass = options.claims_challenge().is_some();
+        let Ask {
+            tenant,
+            claims,
+            bypass,
+        } = app.tenancy.ask(NAME, scopes, options)?;
         let key = KeyRef::new(&self.identity, scopes, Some(&tenant), options.enable_cae);
         app.cache
             .get_or_fetch(key, bypass, || {
@@ -184,17 +175,10 @@ impl App {
         user_assertion: Secret,
     ) -> Result<AccessToken, Error> {
         let endpoint = self.authority.token_endpoint(&tenant);
-        let (field, proof) = match &self.auth {
-            ClientAuth::Secret(secret) => ("client_secret", secret.clone()),
-            ClientAuth::Assertion(source) => {
-                let context = AssertionContext {
-                    token_endpoint: endpoint.clone(),
-                    tenant: tenant.clone(),
-                    now: self.clock.now(),
-                };
-                ("client_assertion", source.assertion(context).await?)
-            }
-        };
+        let (field, proof) = self
+            .auth
+            .proof(&endpoint, &tenant, self.clock.now())
+            .await?;
         let scope = scopes.join(" ");
         let mut form = vec![
             ("client_id", self.client_id.as_str()),
@@ -203,13 +187,7 @@ impl App {
             ("requested_token_use", "on_behalf_of"),
             ("scope", scope.as_str()),
         ];
-        if field == "client_assertion" {
-            form.push(("client_assertion_type", JWT_BEARER));
-        }
-        form.push((field, proof.secret()));
-        if let Some(claims) = &claims {
-            form.push(("claims", claims));
-        }
+        push_proof(&mut form, field, &proof, claims.as_deref());
         tracing::debug!(credential = NAME, authority = self.authority.as_str(), tenant = %tenant, "requesting an on-behalf-of token");
         let (response, at) = post_form(NAME, &self.pipeline, &self.clock, &endpoint, &form).await?;
         crate::response::parse_response(
@@ -344,10 +322,8 @@ impl OnBehalfOfCredentialBuilder {
         let clock = pipeline.clock().clone();
         let app = Arc::new(App {
             authority,
-            tenant,
+            tenancy: common.tenancy(&tenant, env),
             client_id,
-            allowed_tenants: common.allowed_tenants(&env),
-            env,
             pipeline,
             clock: clock.clone(),
             auth,
@@ -368,7 +344,7 @@ mod tests {
     use crate::test_support::{CLIENT_PEM, SECRET, assert_no_key_material};
     use crate::user::emulator::Emulator;
     use identity_core::test_util::Capture;
-    use identity_core::{ErrorKind, TokenCredential, TokenRequestOptions};
+    use identity_core::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
     use std::time::Duration;
 
     const SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -433,7 +409,7 @@ mod tests {
             .unwrap();
         let requests = emulator.requests("/token");
         for r in &requests {
-            assert_eq!(r.params["client_assertion_type"], JWT_BEARER);
+            assert_eq!(r.params["client_assertion_type"], crate::client::JWT_BEARER);
             assert!(!r.params.contains_key("client_secret"));
         }
         assert_eq!(requests[0].params["client_assertion"].split('.').count(), 3);

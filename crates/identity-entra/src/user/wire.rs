@@ -1,55 +1,13 @@
-//! The wire helpers of the user flows: posting a form, reading an OAuth error code, PKCE,
-//! random values, hashes and the service's numbers of seconds.
+//! The wire helpers of the user flows: the classification of the token endpoint's answers,
+//! PKCE, random values, hashes and the service's numbers of seconds.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use identity_core::http::{Pipeline, Response, SendOptions};
-use identity_core::{Clock, Error};
+use identity_core::Error;
+use identity_core::http::Response;
 use serde_json::Value;
-
-/// Posts an urlencoded form through `pipeline`.
-pub(crate) async fn post_form(
-    name: &'static str,
-    pipeline: &Pipeline,
-    clock: &Arc<dyn Clock>,
-    url: &str,
-    form: &[(&str, &str)],
-) -> Result<(Response, SystemTime), Error> {
-    let body = {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (key, value) in form {
-            body.append_pair(key, value);
-        }
-        body.finish()
-    };
-    let request = http::Request::post(url)
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .header(http::header::ACCEPT, "application/json")
-        .header("x-ms-client-request-id", crate::jwt::uuid_v4(name)?)
-        .header(
-            http::header::USER_AGENT,
-            concat!("identity-entra/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Bytes::from(body))
-        .map_err(|_| {
-            Error::invalid_configuration(
-                name,
-                "the endpoint URL is invalid; check the authority host and tenant id",
-            )
-        })?;
-    let now = clock.now();
-    let response = pipeline
-        .send(name, &request, SendOptions::default())
-        .await?;
-    Ok((response, now))
-}
 
 /// The request a user flow made, for [`classify_answer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

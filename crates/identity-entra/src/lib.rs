@@ -22,6 +22,11 @@
 //!   platform roots plus `SSL_CERT_FILE`/`SSL_CERT_DIR`, proxies from `HTTPS_PROXY` and
 //!   friends, no redirects).
 //!
+//! Every builder takes what the credential reads from the world (environment, clock, sleeper,
+//! HTTP client, request bounds) as one [`Runtime`](identity_core::Runtime) through
+//! `.runtime(...)`; the builders and credentials are aliases of the two generic types of the
+//! [`credential`] module.
+//!
 //! Every credential posts the client-credentials grant straight to
 //! `https://<authority>/<tenant>/oauth2/v2.0/token` (no discovery requests), retries with the
 //! core [`RetryPolicy::default`](identity_core::retry::RetryPolicy::default) (POST included),

@@ -291,7 +291,7 @@ impl OnBehalfOfCredentialBuilder {
     /// Builds the credential.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidConfiguration`] when
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
     /// the tenant id, client id, proof or user assertion is missing or invalid, the
     /// certificate cannot be read, or the authority is not `https`.
     pub fn build(mut self) -> Result<OnBehalfOfCredential, Error> {

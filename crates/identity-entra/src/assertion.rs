@@ -1,7 +1,9 @@
 //! The client assertions the credentials of this crate share: one returned by the
 //! application's callback, and one signed with a certificate for each request.
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use identity_core::{BoxFuture, Error, Secret};
@@ -11,6 +13,28 @@ use crate::jwt::ClientCertificate;
 
 /// An application's assertion callback, its error already an [`Error`].
 pub(crate) type Callback = dyn Fn() -> BoxFuture<'static, Result<String, Error>> + Send + Sync;
+
+/// The application's `callback`, its error made an authentication failure saying `failed`
+/// (with the error as its source: its text must not hold the assertion).
+pub(crate) fn callback<F, Fut, E>(
+    name: &'static str,
+    failed: &'static str,
+    callback: F,
+) -> Arc<Callback>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<String, E>> + Send + 'static,
+    E: StdError + Send + Sync + 'static,
+{
+    Arc::new(move || {
+        let future = callback();
+        Box::pin(async move {
+            future
+                .await
+                .map_err(|e| Error::authentication_failed(name, failed).with_source(e))
+        })
+    })
+}
 
 /// The assertion the application's callback returns for each request; an empty one is an
 /// authentication failure saying `empty`.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use identity_core::Error;
 
-use crate::assertion::{Callback, CallbackSource};
+use crate::assertion::{Callback, CallbackSource, callback};
 use crate::client::ClientAuth;
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
 
@@ -74,24 +74,17 @@ impl Ids for ClientAssertionSettings {}
 impl ClientAssertionCredentialBuilder {
     /// The callback returning an assertion (required). Its error becomes an authentication
     /// failure carrying the error as its source; its text must not contain the assertion.
-    pub fn assertion<F, Fut, E>(mut self, callback: F) -> Self
+    pub fn assertion<F, Fut, E>(mut self, assertion: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<String, E>> + Send + 'static,
         E: StdError + Send + Sync + 'static,
     {
-        self.settings.callback = Some(Arc::new(move || {
-            let future = callback();
-            Box::pin(async move {
-                future.await.map_err(|e| {
-                    Error::authentication_failed(
-                        NAME,
-                        "the assertion callback failed; see the source error",
-                    )
-                    .with_source(e)
-                })
-            })
-        }));
+        self.settings.callback = Some(callback(
+            NAME,
+            "the assertion callback failed; see the source error",
+            assertion,
+        ));
         self
     }
 

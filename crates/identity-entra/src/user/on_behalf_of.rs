@@ -22,6 +22,7 @@ use identity_core::http::Pipeline;
 use identity_core::{AccessToken, Clock, Error, Secret, TokenRequestOptions};
 
 use super::{post_form, sha256_hex};
+use crate::assertion;
 use crate::authority::Authority;
 use crate::client::{Ask, Tenancy};
 use crate::client::{ClientAuth, push_proof};
@@ -273,18 +274,11 @@ impl OnBehalfOfCredentialBuilder {
         Fut: Future<Output = Result<String, E>> + Send + 'static,
         E: StdError + Send + Sync + 'static,
     {
-        self.settings.proof = Some(Proof::Callback(Arc::new(move || {
-            let future = callback();
-            Box::pin(async move {
-                future.await.map_err(|e| {
-                    Error::authentication_failed(
-                        NAME,
-                        "the client assertion callback failed; see the source error",
-                    )
-                    .with_source(e)
-                })
-            })
-        })));
+        self.settings.proof = Some(Proof::Callback(assertion::callback(
+            NAME,
+            "the client assertion callback failed; see the source error",
+            callback,
+        )));
         self
     }
 

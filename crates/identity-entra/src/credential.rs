@@ -6,7 +6,8 @@
 //! * [`Credential<K>`] implements [`TokenCredential`] once for every kind `K`: the `get_token`
 //!   span of identity-core's `trace` module around the kind's own fetch.
 //!
-//! The public names are aliases: `ClientSecretCredential` is `Credential<ClientSecret>` and
+//! The public names are aliases: `ClientSecretCredential` is
+//! `Credential<ServicePrincipal<ClientSecret>>` and
 //! `ClientSecretCredentialBuilder` is `CredentialBuilder<ClientSecretSettings>`, and so on for
 //! every credential.
 

@@ -15,34 +15,23 @@
 //! it as local time, docs/protocol.md §9 #11); fractional seconds and numeric offsets are accepted.
 //!
 //! # Errors
-//! Detection runs on stdout and stderr together.
-//! | Situation | Kind |
-//! |---|---|
-//! | `azd` not on `PATH`, exit 127, `'azd' is not recognized` | unavailable: install azd, run `azd auth login` |
-//! | ``not logged in, run `azd auth login` to login`` without an `AADSTS` code | unavailable: run `azd auth login [--tenant-id T]` |
-//! | `unknown flag: --claims` | unavailable: upgrade azd (1.18.1 or later handles claims) |
-//! | timeout, spawn failure | unavailable |
-//! | anything else | authentication failed, with azd's message: the `error` field of its JSON lines, else the first `consoleMessage` text, else stderr; scrubbed of tokens |
+//! What azd's exit means is the table on `classify`; a runner failure (not on `PATH`,
+//! timeout, spawn failure) is *unavailable*, unparseable output an authentication failure.
 
-use std::fmt;
-use std::sync::Arc;
+use identity_core::{AccessToken, Error};
 
-use identity_core::cache::{KeyRef, TokenCache};
-use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
-
+use crate::credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
 use crate::output::{encode_claims, parse_rfc3339, scrub};
-use crate::process::{Command, Output, child_env};
-use crate::{Resolved, Settings, Tool, common_setters, validate_scopes};
+use crate::process::{Command, Output};
+use crate::settings::Resolved;
+use crate::tool::{Request, Tool, ToolSpec};
 
 const NAME: &str = "AzureDeveloperCliCredential";
 
-const TOOL: Tool = Tool {
-    credential: NAME,
-    display: "the Azure Developer CLI (azd)",
-    install: "install it from https://aka.ms/azd-install and run `azd auth login`",
-    login: "azd auth login",
-    tenant_flag: " --tenant-id ",
-};
+/// The Azure Developer CLI (`azd`), as the tool of a [`DeveloperToolCredential`]. Use it
+/// through [`AzureDeveloperCliCredential`].
+#[derive(Clone, Debug, Default)]
+pub struct AzureDeveloperCli;
 
 /// Gets tokens from the Azure Developer CLI (`azd auth token`).
 ///
@@ -57,132 +46,96 @@ const TOOL: Tool = Tool {
 ///     .await?;
 /// # Ok(()) }
 /// ```
-pub struct AzureDeveloperCliCredential {
-    inner: Arc<Resolved>,
-    cache: TokenCache,
-}
-
-impl fmt::Debug for AzureDeveloperCliCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.inner.tenant_id)
-            .field("process_timeout", &self.inner.process_timeout)
-            .finish_non_exhaustive()
-    }
-}
+pub type AzureDeveloperCliCredential = DeveloperToolCredential<AzureDeveloperCli>;
 
 /// Builds an [`AzureDeveloperCliCredential`].
-#[derive(Debug, Default)]
-pub struct AzureDeveloperCliCredentialBuilder {
-    settings: Settings,
-}
+pub type AzureDeveloperCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureDeveloperCli>;
 
-impl AzureDeveloperCliCredentialBuilder {
-    common_setters!();
+impl ToolSpec for AzureDeveloperCli {
+    const TOOL: Tool = Tool {
+        credential: NAME,
+        source: "azd",
+        display: "the Azure Developer CLI (azd)",
+        install: "install it from https://aka.ms/azd-install and run `azd auth login`",
+        login: "azd auth login",
+        tenant_flag: " --tenant-id ",
+    };
 
-    /// Builds the credential.
+    fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
+        Ok(scopes.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn claims(claims: &str, _scopes: &[&str], _tenant: Option<&str>) -> Result<String, Error> {
+        Ok(encode_claims(claims))
+    }
+
+    fn command(&self, _config: &Resolved, request: &Request) -> Result<Command, Error> {
+        let mut command = Command::new("azd", "azd")
+            .arg("auth")
+            .arg("token")
+            .arg("--output")
+            .arg("json")
+            .arg("--no-prompt");
+        for scope in &request.targets {
+            command = command.arg("--scope").arg(scope.as_str());
+        }
+        if let Some(t) = &request.tenant {
+            command = command.arg("--tenant-id").arg(t.as_str());
+        }
+        if let Some(c) = &request.claims {
+            command = command.arg("--claims").arg(c.as_str());
+        }
+        Ok(command)
+    }
+
+    /// What azd's exit means (docs/protocol.md §5.3). stdout and stderr are searched together.
     ///
-    /// # Errors
-    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for a
-    /// malformed tenant id or a zero timeout.
-    pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
-        let (config, cache) = self.settings.resolve(NAME)?;
-        Ok(AzureDeveloperCliCredential {
-            inner: Arc::new(config),
-            cache,
+    /// | Exit status, output | Kind | Message |
+    /// |---|---|---|
+    /// | 0 | — | the output is parsed |
+    /// | 127, or `'azd' is not recognized` | unavailable | install azd, run `azd auth login` |
+    /// | ``not logged in, run `azd auth login` to login`` without an `AADSTS` code | unavailable | run `azd auth login [--tenant-id T]` |
+    /// | `unknown flag: --claims` | unavailable | upgrade azd (1.18.1 or later handles claims) |
+    /// | any other | authentication failed | azd's message: the `error` field of its JSON lines, else the first `consoleMessage` text, else stderr (else stdout); scrubbed of tokens |
+    fn classify(output: &Output, tenant: Option<&str>) -> Result<(), Error> {
+        if output.success() {
+            return Ok(());
+        }
+        let combined = format!("{}\n{}", output.stdout(), output.stderr());
+        if output.code() == Some(127) || combined.contains("'azd' is not recognized") {
+            return Err(Self::TOOL.not_installed());
+        }
+        if combined.contains("not logged in, run `azd auth login` to login")
+            && !combined.contains("AADSTS")
+        {
+            return Err(Self::TOOL.not_logged_in(tenant));
+        }
+        if combined.contains("unknown flag: --claims") {
+            return Err(Error::unavailable(
+                NAME,
+                "this version of azd cannot answer a claims challenge; upgrade to azd 1.18.1 or later \
+                 (https://aka.ms/azd-install) and try again",
+            ));
+        }
+        let message = json_message(output.stdout())
+            .or_else(|| json_message(output.stderr()))
+            .map(|m| scrub(&m))
+            .filter(|m| !m.is_empty());
+        Err(match message {
+            Some(message) => Error::authentication_failed(NAME, format!("azd failed: {message}")),
+            None => Self::TOOL.failed(output),
         })
     }
 
-    #[cfg(test)]
-    fn platform(mut self, platform: crate::process::Platform) -> Self {
-        self.settings.platform = platform;
-        self
+    fn parse(&self, _config: &Resolved, stdout: &str) -> Result<AccessToken, Error> {
+        parse(stdout)
     }
-}
-
-impl AzureDeveloperCliCredential {
-    /// A builder with the defaults: azd's default tenant, 10 s timeout.
-    pub fn builder() -> AzureDeveloperCliCredentialBuilder {
-        AzureDeveloperCliCredentialBuilder::default()
-    }
-
-    async fn token(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        validate_scopes(NAME, scopes)?;
-        let tenant = self.inner.tenant_for(NAME, options.tenant())?;
-        let claims = options.claims_challenge().map(encode_claims);
-        let key = KeyRef::new(NAME, scopes, tenant.as_deref(), options.enable_cae);
-        self.cache
-            .get_or_fetch(key, claims.is_some(), || {
-                let inner = self.inner.clone();
-                let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-                let tenant = tenant.clone();
-                async move { fetch(&inner, &scopes, tenant.as_deref(), claims.as_deref()).await }
-            })
-            .await
-    }
-}
-
-impl TokenCredential for AzureDeveloperCliCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "azd", self.token(scopes, options))
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
-    }
-}
-
-async fn fetch(
-    config: &Resolved,
-    scopes: &[String],
-    tenant: Option<&str>,
-    claims: Option<&str>,
-) -> Result<AccessToken, Error> {
-    let cwd = config
-        .platform
-        .working_dir(&config.env)
-        .map_err(|e| TOOL.run_error(e))?;
-    let mut command = Command::new("azd", "azd")
-        .arg("auth")
-        .arg("token")
-        .arg("--output")
-        .arg("json")
-        .arg("--no-prompt");
-    for scope in scopes {
-        command = command.arg("--scope").arg(scope.as_str());
-    }
-    if let Some(t) = tenant {
-        command = command.arg("--tenant-id").arg(t);
-    }
-    if let Some(c) = claims {
-        command = command.arg("--claims").arg(c);
-    }
-    let command = command
-        .env(child_env(&config.env))
-        .current_dir(cwd)
-        .timeout(config.process_timeout);
-    let output = config
-        .executor
-        .run(command)
-        .await
-        .map_err(|e| TOOL.run_error(e))?;
-    if !output.success() {
-        return Err(classify(&output, tenant));
-    }
-    parse(output.stdout())
 }
 
 pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
+    let unexpected = || AzureDeveloperCli::TOOL.unexpected(stdout);
     let json: serde_json::Value =
-        serde_json::from_str(stdout.trim()).map_err(|e| TOOL.unexpected(stdout).with_source(e))?;
+        serde_json::from_str(stdout.trim()).map_err(|e| unexpected().with_source(e))?;
     let token = json
         .get("token")
         .and_then(serde_json::Value::as_str)
@@ -193,35 +146,7 @@ pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
         .and_then(parse_rfc3339);
     match (token, expires_on) {
         (Some(token), Some(expires_on)) => Ok(AccessToken::new(token, expires_on)),
-        _ => Err(TOOL.unexpected(stdout)),
-    }
-}
-
-/// Maps a non-zero exit to an error (docs/protocol.md §5.3).
-fn classify(output: &Output, tenant: Option<&str>) -> Error {
-    let combined = format!("{}\n{}", output.stdout(), output.stderr());
-    if output.code() == Some(127) || combined.contains("'azd' is not recognized") {
-        return TOOL.not_installed();
-    }
-    if combined.contains("not logged in, run `azd auth login` to login")
-        && !combined.contains("AADSTS")
-    {
-        return TOOL.not_logged_in(tenant);
-    }
-    if combined.contains("unknown flag: --claims") {
-        return Error::unavailable(
-            NAME,
-            "this version of azd cannot answer a claims challenge; upgrade to azd 1.18.1 or later \
-             (https://aka.ms/azd-install) and try again",
-        );
-    }
-    let message = json_message(output.stdout())
-        .or_else(|| json_message(output.stderr()))
-        .map(|m| scrub(&m))
-        .filter(|m| !m.is_empty());
-    match message {
-        Some(message) => Error::authentication_failed(NAME, format!("azd failed: {message}")),
-        None => TOOL.failed(output),
+        _ => Err(unexpected()),
     }
 }
 
@@ -250,6 +175,10 @@ fn json_message(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
+
     use super::*;
     use crate::test_support::*;
     use identity_core::test_util::FakeClock;
@@ -264,10 +193,7 @@ mod tests {
     }
 
     fn with_canned(canned: &Arc<Canned>) -> AzureDeveloperCliCredentialBuilder {
-        AzureDeveloperCliCredential::builder()
-            .env(Env::empty())
-            .clock(FakeClock::at_2030().shared())
-            .executor(canned.clone())
+        canned_builder(canned)
     }
 
     #[cfg(unix)]
@@ -279,7 +205,7 @@ mod tests {
             tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
             let cred = AzureDeveloperCliCredential::builder()
                 .tenant_id("T")
-                .env(tools.env().with("TZ", tz))
+                .runtime(Runtime::with_env(tools.env().with("TZ", tz)))
                 .build()
                 .unwrap();
             let token = bounded(cred.get_token(&[A, B], &opts().claims(claims)))
@@ -316,8 +242,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
         let cred = AzureDeveloperCliCredential::builder()
-            .env(tools.env())
-            .clock(FakeClock::at_2030().shared())
+            .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
             .build()
             .unwrap();
         bounded(cred.get_token(&[A], &opts())).await.unwrap();
@@ -339,7 +264,7 @@ mod tests {
         );
         let cred = AzureDeveloperCliCredential::builder()
             .tenant_id("t1")
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[A], &opts())).await.unwrap_err();
@@ -355,7 +280,7 @@ mod tests {
     async fn missing_azd_is_unavailable_with_the_install_link() {
         let tools = FakeTools::new();
         let cred = AzureDeveloperCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[A], &opts())).await.unwrap_err();
@@ -373,7 +298,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
         let cred = AzureDeveloperCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         for bad in ["b; touch x", "$(x)", "`x`", "--tenant-id", "a\nb", "'q'"] {
@@ -468,7 +393,10 @@ mod tests {
     async fn windows_runs_in_systemroot() {
         let canned = Canned::output(0, OK, "");
         let cred = with_canned(&canned)
-            .env(Env::from_pairs([("SystemRoot", "C:\\Windows")]))
+            .runtime(Runtime::with_env(Env::from_pairs([(
+                "SystemRoot",
+                "C:\\Windows",
+            )])))
             .platform(crate::process::Platform::Windows)
             .build()
             .unwrap();

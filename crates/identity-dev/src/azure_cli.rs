@@ -17,35 +17,30 @@
 //! (`TZif` file, POSIX rule or fixed offset), conservatively short when that zone is unknown.
 //!
 //! # Errors
-//! | Situation | Kind |
-//! |---|---|
-//! | `az` not on `PATH`, exit 127, `'az' is not recognized` | unavailable: install the CLI |
-//! | stderr mentions `az login` or `az account set` and no `AADSTS` code | unavailable: run `az login [--tenant T]` |
-//! | claims challenge | unavailable: run `az login --claims-challenge <b64> [--tenant T] [--scope S]`; `az` is not started |
-//! | timeout, spawn failure | unavailable |
-//! | any other non-zero exit, unparseable output, output over the cap | authentication failed, with the scrubbed stderr |
-//! | scope, tenant or subscription with characters outside the allowed sets, or a leading `-` | invalid argument / configuration, before anything runs |
+//! Before anything runs: a scope, tenant or subscription with characters outside the allowed
+//! sets, or a leading `-`, is an invalid argument (configuration at `build`); a claims
+//! challenge is *unavailable* with the `az login --claims-challenge` command to run. What the
+//! CLI's exit means is the table on `classify`; a runner failure (not on `PATH`, timeout,
+//! spawn failure) is *unavailable*, output over the cap or unparseable output an
+//! authentication failure.
 
-use std::fmt;
-use std::sync::Arc;
-
-use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::scope::scopes_to_resource;
-use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
+use identity_core::{AccessToken, Error};
 
+use crate::credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
 use crate::output::{encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
-use crate::process::{Command, Platform, child_env};
-use crate::{Resolved, Settings, Tool, common_setters, validate_scopes};
+use crate::process::{Command, Output, Platform};
+use crate::settings::Resolved;
+use crate::tool::{Request, Tool, ToolSpec};
 
 const NAME: &str = "AzureCliCredential";
 
-const TOOL: Tool = Tool {
-    credential: NAME,
-    display: "the Azure CLI",
-    install: "install it from https://aka.ms/azure-cli and run `az login`",
-    login: "az login",
-    tenant_flag: " --tenant ",
-};
+/// The Azure CLI (`az`), as the tool of a [`DeveloperToolCredential`]: its own option is the
+/// subscription. Use it through [`AzureCliCredential`].
+#[derive(Clone, Debug, Default)]
+pub struct AzureCli {
+    subscription: Option<String>,
+}
 
 /// Gets tokens from the Azure CLI (`az account get-access-token`).
 ///
@@ -60,109 +55,79 @@ const TOOL: Tool = Tool {
 ///     .await?;
 /// # Ok(()) }
 /// ```
-pub struct AzureCliCredential {
-    inner: Arc<Inner>,
-    cache: TokenCache,
-    identity: String,
-}
-
-struct Inner {
-    config: Resolved,
-    subscription: Option<String>,
-}
-
-impl fmt::Debug for AzureCliCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.inner.config.tenant_id)
-            .field("subscription", &self.inner.subscription)
-            .field("process_timeout", &self.inner.config.process_timeout)
-            .finish_non_exhaustive()
-    }
-}
+pub type AzureCliCredential = DeveloperToolCredential<AzureCli>;
 
 /// Builds an [`AzureCliCredential`].
-#[derive(Debug, Default)]
-pub struct AzureCliCredentialBuilder {
-    settings: Settings,
-    subscription: Option<String>,
+pub type AzureCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureCli>;
+
+impl DeveloperToolCredentialBuilder<AzureCli> {
+    /// The subscription (name or id) whose tenant the token is for. ASCII letters, digits,
+    /// `_ - .` and spaces only.
+    #[must_use]
+    pub fn subscription(mut self, subscription: impl Into<String>) -> Self {
+        self.tool.subscription = Some(subscription.into()).filter(|s| !s.is_empty());
+        self
+    }
 }
 
-impl AzureCliCredential {
-    /// A builder with the defaults: the CLI's default tenant and subscription, 10 s timeout.
-    pub fn builder() -> AzureCliCredentialBuilder {
-        AzureCliCredentialBuilder::default()
-    }
+impl ToolSpec for AzureCli {
+    const TOOL: Tool = Tool {
+        credential: NAME,
+        source: "az",
+        display: "the Azure CLI",
+        install: "install it from https://aka.ms/azure-cli and run `az login`",
+        login: "az login",
+        tenant_flag: " --tenant ",
+    };
 
-    /// The CLI with every default: its default tenant and subscription, the process `PATH`,
-    /// a 10 s timeout (`builder().build()`).
-    ///
-    /// # Errors
-    /// As [`AzureCliCredentialBuilder::build`].
-    pub fn new() -> Result<Self, Error> {
-        Self::builder().build()
-    }
-
-    async fn token(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        validate_scopes(NAME, scopes)?;
-        let resource = scopes_to_resource(NAME, scopes)?;
-        let tenant = self.inner.config.tenant_for(NAME, options.tenant())?;
-        if let Some(claims) = options.claims_challenge() {
-            let mut command = format!("az login --claims-challenge {}", encode_claims(claims));
-            if let Some(t) = &tenant {
-                command.push_str(&format!(" --tenant {t}"));
-            }
-            command.push_str(&format!(" --scope {}", scopes[0]));
-            return Err(Error::unavailable(
+    fn check(&self) -> Result<(), Error> {
+        let Some(s) = &self.subscription else {
+            return Ok(());
+        };
+        let allowed = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b' '));
+        if !allowed || s.starts_with('-') || s.trim().is_empty() {
+            return Err(Error::invalid_configuration(
                 NAME,
-                format!(
-                    "the Azure CLI cannot answer a claims challenge by itself; run `{command}` \
-                     (Azure CLI 2.76.0 or later) and try again"
-                ),
+                "invalid subscription: only ASCII letters, digits, '_', '-', '.' and spaces are allowed, \
+                 and it must not start with '-'",
             ));
         }
-        let key = KeyRef::new(
-            &self.identity,
-            scopes,
-            tenant.as_deref(),
-            options.enable_cae,
-        );
-        self.cache
-            .get_or_fetch(key, false, || {
-                let inner = self.inner.clone();
-                let resource = resource.to_owned();
-                let tenant = tenant.clone();
-                async move { inner.fetch(resource, tenant).await }
-            })
-            .await
-    }
-}
-
-impl TokenCredential for AzureCliCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "az", self.token(scopes, options))
+        Ok(())
     }
 
-    fn name(&self) -> &'static str {
-        NAME
+    fn cache_identity(&self) -> String {
+        format!(
+            "{NAME}/{}",
+            self.subscription.as_deref().unwrap_or_default()
+        )
     }
-}
 
-impl Inner {
-    fn command(&self, resource: String, tenant: Option<&str>) -> Result<Command, Error> {
-        let config = &self.config;
-        let cwd = config
-            .platform
-            .working_dir(&config.env)
-            .map_err(|e| TOOL.run_error(e))?;
+    fn debug_fields(&self, fields: &mut std::fmt::DebugStruct<'_, '_>) {
+        fields.field("subscription", &self.subscription);
+    }
+
+    fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
+        Ok(vec![scopes_to_resource(NAME, scopes)?.to_owned()])
+    }
+
+    fn claims(claims: &str, scopes: &[&str], tenant: Option<&str>) -> Result<String, Error> {
+        let mut command = format!("az login --claims-challenge {}", encode_claims(claims));
+        if let Some(t) = tenant {
+            command.push_str(&format!(" --tenant {t}"));
+        }
+        command.push_str(&format!(" --scope {}", scopes[0]));
+        Err(Error::unavailable(
+            NAME,
+            format!(
+                "the Azure CLI cannot answer a claims challenge by itself; run `{command}` \
+                 (Azure CLI 2.76.0 or later) and try again"
+            ),
+        ))
+    }
+
+    fn command(&self, config: &Resolved, request: &Request) -> Result<Command, Error> {
         let mut command = match config.platform {
             Platform::Unix => Command::new("az", "az"),
             Platform::Windows => Command::new("az", "az.cmd").or_program("az"),
@@ -171,47 +136,54 @@ impl Inner {
             .arg("account")
             .arg("get-access-token")
             .arg("--output")
-            .arg("json")
-            .arg("--resource")
-            .arg(resource);
-        if let Some(t) = tenant {
-            command = command.arg("--tenant").arg(t);
+            .arg("json");
+        for resource in &request.targets {
+            command = command.arg("--resource").arg(resource.as_str());
+        }
+        if let Some(t) = &request.tenant {
+            command = command.arg("--tenant").arg(t.as_str());
         }
         if let Some(s) = &self.subscription {
             command = command.arg("--subscription").arg(s.as_str());
         }
-        Ok(command
-            .env(child_env(&config.env))
-            .current_dir(cwd)
-            .timeout(config.process_timeout))
+        Ok(command)
     }
 
-    async fn fetch(
-        self: Arc<Self>,
-        resource: String,
-        tenant: Option<String>,
-    ) -> Result<AccessToken, Error> {
-        let command = self.command(resource, tenant.as_deref())?;
-        let output = self
-            .config
-            .executor
-            .run(command)
-            .await
-            .map_err(|e| TOOL.run_error(e))?;
-        if !output.success() {
-            return Err(classify(&output, tenant.as_deref()));
+    /// What the CLI's exit means (docs/protocol.md §5.1):
+    ///
+    /// | Exit status, stderr | Kind | Message |
+    /// |---|---|---|
+    /// | 0 | — | the output is parsed |
+    /// | 127, or stderr starts with `'az' is not recognized` | unavailable | install the CLI and run `az login` |
+    /// | stderr mentions `az login` or `az account set`, and no `AADSTS` code | unavailable | run `az login [--tenant T]` |
+    /// | any other | authentication failed | the CLI's scrubbed stderr (else stdout) and exit code |
+    fn classify(output: &Output, tenant: Option<&str>) -> Result<(), Error> {
+        let tool = &Self::TOOL;
+        let stderr = output.stderr();
+        if output.success() {
+            Ok(())
+        } else if output.code() == Some(127)
+            || stderr.trim_start().starts_with("'az' is not recognized")
+        {
+            Err(tool.not_installed())
+        } else if (stderr.contains("az login") || stderr.contains("az account set"))
+            && !stderr.contains("AADSTS")
+        {
+            Err(tool.not_logged_in(tenant))
+        } else {
+            Err(tool.failed(output))
         }
-        self.parse(output.stdout())
     }
 
-    fn parse(&self, stdout: &str) -> Result<AccessToken, Error> {
-        let json: serde_json::Value = serde_json::from_str(stdout.trim())
-            .map_err(|e| TOOL.unexpected(stdout).with_source(e))?;
+    fn parse(&self, config: &Resolved, stdout: &str) -> Result<AccessToken, Error> {
+        let unexpected = || Self::TOOL.unexpected(stdout);
+        let json: serde_json::Value =
+            serde_json::from_str(stdout.trim()).map_err(|e| unexpected().with_source(e))?;
         let token = json
             .get("accessToken")
             .and_then(serde_json::Value::as_str)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| TOOL.unexpected(stdout))?;
+            .ok_or_else(unexpected)?;
         // `expires_on` wins whenever the key exists, as in the reference.
         let expires_on = match json.get("expires_on") {
             Some(value) => epoch_from_json(value),
@@ -219,78 +191,19 @@ impl Inner {
                 .get("expiresOn")
                 .and_then(serde_json::Value::as_str)
                 .and_then(parse_cli_naive)
-                .and_then(|naive| local_expiry(naive, &self.config.env, self.config.clock.now())),
+                .and_then(|naive| local_expiry(naive, &config.env, config.clock.now())),
         }
-        .ok_or_else(|| TOOL.unexpected(stdout))?;
+        .ok_or_else(unexpected)?;
         Ok(AccessToken::new(token, expires_on))
-    }
-}
-
-/// Maps a non-zero exit to an error (docs/protocol.md §5.1).
-fn classify(output: &crate::process::Output, tenant: Option<&str>) -> Error {
-    let stderr = output.stderr();
-    if output.code() == Some(127) || stderr.trim_start().starts_with("'az' is not recognized") {
-        return TOOL.not_installed();
-    }
-    if (stderr.contains("az login") || stderr.contains("az account set"))
-        && !stderr.contains("AADSTS")
-    {
-        return TOOL.not_logged_in(tenant);
-    }
-    TOOL.failed(output)
-}
-
-impl AzureCliCredentialBuilder {
-    common_setters!();
-
-    /// The subscription (name or id) whose tenant the token is for. ASCII letters, digits,
-    /// `_ - .` and spaces only.
-    #[must_use]
-    pub fn subscription(mut self, subscription: impl Into<String>) -> Self {
-        self.subscription = Some(subscription.into());
-        self
-    }
-
-    /// Builds the credential.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for a
-    /// malformed tenant id or subscription, or a zero timeout.
-    pub fn build(self) -> Result<AzureCliCredential, Error> {
-        let subscription = self.subscription.filter(|s| !s.is_empty());
-        if let Some(s) = &subscription {
-            let allowed = s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b' '));
-            if !allowed || s.starts_with('-') || s.trim().is_empty() {
-                return Err(Error::invalid_configuration(
-                    NAME,
-                    "invalid subscription: only ASCII letters, digits, '_', '-', '.' and spaces are allowed, \
-                     and it must not start with '-'",
-                ));
-            }
-        }
-        let (config, cache) = self.settings.resolve(NAME)?;
-        let identity = format!("{NAME}/{}", subscription.as_deref().unwrap_or_default());
-        Ok(AzureCliCredential {
-            inner: Arc::new(Inner {
-                config,
-                subscription,
-            }),
-            cache,
-            identity,
-        })
-    }
-
-    #[cfg(test)]
-    fn platform(mut self, platform: Platform) -> Self {
-        self.settings.platform = platform;
-        self
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
+
     use super::*;
     use crate::process::{Output, RunError};
     use crate::test_support::*;
@@ -307,10 +220,7 @@ mod tests {
     }
 
     fn with_canned(canned: &Arc<Canned>) -> AzureCliCredentialBuilder {
-        AzureCliCredential::builder()
-            .env(Env::empty())
-            .clock(FakeClock::at_2030().shared())
-            .executor(canned.clone())
+        canned_builder(canned)
     }
 
     #[cfg(unix)]
@@ -324,7 +234,7 @@ mod tests {
         let cred = AzureCliCredential::builder()
             .tenant_id("tid-1")
             .subscription("My Sub")
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
@@ -363,8 +273,7 @@ mod tests {
             &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
         );
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
-            .clock(FakeClock::at_2030().shared())
+            .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
             .build()
             .unwrap();
         for _ in 0..3 {
@@ -386,8 +295,7 @@ mod tests {
         );
         let cred = Arc::new(
             AzureCliCredential::builder()
-                .env(tools.env())
-                .clock(FakeClock::at_2030().shared())
+                .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
                 .build()
                 .unwrap(),
         );
@@ -418,7 +326,7 @@ mod tests {
             ),
         );
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .process_timeout(Duration::from_secs(20))
             .build()
             .unwrap();
@@ -437,7 +345,7 @@ mod tests {
         let cred = AzureCliCredential::builder()
             .tenant_id("home")
             .additionally_allowed_tenants(["other"])
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         bounded(cred.get_token(&[SCOPE], &opts().tenant_id("other")))
@@ -461,7 +369,7 @@ mod tests {
         );
         let cred = AzureCliCredential::builder()
             .tenant_id("tid-1")
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[SCOPE], &opts()))
@@ -480,7 +388,7 @@ mod tests {
             &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
         );
         let cred = AzureCliCredential::builder()
-            .env(Env::from_pairs([("PATH", "")]))
+            .runtime(Runtime::with_env(Env::from_pairs([("PATH", "")])))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[SCOPE], &opts()))
@@ -503,7 +411,7 @@ mod tests {
             &format!("echo 'garbage {{\"accessToken\": \"{PLANTED}\"}} {PLANTED}' >&2\nexit 2"),
         );
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[SCOPE], &opts()))
@@ -526,7 +434,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("az", &format!("echo '{{\"accessToken\":\"{PLANTED}\"}}'"));
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[SCOPE], &opts()))
@@ -545,7 +453,7 @@ mod tests {
         // `exec` keeps the pid: the recorded pid is the process the runner must kill.
         tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .process_timeout(Duration::from_millis(300))
             .build()
             .unwrap();
@@ -576,7 +484,7 @@ mod tests {
         // A wrapper script that does not exec, like the real `az`.
         tools.script("az", "/bin/sleep 30 &\necho $! > $D/child\nwait");
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .process_timeout(Duration::from_millis(300))
             .build()
             .unwrap();
@@ -606,7 +514,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .process_timeout(Duration::from_secs(1))
             .build()
             .unwrap();
@@ -637,7 +545,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("az", "/bin/cat /dev/zero | /usr/bin/head -c 50000000");
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .process_timeout(Duration::from_secs(20))
             .build()
             .unwrap();
@@ -657,7 +565,7 @@ mod tests {
             &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
         );
         let cred = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let bad_scopes = [
@@ -680,7 +588,7 @@ mod tests {
         }
         let any = AzureCliCredential::builder()
             .additionally_allowed_tenants(["*"])
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         for tenant in ["a b", "t;x", "$(x)", "`x`", "a'b", "a\nb", "-t", "a&&b"] {
@@ -694,7 +602,7 @@ mod tests {
         ] {
             let err = AzureCliCredential::builder()
                 .subscription(subscription)
-                .env(tools.env())
+                .runtime(Runtime::with_env(tools.env()))
                 .build()
                 .unwrap_err();
             assert_eq!(
@@ -812,11 +720,13 @@ mod tests {
         ] {
             let canned = Canned::output(0, &at(date), "");
             let cred = AzureCliCredential::builder()
-                .env(Env::from_pairs([
-                    ("TZ", tz),
-                    ("TZDIR", &zoneinfo_fixture()),
-                ]))
-                .clock(clock.shared())
+                .runtime(
+                    Runtime::with_env(Env::from_pairs([
+                        ("TZ", tz),
+                        ("TZDIR", &zoneinfo_fixture()),
+                    ]))
+                    .clock(clock.shared()),
+                )
                 .executor(canned.clone())
                 .build()
                 .unwrap();
@@ -844,13 +754,15 @@ mod tests {
             r#"echo '{"accessToken":"T","expiresOn":"2030-01-01 10:00:00.000000"}'"#,
         );
         let cred = AzureCliCredential::builder()
-            .env(
-                tools
-                    .env()
-                    .with("TZ", "America/New_York")
-                    .with("TZDIR", zoneinfo_fixture()),
+            .runtime(
+                Runtime::with_env(
+                    tools
+                        .env()
+                        .with("TZ", "America/New_York")
+                        .with("TZDIR", zoneinfo_fixture()),
+                )
+                .clock(FakeClock::at_2030().shared()),
             )
-            .clock(FakeClock::at_2030().shared())
             .build()
             .unwrap();
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
@@ -871,11 +783,13 @@ mod tests {
         let clock =
             FakeClock::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_492_000));
         let cred = AzureCliCredential::builder()
-            .env(Env::from_pairs([
-                ("TZ", "Bad".to_owned()),
-                ("TZDIR", tools.file("zones").to_str().unwrap().to_owned()),
-            ]))
-            .clock(clock.shared())
+            .runtime(
+                Runtime::with_env(Env::from_pairs([
+                    ("TZ", "Bad".to_owned()),
+                    ("TZDIR", tools.file("zones").to_str().unwrap().to_owned()),
+                ]))
+                .clock(clock.shared()),
+            )
             .executor(canned)
             .build()
             .unwrap();
@@ -899,7 +813,10 @@ mod tests {
     async fn windows_runs_az_cmd_first_in_systemroot() {
         let canned = Canned::output(0, OK_JSON, "");
         let cred = AzureCliCredential::builder()
-            .env(Env::from_pairs([("SYSTEMROOT", "C:\\Windows")]))
+            .runtime(Runtime::with_env(Env::from_pairs([(
+                "SYSTEMROOT",
+                "C:\\Windows",
+            )])))
             .executor(canned.clone())
             .platform(Platform::Windows)
             .build()

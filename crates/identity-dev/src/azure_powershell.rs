@@ -25,43 +25,29 @@
 //!
 //! # Errors
 //! Every failure is *unavailable*, as in the reference, except output without the marker
-//! line (authentication failed):
-//! | Situation | Message tells the user to |
-//! |---|---|
-//! | `pwsh` not on `PATH`, exit 127, `' is not recognized` | install PowerShell |
-//! | `NO_AZ_ACCOUNT_MODULE` printed | `Install-Module Az.Accounts` |
-//! | `Run Connect-AzAccount to login` | run `Connect-AzAccount [-Tenant T]` |
-//! | `AuthorizationManager check failed` | allow scripts (execution policy) |
-//! | claims challenge | run `Connect-AzAccount -ClaimsChallenge <b64> [-Tenant T]`; nothing runs |
-//! | other non-zero exit, timeout | check PowerShell in a terminal |
-
-use std::fmt;
-use std::sync::Arc;
+//! line (authentication failed). A claims challenge is *unavailable* with the
+//! `Connect-AzAccount -ClaimsChallenge <b64> [-Tenant T]` command to run, and nothing runs.
+//! What the script's exit means is the table on `classify`.
 
 use base64::Engine as _;
-use identity_core::cache::{KeyRef, TokenCache};
 use identity_core::scope::scopes_to_resource;
-use identity_core::{
-    AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions, from_unix_seconds,
-};
+use identity_core::{AccessToken, BoxFuture, Error, from_unix_seconds};
 
+use crate::credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
 use crate::output::{encode_claims, scrub};
-use crate::process::{Command, Output, Platform, child_env};
-use crate::{Resolved, Settings, Tool, common_setters, validate_scopes};
+use crate::process::{Command, Output, Platform};
+use crate::settings::Resolved;
+use crate::tool::{Request, Tool, ToolSpec, exit};
 
 const NAME: &str = "AzurePowerShellCredential";
 
-const TOOL: Tool = Tool {
-    credential: NAME,
-    display: "Azure PowerShell",
-    install: "install PowerShell from https://aka.ms/install-powershell, then run \
-              `Install-Module Az.Accounts -Scope CurrentUser` and `Connect-AzAccount`",
-    login: "Connect-AzAccount",
-    tenant_flag: " -Tenant ",
-};
-
 /// The sentinel the script prints when `Az.Accounts` cannot be loaded.
 const NO_MODULE: &str = "NO_AZ_ACCOUNT_MODULE";
+
+/// Azure PowerShell (`pwsh`, or Windows PowerShell), as the tool of a
+/// [`DeveloperToolCredential`]. Use it through [`AzurePowerShellCredential`].
+#[derive(Clone, Debug, Default)]
+pub struct AzurePowerShell;
 
 /// Gets tokens from Azure PowerShell (`Get-AzAccessToken`).
 ///
@@ -76,102 +62,103 @@ const NO_MODULE: &str = "NO_AZ_ACCOUNT_MODULE";
 ///     .await?;
 /// # Ok(()) }
 /// ```
-pub struct AzurePowerShellCredential {
-    inner: Arc<Resolved>,
-    cache: TokenCache,
-}
-
-impl fmt::Debug for AzurePowerShellCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(NAME)
-            .field("tenant_id", &self.inner.tenant_id)
-            .field("process_timeout", &self.inner.process_timeout)
-            .finish_non_exhaustive()
-    }
-}
+pub type AzurePowerShellCredential = DeveloperToolCredential<AzurePowerShell>;
 
 /// Builds an [`AzurePowerShellCredential`].
-#[derive(Debug, Default)]
-pub struct AzurePowerShellCredentialBuilder {
-    settings: Settings,
-}
+pub type AzurePowerShellCredentialBuilder = DeveloperToolCredentialBuilder<AzurePowerShell>;
 
-impl AzurePowerShellCredentialBuilder {
-    common_setters!();
+impl ToolSpec for AzurePowerShell {
+    const TOOL: Tool = Tool {
+        credential: NAME,
+        source: "pwsh",
+        display: "Azure PowerShell",
+        install: "install PowerShell from https://aka.ms/install-powershell, then run \
+                  `Install-Module Az.Accounts -Scope CurrentUser` and `Connect-AzAccount`",
+        login: "Connect-AzAccount",
+        tenant_flag: " -Tenant ",
+    };
 
-    /// Builds the credential.
+    fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
+        Ok(vec![scopes_to_resource(NAME, scopes)?.to_owned()])
+    }
+
+    fn claims(claims: &str, _scopes: &[&str], tenant: Option<&str>) -> Result<String, Error> {
+        let mut command = format!(
+            "Connect-AzAccount -ClaimsChallenge {}",
+            encode_claims(claims)
+        );
+        if let Some(t) = tenant {
+            command.push_str(&format!(" -Tenant {t}"));
+        }
+        Err(Error::unavailable(
+            NAME,
+            format!(
+                "Azure PowerShell cannot answer a claims challenge by itself; run `{command}` \
+                 (Az.Accounts 5.2.0 or later) and try again"
+            ),
+        ))
+    }
+
+    fn command(&self, config: &Resolved, request: &Request) -> Result<Command, Error> {
+        Ok(command_for(config, request, "pwsh"))
+    }
+
+    fn run<'a>(
+        &'a self,
+        config: &'a Resolved,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<Output, Error>> {
+        Box::pin(run(config, request))
+    }
+
+    /// What the script's exit means (docs/protocol.md §5.2):
     ///
-    /// # Errors
-    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) for a
-    /// malformed tenant id or a zero timeout.
-    pub fn build(self) -> Result<AzurePowerShellCredential, Error> {
-        let (config, cache) = self.settings.resolve(NAME)?;
-        Ok(AzurePowerShellCredential {
-            inner: Arc::new(config),
-            cache,
-        })
-    }
-
-    #[cfg(test)]
-    fn platform(mut self, platform: Platform) -> Self {
-        self.settings.platform = platform;
-        self
-    }
-}
-
-impl AzurePowerShellCredential {
-    /// A builder with the defaults: the account's default tenant, 10 s timeout.
-    pub fn builder() -> AzurePowerShellCredentialBuilder {
-        AzurePowerShellCredentialBuilder::default()
-    }
-
-    async fn token(
-        &self,
-        scopes: &[&str],
-        options: &TokenRequestOptions,
-    ) -> Result<AccessToken, Error> {
-        validate_scopes(NAME, scopes)?;
-        let resource = scopes_to_resource(NAME, scopes)?;
-        let tenant = self.inner.tenant_for(NAME, options.tenant())?;
-        if let Some(claims) = options.claims_challenge() {
-            let mut command = format!(
-                "Connect-AzAccount -ClaimsChallenge {}",
-                encode_claims(claims)
-            );
-            if let Some(t) = &tenant {
-                command.push_str(&format!(" -Tenant {t}"));
+    /// | Exit status, output | Kind | Message tells the user to |
+    /// |---|---|---|
+    /// | 0 with `NO_AZ_ACCOUNT_MODULE` on stdout | unavailable | `Install-Module Az.Accounts` |
+    /// | 0 | — | the output is parsed (no marker line: authentication failed) |
+    /// | 127, 9009, or stderr has `' is not recognized` | unavailable | install PowerShell |
+    /// | stderr has `Run Connect-AzAccount to login` | unavailable | run `Connect-AzAccount [-Tenant T]` |
+    /// | stderr has `AuthorizationManager check failed` | unavailable | allow scripts (execution policy) |
+    /// | any other (exit code, scrubbed stderr) | unavailable | check `Get-AzAccessToken` in a terminal |
+    fn classify(output: &Output, tenant: Option<&str>) -> Result<(), Error> {
+        let stderr = output.stderr();
+        if output.success() {
+            if output.stdout().contains(NO_MODULE) {
+                return Err(Error::unavailable(
+                    NAME,
+                    "the Az.Accounts module (2.2.0 or later) is not installed; run \
+                     `Install-Module Az.Accounts -Scope CurrentUser` in PowerShell, then `Connect-AzAccount`",
+                ));
             }
+            return Ok(());
+        }
+        if output.code() == Some(127) || not_recognized(output) {
+            return Err(Self::TOOL.not_installed());
+        }
+        if stderr.contains("Run Connect-AzAccount to login") {
+            return Err(Self::TOOL.not_logged_in(tenant));
+        }
+        if stderr.contains("AuthorizationManager check failed") {
             return Err(Error::unavailable(
                 NAME,
-                format!(
-                    "Azure PowerShell cannot answer a claims challenge by itself; run `{command}` \
-                     (Az.Accounts 5.2.0 or later) and try again"
-                ),
+                "the PowerShell execution policy blocks the Az.Accounts module; allow it, e.g. with \
+                 `Set-ExecutionPolicy -Scope CurrentUser RemoteSigned`, and try again",
             ));
         }
-        let key = KeyRef::new(NAME, scopes, tenant.as_deref(), options.enable_cae);
-        self.cache
-            .get_or_fetch(key, false, || {
-                let inner = self.inner.clone();
-                let resource = resource.to_owned();
-                let tenant = tenant.clone();
-                async move { fetch(&inner, &resource, tenant.as_deref()).await }
-            })
-            .await
-    }
-}
-
-impl TokenCredential for AzurePowerShellCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: &'a TokenRequestOptions,
-    ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        identity_core::trace::traced(NAME, "pwsh", self.token(scopes, options))
+        Err(Error::unavailable(
+            NAME,
+            format!(
+                "PowerShell could not get a token (exit {}); check that `Get-AzAccessToken` works in a \
+                 terminal: {}",
+                exit(output),
+                scrub(stderr)
+            ),
+        ))
     }
 
-    fn name(&self) -> &'static str {
-        NAME
+    fn parse(&self, _config: &Resolved, stdout: &str) -> Result<AccessToken, Error> {
+        parse(stdout)
     }
 }
 
@@ -235,12 +222,12 @@ pub(crate) fn encode_script(script: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn command(config: &Resolved, shell_line: String) -> Result<Command, Error> {
-    let cwd = config
-        .platform
-        .working_dir(&config.env)
-        .map_err(|e| TOOL.run_error(e))?;
-    let command = match config.platform {
+/// The command line running the script with `exe` (`pwsh`, or `powershell`).
+fn command_for(config: &Resolved, request: &Request, exe: &str) -> Command {
+    let resource = request.targets.first().map_or("", String::as_str);
+    let encoded = encode_script(&script(resource, request.tenant.as_deref()));
+    let shell_line = format!("{exe} -NoProfile -NonInteractive -EncodedCommand {encoded}");
+    match config.platform {
         Platform::Unix => Command::new("pwsh", "/bin/sh")
             .arg("-c")
             .arg(shell_line)
@@ -248,21 +235,13 @@ fn command(config: &Resolved, shell_line: String) -> Result<Command, Error> {
         Platform::Windows => Command::new("pwsh", "cmd")
             .arg("/c")
             .arg(format!("{shell_line} & exit")),
-    };
-    Ok(command
-        .env(child_env(&config.env))
-        .current_dir(cwd)
-        .timeout(config.process_timeout))
+    }
 }
 
-async fn fetch(
-    config: &Resolved,
-    resource: &str,
-    tenant: Option<&str>,
-) -> Result<AccessToken, Error> {
-    let encoded = encode_script(&script(resource, tenant));
-    let line = |exe: &str| format!("{exe} -NoProfile -NonInteractive -EncodedCommand {encoded}");
-    let mut output = run(config, command(config, line("pwsh"))?).await?;
+async fn run(config: &Resolved, request: &Request) -> Result<Output, Error> {
+    let tool = &AzurePowerShell::TOOL;
+    let pwsh = || config.prepare(tool, command_for(config, request, "pwsh"));
+    let mut output = config.run(tool, pwsh()?).await?;
     // Through `/bin/sh -c` the runner's own retry on a briefly busy executable (one that was
     // just written while another thread forked) cannot apply: the shell reports it as exit
     // 126. A short retry gets past it.
@@ -271,64 +250,18 @@ async fn fetch(
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        output = run(config, command(config, line("pwsh"))?).await?;
+        output = config.run(tool, pwsh()?).await?;
     }
     if config.platform == Platform::Windows && not_recognized(&output) {
         // PowerShell 7 is missing: Windows PowerShell 5.1 runs the same script.
-        output = run(config, command(config, line("powershell"))?).await?;
+        let command = config.prepare(tool, command_for(config, request, "powershell"))?;
+        output = config.run(tool, command).await?;
     }
-    interpret(&output, tenant)
-}
-
-async fn run(config: &Resolved, command: Command) -> Result<Output, Error> {
-    config
-        .executor
-        .run(command)
-        .await
-        .map_err(|e| TOOL.run_error(e))
+    Ok(output)
 }
 
 fn not_recognized(output: &Output) -> bool {
     output.code() == Some(9009) || output.stderr().contains("' is not recognized")
-}
-
-/// Maps the script's result to a token or an error (docs/protocol.md §5.2).
-fn interpret(output: &Output, tenant: Option<&str>) -> Result<AccessToken, Error> {
-    if output.success() {
-        if output.stdout().contains(NO_MODULE) {
-            return Err(Error::unavailable(
-                NAME,
-                "the Az.Accounts module (2.2.0 or later) is not installed; run \
-                 `Install-Module Az.Accounts -Scope CurrentUser` in PowerShell, then `Connect-AzAccount`",
-            ));
-        }
-        return parse(output.stdout());
-    }
-    let stderr = output.stderr();
-    if output.code() == Some(127) || not_recognized(output) {
-        return Err(TOOL.not_installed());
-    }
-    if stderr.contains("Run Connect-AzAccount to login") {
-        return Err(TOOL.not_logged_in(tenant));
-    }
-    if stderr.contains("AuthorizationManager check failed") {
-        return Err(Error::unavailable(
-            NAME,
-            "the PowerShell execution policy blocks the Az.Accounts module; allow it, e.g. with \
-             `Set-ExecutionPolicy -Scope CurrentUser RemoteSigned`, and try again",
-        ));
-    }
-    let code = output
-        .code()
-        .map_or_else(|| "a signal".to_owned(), |c| format!("code {c}"));
-    Err(Error::unavailable(
-        NAME,
-        format!(
-            "PowerShell could not get a token (exit {code}); check that `Get-AzAccessToken` works in a \
-             terminal: {}",
-            scrub(stderr)
-        ),
-    ))
 }
 
 pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
@@ -343,14 +276,17 @@ pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
             let expires_on = from_unix_seconds(expiry.parse().ok()?)?;
             (!token.is_empty()).then(|| AccessToken::new(*token, expires_on))
         });
-    parsed.ok_or_else(|| TOOL.unexpected(stdout))
+    parsed.ok_or_else(|| AzurePowerShell::TOOL.unexpected(stdout))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
+
     use super::*;
     use crate::test_support::*;
-    use identity_core::test_util::FakeClock;
     use identity_core::{Env, ErrorKind};
 
     const SCOPE: &str = "https://management.azure.com/.default";
@@ -371,10 +307,7 @@ mod tests {
     }
 
     fn with_canned(canned: &Arc<Canned>) -> AzurePowerShellCredentialBuilder {
-        AzurePowerShellCredential::builder()
-            .env(Env::empty())
-            .clock(FakeClock::at_2030().shared())
-            .executor(canned.clone())
+        canned_builder(canned)
     }
 
     #[cfg(unix)]
@@ -390,7 +323,7 @@ mod tests {
         );
         let cred = AzurePowerShellCredential::builder()
             .tenant_id("tid-1")
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
@@ -442,7 +375,7 @@ mod tests {
     async fn missing_pwsh_is_unavailable_and_starts_nothing() {
         let tools = FakeTools::new();
         let cred = AzurePowerShellCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[SCOPE], &opts()))
@@ -458,7 +391,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("pwsh", "echo NO_AZ_ACCOUNT_MODULE");
         let cred = AzurePowerShellCredential::builder()
-            .env(tools.env())
+            .runtime(Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let err = bounded(cred.get_token(&[SCOPE], &opts()))
@@ -530,7 +463,10 @@ mod tests {
             Ok(Output::new(Some(0), "\r\nazsdk%T%1893492000\r\n", "")),
         ]);
         let cred = AzurePowerShellCredential::builder()
-            .env(Env::from_pairs([("SYSTEMROOT", "C:\\Windows")]))
+            .runtime(Runtime::with_env(Env::from_pairs([(
+                "SYSTEMROOT",
+                "C:\\Windows",
+            )])))
             .executor(canned.clone())
             .platform(Platform::Windows)
             .build()

@@ -67,8 +67,11 @@
 mod azd;
 mod azure_cli;
 mod azure_powershell;
+mod credential;
 mod output;
 pub mod process;
+mod settings;
+mod tool;
 mod tz;
 
 /// The output parsers, for the fuzz targets and property tests only (feature `fuzzing`): not
@@ -123,294 +126,20 @@ pub mod __fuzz_dev {
 #[cfg(test)]
 mod test_support;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use identity_core::cache::TokenCache;
-use identity_core::{Clock, Env, Error, system_clock};
-
-pub use azd::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
-pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};
-pub use azure_powershell::{AzurePowerShellCredential, AzurePowerShellCredentialBuilder};
-
-use process::{DEFAULT_PROCESS_TIMEOUT, Executor, Platform, tokio_executor};
-
-/// Settings every developer-tool builder shares.
-#[derive(Clone, Debug)]
-struct Settings {
-    tenant_id: Option<String>,
-    additionally_allowed_tenants: Vec<String>,
-    process_timeout: Duration,
-    env: Option<Env>,
-    clock: Option<Arc<dyn Clock>>,
-    executor: Option<Arc<dyn Executor>>,
-    platform: Platform,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            tenant_id: None,
-            additionally_allowed_tenants: Vec::new(),
-            process_timeout: DEFAULT_PROCESS_TIMEOUT,
-            env: None,
-            clock: None,
-            executor: None,
-            platform: Platform::CURRENT,
-        }
-    }
-}
-
-/// What a built credential keeps from its [`Settings`].
-#[derive(Debug)]
-struct Resolved {
-    tenant_id: Option<String>,
-    additionally_allowed_tenants: Vec<String>,
-    process_timeout: Duration,
-    env: Env,
-    clock: Arc<dyn Clock>,
-    executor: Arc<dyn Executor>,
-    platform: Platform,
-}
-
-impl Settings {
-    /// Validates the configured tenant and fills in the defaults.
-    fn resolve(self, credential: &'static str) -> Result<(Resolved, TokenCache), Error> {
-        let tenant_id = self.tenant_id.filter(|t| !t.is_empty());
-        if let Some(tenant) = &tenant_id {
-            if !identity_core::scope::is_valid_tenant_id(tenant) || tenant.starts_with('-') {
-                return Err(Error::invalid_configuration(
-                    credential,
-                    "invalid tenant id: only ASCII letters, digits, '-' and '.' are allowed, and it must not start with '-'",
-                ));
-            }
-        }
-        if self.process_timeout.is_zero() {
-            return Err(Error::invalid_configuration(
-                credential,
-                "the process timeout must be greater than zero",
-            ));
-        }
-        let clock = self.clock.unwrap_or_else(system_clock);
-        Ok((
-            Resolved {
-                tenant_id,
-                additionally_allowed_tenants: self.additionally_allowed_tenants,
-                process_timeout: self.process_timeout,
-                env: self.env.unwrap_or_else(Env::from_process),
-                clock: clock.clone(),
-                executor: self.executor.unwrap_or_else(tokio_executor),
-                platform: self.platform,
-            },
-            TokenCache::with_clock(clock),
-        ))
-    }
-}
-
-impl Resolved {
-    /// The tenant for one request (multi-tenant rule), checked so that it cannot become an
-    /// option on the command line.
-    fn tenant_for(
-        &self,
-        credential: &'static str,
-        requested: Option<&str>,
-    ) -> Result<Option<String>, Error> {
-        let tenant = identity_core::scope::resolve_tenant(
-            credential,
-            self.tenant_id.as_deref(),
-            requested,
-            &self.additionally_allowed_tenants,
-            &self.env,
-        )?;
-        if let Some(t) = &tenant {
-            process::check_argument(credential, "tenant id", t)?;
-        }
-        Ok(tenant)
-    }
-}
-
-/// How a tool is named in messages, installed and signed in to.
-#[derive(Clone, Copy, Debug)]
-struct Tool {
-    credential: &'static str,
-    /// e.g. "the Azure CLI"
-    display: &'static str,
-    /// How to install the tool, e.g. "install it from <https://aka.ms/azure-cli>".
-    install: &'static str,
-    /// The sign-in command, e.g. "az login".
-    login: &'static str,
-    /// How the sign-in command takes a tenant, e.g. " --tenant ".
-    tenant_flag: &'static str,
-}
-
-impl Tool {
-    /// The exact sign-in command, with the tenant when one is known.
-    fn login_command(&self, tenant: Option<&str>) -> String {
-        match tenant {
-            Some(t) => format!("`{}{}{t}`", self.login, self.tenant_flag),
-            None => format!("`{}`", self.login),
-        }
-    }
-
-    fn not_installed(&self) -> Error {
-        Error::unavailable(
-            self.credential,
-            format!(
-                "{} is not installed or not on PATH; {}",
-                self.display, self.install
-            ),
-        )
-    }
-
-    fn not_logged_in(&self, tenant: Option<&str>) -> Error {
-        Error::unavailable(
-            self.credential,
-            format!(
-                "{} is not signed in; run {} and try again",
-                self.display,
-                self.login_command(tenant)
-            ),
-        )
-    }
-
-    /// Maps a runner failure to this tool's error.
-    fn run_error(&self, error: process::RunError) -> Error {
-        use process::RunError;
-        match error {
-            RunError::NotFound { .. } => self.not_installed(),
-            RunError::TimedOut(after) => Error::unavailable(
-                self.credential,
-                format!(
-                    "{} did not answer within {} ms and was stopped; check that it works in a terminal, or raise the process timeout",
-                    self.display,
-                    after.as_millis()
-                ),
-            ),
-            e @ RunError::OutputTooLarge { .. } => Error::authentication_failed(
-                self.credential,
-                format!(
-                    "{} printed far more output than a token response; check its configuration",
-                    self.display
-                ),
-            )
-            .with_source(e),
-            RunError::NoWorkingDirectory => Error::unavailable(
-                self.credential,
-                "SYSTEMROOT is not set, so the tool cannot be started in the system directory; set it and try again",
-            ),
-            e => Error::unavailable(
-                self.credential,
-                format!(
-                    "{} could not be run; check that it is installed and works in a terminal",
-                    self.display
-                ),
-            )
-            .with_source(e),
-        }
-    }
-
-    /// A failure message quoting the tool's own (scrubbed) output.
-    fn failed(&self, output: &process::Output) -> Error {
-        let text = if output.stderr().trim().is_empty() {
-            output.stdout()
-        } else {
-            output.stderr()
-        };
-        let excerpt = output::scrub(text);
-        let code = output
-            .code()
-            .map_or_else(|| "a signal".to_owned(), |c| format!("code {c}"));
-        Error::authentication_failed(
-            self.credential,
-            if excerpt.is_empty() {
-                format!("{} failed (exit {code}) without a message", self.display)
-            } else {
-                format!("{} failed (exit {code}): {excerpt}", self.display)
-            },
-        )
-    }
-
-    /// The tool answered, but not with a token.
-    fn unexpected(&self, stdout: &str) -> Error {
-        Error::authentication_failed(
-            self.credential,
-            format!(
-                "{} printed unexpected output: {}",
-                self.display,
-                output::scrub(stdout)
-            ),
-        )
-    }
-}
-
-/// Validates scopes for a command line: the core character rule plus no leading `-`.
-fn validate_scopes(credential: &'static str, scopes: &[&str]) -> Result<(), Error> {
-    identity_core::scope::validate_scopes(credential, scopes)?;
-    for scope in scopes {
-        process::check_argument(credential, "scope", scope)?;
-    }
-    Ok(())
-}
-
-/// Writes the builder setters every developer-tool builder shares.
-macro_rules! common_setters {
-    () => {
-        /// The tenant to request tokens from. Without one, the tool's default tenant is used.
-        #[must_use]
-        pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-            self.settings.tenant_id = Some(tenant_id.into());
-            self
-        }
-
-        /// Tenants, besides the configured one, that a request may name in
-        /// [`TokenRequestOptions::tenant_id`](identity_core::TokenRequestOptions); `"*"` allows
-        /// any.
-        #[must_use]
-        pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
-        where
-            I: IntoIterator<Item = S>,
-            S: Into<String>,
-        {
-            self.settings.additionally_allowed_tenants =
-                tenants.into_iter().map(Into::into).collect();
-            self
-        }
-
-        /// How long the tool may run before it is killed (default 10 s).
-        #[must_use]
-        pub fn process_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.settings.process_timeout = timeout;
-            self
-        }
-
-        /// The environment the tool is looked up in (`PATH`) and runs with. Default: a
-        /// snapshot of the process environment taken at `build`.
-        #[must_use]
-        pub fn env(mut self, env: identity_core::Env) -> Self {
-            self.settings.env = Some(env);
-            self
-        }
-
-        /// The clock the token cache reads.
-        #[must_use]
-        pub fn clock(mut self, clock: std::sync::Arc<dyn identity_core::Clock>) -> Self {
-            self.settings.clock = Some(clock);
-            self
-        }
-
-        /// Runs the tool through `executor` instead of [`TokioExecutor`](crate::process::TokioExecutor)
-        /// (for tests, or to intercept the tool).
-        #[must_use]
-        pub fn executor(mut self, executor: std::sync::Arc<dyn crate::process::Executor>) -> Self {
-            self.settings.executor = Some(executor);
-            self
-        }
-    };
-}
-use common_setters;
+pub use azd::{AzureDeveloperCli, AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
+pub use azure_cli::{AzureCli, AzureCliCredential, AzureCliCredentialBuilder};
+pub use azure_powershell::{
+    AzurePowerShell, AzurePowerShellCredential, AzurePowerShellCredentialBuilder,
+};
+pub use credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
+pub use tool::DeveloperTool;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use identity_core::{Env, Runtime};
+
     use super::*;
 
     #[test]
@@ -433,7 +162,7 @@ mod tests {
         for bad in ["a b", "-abc", "t;x"] {
             let err = AzureCliCredential::builder()
                 .tenant_id(bad)
-                .env(Env::empty())
+                .runtime(Runtime::with_env(Env::empty()))
                 .build()
                 .unwrap_err();
             assert_eq!(err.kind(), identity_core::ErrorKind::InvalidConfiguration);
@@ -441,7 +170,7 @@ mod tests {
         }
         let err = AzureDeveloperCliCredential::builder()
             .process_timeout(Duration::ZERO)
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), identity_core::ErrorKind::InvalidConfiguration);
@@ -454,11 +183,11 @@ mod tests {
 mod span_tests {
     use std::sync::Arc;
 
-    use identity_core::test_util::{Capture, FakeClock};
-    use identity_core::{Env, TokenCredential, TokenRequestOptions};
+    use identity_core::test_util::Capture;
+    use identity_core::{TokenCredential, TokenRequestOptions};
 
     use crate::process::Output;
-    use crate::test_support::{Canned, PLANTED, bounded};
+    use crate::test_support::{Canned, PLANTED, bounded, canned_builder};
     use crate::{AzureCliCredential, AzureDeveloperCliCredential, AzurePowerShellCredential};
 
     const SCOPE: &str = "https://management.azure.com/.default";
@@ -489,30 +218,15 @@ mod span_tests {
     }
 
     fn az(canned: &Arc<Canned>) -> AzureCliCredential {
-        AzureCliCredential::builder()
-            .env(Env::empty())
-            .clock(FakeClock::at_2030().shared())
-            .executor(canned.clone())
-            .build()
-            .unwrap()
+        canned_builder(canned).build().unwrap()
     }
 
     fn pwsh(canned: &Arc<Canned>) -> AzurePowerShellCredential {
-        AzurePowerShellCredential::builder()
-            .env(Env::empty())
-            .clock(FakeClock::at_2030().shared())
-            .executor(canned.clone())
-            .build()
-            .unwrap()
+        canned_builder(canned).build().unwrap()
     }
 
     fn azd(canned: &Arc<Canned>) -> AzureDeveloperCliCredential {
-        AzureDeveloperCliCredential::builder()
-            .env(Env::empty())
-            .clock(FakeClock::at_2030().shared())
-            .executor(canned.clone())
-            .build()
-            .unwrap()
+        canned_builder(canned).build().unwrap()
     }
 
     #[tokio::test]

@@ -7,9 +7,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use identity_core::{BoxFuture, Env};
+use identity_core::test_util::FakeClock;
+use identity_core::{BoxFuture, Env, Runtime};
 
 use crate::process::{Command, Executor, Output, RunError};
+use crate::{DeveloperTool, DeveloperToolCredential, DeveloperToolCredentialBuilder};
+
+/// A builder for tool `T` with an empty environment, a clock at 2030 and `canned` as executor.
+pub(crate) fn canned_builder<T: DeveloperTool>(
+    canned: &Arc<Canned>,
+) -> DeveloperToolCredentialBuilder<T> {
+    DeveloperToolCredential::<T>::builder()
+        .runtime(Runtime::with_env(Env::empty()).clock(FakeClock::at_2030().shared()))
+        .executor(canned.clone())
+}
 
 /// A recognisable token planted in tool outputs; it must never reach a message.
 pub(crate) const PLANTED: &str = "eyJ0eXAiOiJKV1QifQ.planted-token-value.c2ln";

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use identity_core::{BoxFuture, Env, ErrorKind, TokenCredential, TokenRequestOptions};
+use identity_core::{BoxFuture, Env, ErrorKind, Runtime, TokenCredential, TokenRequestOptions};
 use identity_dev::process::{Command, Executor, Output, RunError, TokioExecutor};
 use identity_dev::{AzureCliCredential, AzureDeveloperCliCredential, AzurePowerShellCredential};
 
@@ -37,7 +37,7 @@ fn scripted(stdout: &str) -> Arc<Scripted> {
 async fn a_custom_executor_sees_every_tool_invocation() {
     let az = scripted(r#"{"accessToken":"A","expires_on":1893492000}"#);
     let cred = AzureCliCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .executor(az.clone())
         .build()
         .unwrap();
@@ -57,7 +57,7 @@ async fn a_custom_executor_sees_every_tool_invocation() {
 
     let azd = scripted(r#"{"token":"D","expiresOn":"2030-01-01T10:00:00Z"}"#);
     let cred = AzureDeveloperCliCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .executor(azd.clone())
         .build()
         .unwrap();
@@ -70,7 +70,7 @@ async fn a_custom_executor_sees_every_tool_invocation() {
 
     let pwsh = scripted("\nazsdk%P%1893492000\n");
     let cred = AzurePowerShellCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .executor(pwsh.clone())
         .build()
         .unwrap();
@@ -91,7 +91,7 @@ async fn credentials_work_as_trait_objects() {
     let az = scripted(r#"{"accessToken":"A","expires_on":1893492000}"#);
     let cred: Arc<dyn TokenCredential> = Arc::new(
         AzureCliCredential::builder()
-            .env(Env::empty())
+            .runtime(Runtime::with_env(Env::empty()))
             .executor(az)
             .build()
             .unwrap(),
@@ -146,7 +146,7 @@ async fn a_logged_out_tool_is_unavailable_so_a_chain_moves_on() {
         seen: Mutex::default(),
     });
     let cred = AzureCliCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .executor(az)
         .build()
         .unwrap();

@@ -1,4 +1,4 @@
-//! [`AzureDeveloperCliCredential`]: tokens from the Azure Developer CLI's signed-in account.
+//! [`AzureDeveloperCliCredential`](crate::AzureDeveloperCliCredential): tokens from the Azure Developer CLI's signed-in account.
 //!
 //! # Command
 //! ```text
@@ -20,46 +20,20 @@
 
 use identity_core::{AccessToken, Error};
 
-use crate::credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
 use crate::output::{encode_claims, parse_rfc3339, scrub};
 use crate::process::{Command, Output};
 use crate::settings::Resolved;
-use crate::tool::{Request, Tool, ToolSpec};
+use crate::tool::{Request, Tool, ToolSpec, flagged, with_args};
 
 const NAME: &str = "AzureDeveloperCliCredential";
 
-/// The Azure Developer CLI (`azd`), as the tool of a [`DeveloperToolCredential`]. Use it
-/// through [`AzureDeveloperCliCredential`].
+/// The Azure Developer CLI (`azd`), as the tool of a [`DeveloperToolCredential`](crate::DeveloperToolCredential). Use it
+/// through [`AzureDeveloperCliCredential`](crate::AzureDeveloperCliCredential).
 #[derive(Clone, Debug, Default)]
 pub struct AzureDeveloperCli;
 
-/// Gets tokens from the Azure Developer CLI (`azd auth token`).
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::AzureDeveloperCliCredential;
-///
-/// let credential = AzureDeveloperCliCredential::builder().build()?;
-/// let token = credential
-///     .get_token(&["https://storage.azure.com/.default"], &TokenRequestOptions::default())
-///     .await?;
-/// # Ok(()) }
-/// ```
-pub type AzureDeveloperCliCredential = DeveloperToolCredential<AzureDeveloperCli>;
-
-/// Builds an [`AzureDeveloperCliCredential`].
-pub type AzureDeveloperCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureDeveloperCli>;
-
 impl ToolSpec for AzureDeveloperCli {
-    const TOOL: Tool = Tool {
-        credential: NAME,
-        source: "azd",
-        display: "the Azure Developer CLI (azd)",
-        install: "install it from https://aka.ms/azd-install and run `azd auth login`",
-        login: "azd auth login",
-        tenant_flag: " --tenant-id ",
-    };
+    const TOOL: Tool = Tool::AZURE_DEVELOPER_CLI;
 
     fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
         Ok(scopes.iter().map(|s| (*s).to_owned()).collect())
@@ -70,22 +44,10 @@ impl ToolSpec for AzureDeveloperCli {
     }
 
     fn command(&self, _config: &Resolved, request: &Request) -> Result<Command, Error> {
-        let mut command = Command::new("azd", "azd")
-            .arg("auth")
-            .arg("token")
-            .arg("--output")
-            .arg("json")
-            .arg("--no-prompt");
-        for scope in &request.targets {
-            command = command.arg("--scope").arg(scope.as_str());
-        }
-        if let Some(t) = &request.tenant {
-            command = command.arg("--tenant-id").arg(t.as_str());
-        }
-        if let Some(c) = &request.claims {
-            command = command.arg("--claims").arg(c.as_str());
-        }
-        Ok(command)
+        let fixed = ["auth", "token", "--output", "json", "--no-prompt"];
+        let mut args = request.argv(&fixed, "--scope", "--tenant-id");
+        args.extend(flagged("--claims", request.claims.as_deref()));
+        Ok(with_args(Command::new("azd", "azd"), args))
     }
 
     /// What azd's exit means (docs/protocol.md §5.3). stdout and stderr are searched together.
@@ -176,6 +138,8 @@ fn json_message(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use crate::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
 
     use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
 

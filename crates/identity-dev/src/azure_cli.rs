@@ -1,4 +1,4 @@
-//! [`AzureCliCredential`]: tokens from the Azure CLI's signed-in account.
+//! [`AzureCliCredential`](crate::AzureCliCredential): tokens from the Azure CLI's signed-in account.
 //!
 //! # Command
 //! ```text
@@ -24,41 +24,22 @@
 //! spawn failure) is *unavailable*, output over the cap or unparseable output an
 //! authentication failure.
 
-use identity_core::scope::scopes_to_resource;
 use identity_core::{AccessToken, Error};
 
-use crate::credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
+use crate::credential::DeveloperToolCredentialBuilder;
 use crate::output::{encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
 use crate::process::{Command, Output, Platform};
 use crate::settings::Resolved;
-use crate::tool::{Request, Tool, ToolSpec};
+use crate::tool::{Request, Tool, ToolSpec, flagged, with_args};
 
 const NAME: &str = "AzureCliCredential";
 
-/// The Azure CLI (`az`), as the tool of a [`DeveloperToolCredential`]: its own option is the
-/// subscription. Use it through [`AzureCliCredential`].
+/// The Azure CLI (`az`), as the tool of a [`DeveloperToolCredential`](crate::DeveloperToolCredential): its own option is the
+/// subscription. Use it through [`AzureCliCredential`](crate::AzureCliCredential).
 #[derive(Clone, Debug, Default)]
 pub struct AzureCli {
     subscription: Option<String>,
 }
-
-/// Gets tokens from the Azure CLI (`az account get-access-token`).
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::AzureCliCredential;
-///
-/// let credential = AzureCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build()?;
-/// let token = credential
-///     .get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default())
-///     .await?;
-/// # Ok(()) }
-/// ```
-pub type AzureCliCredential = DeveloperToolCredential<AzureCli>;
-
-/// Builds an [`AzureCliCredential`].
-pub type AzureCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureCli>;
 
 impl DeveloperToolCredentialBuilder<AzureCli> {
     /// The subscription (name or id) whose tenant the token is for. ASCII letters, digits,
@@ -71,14 +52,7 @@ impl DeveloperToolCredentialBuilder<AzureCli> {
 }
 
 impl ToolSpec for AzureCli {
-    const TOOL: Tool = Tool {
-        credential: NAME,
-        source: "az",
-        display: "the Azure CLI",
-        install: "install it from https://aka.ms/azure-cli and run `az login`",
-        login: "az login",
-        tenant_flag: " --tenant ",
-    };
+    const TOOL: Tool = Tool::AZURE_CLI;
 
     fn check(&self) -> Result<(), Error> {
         let Some(s) = &self.subscription else {
@@ -108,10 +82,6 @@ impl ToolSpec for AzureCli {
         fields.field("subscription", &self.subscription);
     }
 
-    fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
-        Ok(vec![scopes_to_resource(NAME, scopes)?.to_owned()])
-    }
-
     fn claims(claims: &str, scopes: &[&str], tenant: Option<&str>) -> Result<String, Error> {
         let mut command = format!("az login --claims-challenge {}", encode_claims(claims));
         if let Some(t) = tenant {
@@ -128,25 +98,14 @@ impl ToolSpec for AzureCli {
     }
 
     fn command(&self, config: &Resolved, request: &Request) -> Result<Command, Error> {
-        let mut command = match config.platform {
+        let program = match config.platform {
             Platform::Unix => Command::new("az", "az"),
             Platform::Windows => Command::new("az", "az.cmd").or_program("az"),
         };
-        command = command
-            .arg("account")
-            .arg("get-access-token")
-            .arg("--output")
-            .arg("json");
-        for resource in &request.targets {
-            command = command.arg("--resource").arg(resource.as_str());
-        }
-        if let Some(t) = &request.tenant {
-            command = command.arg("--tenant").arg(t.as_str());
-        }
-        if let Some(s) = &self.subscription {
-            command = command.arg("--subscription").arg(s.as_str());
-        }
-        Ok(command)
+        let fixed = ["account", "get-access-token", "--output", "json"];
+        let mut args = request.argv(&fixed, "--resource", "--tenant");
+        args.extend(flagged("--subscription", self.subscription.as_deref()));
+        Ok(with_args(program, args))
     }
 
     /// What the CLI's exit means (docs/protocol.md §5.1):
@@ -201,6 +160,8 @@ impl ToolSpec for AzureCli {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use crate::{AzureCliCredential, AzureCliCredentialBuilder};
 
     use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
 

@@ -1,4 +1,4 @@
-//! [`AzurePowerShellCredential`]: tokens from Azure PowerShell's signed-in account
+//! [`AzurePowerShellCredential`](crate::AzurePowerShellCredential): tokens from Azure PowerShell's signed-in account
 //! (`Get-AzAccessToken` from the `Az.Accounts` module).
 //!
 //! # Command
@@ -30,14 +30,12 @@
 //! What the script's exit means is the table on `classify`.
 
 use base64::Engine as _;
-use identity_core::scope::scopes_to_resource;
-use identity_core::{AccessToken, BoxFuture, Error, from_unix_seconds};
+use identity_core::{AccessToken, Error, from_unix_seconds};
 
-use crate::credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
 use crate::output::{encode_claims, scrub};
 use crate::process::{Command, Output, Platform};
 use crate::settings::Resolved;
-use crate::tool::{Request, Tool, ToolSpec, exit};
+use crate::tool::{Request, Run, Tool, ToolSpec, exit};
 
 const NAME: &str = "AzurePowerShellCredential";
 
@@ -45,42 +43,12 @@ const NAME: &str = "AzurePowerShellCredential";
 const NO_MODULE: &str = "NO_AZ_ACCOUNT_MODULE";
 
 /// Azure PowerShell (`pwsh`, or Windows PowerShell), as the tool of a
-/// [`DeveloperToolCredential`]. Use it through [`AzurePowerShellCredential`].
+/// [`DeveloperToolCredential`](crate::DeveloperToolCredential). Use it through [`AzurePowerShellCredential`](crate::AzurePowerShellCredential).
 #[derive(Clone, Debug, Default)]
 pub struct AzurePowerShell;
 
-/// Gets tokens from Azure PowerShell (`Get-AzAccessToken`).
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::AzurePowerShellCredential;
-///
-/// let credential = AzurePowerShellCredential::builder().build()?;
-/// let token = credential
-///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
-///     .await?;
-/// # Ok(()) }
-/// ```
-pub type AzurePowerShellCredential = DeveloperToolCredential<AzurePowerShell>;
-
-/// Builds an [`AzurePowerShellCredential`].
-pub type AzurePowerShellCredentialBuilder = DeveloperToolCredentialBuilder<AzurePowerShell>;
-
 impl ToolSpec for AzurePowerShell {
-    const TOOL: Tool = Tool {
-        credential: NAME,
-        source: "pwsh",
-        display: "Azure PowerShell",
-        install: "install PowerShell from https://aka.ms/install-powershell, then run \
-                  `Install-Module Az.Accounts -Scope CurrentUser` and `Connect-AzAccount`",
-        login: "Connect-AzAccount",
-        tenant_flag: " -Tenant ",
-    };
-
-    fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
-        Ok(vec![scopes_to_resource(NAME, scopes)?.to_owned()])
-    }
+    const TOOL: Tool = Tool::AZURE_POWERSHELL;
 
     fn claims(claims: &str, _scopes: &[&str], tenant: Option<&str>) -> Result<String, Error> {
         let mut command = format!(
@@ -103,11 +71,7 @@ impl ToolSpec for AzurePowerShell {
         Ok(command_for(config, request, "pwsh"))
     }
 
-    fn run<'a>(
-        &'a self,
-        config: &'a Resolved,
-        request: &'a Request,
-    ) -> BoxFuture<'a, Result<Output, Error>> {
+    fn run<'a>(&'a self, config: &'a Resolved, request: &'a Request) -> Run<'a> {
         Box::pin(run(config, request))
     }
 
@@ -282,6 +246,8 @@ pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use crate::{AzurePowerShellCredential, AzurePowerShellCredentialBuilder};
 
     use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
 

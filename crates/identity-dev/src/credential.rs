@@ -130,28 +130,26 @@ pub struct DeveloperToolCredentialBuilder<T> {
 impl<T: DeveloperTool> DeveloperToolCredentialBuilder<T> {
     /// The tenant to request tokens from. Without one, the tool's default tenant is used.
     #[must_use]
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.settings.tenant_id = Some(tenant_id.into());
-        self
+    pub fn tenant_id(self, tenant_id: impl Into<String>) -> Self {
+        self.with(|s| s.tenant_id = Some(tenant_id.into()))
     }
 
     /// Tenants, besides the configured one, that a request may name in
     /// [`TokenRequestOptions::tenant_id`]; `"*"` allows any.
     #[must_use]
-    pub fn additionally_allowed_tenants<I, S>(mut self, tenants: I) -> Self
+    pub fn additionally_allowed_tenants<I, S>(self, tenants: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.settings.additionally_allowed_tenants = tenants.into_iter().map(Into::into).collect();
-        self
+        let tenants = tenants.into_iter().map(Into::into).collect();
+        self.with(|s| s.additionally_allowed_tenants = tenants)
     }
 
     /// How long the tool may run before it is killed (default 10 s).
     #[must_use]
-    pub fn process_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.process_timeout = timeout;
-        self
+    pub fn process_timeout(self, timeout: Duration) -> Self {
+        self.with(|s| s.process_timeout = timeout)
     }
 
     /// The environment and clock: the tool is looked up on the runtime's `PATH` and runs with
@@ -159,17 +157,15 @@ impl<T: DeveloperTool> DeveloperToolCredentialBuilder<T> {
     /// token cache reads its clock. The runtime's sleeper, HTTP client and limits are unused:
     /// the tool does the network work.
     #[must_use]
-    pub fn runtime(mut self, runtime: Runtime) -> Self {
-        self.settings.runtime = runtime;
-        self
+    pub fn runtime(self, runtime: Runtime) -> Self {
+        self.with(|s| s.runtime = runtime)
     }
 
     /// Runs the tool through `executor` instead of [`TokioExecutor`](crate::process::TokioExecutor)
     /// (for tests, or to intercept the tool).
     #[must_use]
-    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
-        self.settings.executor = Some(executor);
-        self
+    pub fn executor(self, executor: Arc<dyn Executor>) -> Self {
+        self.with(|s| s.executor = Some(executor))
     }
 
     /// Builds the credential.
@@ -193,8 +189,12 @@ impl<T: DeveloperTool> DeveloperToolCredentialBuilder<T> {
     }
 
     #[cfg(test)]
-    pub(crate) fn platform(mut self, platform: crate::process::Platform) -> Self {
-        self.settings.platform = platform;
+    pub(crate) fn platform(self, platform: crate::process::Platform) -> Self {
+        self.with(|s| s.platform = platform)
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut ToolSettings)) -> Self {
+        change(&mut self.settings);
         self
     }
 }

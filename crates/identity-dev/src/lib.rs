@@ -126,13 +126,67 @@ pub mod __fuzz_dev {
 #[cfg(test)]
 mod test_support;
 
-pub use azd::{AzureDeveloperCli, AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
-pub use azure_cli::{AzureCli, AzureCliCredential, AzureCliCredentialBuilder};
-pub use azure_powershell::{
-    AzurePowerShell, AzurePowerShellCredential, AzurePowerShellCredentialBuilder,
-};
+pub use azd::AzureDeveloperCli;
+pub use azure_cli::AzureCli;
+pub use azure_powershell::AzurePowerShell;
 pub use credential::{DeveloperToolCredential, DeveloperToolCredentialBuilder};
 pub use tool::DeveloperTool;
+
+/// Gets tokens from the Azure CLI (`az account get-access-token`).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_dev::AzureCliCredential;
+///
+/// let credential = AzureCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build()?;
+/// let token = credential
+///     .get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub type AzureCliCredential = DeveloperToolCredential<AzureCli>;
+
+/// Builds an [`AzureCliCredential`].
+pub type AzureCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureCli>;
+
+/// Gets tokens from Azure PowerShell (`Get-AzAccessToken`).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_dev::AzurePowerShellCredential;
+///
+/// let credential = AzurePowerShellCredential::builder()
+///     .tenant_id("contoso.onmicrosoft.com")
+///     .build()?;
+/// let options = TokenRequestOptions::default();
+/// let token = credential.get_token(&["https://vault.azure.net/.default"], &options).await?;
+/// # Ok(()) }
+/// ```
+pub type AzurePowerShellCredential = DeveloperToolCredential<AzurePowerShell>;
+
+/// Builds an [`AzurePowerShellCredential`].
+pub type AzurePowerShellCredentialBuilder = DeveloperToolCredentialBuilder<AzurePowerShell>;
+
+/// Gets tokens from the Azure Developer CLI (`azd auth token`).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), identity_core::Error> {
+/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// use identity_dev::AzureDeveloperCliCredential;
+///
+/// // azd takes several scopes at once.
+/// let scopes = ["https://storage.azure.com/.default", "offline_access"];
+/// let token = AzureDeveloperCliCredential::new()?
+///     .get_token(&scopes, &TokenRequestOptions::default())
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub type AzureDeveloperCliCredential = DeveloperToolCredential<AzureDeveloperCli>;
+
+/// Builds an [`AzureDeveloperCliCredential`].
+pub type AzureDeveloperCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureDeveloperCli>;
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,37 @@ pub struct Tool {
 }
 
 impl Tool {
+    /// `az`.
+    pub(crate) const AZURE_CLI: Tool = Tool {
+        credential: "AzureCliCredential",
+        source: "az",
+        display: "the Azure CLI",
+        install: "install it from https://aka.ms/azure-cli and run `az login`",
+        login: "az login",
+        tenant_flag: " --tenant ",
+    };
+
+    /// `pwsh`, with the `Az.Accounts` module.
+    pub(crate) const AZURE_POWERSHELL: Tool = Tool {
+        credential: "AzurePowerShellCredential",
+        source: "pwsh",
+        display: "Azure PowerShell",
+        install: "install PowerShell from https://aka.ms/install-powershell, then run \
+                  `Install-Module Az.Accounts -Scope CurrentUser` and `Connect-AzAccount`",
+        login: "Connect-AzAccount",
+        tenant_flag: " -Tenant ",
+    };
+
+    /// `azd`.
+    pub(crate) const AZURE_DEVELOPER_CLI: Tool = Tool {
+        credential: "AzureDeveloperCliCredential",
+        source: "azd",
+        display: "the Azure Developer CLI (azd)",
+        install: "install it from https://aka.ms/azd-install and run `azd auth login`",
+        login: "azd auth login",
+        tenant_flag: " --tenant-id ",
+    };
+
     /// The exact sign-in command, with the tenant when one is known.
     fn login_command(&self, tenant: Option<&str>) -> String {
         match tenant {
@@ -132,6 +163,19 @@ pub(crate) fn exit(output: &Output) -> String {
         .map_or_else(|| "a signal".to_owned(), |c| format!("code {c}"))
 }
 
+/// `flag value` for every value: `--scope A --scope B`, or nothing for `None`.
+pub(crate) fn flagged<'a>(
+    flag: &'a str,
+    values: impl IntoIterator<Item = &'a str> + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
+    values.into_iter().flat_map(move |value| [flag, value])
+}
+
+/// `command` with `args` appended.
+pub(crate) fn with_args<'a>(command: Command, args: impl IntoIterator<Item = &'a str>) -> Command {
+    args.into_iter().fold(command, Command::arg)
+}
+
 /// One token request, validated, as a tool takes it.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -143,6 +187,23 @@ pub struct Request {
     pub(crate) claims: Option<String>,
 }
 
+impl Request {
+    /// `fixed`, then `target_flag X` for every target and `tenant_flag T` for the tenant: the
+    /// command line shape `az` and `azd` share.
+    pub(crate) fn argv<'a>(
+        &'a self,
+        fixed: &[&'a str],
+        target_flag: &'a str,
+        tenant_flag: &'a str,
+    ) -> Vec<&'a str> {
+        let targets = self.targets.iter().map(String::as_str);
+        let mut argv = fixed.to_vec();
+        argv.extend(flagged(target_flag, targets));
+        argv.extend(flagged(tenant_flag, self.tenant.as_deref()));
+        argv
+    }
+}
+
 /// A developer tool a [`DeveloperToolCredential`](crate::DeveloperToolCredential) can run:
 /// [`AzureCli`](crate::AzureCli), [`AzurePowerShell`](crate::AzurePowerShell) or
 /// [`AzureDeveloperCli`](crate::AzureDeveloperCli). Sealed: the tools are this crate's.
@@ -152,8 +213,11 @@ impl<T: sealed::ToolSpec> DeveloperTool for T {}
 
 pub(crate) use sealed::ToolSpec;
 
+/// A tool's run: its output, or the error a runner failure means.
+pub(crate) type Run<'a> = BoxFuture<'a, Result<Output, Error>>;
+
 mod sealed {
-    use super::{AccessToken, BoxFuture, Command, Error, Output, Request, Resolved, Tool};
+    use super::{AccessToken, Command, Error, Output, Request, Resolved, Run, Tool};
 
     /// The tool-specific half of a developer-tool credential; the shared half (scope and
     /// tenant checks, the cache, the process run, tracing) is `DeveloperToolCredential`'s.
@@ -174,8 +238,11 @@ mod sealed {
         /// Writes the tool's own options into the credential's `Debug`.
         fn debug_fields(&self, _fields: &mut std::fmt::DebugStruct<'_, '_>) {}
 
-        /// What the tool is asked for: the resource or the scopes.
-        fn targets(scopes: &[&str]) -> Result<Vec<String>, Error>;
+        /// What the tool is asked for: by default the one resource the single scope names.
+        fn targets(scopes: &[&str]) -> Result<Vec<String>, Error> {
+            let resource = identity_core::scope::scopes_to_resource(Self::TOOL.credential, scopes)?;
+            Ok(vec![resource.to_owned()])
+        }
 
         /// A claims challenge, base64-encoded for the tool, or the error telling the user
         /// what to run instead (`tenant` already resolved).
@@ -185,11 +252,7 @@ mod sealed {
         fn command(&self, config: &Resolved, request: &Request) -> Result<Command, Error>;
 
         /// Runs the command; a tool that needs a retry or a fallback program overrides it.
-        fn run<'a>(
-            &'a self,
-            config: &'a Resolved,
-            request: &'a Request,
-        ) -> BoxFuture<'a, Result<Output, Error>> {
+        fn run<'a>(&'a self, config: &'a Resolved, request: &'a Request) -> Run<'a> {
             Box::pin(async move {
                 let command = config.prepare(&Self::TOOL, self.command(config, request)?)?;
                 config.run(&Self::TOOL, command).await

@@ -96,7 +96,7 @@ impl cases::Subject for Ours {
 
     async fn cli_token() -> Result<usize, String> {
         let cli = AzureCliCredential::builder()
-            .env(Env::from_process())
+            .runtime(identity_core::Runtime::with_env(Env::from_process()))
             .build()
             .map_err(|e| format!("AzureCliCredential build failed: {e}"))?;
         cli.get_token(&[harness::SCOPE_A], &OPTIONS)

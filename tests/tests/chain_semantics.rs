@@ -115,7 +115,7 @@ async fn an_az_failure_is_downgraded_inside_the_chain_and_pwsh_wins() {
 
     // Outside the chain the same az failure is an authentication failure.
     let az = AzureCliCredential::builder()
-        .env(tools.env())
+        .runtime(identity_core::Runtime::with_env(tools.env()))
         .build()
         .unwrap();
     let error = get(&az, ARM_SCOPE).await.unwrap_err();
@@ -206,7 +206,7 @@ async fn a_chained_credential_with_real_members_names_the_last_used() {
         .build()
         .unwrap();
     let az = AzureCliCredential::builder()
-        .env(tools.env())
+        .runtime(identity_core::Runtime::with_env(tools.env()))
         .build()
         .unwrap();
     let chain = ChainedTokenCredential::new(vec![Arc::new(managed_identity), Arc::new(az)]);
@@ -222,7 +222,7 @@ async fn a_chained_credential_is_not_sticky() {
     let tools = FakeTools::new();
     tools.az_ok("AZ-TOKEN");
     let az = AzureCliCredential::builder()
-        .env(tools.env())
+        .runtime(identity_core::Runtime::with_env(tools.env()))
         .build()
         .unwrap();
     let fallback = identity_core::test_util::static_credential(

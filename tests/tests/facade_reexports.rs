@@ -101,19 +101,19 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         ),
         Arc::new(
             AzureCliCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             AzurePowerShellCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             AzureDeveloperCliCredential::builder()
-                .env(env.clone())
+                .runtime(identity_core::Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
@@ -207,7 +207,7 @@ fn concrete_get_token_futures_are_send() {
     let env = Env::empty();
     check(
         &AzureCliCredential::builder()
-            .env(env.clone())
+            .runtime(identity_core::Runtime::with_env(env.clone()))
             .build()
             .unwrap(),
     );

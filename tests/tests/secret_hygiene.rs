@@ -336,7 +336,7 @@ async fn az_tokens_stay_out_of_errors_debug_and_logs() {
         assert!(result.is_err(), "{result:?}");
         assert_clean("az failure in the chain", &result, &credential, &logs);
         let az = AzureCliCredential::builder()
-            .env(tools.env())
+            .runtime(identity_core::Runtime::with_env(tools.env()))
             .build()
             .unwrap();
         let result = get(&az, VAULT_SCOPE).await;

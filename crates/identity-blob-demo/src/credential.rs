@@ -157,7 +157,11 @@ pub fn make_credential(
                     .build()?,
             )
         }
-        CredentialKind::AzureCli => Arc::new(AzureCliCredential::builder().env(env).build()?),
+        CredentialKind::AzureCli => Arc::new(
+            AzureCliCredential::builder()
+                .runtime(identity_core::Runtime::with_env(env))
+                .build()?,
+        ),
         CredentialKind::Environment => Arc::new(
             EnvironmentCredential::builder()
                 .runtime(identity_core::Runtime::with_env(env))

@@ -165,22 +165,6 @@ enum ManagedIdentityChoice {
     ObjectId(String),
 }
 
-/// Builds a developer-tool member: the three builders share their setters but no trait.
-macro_rules! developer_tool {
-    ($builder:expr, $env:expr, $credential:ty) => {{
-        let mut b = <$credential>::builder()
-            .env($env.clone())
-            .additionally_allowed_tenants($builder.additionally_allowed_tenants.clone());
-        if let Some(timeout) = $builder.process_timeout {
-            b = b.process_timeout(timeout);
-        }
-        if let Some(clock) = &$builder.clock {
-            b = b.clock(clock.clone());
-        }
-        Ok(Arc::new(b.build()?))
-    }};
-}
-
 type ConfigureManagedIdentity = Arc<
     dyn Fn(
             identity_msi::ManagedIdentityCredentialBuilder,
@@ -628,16 +612,35 @@ impl DefaultAzureCredentialBuilder {
         }
     }
 
+    /// A developer-tool member, with the chain's environment, clock, allowed tenants and
+    /// process timeout.
+    fn developer_tool<T: identity_dev::DeveloperTool>(
+        &self,
+        env: &Env,
+    ) -> Result<Arc<dyn TokenCredential>, Error> {
+        let mut runtime = identity_core::Runtime::with_env(env.clone());
+        if let Some(clock) = &self.clock {
+            runtime = runtime.clock(clock.clone());
+        }
+        let mut b = identity_dev::DeveloperToolCredential::<T>::builder()
+            .runtime(runtime)
+            .additionally_allowed_tenants(self.additionally_allowed_tenants.clone());
+        if let Some(timeout) = self.process_timeout {
+            b = b.process_timeout(timeout);
+        }
+        Ok(Arc::new(b.build()?))
+    }
+
     fn azure_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        developer_tool!(self, env, identity_dev::AzureCliCredential)
+        self.developer_tool::<identity_dev::AzureCli>(env)
     }
 
     fn azure_powershell(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        developer_tool!(self, env, identity_dev::AzurePowerShellCredential)
+        self.developer_tool::<identity_dev::AzurePowerShell>(env)
     }
 
     fn azure_developer_cli(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
-        developer_tool!(self, env, identity_dev::AzureDeveloperCliCredential)
+        self.developer_tool::<identity_dev::AzureDeveloperCli>(env)
     }
 }
 

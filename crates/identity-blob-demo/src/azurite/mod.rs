@@ -14,9 +14,14 @@
 //! * Azurite runs in its own process group; [`Azurite`]'s `Drop` sends SIGTERM to the group,
 //!   waits up to [`STOP_GRACE`], then SIGKILLs the group and reaps the child, so no `node`
 //!   process outlives a test, a failure or Ctrl-C.
+//!
+//! `install.rs` installs the pinned version; `cert.rs` makes the certificate.
+
+mod cert;
+mod install;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -24,6 +29,9 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 use crate::explain::DemoError;
+
+pub use cert::{DevCertificate, free_port, generate_certificate};
+pub use install::{ensure_installed, is_installed};
 
 /// The Azurite version the demo installs and tests against.
 pub const AZURITE_VERSION: &str = "3.37.0";
@@ -55,177 +63,6 @@ pub fn blob_binary(install_dir: &Path) -> PathBuf {
         .join("node_modules")
         .join(".bin")
         .join("azurite-blob")
-}
-
-/// True when `install_dir` holds the pinned Azurite version.
-pub fn is_installed(install_dir: &Path) -> bool {
-    let manifest = install_dir
-        .join("node_modules")
-        .join("azurite")
-        .join("package.json");
-    let Ok(text) = std::fs::read_to_string(manifest) else {
-        return false;
-    };
-    let version = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("version")?.as_str().map(str::to_owned));
-    version.as_deref() == Some(AZURITE_VERSION) && blob_binary(install_dir).exists()
-}
-
-/// Installs Azurite into `install_dir` unless the pinned version is already there, and
-/// returns the `azurite-blob` launcher.
-///
-/// # Errors
-/// When `npm` is missing (with a hint to install Node.js) or the install fails or times out.
-pub async fn ensure_installed(install_dir: &Path) -> Result<PathBuf, DemoError> {
-    // Tests in one process may ask at the same time; one install is enough.
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _guard = LOCK.lock().await;
-    if is_installed(install_dir) {
-        return Ok(blob_binary(install_dir));
-    }
-    let step = "install Azurite";
-    let npm_ok = Command::new("npm")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if !npm_ok {
-        return Err(DemoError::local(
-            step,
-            "npm was not found on PATH: the local demo installs Azurite with npm; install \
-             Node.js 20 or newer (it includes npm), e.g. `apt-get install nodejs npm`, and \
-             run again",
-        ));
-    }
-    let parent = install_dir.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(parent)
-        .await
-        .map_err(|e| DemoError::local(step, format!("cannot create {}: {e}", parent.display())))?;
-    let staging = parent.join(format!(".azurite-install-{}", std::process::id()));
-    let _ = tokio::fs::remove_dir_all(&staging).await;
-    tokio::fs::create_dir_all(&staging)
-        .await
-        .map_err(|e| DemoError::local(step, format!("cannot create {}: {e}", staging.display())))?;
-    let mut npm = Command::new("npm");
-    npm.arg("install")
-        .arg("--prefix")
-        .arg(&staging)
-        .args([
-            "--no-audit",
-            "--no-fund",
-            "--no-progress",
-            "--loglevel=error",
-        ])
-        .arg(format!("azurite@{AZURITE_VERSION}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let result = tokio::time::timeout(INSTALL_TIMEOUT, npm.output()).await;
-    let output = match result {
-        Err(_) => {
-            let _ = tokio::fs::remove_dir_all(&staging).await;
-            return Err(DemoError::local(
-                step,
-                format!(
-                    "npm install azurite@{AZURITE_VERSION} took longer than {} s; check network \
-                     access to the npm registry",
-                    INSTALL_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        Ok(Err(e)) => {
-            let _ = tokio::fs::remove_dir_all(&staging).await;
-            return Err(DemoError::local(step, format!("cannot run npm: {e}")));
-        }
-        Ok(Ok(output)) => output,
-    };
-    if !output.status.success() || !is_installed(&staging) {
-        let _ = tokio::fs::remove_dir_all(&staging).await;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(DemoError::local(
-            step,
-            format!(
-                "npm install azurite@{AZURITE_VERSION} failed ({}):\n{}",
-                output.status,
-                tail.join("\n")
-            ),
-        ));
-    }
-    // Another process may have finished first; its copy is as good as ours.
-    if tokio::fs::rename(&staging, install_dir).await.is_err() {
-        let _ = tokio::fs::remove_dir_all(&staging).await;
-        if !is_installed(install_dir) {
-            return Err(DemoError::local(
-                step,
-                format!("cannot move the install into {}", install_dir.display()),
-            ));
-        }
-    }
-    Ok(blob_binary(install_dir))
-}
-
-/// A throwaway TLS certificate and key (PEM) for 127.0.0.1 and localhost.
-#[derive(Clone)]
-pub struct DevCertificate {
-    /// The certificate; clients trust it directly.
-    pub cert_pem: String,
-    /// The private key.
-    pub key_pem: String,
-}
-
-impl fmt::Debug for DevCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevCertificate").finish_non_exhaustive()
-    }
-}
-
-/// Generates a self-signed end-entity certificate: `CA:FALSE`, key usage digitalSignature +
-/// keyEncipherment, extended key usage serverAuth, SAN `IP:127.0.0.1` and `DNS:localhost`.
-///
-/// # Errors
-/// When key generation or signing fails.
-pub fn generate_certificate() -> Result<DevCertificate, DemoError> {
-    use rcgen::{
-        CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
-    };
-    let fail = |e: rcgen::Error| DemoError::local("generate a TLS certificate", e.to_string());
-    let key = KeyPair::generate().map_err(fail)?;
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(fail)?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, "identity-blob-demo local Azurite");
-    params.distinguished_name = name;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.self_signed(&key).map_err(fail)?;
-    Ok(DevCertificate {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released).
-///
-/// # Errors
-/// When no port can be bound.
-pub fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// A running `azurite-blob` with OAuth on, over HTTPS, with its own data folder. Dropping it

@@ -8,8 +8,10 @@
 //! | [`AzureDeveloperCliCredential`] | `azd auth token --output json --no-prompt --scope A [--scope B …] [--tenant-id T] [--claims C]` |
 //!
 //! This crate never opens a socket: the tools do the network work. All three credentials
-//! share one process runner ([`process`]): the tool is looked up on the `PATH` of the injected
-//! [`Env`] before anything is spawned, run without a shell (PowerShell
+//! are one [`DeveloperToolCredential`] over their tool and share one process runner
+//! ([`process`]): the tool is looked up on the `PATH` of the environment the builder's
+//! [`Runtime`](identity_core::Runtime) carries (`.runtime(...)`; default, the process
+//! environment) before anything is spawned, run without a shell (PowerShell
 //! excepted, as in the reference), with a timeout after which it is killed and reaped, and with
 //! its output capped. Scopes, tenant ids and the subscription are validated before any process
 //! starts, so nothing a caller passes can become an option or a shell command.

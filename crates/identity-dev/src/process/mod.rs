@@ -6,7 +6,7 @@
 //! their own executor through the credential builders.
 //!
 //! # What the real executor guarantees
-//! * The program is looked up on the `PATH` of the command's [`Env`] (the injected snapshot,
+//! * The program is looked up on the `PATH` of the command's [`Env`](identity_core::Env) (the injected snapshot,
 //!   never the process environment) before anything is spawned. Only absolute `PATH` entries
 //!   are searched: an empty or relative entry would resolve against the current directory,
 //!   which an attacker may control. A missing program is [`RunError::NotFound`], and no
@@ -14,7 +14,7 @@
 //! * No shell: arguments go to the program as separate `argv` elements. (Azure PowerShell is
 //!   the one exception, run through `/bin/sh -c` exactly as the reference does; its
 //!   interpolated values are validated first, and none may start with `-`.)
-//! * The child's environment is exactly the command's [`Env`]; its working directory is the
+//! * The child's environment is exactly the command's [`Env`](identity_core::Env); its working directory is the
 //!   command's (`/bin`, or `%SYSTEMROOT%` on Windows); stdin is the null device.
 //! * stdout and stderr are read concurrently, each capped at [`OUTPUT_LIMIT`] bytes. A stream
 //!   that exceeds the cap ends the run at once with [`RunError::OutputTooLarge`]; memory stays

@@ -214,6 +214,23 @@ mod tests {
     }
 
     #[test]
+    fn every_tool_has_a_default_constructor() {
+        use identity_core::TokenCredential as _;
+        assert_eq!(
+            AzureCliCredential::new().unwrap().name(),
+            "AzureCliCredential"
+        );
+        assert_eq!(
+            AzurePowerShellCredential::new().unwrap().name(),
+            "AzurePowerShellCredential"
+        );
+        assert_eq!(
+            AzureDeveloperCliCredential::new().unwrap().name(),
+            "AzureDeveloperCliCredential"
+        );
+    }
+
+    #[test]
     fn builders_refuse_bad_tenants_and_a_zero_timeout() {
         for bad in ["a b", "-abc", "t;x"] {
             let err = AzureCliCredential::builder()

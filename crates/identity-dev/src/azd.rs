@@ -27,8 +27,9 @@ use crate::tool::{Request, Tool, ToolSpec, flagged, with_args};
 
 const NAME: &str = "AzureDeveloperCliCredential";
 
-/// The Azure Developer CLI (`azd`), as the tool of a [`DeveloperToolCredential`](crate::DeveloperToolCredential). Use it
-/// through [`AzureDeveloperCliCredential`](crate::AzureDeveloperCliCredential).
+/// The Azure Developer CLI (`azd`), as the tool of a
+/// [`DeveloperToolCredential`](crate::DeveloperToolCredential). Use it through
+/// [`AzureDeveloperCliCredential`](crate::AzureDeveloperCliCredential).
 #[derive(Clone, Debug, Default)]
 pub struct AzureDeveloperCli;
 

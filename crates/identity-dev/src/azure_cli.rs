@@ -34,7 +34,8 @@ use crate::tool::{Request, Tool, ToolSpec, flagged, with_args};
 
 const NAME: &str = "AzureCliCredential";
 
-/// The Azure CLI (`az`), as the tool of a [`DeveloperToolCredential`](crate::DeveloperToolCredential): its own option is the
+/// The Azure CLI (`az`), as the tool of a
+/// [`DeveloperToolCredential`](crate::DeveloperToolCredential); its own option is the
 /// subscription. Use it through [`AzureCliCredential`](crate::AzureCliCredential).
 #[derive(Clone, Debug, Default)]
 pub struct AzureCli {

@@ -43,7 +43,8 @@ const NAME: &str = "AzurePowerShellCredential";
 const NO_MODULE: &str = "NO_AZ_ACCOUNT_MODULE";
 
 /// Azure PowerShell (`pwsh`, or Windows PowerShell), as the tool of a
-/// [`DeveloperToolCredential`](crate::DeveloperToolCredential). Use it through [`AzurePowerShellCredential`](crate::AzurePowerShellCredential).
+/// [`DeveloperToolCredential`](crate::DeveloperToolCredential). Use it through
+/// [`AzurePowerShellCredential`](crate::AzurePowerShellCredential).
 #[derive(Clone, Debug, Default)]
 pub struct AzurePowerShell;
 

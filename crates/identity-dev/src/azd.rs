@@ -1,4 +1,5 @@
-//! [`AzureDeveloperCliCredential`](crate::AzureDeveloperCliCredential): tokens from the Azure Developer CLI's signed-in account.
+//! [`AzureDeveloperCliCredential`](crate::AzureDeveloperCliCredential): tokens from the Azure
+//! Developer CLI's signed-in account.
 //!
 //! # Command
 //! ```text

@@ -1,4 +1,5 @@
-//! [`AzureCliCredential`](crate::AzureCliCredential): tokens from the Azure CLI's signed-in account.
+//! [`AzureCliCredential`](crate::AzureCliCredential): tokens from the Azure CLI's signed-in
+//! account.
 //!
 //! # Command
 //! ```text

@@ -1,5 +1,5 @@
-//! [`AzurePowerShellCredential`](crate::AzurePowerShellCredential): tokens from Azure PowerShell's signed-in account
-//! (`Get-AzAccessToken` from the `Az.Accounts` module).
+//! [`AzurePowerShellCredential`](crate::AzurePowerShellCredential): tokens from Azure
+//! PowerShell's signed-in account (`Get-AzAccessToken` from the `Az.Accounts` module).
 //!
 //! # Command
 //! A PowerShell script, encoded as UTF-16LE then base64, run as

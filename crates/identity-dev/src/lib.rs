@@ -139,7 +139,7 @@ pub use tool::DeveloperTool;
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_dev::AzureCliCredential;
+/// use identity_chain::AzureCliCredential;
 ///
 /// let credential = AzureCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build()?;
 /// let token = credential
@@ -157,7 +157,7 @@ pub type AzureCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureCli>;
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_dev::AzurePowerShellCredential;
+/// use identity_chain::AzurePowerShellCredential;
 ///
 /// let credential = AzurePowerShellCredential::builder()
 ///     .tenant_id("contoso.onmicrosoft.com")
@@ -176,7 +176,7 @@ pub type AzurePowerShellCredentialBuilder = DeveloperToolCredentialBuilder<Azure
 /// ```no_run
 /// # async fn demo() -> Result<(), identity_core::Error> {
 /// use identity_core::{TokenCredential, TokenRequestOptions};
-/// use identity_dev::AzureDeveloperCliCredential;
+/// use identity_chain::AzureDeveloperCliCredential;
 ///
 /// // azd takes several scopes at once.
 /// let scopes = ["https://storage.azure.com/.default", "offline_access"];

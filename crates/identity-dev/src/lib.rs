@@ -29,8 +29,8 @@
 //!
 //! # Example
 //! ```no_run
-//! # async fn demo() -> Result<(), identity_core::Error> {
-//! use identity_core::{TokenCredential, TokenRequestOptions};
+//! # async fn demo() -> Result<(), identity_chain::Error> {
+//! use identity_chain::{TokenCredential, TokenRequestOptions};
 //! use identity_chain::AzureCliCredential;
 //!
 //! let credential = AzureCliCredential::builder().subscription("My Subscription").build()?;
@@ -42,9 +42,9 @@
 //! ```
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), identity_core::Error> {
+//! # async fn demo() -> Result<(), identity_chain::Error> {
 //! use std::time::Duration;
-//! use identity_core::{TokenCredential, TokenRequestOptions};
+//! use identity_chain::{TokenCredential, TokenRequestOptions};
 //! use identity_chain::{AzureDeveloperCliCredential, AzurePowerShellCredential};
 //!
 //! let azd = AzureDeveloperCliCredential::builder()
@@ -137,8 +137,8 @@ pub use tool::DeveloperTool;
 /// Gets tokens from the Azure CLI (`az account get-access-token`).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::AzureCliCredential;
 ///
 /// let credential = AzureCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build()?;
@@ -155,8 +155,8 @@ pub type AzureCliCredentialBuilder = DeveloperToolCredentialBuilder<AzureCli>;
 /// Gets tokens from Azure PowerShell (`Get-AzAccessToken`).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::AzurePowerShellCredential;
 ///
 /// let credential = AzurePowerShellCredential::builder()
@@ -174,8 +174,8 @@ pub type AzurePowerShellCredentialBuilder = DeveloperToolCredentialBuilder<Azure
 /// Gets tokens from the Azure Developer CLI (`azd auth token`).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::AzureDeveloperCliCredential;
 ///
 /// // azd takes several scopes at once.

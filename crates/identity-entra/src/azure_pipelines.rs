@@ -74,8 +74,8 @@ const OIDC_API_VERSION: &str = "7.1";
 /// connection. See the [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::AzurePipelinesCredential;
 ///
 /// // In a step with `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`.

@@ -24,8 +24,8 @@ const NAME: &str = "ClientAssertionCredential";
 /// Authenticates a service principal with a caller-supplied assertion.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::ClientAssertionCredential;
 ///
 /// let credential = ClientAssertionCredential::builder()

@@ -47,8 +47,8 @@ const NAME: &str = "ClientCertificateCredential";
 /// Authenticates a service principal with a certificate.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::ClientCertificateCredential;
 ///
 /// let credential = ClientCertificateCredential::builder()

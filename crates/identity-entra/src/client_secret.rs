@@ -19,8 +19,8 @@ const NAME: &str = "ClientSecretCredential";
 /// Authenticates a service principal with a client secret.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::ClientSecretCredential;
 ///
 /// let credential = ClientSecretCredential::builder()

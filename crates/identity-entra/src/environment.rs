@@ -62,8 +62,8 @@ pub const AZURE_PASSWORD: &str = "AZURE_PASSWORD";
 /// [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::EnvironmentCredential;
 ///
 /// let credential = EnvironmentCredential::builder().build()?;

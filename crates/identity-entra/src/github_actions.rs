@@ -68,8 +68,8 @@ pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::GitHubActionsCredential;
 ///
 /// // In a job with `permissions: id-token: write`, AZURE_CLIENT_ID and AZURE_TENANT_ID set.

@@ -55,8 +55,8 @@ const REQUEST_METHOD: &str = "REQUEST_METHOD";
 /// An HTTPS client on reqwest and rustls (ring). See the [module docs](self).
 ///
 /// ```no_run
-/// # fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::Env;
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::Env;
 /// use identity_chain::ReqwestClient;
 /// let client = ReqwestClient::builder()
 ///     .env(Env::from_pairs([("HTTPS_PROXY", "http://proxy.contoso.com:3128")]))

@@ -76,8 +76,8 @@
 //!
 //! # Example
 //! ```no_run
-//! # async fn demo() -> Result<(), identity_core::Error> {
-//! use identity_core::{TokenCredential, TokenRequestOptions};
+//! # async fn demo() -> Result<(), identity_chain::Error> {
+//! use identity_chain::{TokenCredential, TokenRequestOptions};
 //! use identity_chain::{AzureAuthorityHosts, ClientSecretCredential};
 //!
 //! let credential = ClientSecretCredential::builder()

@@ -45,8 +45,8 @@ pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 /// Authenticates with a federated token file (Kubernetes workload identity).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::WorkloadIdentityCredential;
 ///
 /// // Reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE.

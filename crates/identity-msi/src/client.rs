@@ -51,7 +51,7 @@ pub struct TokenResult {
 /// Acquires tokens for a *resource* (e.g. `https://vault.azure.net`) for a managed identity.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
+/// # async fn demo() -> Result<(), identity_chain::Error> {
 /// use identity_core::http::HyperClient;
 /// use identity_chain::{ManagedIdentityClient, ManagedIdentityId};
 ///

@@ -28,8 +28,8 @@ use crate::wire::TokenResponse;
 /// claims on, so a fresh token is the best answer).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_msi::ManagedIdentityCredential;
 ///
 /// let credential = ManagedIdentityCredential::builder().client_id("00000000-0000-0000-0000-000000000000").build()?;

@@ -34,8 +34,8 @@
 //! # Examples
 //! The system-assigned identity:
 //! ```no_run
-//! # async fn demo() -> Result<(), identity_core::Error> {
-//! use identity_core::{TokenCredential, TokenRequestOptions};
+//! # async fn demo() -> Result<(), identity_chain::Error> {
+//! use identity_chain::{TokenCredential, TokenRequestOptions};
 //! use identity_msi::ManagedIdentityCredential;
 //!
 //! let credential = ManagedIdentityCredential::builder().build()?;
@@ -48,7 +48,7 @@
 //!
 //! A user-assigned identity, by client id, resource id or object id:
 //! ```no_run
-//! # fn demo() -> Result<(), identity_core::Error> {
+//! # fn demo() -> Result<(), identity_chain::Error> {
 //! use identity_msi::ManagedIdentityCredential;
 //!
 //! let by_client_id = ManagedIdentityCredential::builder()
@@ -65,7 +65,7 @@
 //!
 //! The low-level, MSAL-style client, which takes a resource rather than scopes:
 //! ```no_run
-//! # async fn demo() -> Result<(), identity_core::Error> {
+//! # async fn demo() -> Result<(), identity_chain::Error> {
 //! use identity_core::http::HyperClient;
 //! use identity_chain::{ManagedIdentityClient, ManagedIdentityId, TokenSource};
 //!

@@ -60,8 +60,8 @@ pub type DeviceCodeCallback = Arc<dyn Fn(&DeviceCodeInfo) + Send + Sync>;
 /// stderr, a time limit of the code's own lifetime (15 minutes on Entra).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::DeviceCodeCredential;
 ///
 /// let credential = DeviceCodeCredential::builder()

@@ -68,8 +68,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// `BROWSER`, `AZURE_AUTHORITY_HOST`, `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH`.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo() -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::InteractiveBrowserCredential;
 ///
 /// let credential = InteractiveBrowserCredential::builder()

@@ -45,8 +45,8 @@ const MAX_CERTIFICATE: u64 = 1 << 20;
 /// Gets tokens for the user whose assertion (an access token to the calling API) it holds.
 ///
 /// ```no_run
-/// # async fn demo(incoming_token: String) -> Result<(), identity_core::Error> {
-/// use identity_core::{TokenCredential, TokenRequestOptions};
+/// # async fn demo(incoming_token: String) -> Result<(), identity_chain::Error> {
+/// use identity_chain::{TokenCredential, TokenRequestOptions};
 /// use identity_chain::OnBehalfOfCredential;
 ///
 /// // Once, at start-up: the API's own registration.

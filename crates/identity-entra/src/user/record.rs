@@ -31,7 +31,7 @@ const VERSION: &str = "1.0";
 /// let record = AuthenticationRecord::deserialize(json)?;
 /// assert_eq!(record.username(), "a@b.c");
 /// assert_eq!(record.serialize(), json);
-/// # Ok::<(), identity_core::Error>(())
+/// # Ok::<(), identity_chain::Error>(())
 /// ```
 ///
 /// [`InteractiveBrowserCredential`]: crate::InteractiveBrowserCredential

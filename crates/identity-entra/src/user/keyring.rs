@@ -2,7 +2,7 @@
 //! AES-256-GCM under a random 256-bit key that lives in a platform keyring, never on disk.
 //!
 //! * [`Keyring`]: where the key is kept. With the crate feature `keyring`, the default is
-//!   [`PlatformKeyring`]: the macOS Keychain, the Windows Credential Manager, or the Linux
+//!   `PlatformKeyring`: the macOS Keychain, the Windows Credential Manager, or the Linux
 //!   kernel's user keyring (`keyutils`; its secrets last until the machine restarts, after which
 //!   the cache file can no longer be opened and the user signs in again). Any other store (a
 //!   secret manager, a test double) can be given through

@@ -138,7 +138,8 @@ impl Reply {
 /// # Errors
 /// A missing or wrong `api-version`, a missing, empty or non-URI `resource`, more than one
 /// identity selector, an empty selector, a selector App Service does not define
-/// (`msi_res_id`, `resource_id`, `clientid`, `principal_id`), or more than 16 parameters.
+/// (`msi_res_id`, `resource_id`, `clientid`, `principal_id`), a parameter named twice (which
+/// value a proxy in front would read is anyone's guess), or more than 16 parameters.
 pub fn parse_query(query: &str) -> Result<TokenRequest, Reply> {
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .take(MAX_PARAMS + 1)
@@ -146,6 +147,14 @@ pub fn parse_query(query: &str) -> Result<TokenRequest, Reply> {
         .collect();
     if params.len() > MAX_PARAMS {
         return Err(Reply::error(400, "too many query parameters"));
+    }
+    for (i, (name, _)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(earlier, _)| earlier == name) {
+            return Err(Reply::error(
+                400,
+                "a query parameter is named more than once",
+            ));
+        }
     }
     let get = |name: &str| {
         params
@@ -243,6 +252,9 @@ mod tests {
             "api-version=2019-08-01&resource=https%3A%2F%2Fs&client_id=a&object_id=b",
             "api-version=2019-08-01&resource=https%3A%2F%2Fs&msi_res_id=x",
             "api-version=2019-08-01&resource=https%3A%2F%2Fs&client_id=",
+            "api-version=2019-08-01&resource=https%3A%2F%2Fs&resource=https%3A%2F%2Fother",
+            "api-version=2019-08-01&resource=https%3A%2F%2Fs&client_id=a&client_id=b",
+            "api-version=2019-08-01&api-version=2019-08-01&resource=https%3A%2F%2Fs",
             "api-version=2019-08-01&resource=https%3A%2F%2Fs%0Ax",
             many.as_str(),
         ] {

@@ -74,14 +74,27 @@ async fn handle(mut stream: TcpStream, state: &str, path: &str) -> Option<Result
     let mut got_state = None;
     let mut error = None;
     let mut description = None;
+    let mut repeated = false;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        match &*key {
-            "code" => code = Some(Secret::new(value.into_owned())),
-            "state" => got_state = Some(value.into_owned()),
-            "error" => error = Some(value.into_owned()),
-            "error_description" => description = Some(value.into_owned()),
-            _ => {}
-        }
+        let slot = match &*key {
+            "code" => {
+                repeated |= code.is_some();
+                code = Some(Secret::new(value.into_owned()));
+                continue;
+            }
+            "state" => &mut got_state,
+            "error" => &mut error,
+            "error_description" => &mut description,
+            _ => continue,
+        };
+        repeated |= slot.is_some();
+        *slot = Some(value.into_owned());
+    }
+    // A callback naming a parameter twice is not one the authority sent: which value counts
+    // would be a guess.
+    if repeated {
+        respond(&mut stream, 400, "text/plain", "malformed sign-in response").await;
+        return None;
     }
     let state_matches = got_state
         .as_deref()
@@ -143,4 +156,48 @@ async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: 
     );
     let _ = stream.write_all(text.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    async fn get(port: u16, target: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await;
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_callback_naming_a_parameter_twice_is_refused_and_the_wait_goes_on() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let wait = tokio::spawn(async move { receive_code(vec![listener], "s1", "/").await });
+        for target in [
+            "/?code=planted-a&code=planted-b&state=s1",
+            "/?code=planted-a&state=s1&state=s1",
+            "/?error=x&error=access_denied&state=s1",
+        ] {
+            let answer = get(port, target).await;
+            assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+            assert!(!answer.contains("planted"), "{answer}");
+        }
+        assert!(!wait.is_finished());
+        let answer = get(port, "/?code=planted-c&state=s1").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let code = tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(code.secret(), "planted-c");
+    }
 }

@@ -50,6 +50,8 @@ pub(super) struct Account {
     pub(super) record: Option<AuthenticationRecord>,
     pub(super) refresh_token: Option<Secret>,
     pub(super) loaded: bool,
+    /// Why the persistent cache could not be read (names the path, never the content).
+    pub(super) cache_problem: Option<String>,
 }
 
 impl fmt::Debug for UserClient {
@@ -205,10 +207,13 @@ impl UserClient {
             }
         }
         if !inner.automatic {
-            return Err(Error::authentication_failed(
-                inner.name,
-                "interactive authentication is needed and automatic authentication is disabled; call authenticate() first",
-            ));
+            let mut message = "interactive authentication is needed and automatic authentication is disabled; call authenticate() first".to_owned();
+            if let Some(problem) = inner.account().cache_problem {
+                message.push_str(&format!(
+                    " (the persistent token cache could not be read: {problem})"
+                ));
+            }
+            return Err(Error::authentication_failed(inner.name, message));
         }
         let _guard = inner.sign_in.lock().await;
         // Another call may have signed the user in while this one waited.
@@ -277,6 +282,7 @@ impl UserClient {
             Ok(found) => account.refresh_token = found,
             Err(e) => {
                 tracing::warn!(credential = inner.name, error = %e, "could not read the persistent token cache");
+                account.cache_problem = Some(e.to_string());
             }
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! * [`Keyring`]: where the key is kept. With the crate feature `keyring`, the default is
 //!   `PlatformKeyring`: the macOS Keychain, the Windows Credential Manager, or the Linux
-//!   kernel's user keyring (`keyutils`; its secrets last until the machine restarts, after which
-//!   the cache file can no longer be opened and the user signs in again). Any other store (a
+//!   kernel's persistent keyring of the user (its keys last until the machine restarts, or 3
+//!   days without use by default; then the cache file can no longer be opened and the user
+//!   signs in again). Any other store (a
 //!   secret manager, a test double) can be given through
 //!   [`TokenCachePersistenceOptions::keyring`](super::TokenCachePersistenceOptions::keyring).
 //! * The key is stored under the service [`KEYRING_SERVICE`] and the account
@@ -47,51 +48,143 @@ pub trait Keyring: Send + Sync + fmt::Debug {
 }
 
 /// The operating system's keyring (crate feature `keyring`): the macOS Keychain, the Windows
-/// Credential Manager, the Linux kernel user keyring.
+/// Credential Manager, or on Linux the kernel's persistent keyring of the user (reached by every
+/// process of the user, whatever its login session; it lives until the machine restarts or, by
+/// default, 3 days without use: `/proc/sys/kernel/keys/persistent_keyring_expiry`). On other
+/// systems every call fails with [`io::ErrorKind::Unsupported`].
 #[cfg(feature = "keyring")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keyring")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PlatformKeyring;
 
 #[cfg(feature = "keyring")]
-impl PlatformKeyring {
-    fn entry(service: &str, account: &str) -> io::Result<keyring::Entry> {
-        keyring::Entry::new(service, account).map_err(|e| keyring_error(&e))
-    }
-}
-
-#[cfg(feature = "keyring")]
 impl Keyring for PlatformKeyring {
     fn get(&self, service: &str, account: &str) -> io::Result<Option<Secret>> {
-        match Self::entry(service, account)?.get_password() {
-            Ok(secret) => Ok(Some(Secret::new(secret))),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(keyring_error(&e)),
-        }
+        platform::get(service, account)
     }
 
     fn set(&self, service: &str, account: &str, secret: &Secret) -> io::Result<()> {
-        Self::entry(service, account)?
-            .set_password(secret.secret())
-            .map_err(|e| keyring_error(&e))
+        platform::set(service, account, secret)
     }
 }
 
-/// The keyring's error as an `io::Error`, by category only: the keyring's own messages may
-/// carry what was stored.
-#[cfg(feature = "keyring")]
-fn keyring_error(error: &keyring::Error) -> io::Error {
-    let what = match error {
-        keyring::Error::NoStorageAccess(_) => "the platform keyring is not available",
-        keyring::Error::NoEntry => "no entry in the platform keyring",
-        keyring::Error::BadEncoding(_) => "the keyring entry is not text",
-        keyring::Error::TooLong(..) | keyring::Error::Invalid(..) => {
-            "the keyring refused the entry's name"
+/// macOS and Windows: the `keyring` crate's native stores.
+#[cfg(all(feature = "keyring", any(target_os = "macos", target_os = "windows")))]
+mod platform {
+    use std::io;
+
+    use identity_core::Secret;
+
+    fn entry(service: &str, account: &str) -> io::Result<keyring::Entry> {
+        keyring::Entry::new(service, account).map_err(|e| error(&e))
+    }
+
+    pub(super) fn get(service: &str, account: &str) -> io::Result<Option<Secret>> {
+        match entry(service, account)?.get_password() {
+            Ok(secret) => Ok(Some(Secret::new(secret))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(error(&e)),
         }
-        keyring::Error::Ambiguous(_) => "the keyring holds several matching entries",
-        _ => "the platform keyring failed",
-    };
-    io::Error::other(what)
+    }
+
+    pub(super) fn set(service: &str, account: &str, secret: &Secret) -> io::Result<()> {
+        entry(service, account)?
+            .set_password(secret.secret())
+            .map_err(|e| error(&e))
+    }
+
+    /// The keyring's error as an `io::Error`, by category only: the keyring's own messages may
+    /// carry what was stored.
+    fn error(error: &keyring::Error) -> io::Error {
+        let what = match error {
+            keyring::Error::NoStorageAccess(_) => "the platform keyring is not available",
+            keyring::Error::NoEntry => "no entry in the platform keyring",
+            keyring::Error::BadEncoding(_) => "the keyring entry is not text",
+            keyring::Error::TooLong(..) | keyring::Error::Invalid(..) => {
+                "the keyring refused the entry's name"
+            }
+            keyring::Error::Ambiguous(_) => "the keyring holds several matching entries",
+            _ => "the platform keyring failed",
+        };
+        io::Error::other(what)
+    }
+}
+
+/// Linux: the user's persistent keyring in the kernel key retention service.
+#[cfg(all(feature = "keyring", target_os = "linux"))]
+mod platform {
+    use std::io;
+
+    use identity_core::Secret;
+    use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier};
+
+    /// The user's persistent keyring, linked into this process's session keyring so that its
+    /// keys are possessed (readable); the user keyring where the kernel has no persistent
+    /// keyrings.
+    fn keyring() -> io::Result<KeyRing> {
+        KeyRing::get_persistent(KeyRingIdentifier::Session)
+            .or_else(|_| KeyRing::from_special_id(KeyRingIdentifier::User, false))
+            .map_err(error)
+    }
+
+    fn description(service: &str, account: &str) -> String {
+        format!("{service}:{account}")
+    }
+
+    pub(super) fn get(service: &str, account: &str) -> io::Result<Option<Secret>> {
+        match keyring()?.search(&description(service, account)) {
+            Ok(key) => {
+                let bytes = key.read_to_vec().map_err(error)?;
+                String::from_utf8(bytes)
+                    .map(|text| Some(Secret::new(text)))
+                    .map_err(|_| io::Error::other("the keyring entry is not text"))
+            }
+            Err(KeyError::KeyDoesNotExist | KeyError::KeyExpired | KeyError::KeyRevoked) => {
+                Ok(None)
+            }
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    pub(super) fn set(service: &str, account: &str, secret: &Secret) -> io::Result<()> {
+        keyring()?
+            .add_key(&description(service, account), secret.secret().as_bytes())
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    /// The kernel's error by its name (`AccessDenied`, `QuotaExceeded`, …): it carries no
+    /// stored data.
+    #[allow(clippy::needless_pass_by_value, reason = "used as a map_err function")]
+    fn error(error: KeyError) -> io::Error {
+        io::Error::other(format!("the kernel keyring failed ({error:?})"))
+    }
+}
+
+/// Elsewhere: no platform keyring.
+#[cfg(all(
+    feature = "keyring",
+    not(any(target_os = "linux", target_os = "macos", target_os = "windows"))
+))]
+mod platform {
+    use std::io;
+
+    use identity_core::Secret;
+
+    fn unsupported() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no platform keyring on this system",
+        )
+    }
+
+    pub(super) fn get(_: &str, _: &str) -> io::Result<Option<Secret>> {
+        Err(unsupported())
+    }
+
+    pub(super) fn set(_: &str, _: &str, _: &Secret) -> io::Result<()> {
+        Err(unsupported())
+    }
 }
 
 /// The default keyring when the caller gives none: the platform's with the `keyring` feature.
@@ -287,9 +380,7 @@ mod tests {
             Ok(key) => {
                 let loaded = Key::load(&PlatformKeyring, &name).unwrap().unwrap();
                 assert_eq!(loaded.0, key.0);
-                if let Ok(entry) = keyring::Entry::new(KEYRING_SERVICE, &account(&name)) {
-                    let _ = entry.delete_credential();
-                }
+                // The test key expires with the persistent keyring; nothing else to clean.
             }
             Err(e) => {
                 let text = e.to_string();

@@ -305,6 +305,7 @@ impl UserOptions {
                     record: self.record.clone(),
                     refresh_token: None,
                     loaded: false,
+                    cache_problem: None,
                 }),
                 sign_in: tokio::sync::Mutex::new(()),
                 flow,

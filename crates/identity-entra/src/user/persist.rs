@@ -44,7 +44,7 @@ const MAX_FILE: u64 = 1 << 20;
 ///     .name("my-tool")
 ///     .allow_unencrypted_storage(true);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct TokenCachePersistenceOptions {
     name: Option<String>,
     directory: Option<PathBuf>,
@@ -52,6 +52,17 @@ pub struct TokenCachePersistenceOptions {
     keyring: Option<Arc<dyn Keyring>>,
     /// False only in tests that must not reach the platform keyring.
     no_default_keyring: bool,
+}
+
+impl fmt::Debug for TokenCachePersistenceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCachePersistenceOptions")
+            .field("name", &self.name)
+            .field("directory", &self.directory)
+            .field("allow_unencrypted_storage", &self.allow_unencrypted)
+            .field("keyring", &self.keyring)
+            .finish()
+    }
 }
 
 impl TokenCachePersistenceOptions {
@@ -112,6 +123,24 @@ impl TokenCachePersistenceOptions {
             None if self.no_default_keyring => None,
             None => default_keyring(),
         };
+        let keyring = match keyring.map(probe) {
+            Some(Ok(keyring)) => Some(keyring),
+            // Unusable: a plain file if allowed, else the build fails, as the reference's
+            // persistence does when encryption is unavailable.
+            Some(Err(e)) if self.allow_unencrypted => {
+                tracing::warn!(credential, error = %e, "the keyring is not usable; the token cache will be a plain file, as allowed");
+                None
+            }
+            Some(Err(e)) => {
+                return Err(Error::invalid_configuration(
+                    credential,
+                    format!(
+                        "the keyring for the token cache is not usable ({e}); fix it, give another with TokenCachePersistenceOptions::keyring, or set allow_unencrypted_storage(true) to keep the refresh token in a file only the current user can read"
+                    ),
+                ));
+            }
+            None => None,
+        };
         if keyring.is_none() && !self.allow_unencrypted {
             return Err(Error::invalid_configuration(
                 credential,
@@ -156,6 +185,12 @@ impl TokenCachePersistenceOptions {
             lock: Mutex::new(None),
         })
     }
+}
+
+/// `keyring` if a read of the cache's key entry works (an absent entry is fine).
+fn probe(keyring: Arc<dyn Keyring>) -> Result<Arc<dyn Keyring>, std::io::Error> {
+    keyring.get(super::keyring::KEYRING_SERVICE, "token-cache-key:probe")?;
+    Ok(keyring)
 }
 
 /// An opened persistent cache.
@@ -249,10 +284,11 @@ impl Store {
         let plain = key.as_ref().and_then(|key| key.open(&self.name, &sealed));
         match plain {
             Some(plain) => serde_json::from_slice(&plain).map_err(|_| self.not_ours()),
-            None => {
-                tracing::warn!(path = %self.path.display(), "the token cache does not open with the keyring's key; starting empty");
-                Ok(File::default())
-            }
+            // The next write replaces the file; until then, say why nothing was found.
+            None => Err(StoreError(format!(
+                "{} does not open with the key in the keyring (the key was lost, replaced or expired); sign in again",
+                self.path.display()
+            ))),
         }
     }
 
@@ -324,13 +360,8 @@ impl Store {
             refresh_token: refresh_token.secret().to_owned(),
         });
         let bytes = self.encode(&mut key, &file)?;
-        write_private(&self.path, &bytes).map_err(|e| {
-            StoreError(format!(
-                "cannot write {} ({})",
-                self.path.display(),
-                e.kind()
-            ))
-        })
+        write_private(&self.path, &bytes)
+            .map_err(|e| StoreError(format!("cannot write {} ({e})", self.path.display())))
     }
 }
 
@@ -342,10 +373,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(directory)?;
+    // A directory others may write to would let them plant or swap files under this one.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(directory)?.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the cache directory may be written by its group or others",
+            ));
+        }
+    }
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cache");
-    let temp = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let mut nonce = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .map_err(|_| std::io::Error::other("no system randomness"))?;
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = directory.join(format!(".{file_name}.{nonce}.tmp"));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // A new file only: never through a link or a file planted at the temporary name.
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let result = (|| {
@@ -462,7 +510,8 @@ mod tests {
         // The key gone (keyring reset): the cache reads as empty, and the next write works.
         keyring.clear();
         let reset = encrypted(dir.path(), keyring.clone());
-        assert!(reset.load(&record("a")).unwrap().is_none());
+        let err = reset.load(&record("a")).unwrap_err();
+        assert!(err.to_string().contains("does not open"), "{err}");
         reset
             .save(&record("b"), &Secret::new("planted-rt-b"))
             .unwrap();
@@ -504,11 +553,28 @@ mod tests {
     #[test]
     fn a_failing_keyring_falls_back_to_plain_only_when_allowed() {
         let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("HOME", dir.path().to_str().unwrap())]);
         let keyring = Arc::new(super::super::keyring::MemoryKeyring::default());
         keyring
             .fail
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Unusable at build: refused unless plain files are allowed.
+        let err = TokenCachePersistenceOptions::new()
+            .keyring(keyring.clone())
+            .name("sealed")
+            .open("X", &env)
+            .unwrap_err();
+        assert_eq!(err.kind(), identity_core::ErrorKind::InvalidConfiguration);
+        assert!(err.message().contains("keyring"), "{err}");
+
+        // Failing later, at a write: an error, and nothing written.
+        keyring
+            .fail
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let store = encrypted(dir.path(), keyring.clone());
+        keyring
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let err = store
             .save(&record("a"), &Secret::new("planted-rt-a"))
             .unwrap_err();
@@ -520,10 +586,7 @@ mod tests {
             .keyring(keyring)
             .allow_unencrypted_storage(true)
             .name("sealed")
-            .open(
-                "X",
-                &Env::from_pairs([("HOME", dir.path().to_str().unwrap())]),
-            )
+            .open("X", &env)
             .unwrap();
         allowed
             .save(&record("a"), &Secret::new("planted-rt-a"))
@@ -532,5 +595,26 @@ mod tests {
             allowed.load(&record("a")).unwrap().unwrap().secret(),
             "planted-rt-a"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_may_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let loose = dir.path().join("loose");
+        std::fs::create_dir(&loose).unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let store = TokenCachePersistenceOptions::new()
+            .without_platform_keyring()
+            .allow_unencrypted_storage(true)
+            .directory(&loose)
+            .open("X", &Env::empty())
+            .unwrap();
+        let err = store
+            .save(&record("a"), &Secret::new("planted-rt-a"))
+            .unwrap_err();
+        assert!(err.to_string().contains("group or others"), "{err}");
+        assert_eq!(std::fs::read_dir(&loose).unwrap().count(), 0);
     }
 }

@@ -279,12 +279,28 @@ impl BrowserFlow {
                 query.finish()
             )
         };
-        if let Err(reason) = open_browser(client.env(), &url) {
-            tracing::debug!(credential = NAME, reason = %reason, "no browser started; showing the sign-in URL");
-            client.prompt(&format!(
-                "No web browser could be started ({reason}). To sign in, open this URL in a browser on this machine:\n{url}"
-            ));
-        }
+        let opener = match open_browser(client.env(), &url) {
+            Ok(ended) => Some(ended),
+            Err(reason) => {
+                tracing::debug!(credential = NAME, reason = %reason, "no browser started; showing the sign-in URL");
+                client.prompt(&format!(
+                    "No web browser could be started ({reason}). To sign in, open this URL in a browser on this machine:\n{url}"
+                ));
+                None
+            }
+        };
+        // A browser command that fails after starting (an opener that finds no browser) gets
+        // the same notice, while the wait for the redirect goes on.
+        let notice = async {
+            if let Some(ended) = opener {
+                if let Ok(false) = ended.await {
+                    client.prompt(&format!(
+                        "The web browser command failed. To sign in, open this URL in a browser on this machine:\n{url}"
+                    ));
+                }
+            }
+            std::future::pending::<std::convert::Infallible>().await
+        };
         let mut listeners = vec![listener];
         if self.redirect.host == "localhost" {
             // Best effort: a host without IPv6, or with the port taken there, keeps IPv4 only.
@@ -292,7 +308,17 @@ impl BrowserFlow {
                 listeners.push(v6);
             }
         }
-        let wait = Box::pin(receive_code(listeners, &state, &self.redirect.path));
+        let wait = Box::pin(async {
+            match select(
+                Box::pin(receive_code(listeners, &state, &self.redirect.path)),
+                Box::pin(notice),
+            )
+            .await
+            {
+                Either::Left((result, _)) => result,
+                Either::Right((never, _)) => match never {},
+            }
+        });
         let code = match select(wait, client.sleeper().sleep(self.timeout)).await {
             Either::Left((result, _)) => result?,
             Either::Right(((), _)) => {

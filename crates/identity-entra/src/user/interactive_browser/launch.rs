@@ -27,8 +27,13 @@ pub(super) fn browser_command(value: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// Starts the browser on `url`; the reason when none starts.
-pub(super) fn open_browser(env: &Env, url: &str) -> Result<(), String> {
+/// Starts the browser on `url`; the reason when none starts. The receiver gets whether the
+/// browser command ended well, when it ends (an opener such as `xdg-open` that finds no
+/// browser exits with a failure status).
+pub(super) fn open_browser(
+    env: &Env,
+    url: &str,
+) -> Result<tokio::sync::oneshot::Receiver<bool>, String> {
     let words: Vec<String> = match env.non_blank(BROWSER) {
         Some(value) => {
             let mut words = browser_command(value)?;
@@ -52,13 +57,15 @@ pub(super) fn open_browser(env: &Env, url: &str) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("{program} could not be started: {}", e.kind()))?;
     // Reaped on a thread so it leaves no zombie; the browser may outlive the sign-in.
+    let (ended, receiver) = tokio::sync::oneshot::channel();
     let _ = std::thread::Builder::new()
         .name("browser-reaper".into())
         .spawn(move || {
             let mut child = child;
-            let _ = child.wait();
+            let success = child.wait().is_ok_and(|status| status.success());
+            let _ = ended.send(success);
         });
-    Ok(())
+    Ok(receiver)
 }
 
 fn platform_opener(url: &str) -> Vec<String> {

@@ -256,6 +256,33 @@ async fn the_timeout_ends_the_wait_without_waiting_in_real_time() {
 }
 
 #[tokio::test]
+async fn when_the_browser_command_fails_the_url_goes_to_the_prompt() {
+    let emulator = Emulator::start().await;
+    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = shown.clone();
+    // Starts, then fails, as `xdg-open` does on a machine without a browser.
+    let credential = builder(&emulator, Env::from_pairs([(BROWSER, "/bin/false")]))
+        .prompt(move |text| {
+            sink.lock().unwrap().push(text.to_owned());
+            let url = text.lines().last().unwrap().to_owned();
+            std::thread::spawn(move || {
+                let _ = std::process::Command::new("curl")
+                    .args(["-sS", "-L", "--max-time", "20", "-o", "/dev/null", &url])
+                    .status();
+            });
+        })
+        .build()
+        .unwrap();
+    bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
+        .await
+        .unwrap();
+    let shown = shown.lock().unwrap();
+    assert_eq!(shown.len(), 1);
+    assert!(shown[0].contains("browser command failed"), "{}", shown[0]);
+    assert!(shown[0].contains("/oauth2/v2.0/authorize?"), "{}", shown[0]);
+}
+
+#[tokio::test]
 async fn when_no_browser_starts_the_url_goes_to_the_prompt() {
     let emulator = Emulator::start().await;
     let shown = Arc::new(Mutex::new(Vec::<String>::new()));

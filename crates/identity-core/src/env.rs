@@ -112,9 +112,20 @@ impl Env {
 
 impl fmt::Debug for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        // Never values (they may be secrets). Names only of the variables identity reads
+        // (a process environment's other names are many and say nothing); the rest counted.
+        const PREFIXES: [&str; 5] = ["AZURE", "IDENTITY_", "MSI_", "IMDS_", "ACTIONS_ID_TOKEN_"];
+        let mut names: Vec<&str> = self
+            .vars
+            .keys()
+            .map(String::as_str)
+            .filter(|n| PREFIXES.iter().any(|p| n.starts_with(p)))
+            .collect();
         names.sort_unstable();
-        f.debug_struct("Env").field("names", &names).finish()
+        f.debug_struct("Env")
+            .field("identity_names", &names)
+            .field("others", &(self.vars.len() - names.len()))
+            .finish()
     }
 }
 
@@ -123,11 +134,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_shows_names_but_never_values() {
-        let env = Env::from_pairs([("AZURE_CLIENT_SECRET", "planted-secret-value")]);
+    fn debug_shows_identity_names_but_never_values() {
+        let env = Env::from_pairs([
+            ("AZURE_CLIENT_SECRET", "planted-secret-value"),
+            ("LS_COLORS", "planted-other"),
+            ("PATH", "/bin"),
+        ]);
         let text = format!("{env:?}");
-        assert!(text.contains("AZURE_CLIENT_SECRET"));
-        assert!(!text.contains("planted"));
+        assert!(text.contains("AZURE_CLIENT_SECRET"), "{text}");
+        assert!(!text.contains("LS_COLORS"), "{text}");
+        assert!(text.contains("others: 2"), "{text}");
+        assert!(!text.contains("planted"), "{text}");
     }
 
     #[test]

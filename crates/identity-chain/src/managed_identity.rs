@@ -223,17 +223,21 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// The environment, clock, sleeper, plain-HTTP client (for the hosting sources) and
-    /// request limits; see identity-msi's builder. The workload identity exchange uses the
-    /// same environment, clock and sleeper.
+    /// The environment, clock, sleeper, HTTP client and request limits (default
+    /// [`Runtime::new`]); see identity-msi's builder. `build` resolves it once (one
+    /// environment snapshot), and the hosting source and the workload identity exchange both
+    /// run with that same value. Its HTTP client, when set, carries the requests of both,
+    /// unless [`workload_identity_http_client`](Self::workload_identity_http_client) gives the
+    /// exchange one of its own.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = runtime.clone();
         self.host = self.host.runtime(runtime);
         self
     }
 
-    /// The HTTPS client for the workload identity exchange with Microsoft Entra ID (default:
-    /// identity-entra's shared `ReqwestClient`).
+    /// The HTTPS client of the workload identity exchange with Microsoft Entra ID alone
+    /// (default: the runtime's client if one is set, else identity-entra's shared
+    /// `ReqwestClient`).
     pub fn workload_identity_http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
         self.https = Some(client);
         self
@@ -307,12 +311,11 @@ impl ManagedIdentityCredentialBuilder {
             }
         };
         let from_env = env.non_blank("AZURE_CLIENT_ID").map(str::to_owned);
-        let mut entra = identity_core::Runtime::with_env(env)
-            .clock(runtime.clock_or_default())
-            .sleeper(runtime.sleeper_or_default());
-        if let Some(https) = &self.https {
-            entra = entra.http_client(https.clone());
-        }
+        // The same runtime (the one environment snapshot), with the exchange's own client.
+        let entra = match &self.https {
+            Some(https) => runtime.http_client(https.clone()),
+            None => runtime,
+        };
         let mut builder = identity_entra::WorkloadIdentityCredential::builder().runtime(entra);
         if let Some(id) = &configured {
             builder = builder.client_id(id.clone());

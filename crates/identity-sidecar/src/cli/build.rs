@@ -82,10 +82,12 @@ impl Options {
                 let msi = guard(HyperClient::shared());
                 let https = guard(ReqwestClient::shared().map_err(|e| e.to_string())?);
                 let mut builder = DefaultAzureCredential::builder()
-                    .env(env.clone())
-                    .clock(clock.clone())
-                    .managed_identity_http_client(msi.clone())
-                    .http_client(https.clone());
+                    .runtime(
+                        identity_core::Runtime::with_env(env.clone())
+                            .clock(clock.clone())
+                            .http_client(https.clone()),
+                    )
+                    .managed_identity_http_client(msi.clone());
                 if let Some(only) = kind {
                     for k in CredentialKind::ALL {
                         builder = builder.exclude(k, k != *only);

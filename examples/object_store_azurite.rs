@@ -46,7 +46,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt as _;
 use identity_blob_demo::azurite::{self, Azurite};
 use identity_blob_demo::local_msi::{LocalMsi, LocalMsiConfig};
-use identity_chain::{DefaultAzureCredential, TokenCredential, TokenRequestOptions};
+use identity_chain::{DefaultAzureCredential, Runtime, TokenCredential, TokenRequestOptions};
 use identity_object_store::{STORAGE_SCOPE, microsoft_azure_builder};
 use object_store::client::{Certificate, ClientOptions};
 use object_store::path::Path;
@@ -100,7 +100,7 @@ async fn with_azurite(azurite: &Azurite) -> Result<(), Box<dyn StdError>> {
     );
     let credential: Arc<dyn TokenCredential> = Arc::new(
         DefaultAzureCredential::builder()
-            .env(msi.app_service_env())
+            .runtime(Runtime::with_env(msi.app_service_env()))
             .build()?,
     );
     let token = credential

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use identity_chain::{
-    DefaultAzureCredential, Env, ListedHostFiles, TokenCredential, TokenRequestOptions,
+    DefaultAzureCredential, Env, ListedHostFiles, Runtime, TokenCredential, TokenRequestOptions,
 };
 
 #[path = "../../tests/src/field.rs"]
@@ -117,7 +117,7 @@ async fn once(case: &corpus::Case, until: Until) -> Result<f64, String> {
         .map_err(|e| format!("no loopback listener: {e}"))?;
     let started = Instant::now();
     let chain = DefaultAzureCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .exclude_environment_credential(true)
         .exclude_workload_identity_credential(true)
         .exclude_cli_credential(true)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use azure_core::credentials::TokenCredential as SdkTokenCredential;
 use identity_azure_core::AzureCoreCredential;
 use identity_chain::DefaultAzureCredential;
-use identity_core::{Env, TokenCredential, TokenRequest, TokenRequestOptions};
+use identity_core::{Env, Runtime, TokenCredential, TokenRequest, TokenRequestOptions};
 use identity_msi::ManagedIdentityCredential;
 
 use crate::harness::SCOPE_A;
@@ -39,7 +39,7 @@ fn msi() -> Result<Arc<dyn TokenCredential>, String> {
 fn chain(addr: SocketAddr) -> Result<Arc<dyn TokenCredential>, String> {
     // The App Service variables select managed identity; the IMDS address is loopback anyway.
     DefaultAzureCredential::builder()
-        .env(Env::from_process())
+        .runtime(Runtime::new())
         .imds_endpoint(format!("http://{addr}/metadata/identity/oauth2/token"))
         .build()
         .map(|c| Arc::new(c) as Arc<dyn TokenCredential>)

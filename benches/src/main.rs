@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use identity_chain::{AzureCliCredential, DefaultAzureCredential};
-use identity_core::{Env, TokenCredential, TokenRequestOptions};
+use identity_core::{Env, Runtime, TokenCredential, TokenRequestOptions};
 use identity_msi::ManagedIdentityCredential;
 
 use crate::harness::Metric;
@@ -82,7 +82,7 @@ impl cases::Subject for Ours {
     fn chain_token(imds: SocketAddr) -> Option<impl Future<Output = Result<usize, String>>> {
         Some(async move {
             let chain = DefaultAzureCredential::builder()
-                .env(Env::from_process())
+                .runtime(Runtime::new())
                 .imds_endpoint(format!("http://{imds}/metadata/identity/oauth2/token"))
                 .build()
                 .map_err(|e| format!("DefaultAzureCredential build failed: {e}"))?;

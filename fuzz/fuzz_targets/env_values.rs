@@ -3,12 +3,14 @@
 //! `ManagedIdentityCredential::build`). Nothing is sent: only construction runs.
 #![no_main]
 
-use identity_chain::{DefaultAzureCredential, Env, ManagedIdentityCredential};
+use identity_chain::{DefaultAzureCredential, Env, ManagedIdentityCredential, Runtime};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
     let env = Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", text)]);
-    let _ = DefaultAzureCredential::builder().env(env).build();
+    let _ = DefaultAzureCredential::builder()
+        .runtime(Runtime::with_env(env))
+        .build();
     for (endpoint, other) in [
         ("IDENTITY_ENDPOINT", "IDENTITY_HEADER"),
         ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT"),
@@ -20,10 +22,10 @@ fuzz_target!(|text: &str| {
     ] {
         let env = Env::from_pairs([(endpoint, text), (other, "x")]);
         let _ = ManagedIdentityCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env.clone()))
+            .runtime(Runtime::with_env(env.clone()))
             .build();
         let _ = ManagedIdentityCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env))
+            .runtime(Runtime::with_env(env))
             .client_id(text)
             .build();
     }

@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use identity_chain::{Env, ReqwestClient};
+use identity_chain::{
+    DefaultAzureCredential, DefaultAzureCredentialBuilder, Env, ReqwestClient, Runtime,
+};
 use identity_core::http::HttpClient;
-use identity_core::test_util::{Reply, TestServer};
+use identity_core::test_util::{RecordingSleeper, Reply, TestServer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -189,6 +191,20 @@ pub fn refused_endpoint() -> String {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     format!("http://{addr}/metadata/identity/oauth2/token")
+}
+
+/// A runtime over `env` whose retries never wait (a recording sleeper instead of the timer):
+/// what these tests give a chain or a credential with `.runtime(...)`.
+pub fn no_wait_runtime(env: Env) -> Runtime {
+    Runtime::with_env(env).sleeper(Arc::new(RecordingSleeper::new()))
+}
+
+/// `DefaultAzureCredential`'s builder over `runtime`, with IMDS (asked only when no other
+/// managed-identity source is configured) on a refused loopback port.
+pub fn chain_over(runtime: Runtime) -> DefaultAzureCredentialBuilder {
+    DefaultAzureCredential::builder()
+        .runtime(runtime)
+        .imds_endpoint(refused_endpoint())
 }
 
 /// A loopback listener that accepts connections and never answers, as a blackholed IMDS

@@ -9,13 +9,10 @@
     reason = "test helpers outside #[test] functions fail loudly on purpose"
 )]
 
-use std::sync::Arc;
-
 use identity_chain::{DefaultAzureCredential, Env, TokenCredential, TokenRequestOptions};
-use identity_core::test_util::RecordingSleeper;
 use identity_tests::{
-    ARM_RESOURCE, ARM_SCOPE, FAR_EXPIRY, FakeTools, TlsTokenServer, VAULT_SCOPE, bounded, form,
-    form_field, refused_endpoint, test_ca_client,
+    ARM_RESOURCE, ARM_SCOPE, FAR_EXPIRY, FakeTools, TlsTokenServer, VAULT_SCOPE, bounded,
+    chain_over, form, form_field, no_wait_runtime, test_ca_client,
 };
 use wiremock::matchers::{body_string, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -45,10 +42,7 @@ fn msi_body(token: &str) -> serde_json::Value {
 /// A chain over `env` with a recording sleeper, so retries (if any) never wait, and IMDS
 /// (used only when no other managed-identity source is configured) on a refused loopback port.
 fn chain(env: Env) -> identity_chain::DefaultAzureCredentialBuilder {
-    DefaultAzureCredential::builder()
-        .env(env)
-        .sleeper(Arc::new(RecordingSleeper::new()))
-        .imds_endpoint(refused_endpoint())
+    chain_over(no_wait_runtime(env))
 }
 
 async fn token(credential: &DefaultAzureCredential, scope: &str) -> String {
@@ -279,8 +273,7 @@ async fn imds_through_pod_identity_host_sends_no_probe() {
     )]);
     // No `imds_endpoint` here: it would replace the pod identity host.
     let credential = DefaultAzureCredential::builder()
-        .env(env)
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(no_wait_runtime(env))
         .build()
         .unwrap();
     assert_eq!(token(&credential, ARM_SCOPE).await, "POD-IDENTITY-TOKEN");
@@ -300,7 +293,9 @@ async fn environment_credential_wins_with_a_client_secret() {
         ("AZURE_CLIENT_SECRET", "planted-client-secret".to_owned()),
         ("AZURE_AUTHORITY_HOST", server.authority()),
     ]);
-    let credential = chain(env).http_client(test_ca_client()).build().unwrap();
+    let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
+        .build()
+        .unwrap();
     assert_eq!(token(&credential, ARM_SCOPE).await, "ENV-SECRET-TOKEN");
     assert_eq!(
         credential.selected_credential(),
@@ -334,7 +329,9 @@ async fn workload_identity_wins_with_a_federated_token_file() {
         ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
         ("AZURE_AUTHORITY_HOST", server.authority()),
     ]);
-    let credential = chain(env).http_client(test_ca_client()).build().unwrap();
+    let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
+        .build()
+        .unwrap();
     assert_eq!(token(&credential, ARM_SCOPE).await, "WORKLOAD-TOKEN");
     assert_eq!(
         credential.selected_credential(),

@@ -11,21 +11,18 @@
 use std::sync::Arc;
 
 use identity_chain::{
-    AzureCliCredential, ChainError, ChainedTokenCredential, DefaultAzureCredential, Env, ErrorKind,
+    AzureCliCredential, ChainError, ChainedTokenCredential, Env, ErrorKind,
     ManagedIdentityCredential, TokenCredential, TokenRequestOptions,
 };
 use identity_core::test_util::RecordingSleeper;
-use identity_tests::{ARM_SCOPE, FakeTools, VAULT_SCOPE, bounded, refused_endpoint};
+use identity_tests::{ARM_SCOPE, FakeTools, VAULT_SCOPE, bounded, chain_over, no_wait_runtime};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A chain over `env` that never waits on a retry and whose IMDS, if it is the detected
 /// managed-identity source, is a refused loopback port.
 fn chain(env: Env) -> identity_chain::DefaultAzureCredentialBuilder {
-    DefaultAzureCredential::builder()
-        .env(env)
-        .sleeper(Arc::new(RecordingSleeper::new()))
-        .imds_endpoint(refused_endpoint())
+    chain_over(no_wait_runtime(env))
 }
 
 async fn get(
@@ -314,8 +311,7 @@ async fn additionally_allowed_tenants_lets_a_service_principal_ask_another_tenan
         ("AZURE_CLIENT_SECRET", "planted-client-secret".to_owned()),
         ("AZURE_AUTHORITY_HOST", server.authority()),
     ]);
-    let credential = chain(env)
-        .http_client(identity_tests::test_ca_client())
+    let credential = chain_over(no_wait_runtime(env).http_client(identity_tests::test_ca_client()))
         .additionally_allowed_tenants(["other-tenant"])
         .build()
         .unwrap();

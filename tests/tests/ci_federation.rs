@@ -6,11 +6,10 @@
     reason = "test helpers outside #[test] functions fail loudly on purpose"
 )]
 
-use std::sync::Arc;
-
-use identity_chain::{DefaultAzureCredential, Env, TokenCredential, TokenRequestOptions};
-use identity_core::test_util::RecordingSleeper;
-use identity_tests::{TlsTokenServer, bounded, form_field, refused_endpoint, test_ca_client};
+use identity_chain::{Env, TokenCredential, TokenRequestOptions};
+use identity_tests::{
+    TlsTokenServer, bounded, chain_over, form_field, no_wait_runtime, test_ca_client,
+};
 
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 const REQUEST_TOKEN: &str = "planted-actions-request-token";
@@ -42,11 +41,7 @@ async fn azure_token_credentials_can_name_github_actions() {
     let (github, entra) = servers().await;
     let env =
         runner_env(&github, &entra).with("AZURE_TOKEN_CREDENTIALS", "githubactionscredential");
-    let credential = DefaultAzureCredential::builder()
-        .env(env)
-        .sleeper(Arc::new(RecordingSleeper::new()))
-        .imds_endpoint(refused_endpoint())
-        .http_client(test_ca_client())
+    let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
         .build()
         .unwrap();
     let token = bounded(credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()))
@@ -87,11 +82,7 @@ async fn github_actions_is_not_a_member_by_default() {
         let env = runner_env(&github, &entra)
             .with("AZURE_TOKEN_CREDENTIALS", value)
             .with("PATH", "");
-        let credential = DefaultAzureCredential::builder()
-            .env(env)
-            .sleeper(Arc::new(RecordingSleeper::new()))
-            .imds_endpoint(refused_endpoint())
-            .http_client(test_ca_client())
+        let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
             .build()
             .unwrap();
         let err = bounded(credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()))

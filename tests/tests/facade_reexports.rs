@@ -19,7 +19,7 @@ use identity_chain::{
     CredentialKind, DefaultAzureCredential, DefaultAzureCredentialBuilder, Env,
     EnvironmentCredential, EnvironmentCredentialBuilder, Error, ErrorKind,
     ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentityId,
-    ManagedIdentitySource, ReqwestClient, ReqwestClientBuilder, Secret, TokenCredential,
+    ManagedIdentitySource, ReqwestClient, ReqwestClientBuilder, Runtime, Secret, TokenCredential,
     TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
 };
 use identity_tests::{TLS_DATA, refused_endpoint, test_ca_client};
@@ -87,7 +87,7 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
     vec![
         Arc::new(
             DefaultAzureCredential::builder()
-                .env(env.clone())
+                .runtime(Runtime::with_env(env.clone()))
                 .imds_endpoint(refused_endpoint())
                 .build()
                 .unwrap(),
@@ -95,31 +95,31 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         Arc::new(ChainedTokenCredential::new(Vec::new())),
         Arc::new(
             ManagedIdentityCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()))
+                .runtime(Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             AzureCliCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()))
+                .runtime(Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             AzurePowerShellCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()))
+                .runtime(Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             AzureDeveloperCliCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()))
+                .runtime(Runtime::with_env(env.clone()))
                 .build()
                 .unwrap(),
         ),
         Arc::new(
             ClientSecretCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
+                .runtime(Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .client_secret("secret")
@@ -128,7 +128,7 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         ),
         Arc::new(
             ClientCertificateCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
+                .runtime(Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .certificate_path(format!("{TLS_DATA}/client.pem"))
@@ -137,7 +137,7 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         ),
         Arc::new(
             ClientAssertionCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
+                .runtime(Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .assertion(|| async { Ok::<_, std::io::Error>("assertion".to_owned()) })
@@ -146,7 +146,7 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         ),
         Arc::new(
             WorkloadIdentityCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env.clone()).http_client(https.clone()))
+                .runtime(Runtime::with_env(env.clone()).http_client(https.clone()))
                 .tenant_id("tenant")
                 .client_id("client")
                 .token_file_path(token_file)
@@ -155,7 +155,7 @@ fn every_credential() -> Vec<Arc<dyn TokenCredential>> {
         ),
         Arc::new(
             EnvironmentCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env).http_client(https))
+                .runtime(Runtime::with_env(env).http_client(https))
                 .build()
                 .unwrap(),
         ),
@@ -207,19 +207,19 @@ fn concrete_get_token_futures_are_send() {
     let env = Env::empty();
     check(
         &AzureCliCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env.clone()))
+            .runtime(Runtime::with_env(env.clone()))
             .build()
             .unwrap(),
     );
     check(
         &ManagedIdentityCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env.clone()))
+            .runtime(Runtime::with_env(env.clone()))
             .build()
             .unwrap(),
     );
     check(
         &DefaultAzureCredential::builder()
-            .env(env)
+            .runtime(Runtime::with_env(env))
             .imds_endpoint(refused_endpoint())
             .build()
             .unwrap(),

@@ -13,12 +13,10 @@
     reason = "elapsed times are reported for information, never asserted; test helpers fail loudly"
 )]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use identity_chain::{DefaultAzureCredential, TokenCredential, TokenRequestOptions};
-use identity_core::test_util::RecordingSleeper;
-use identity_tests::{ARM_SCOPE, Blackhole, FakeTools, refused_endpoint};
+use identity_tests::{ARM_SCOPE, Blackhole, FakeTools, no_wait_runtime, refused_endpoint};
 
 /// A generous bound: the probe gives up after about a second.
 const BOUND: Duration = Duration::from_secs(20);
@@ -27,8 +25,7 @@ async fn az_wins_with_imds_at(endpoint: String, what: &str) {
     let tools = FakeTools::new();
     tools.az_ok("AZ-TOKEN");
     let credential = DefaultAzureCredential::builder()
-        .env(tools.env())
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(no_wait_runtime(tools.env()))
         .imds_endpoint(endpoint)
         .configure_managed_identity(|b| b.timeout(Duration::from_secs(1)))
         .build()
@@ -65,8 +62,7 @@ async fn an_unanswered_probe_is_tried_again_on_the_next_call() {
     // managed identity reports unavailable twice, and both calls end.
     let blackhole = Blackhole::start().await;
     let credential = DefaultAzureCredential::builder()
-        .env(identity_chain::Env::empty())
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(no_wait_runtime(identity_chain::Env::empty()))
         .exclude_environment_credential(true)
         .exclude_workload_identity_credential(true)
         .exclude_cli_credential(true)
@@ -106,8 +102,7 @@ async fn docker_desktops_unreachable_answer_lets_the_chain_reach_az() {
     let tools = FakeTools::new();
     tools.az_ok("AZ-TOKEN");
     let credential = DefaultAzureCredential::builder()
-        .env(tools.env())
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(no_wait_runtime(tools.env()))
         .imds_endpoint(format!("{}/metadata/identity/oauth2/token", server.uri()))
         .build()
         .unwrap();

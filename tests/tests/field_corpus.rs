@@ -19,9 +19,8 @@ use std::time::Instant;
 use identity_chain::{
     DefaultAzureCredential, Env, ListedHostFiles, TokenCredential, TokenRequestOptions,
 };
-use identity_core::test_util::RecordingSleeper;
 use identity_tests::field::{self, Case, Expect, Reach, Replay};
-use identity_tests::{FakeTools, LIMIT, VAULT_SCOPE};
+use identity_tests::{FakeTools, LIMIT, VAULT_SCOPE, no_wait_runtime};
 
 /// Runs one case one way; `Err` describes the mismatch.
 async fn run(case: Case, reach: Reach) -> Result<String, String> {
@@ -38,8 +37,7 @@ async fn run(case: Case, reach: Reach) -> Result<String, String> {
         ));
     }
     let mut builder = DefaultAzureCredential::builder()
-        .env(Env::from_pairs(pairs))
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(no_wait_runtime(Env::from_pairs(pairs)))
         // Detection must not depend on this machine's files (the Arc agent check).
         .configure_managed_identity(|b| b.host_files(Arc::new(ListedHostFiles::default())));
     if reach == Reach::Probe {

@@ -15,7 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use identity_chain::{
     BoxFuture, CredentialKind, DefaultAzureCredential, Env, ErrorKind, ManagedIdentityCredential,
-    TokenCredential, TokenRequestOptions,
+    Runtime, TokenCredential, TokenRequestOptions,
 };
 use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions};
 use identity_core::scope::{
@@ -312,14 +312,14 @@ proptest! {
             .collect();
         let value = format!("{pad_left}{cased}{pad_right}");
         let built = DefaultAzureCredential::builder()
-            .env(Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", value.as_str())]))
+            .runtime(Runtime::with_env(Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", value.as_str())])))
             .build();
         prop_assert!(built.is_ok(), "{:?} refused: {:?}", value, built.err());
 
         let is_valid = valid.iter().any(|v| v.eq_ignore_ascii_case(other.trim()))
             || other.trim().is_empty();
         let built = DefaultAzureCredential::builder()
-            .env(Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", other.as_str())]))
+            .runtime(Runtime::with_env(Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", other.as_str())])))
             .build();
         prop_assert_eq!(built.is_ok(), is_valid, "{:?}", other);
         if let Err(e) = built {

@@ -12,16 +12,13 @@
     reason = "test helpers outside #[test] functions fail loudly on purpose"
 )]
 
-use std::sync::Arc;
-
 use identity_chain::{
     AccessToken, AzureCliCredential, DefaultAzureCredential, DefaultAzureCredentialBuilder, Env,
     Error, TokenCredential, TokenRequestOptions, display_chain,
 };
-use identity_core::test_util::RecordingSleeper;
 use identity_tests::{
     ARM_SCOPE, FAR_EXPIRY, FakeTools, LogBuffer, TlsTokenServer, VAULT_SCOPE, assert_no_secret,
-    bounded, capture_logs, refused_endpoint, test_ca_client,
+    bounded, capture_logs, chain_over, no_wait_runtime, refused_endpoint, test_ca_client,
 };
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -47,10 +44,7 @@ const SECRETS: &[&str] = &[
 /// A chain over `env` that never waits on a retry and whose IMDS, if it is the detected
 /// managed-identity source, is a refused loopback port.
 fn chain(env: Env) -> DefaultAzureCredentialBuilder {
-    DefaultAzureCredential::builder()
-        .env(env)
-        .sleeper(Arc::new(RecordingSleeper::new()))
-        .imds_endpoint(refused_endpoint())
+    chain_over(no_wait_runtime(env))
 }
 
 async fn get(credential: &dyn TokenCredential, scope: &str) -> Result<AccessToken, Error> {
@@ -249,7 +243,7 @@ async fn client_secrets_stay_out_of_errors_debug_and_logs() {
             ("AZURE_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
             ("AZURE_AUTHORITY_HOST", server.authority()),
         ]);
-        let builder = chain(env).http_client(test_ca_client());
+        let builder = chain_over(no_wait_runtime(env).http_client(test_ca_client()));
         assert_no_secret("builder Debug", &format!("{builder:?}"), SECRETS);
         let credential = builder.build().unwrap();
         let result = get(&credential, ARM_SCOPE).await;
@@ -274,7 +268,9 @@ async fn client_secrets_stay_out_of_errors_debug_and_logs() {
                 .replace("/metadata/identity/oauth2/token", ""),
         ),
     ]);
-    let credential = chain(env).http_client(test_ca_client()).build().unwrap();
+    let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
+        .build()
+        .unwrap();
     let result = get(&credential, ARM_SCOPE).await;
     assert!(result.is_err());
     assert_clean("client secret refused", &result, &credential, &logs);
@@ -295,7 +291,9 @@ async fn federated_tokens_stay_out_of_errors_debug_and_logs() {
             ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
             ("AZURE_AUTHORITY_HOST", server.authority()),
         ]);
-        let credential = chain(env).http_client(test_ca_client()).build().unwrap();
+        let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
+            .build()
+            .unwrap();
         let result = get(&credential, ARM_SCOPE).await;
         assert_eq!(result.is_ok(), what == "success", "{result:?}");
         assert_clean(

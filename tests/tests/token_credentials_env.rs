@@ -7,14 +7,11 @@
     reason = "test helpers outside #[test] functions fail loudly on purpose"
 )]
 
-use std::sync::Arc;
-
 use identity_chain::{
     AZURE_TOKEN_CREDENTIALS, CredentialKind, DefaultAzureCredential, DefaultAzureCredentialBuilder,
-    Env, ErrorKind, TokenCredential, TokenRequestOptions,
+    Env, ErrorKind, Runtime, TokenCredential, TokenRequestOptions,
 };
-use identity_core::test_util::RecordingSleeper;
-use identity_tests::{ARM_SCOPE, FAR_EXPIRY, bounded};
+use identity_tests::{ARM_SCOPE, FAR_EXPIRY, bounded, no_wait_runtime};
 use wiremock::matchers::{method, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -70,7 +67,9 @@ fn check(rows: Vec<Row>) {
             Some(value) => Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, value)]),
             None => Env::empty(),
         };
-        let built = (row.configure)(DefaultAzureCredential::builder().env(env)).build();
+        let built =
+            (row.configure)(DefaultAzureCredential::builder().runtime(Runtime::with_env(env)))
+                .build();
         let what = format!("row {index} (AZURE_TOKEN_CREDENTIALS={:?})", row.value);
         match (row.expect, built) {
             (Expect::Members(expected), Ok(credential)) => {
@@ -257,13 +256,9 @@ async fn app_service_sees(
     if let Some(id) = azure_client_id {
         env = env.with("AZURE_CLIENT_ID", id);
     }
-    let credential = configure(
-        DefaultAzureCredential::builder()
-            .env(env)
-            .sleeper(Arc::new(RecordingSleeper::new())),
-    )
-    .build()
-    .unwrap();
+    let credential = configure(DefaultAzureCredential::builder().runtime(no_wait_runtime(env)))
+        .build()
+        .unwrap();
     let token = bounded(credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()))
         .await
         .unwrap();
@@ -372,8 +367,7 @@ async fn imds(matcher: impl wiremock::Match + 'static, probes: u64) -> MockServe
 
 async fn imds_token(server: &MockServer, env: Env) -> DefaultAzureCredential {
     let credential = DefaultAzureCredential::builder()
-        .env(env)
-        .sleeper(Arc::new(RecordingSleeper::new()))
+        .runtime(no_wait_runtime(env))
         .imds_endpoint(format!("{}/metadata/identity/oauth2/token", server.uri()))
         .build()
         .unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use identity_chain::{
     AuthenticationRecord, DefaultAzureCredential, DeviceCodeCredential, Env,
-    InteractiveBrowserCredential, Keyring, OnBehalfOfCredential, Secret,
+    InteractiveBrowserCredential, Keyring, OnBehalfOfCredential, Runtime, Secret,
     TokenCachePersistenceOptions, TokenCredential, TokenRequestOptions,
 };
 use identity_core::test_util::{FakeClock, RecordingSleeper};
@@ -221,12 +221,12 @@ fn the_interactive_member_is_opt_in_and_the_user_types_are_send_sync() {
     check::<OnBehalfOfCredential>();
     check::<AuthenticationRecord>();
     let off = DefaultAzureCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .build()
         .unwrap();
     assert!(!off.members().contains(&"InteractiveBrowserCredential"));
     let on = DefaultAzureCredential::builder()
-        .env(Env::empty())
+        .runtime(Runtime::with_env(Env::empty()))
         .exclude_interactive_browser_credential(false)
         .build()
         .unwrap();

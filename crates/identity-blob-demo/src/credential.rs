@@ -28,7 +28,7 @@ use identity_chain::{
     AccessToken, AzureCliCredential, BoxFuture, DefaultAzureCredential, EnvironmentCredential,
     ManagedIdentityCredential, ManagedIdentityId, TokenRequestOptions, WorkloadIdentityCredential,
 };
-use identity_core::{Env, Error, TokenCredential};
+use identity_core::{Env, Error, Runtime, TokenCredential};
 
 const NAME: &str = "identity-blob-demo";
 
@@ -134,7 +134,7 @@ pub fn make_credential(
     }
     Ok(match choice.kind {
         CredentialKind::Default => {
-            let mut builder = DefaultAzureCredential::builder().env(env);
+            let mut builder = DefaultAzureCredential::builder().runtime(Runtime::with_env(env));
             builder = match &choice.identity {
                 None => builder,
                 Some(UserAssigned::ClientId(id)) => builder.managed_identity_client_id(id),
@@ -152,24 +152,24 @@ pub fn make_credential(
             };
             Arc::new(
                 ManagedIdentityCredential::builder()
-                    .runtime(identity_core::Runtime::with_env(env))
+                    .runtime(Runtime::with_env(env))
                     .identity(identity)
                     .build()?,
             )
         }
         CredentialKind::AzureCli => Arc::new(
             AzureCliCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env))
+                .runtime(Runtime::with_env(env))
                 .build()?,
         ),
         CredentialKind::Environment => Arc::new(
             EnvironmentCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env))
+                .runtime(Runtime::with_env(env))
                 .build()?,
         ),
         CredentialKind::WorkloadIdentity => Arc::new(
             WorkloadIdentityCredential::builder()
-                .runtime(identity_core::Runtime::with_env(env))
+                .runtime(Runtime::with_env(env))
                 .build()?,
         ),
     })

@@ -19,9 +19,7 @@ fn event_with<'a>(
 ) -> &'a identity_core::test_util::CapturedEvent {
     events
         .iter()
-        .find(|e| {
-            e.field("message") == Some(message) && e.field("credential") == Some(credential)
-        })
+        .find(|e| e.field("message") == Some(message) && e.field("credential") == Some(credential))
         .unwrap_or_else(|| panic!("no {message:?} event for {credential}"))
 }
 
@@ -156,4 +154,3 @@ async fn a_failing_chain_records_the_stopping_member_and_its_kind() {
     assert!(failure.field("error").unwrap().contains("AADSTS700016"));
     capture.assert_absent(PLANTED);
 }
-

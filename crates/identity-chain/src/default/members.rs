@@ -43,8 +43,11 @@ impl DefaultAzureCredentialBuilder {
                     .build(),
             ),
             CredentialKind::InteractiveBrowser => shared(
-                self.entra(identity_entra::InteractiveBrowserCredential::builder(), runtime)
-                    .build(),
+                self.entra(
+                    identity_entra::InteractiveBrowserCredential::builder(),
+                    runtime,
+                )
+                .build(),
             ),
         };
         built.unwrap_or_else(|error| {

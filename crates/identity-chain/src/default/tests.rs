@@ -132,9 +132,7 @@ fn the_interactive_browser_member_comes_last_only_when_asked_for() {
         Some(false),
     );
     assert_eq!(prod.last(), Some(&browser));
-    assert!(
-        !build(Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "prod")]), None).contains(&browser)
-    );
+    assert!(!build(Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "prod")]), None).contains(&browser));
     // Named by the variable, it is the only member.
     let named = build(
         Env::from_pairs([(AZURE_TOKEN_CREDENTIALS, "InteractiveBrowserCredential")]),

@@ -19,6 +19,28 @@
 //! `identity-*` crates. Depend on `identity-msi` alone when managed identity is all you need
 //! and dependencies count.
 //!
+//! # One runtime for a whole chain
+//! What a credential reads from the world (environment variables, the clock, the timer it
+//! waits on between retries, the HTTP client, request bounds) travels in one [`Runtime`], which
+//! every builder takes with `.runtime(...)`. [`DefaultAzureCredential`] resolves its runtime
+//! once (one snapshot of the environment) and hands that same value to every member; build the
+//! members of a [`ChainedTokenCredential`] with clones of one runtime for the same effect. A
+//! test injects an environment of its own, and nothing reads the process environment:
+//!
+//! ```
+//! use identity_chain::{DefaultAzureCredential, Env, Runtime};
+//!
+//! let env = Env::from_pairs([("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")]);
+//! let credential = DefaultAzureCredential::builder()
+//!     .runtime(Runtime::with_env(env))
+//!     .build()?;
+//! assert_eq!(credential.members(), ["ManagedIdentityCredential"]);
+//! # Ok::<(), identity_chain::Error>(())
+//! ```
+//!
+//! `Runtime::new().clock(...)` (or `Runtime::with_env(env).clock(...)`) adds a clock of the
+//! test's own, e.g. identity-core's `test_util::FakeClock` (feature `test-util`).
+//!
 //! # Public items
 //! Every public item of this crate is in this list (`cargo xtask tidy` checks it).
 //!

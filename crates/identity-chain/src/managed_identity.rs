@@ -96,33 +96,37 @@ impl ManagedIdentityCredential {
     /// The host's system-assigned identity, with every default (`builder().build()`).
     ///
     /// # Errors
-    /// As [`ManagedIdentityCredentialBuilder::build`].
+    /// As [`ManagedIdentityCredentialBuilder::build`] (so do the three constructors below).
     pub fn system_assigned() -> Result<Self, Error> {
-        Self::builder().build()
+        Self::with_identity(ManagedIdentityId::SystemAssigned)
     }
 
     /// The user-assigned identity with this client (application) id, with every default.
     ///
     /// # Errors
-    /// As [`ManagedIdentityCredentialBuilder::build`].
+    /// As [`system_assigned`](Self::system_assigned).
     pub fn client_id(client_id: impl Into<String>) -> Result<Self, Error> {
-        Self::builder().client_id(client_id).build()
+        Self::with_identity(ManagedIdentityId::ClientId(client_id.into()))
     }
 
     /// The user-assigned identity with this Azure resource id, with every default.
     ///
     /// # Errors
-    /// As [`ManagedIdentityCredentialBuilder::build`].
+    /// As [`system_assigned`](Self::system_assigned).
     pub fn resource_id(resource_id: impl Into<String>) -> Result<Self, Error> {
-        Self::builder().resource_id(resource_id).build()
+        Self::with_identity(ManagedIdentityId::ResourceId(resource_id.into()))
     }
 
     /// The user-assigned identity with this object (principal) id, with every default.
     ///
     /// # Errors
-    /// As [`ManagedIdentityCredentialBuilder::build`].
+    /// As [`system_assigned`](Self::system_assigned).
     pub fn object_id(object_id: impl Into<String>) -> Result<Self, Error> {
-        Self::builder().object_id(object_id).build()
+        Self::with_identity(ManagedIdentityId::ObjectId(object_id.into()))
+    }
+
+    fn with_identity(identity: ManagedIdentityId) -> Result<Self, Error> {
+        Self::builder().identity(identity).build()
     }
 
     /// The source detected at construction

@@ -152,6 +152,20 @@ impl Chain {
         }
     }
 
+    /// Logs the member that produced a token and the members tried before it: at INFO for a
+    /// sticky chain's choice (`info`), at DEBUG for a plain chain's every winner.
+    fn log_winner(&self, credential: &'static str, attempts: &[Attempt], info: bool) {
+        let (chain, skipped, skipped_members) = (self.name, attempts.len(), SkippedNames(attempts));
+        // A `tracing` level is fixed per call site, hence one call for each.
+        if info {
+            tracing::info!(target: "identity_chain", chain, credential, skipped,
+                %skipped_members, "credential produced a token");
+        } else {
+            tracing::debug!(target: "identity_chain", chain, credential, skipped,
+                %skipped_members, "credential produced a token");
+        }
+    }
+
     /// Tries every member in turn, inside the chain's deadline scope.
     async fn try_members(
         &self,
@@ -179,24 +193,10 @@ impl Chain {
                             .compare_exchange(NONE, index, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok();
                         if first {
-                            tracing::info!(
-                                target: "identity_chain",
-                                chain = self.name,
-                                credential = name,
-                                skipped = attempts.len(),
-                                skipped_members = %SkippedNames(&attempts),
-                                "credential produced a token"
-                            );
+                            self.log_winner(name, &attempts, true);
                         }
                     } else {
-                        tracing::debug!(
-                            target: "identity_chain",
-                            chain = self.name,
-                            credential = name,
-                            skipped = attempts.len(),
-                            skipped_members = %SkippedNames(&attempts),
-                            "credential produced a token"
-                        );
+                        self.log_winner(name, &attempts, false);
                         self.selected.store(index, Ordering::Release);
                     }
                     return Ok(token);

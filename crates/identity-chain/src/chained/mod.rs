@@ -70,6 +70,19 @@ impl ChainedTokenCredential {
         }
     }
 
+    /// The chain `DefaultAzureCredential` runs: named `name`, and sticky (every call after the
+    /// first token goes to the member that produced it).
+    pub(crate) fn sticky(name: &'static str, members: Vec<Member>) -> Self {
+        Self {
+            chain: Chain::new(name, members, true),
+        }
+    }
+
+    /// The engine, for `DefaultAzureCredential`'s own accessors.
+    pub(crate) fn engine(&self) -> &Chain {
+        &self.chain
+    }
+
     /// Replaces the overall deadline of one call (default [`DEFAULT_CHAIN_DEADLINE`]).
     #[must_use]
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
@@ -92,11 +105,13 @@ impl TokenCredential for ChainedTokenCredential {
         self.chain.traced_get_token(scopes, options)
     }
 
+    /// `ChainedTokenCredential` (or, inside it, `DefaultAzureCredential`).
     fn name(&self) -> &'static str {
-        NAME
+        self.chain.name
     }
 
     /// None: every call tries the members in order, so no one member's entry is the answer.
+    /// (The sticky chain inside `DefaultAzureCredential` offers its chosen member's.)
     fn cache_slot(&self, scopes: &[&str], options: &TokenRequestOptions) -> Option<CacheSlot> {
         self.chain.cache_slot(scopes, options)
     }

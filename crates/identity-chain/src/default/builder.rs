@@ -7,7 +7,8 @@ use identity_core::http::HttpClient;
 use identity_core::{Error, Runtime};
 
 use super::{AZURE_TOKEN_CREDENTIALS, DefaultAzureCredential, NAME, default_deadline};
-use crate::chained::{Chain, Member};
+use crate::ChainedTokenCredential;
+use crate::chained::Member;
 use crate::selection::{CredentialKind, Exclusions, Selection};
 
 /// How the managed-identity member chooses its identity.
@@ -322,7 +323,7 @@ impl DefaultAzureCredentialBuilder {
             })
             .collect();
         Ok(DefaultAzureCredential {
-            chain: Chain::new(NAME, members, true)
+            chain: ChainedTokenCredential::sticky(NAME, members)
                 .with_deadline(self.deadline.unwrap_or(default_deadline(&kinds))),
         })
     }

@@ -77,7 +77,7 @@ mod tests;
 
 use identity_core::{AccessToken, BoxFuture, Error, TokenCredential, TokenRequestOptions};
 
-use crate::chained::Chain;
+use crate::ChainedTokenCredential;
 pub use builder::DefaultAzureCredentialBuilder;
 use members::default_deadline;
 
@@ -101,7 +101,8 @@ pub use crate::selection::AZURE_TOKEN_CREDENTIALS;
 /// ```
 #[derive(Debug)]
 pub struct DefaultAzureCredential {
-    chain: Chain,
+    /// The sticky chain over the members, named `DefaultAzureCredential`.
+    chain: ChainedTokenCredential,
 }
 
 impl DefaultAzureCredential {
@@ -120,12 +121,13 @@ impl DefaultAzureCredential {
 
     /// The type name of the member that produced a token, once one has.
     pub fn selected_credential(&self) -> Option<&'static str> {
-        self.chain.selected().map(TokenCredential::name)
+        self.chain.last_used()
     }
 
     /// The members this chain tries, in order.
     pub fn members(&self) -> Vec<&'static str> {
         self.chain
+            .engine()
             .members
             .iter()
             .map(|m| m.credential.name())
@@ -133,20 +135,22 @@ impl DefaultAzureCredential {
     }
 }
 
+/// The sticky chain's: its `get_token` span (named `DefaultAzureCredential`, source `chain`),
+/// and the chosen member's cache entry once a member has produced a token.
 impl TokenCredential for DefaultAzureCredential {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
     fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],
         options: &'a TokenRequestOptions,
     ) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        self.chain.traced_get_token(scopes, options)
+        // Traced by the inner chain, whose name is this credential's.
+        self.chain.get_token(scopes, options)
     }
 
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    /// The chosen member's entry, once a member has produced a token.
     fn cache_slot(
         &self,
         scopes: &[&str],

@@ -150,6 +150,7 @@ fn the_interactive_member_extends_the_default_deadline_by_its_sign_in_timeout() 
             .build()
             .unwrap()
             .chain
+            .engine()
             .deadline()
     };
     assert_eq!(deadline(true), crate::DEFAULT_CHAIN_DEADLINE);
@@ -164,5 +165,5 @@ fn the_interactive_member_extends_the_default_deadline_by_its_sign_in_timeout() 
         .deadline(Duration::from_secs(30))
         .build()
         .unwrap();
-    assert_eq!(explicit.chain.deadline(), Duration::from_secs(30));
+    assert_eq!(explicit.chain.engine().deadline(), Duration::from_secs(30));
 }

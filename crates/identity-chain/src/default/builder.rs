@@ -77,7 +77,8 @@ impl std::fmt::Debug for DefaultAzureCredentialBuilder {
 impl DefaultAzureCredentialBuilder {
     /// The environment, clock, sleeper, HTTP client and request bounds of the whole chain
     /// (default [`Runtime::new`]: a snapshot of the process environment, the system clock, the
-    /// tokio timer, each member's own HTTP client).
+    /// tokio timer, and each member's own HTTP client: plain HTTP for managed identity, TLS
+    /// for the Microsoft Entra members).
     ///
     /// `build` resolves it once (one environment snapshot) and hands that same value to every
     /// member, so they all read one environment and one clock. The runtime's HTTP client, when
@@ -115,9 +116,11 @@ impl DefaultAzureCredentialBuilder {
         self
     }
 
-    /// The HTTP client of the managed-identity member alone. Without it the member uses the
-    /// runtime's client if one is set, else identity-msi's default plain-HTTP client; the
-    /// Entra members (TLS) never use this one.
+    /// The HTTP client of the managed-identity member alone, the one transport setting of a
+    /// single member: managed identity speaks plain HTTP to its host while the Entra members
+    /// need TLS, so a chain that brings its own clients sets the TLS one on the runtime and
+    /// this one here. Without it the member uses the runtime's client if one is set, else
+    /// identity-msi's default plain-HTTP client; the Entra members never use this one.
     #[must_use]
     pub fn managed_identity_http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
         self.msi_http = Some(client);

@@ -67,7 +67,7 @@
 //! # Not included
 //! The reference SDK's shared token cache, Visual Studio Code and broker (WAM) members are out
 //! of scope for this library: they need a desktop session's stores or a platform broker. Build
-//! a [`ChainedTokenCredential`](crate::ChainedTokenCredential) with your own credential if you
+//! a [`ChainedTokenCredential`] with your own credential if you
 //! need one of them.
 
 mod builder;

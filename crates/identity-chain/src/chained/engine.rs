@@ -27,7 +27,6 @@ pub(crate) struct Member {
 }
 
 /// The engine shared by [`ChainedTokenCredential`] and `DefaultAzureCredential`.
-#[derive(Debug)]
 pub(crate) struct Chain {
     pub(crate) name: &'static str,
     pub(crate) members: Vec<Member>,
@@ -36,6 +35,22 @@ pub(crate) struct Chain {
     selected: AtomicUsize,
     /// The overall deadline of one call.
     deadline: Duration,
+}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chain")
+            .field("name", &self.name)
+            .field("members", &self.members)
+            .field("sticky", &self.sticky)
+            // The member's name, not the index (or its "none yet" sentinel).
+            .field(
+                "selected",
+                &self.selected().map(|m| TokenCredential::name(m.as_ref())),
+            )
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 impl Chain {

@@ -30,7 +30,15 @@ async fn a_sticky_chain_offers_its_chosen_members_cache_entry_and_a_plain_chain_
         sticky.cache_slot(&["s"], &opts()).is_none(),
         "no member chosen yet"
     );
+    assert!(
+        format!("{sticky:?}").contains("selected: None"),
+        "{sticky:?}"
+    );
     sticky.get_token(&["s"], &opts()).await.unwrap();
+    assert!(
+        format!("{sticky:?}").contains("selected: Some(\"B\")"),
+        "{sticky:?}"
+    );
     let slot = sticky
         .cache_slot(&["s"], &opts())
         .expect("the chosen member's entry");

@@ -97,6 +97,28 @@
 //! * `service-fabric`: Service Fabric managed identity (HTTPS with the server certificate
 //!   pinned to `IDENTITY_SERVER_THUMBPRINT`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Built without a feature, the list above links its items to the docs built with every
+// feature (docs.rs).
+#![cfg_attr(
+    not(feature = "keyring"),
+    doc = "\n\n[`PlatformKeyring`]: https://docs.rs/identity-chain/latest/identity_chain/struct.PlatformKeyring.html"
+)]
+#![cfg_attr(
+    not(feature = "azure-core"),
+    doc = "\n\n[`AzureCoreCredential`]: https://docs.rs/identity-chain/latest/identity_chain/struct.AzureCoreCredential.html"
+)]
+#![cfg_attr(
+    not(feature = "blocking"),
+    doc = "\n\n[`BlockingCredential`]: https://docs.rs/identity-chain/latest/identity_chain/struct.BlockingCredential.html"
+)]
+#![cfg_attr(
+    not(feature = "object-store"),
+    doc = "\n\n[`ObjectStoreCredential`]: https://docs.rs/identity-chain/latest/identity_chain/struct.ObjectStoreCredential.html"
+)]
+#![cfg_attr(
+    not(feature = "object-store"),
+    doc = "\n\n[`microsoft_azure_builder`]: https://docs.rs/identity-chain/latest/identity_chain/fn.microsoft_azure_builder.html"
+)]
 
 mod chained;
 pub mod default;

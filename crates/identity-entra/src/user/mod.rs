@@ -41,6 +41,7 @@ pub mod interactive_browser;
 pub mod keyring;
 pub mod on_behalf_of;
 mod persist;
+mod private_file;
 mod record;
 mod wire;
 

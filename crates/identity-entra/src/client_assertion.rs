@@ -119,18 +119,12 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn builder(server: &MockServer) -> ClientAssertionCredentialBuilder {
-        let (clock, sleeper) = fake_time();
         ClientAssertionCredential::builder()
             .tenant_id("t")
             .client_id("c")
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(Env::empty()))
     }
 
     #[tokio::test]

@@ -348,19 +348,13 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn builder(server: &MockServer) -> ClientCertificateCredentialBuilder {
-        let (clock, sleeper) = fake_time();
         ClientCertificateCredential::builder()
             .tenant_id("t")
             .client_id("c")
             .certificate(CLIENT_PEM)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(Env::empty()))
     }
 
     fn segment(jwt: &str, i: usize) -> serde_json::Value {

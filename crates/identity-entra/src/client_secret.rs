@@ -119,19 +119,13 @@ mod tests {
     const VAULT: &str = "https://vault.azure.net/.default";
 
     fn builder(server: &MockServer) -> ClientSecretCredentialBuilder {
-        let (clock, sleeper) = fake_time();
         ClientSecretCredential::builder()
             .tenant_id("t")
             .client_id("c")
             .client_secret(SECRET)
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(Env::empty()))
     }
 
     use identity_core::Env;

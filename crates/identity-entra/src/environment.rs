@@ -421,14 +421,8 @@ mod tests {
             (AZURE_CLIENT_SECRET, SECRET.to_owned()),
             ("AZURE_AUTHORITY_HOST", server.uri()),
         ]);
-        let (clock, sleeper) = fake_time();
         let credential = EnvironmentCredential::builder()
-            .runtime(
-                identity_core::Runtime::with_env(env)
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(env))
             .allow_insecure_loopback_authority(true)
             .build()
             .unwrap();

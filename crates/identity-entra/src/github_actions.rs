@@ -317,14 +317,8 @@ mod tests {
     }
 
     fn builder(env: Env) -> GitHubActionsCredentialBuilder {
-        let (clock, sleeper) = fake_time();
         GitHubActionsCredential::builder()
-            .runtime(
-                identity_core::Runtime::with_env(env)
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(env))
             .allow_insecure_loopback_authority(true)
     }
 

@@ -172,7 +172,7 @@ mod span_tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use crate::test_support::{
-        CLIENT_PEM, SECRET, assert_no_key_material, fake_time, test_http_client, token_body,
+        CLIENT_PEM, PrincipalAtLoopback, SECRET, assert_no_key_material, fake_runtime, token_body,
     };
     use crate::{
         ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential,
@@ -257,19 +257,9 @@ mod span_tests {
     #[tokio::test]
     async fn client_secret_spans_cover_failure_fetch_and_hit_without_the_secret() {
         let server = endpoint(Some(refusal(SECRET))).await;
-        let (clock, sleeper) = fake_time();
         let credential = ClientSecretCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .client_secret(SECRET)
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .principal_at_loopback(server.uri())
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -284,19 +274,9 @@ mod span_tests {
     #[tokio::test]
     async fn client_assertion_spans_never_show_the_assertion() {
         let server = endpoint(Some(refusal(PLANTED_ASSERTION))).await;
-        let (clock, sleeper) = fake_time();
         let credential = ClientAssertionCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .assertion(|| async { Ok::<_, std::io::Error>(PLANTED_ASSERTION.to_owned()) })
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .principal_at_loopback(server.uri())
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -314,19 +294,9 @@ mod span_tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, PLANTED_ASSERTION).unwrap();
-        let (clock, sleeper) = fake_time();
         let credential = WorkloadIdentityCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .token_file_path(&file)
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .principal_at_loopback(server.uri())
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -371,21 +341,11 @@ mod span_tests {
             serde_json::json!({ "oidcToken": PLANTED_ASSERTION }),
         )
         .await;
-        let (clock, sleeper) = fake_time();
         let credential = crate::AzurePipelinesCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .service_connection_id("sc")
             .system_access_token("planted-system-access-token")
             .oidc_request_uri(format!("{}/oidc", server.uri()))
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .principal_at_loopback(server.uri())
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -406,20 +366,10 @@ mod span_tests {
             serde_json::json!({ "value": PLANTED_ASSERTION }),
         )
         .await;
-        let (clock, sleeper) = fake_time();
         let credential = crate::GitHubActionsCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .id_token_request_url(format!("{}/idtoken?api-version=2.0", server.uri()))
             .id_token_request_token("planted-actions-request-token")
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .principal_at_loopback(server.uri())
             .build()
             .unwrap();
         let capture = traced_calls(&credential).await;
@@ -435,19 +385,9 @@ mod span_tests {
     #[tokio::test]
     async fn client_certificate_spans_never_show_key_material() {
         let server = endpoint(Some(refusal("MIIplanted-echo"))).await;
-        let (clock, sleeper) = fake_time();
         let credential = ClientCertificateCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .certificate(CLIENT_PEM)
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::empty())
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .principal_at_loopback(server.uri())
             .build()
             .unwrap();
         let capture = Capture::new();
@@ -494,20 +434,14 @@ mod span_tests {
     #[tokio::test]
     async fn environment_spans_name_the_selected_kind_and_nest_the_inner_span() {
         let server = endpoint(None).await;
-        let (clock, sleeper) = fake_time();
         let credential = EnvironmentCredential::builder()
             .authority_host(server.uri())
             .allow_insecure_loopback_authority(true)
-            .runtime(
-                identity_core::Runtime::with_env(Env::from_pairs([
-                    ("AZURE_TENANT_ID", "t"),
-                    ("AZURE_CLIENT_ID", "c"),
-                    ("AZURE_CLIENT_SECRET", SECRET),
-                ]))
-                .clock(clock.shared())
-                .sleeper(sleeper.shared())
-                .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(Env::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", SECRET),
+            ])))
             .build()
             .unwrap();
         let capture = Capture::new();

@@ -59,6 +59,15 @@ pub(crate) fn fake_time() -> (FakeClock, RecordingSleeper) {
     (clock.clone(), RecordingSleeper::advancing(clock))
 }
 
+/// A runtime over `env` with the clock and sleeper of [`fake_time`] and [`test_http_client`].
+pub(crate) fn fake_runtime(env: Env) -> identity_core::Runtime {
+    let (clock, sleeper) = fake_time();
+    identity_core::Runtime::with_env(env)
+        .clock(clock.shared())
+        .sleeper(sleeper.shared())
+        .http_client(test_http_client())
+}
+
 /// The form fields of a recorded request, in a sorted map (a repeated field fails the test).
 pub(crate) fn form_of(request: &wiremock::Request) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
@@ -92,5 +101,33 @@ impl<S> UpdateRuntime for crate::credential::CredentialBuilder<S> {
     ) -> Self {
         self.common.runtime = f(std::mem::take(&mut self.common.runtime));
         self
+    }
+}
+
+/// Points a credential builder at a loopback token endpoint, with [`fake_runtime`] over an
+/// empty environment.
+pub(crate) trait AtLoopback: Sized {
+    fn at_loopback(self, authority: String) -> Self;
+}
+
+impl<S> AtLoopback for crate::credential::CredentialBuilder<S> {
+    fn at_loopback(self, authority: String) -> Self {
+        self.authority_host(authority)
+            .allow_insecure_loopback_authority(true)
+            .runtime(fake_runtime(Env::empty()))
+    }
+}
+
+/// Tenant `t` and client `c` of a service principal at a loopback token endpoint (see
+/// [`AtLoopback`]).
+pub(crate) trait PrincipalAtLoopback: AtLoopback {
+    fn principal_at_loopback(self, authority: String) -> Self;
+}
+
+impl<S: crate::credential::sealed::Ids> PrincipalAtLoopback
+    for crate::credential::CredentialBuilder<S>
+{
+    fn principal_at_loopback(self, authority: String) -> Self {
+        self.tenant_id("t").client_id("c").at_loopback(authority)
     }
 }

@@ -215,14 +215,8 @@ mod tests {
     }
 
     fn builder(env: Env) -> WorkloadIdentityCredentialBuilder {
-        let (clock, sleeper) = fake_time();
         WorkloadIdentityCredential::builder()
-            .runtime(
-                identity_core::Runtime::with_env(env)
-                    .clock(clock.shared())
-                    .sleeper(sleeper.shared())
-                    .http_client(test_http_client()),
-            )
+            .runtime(fake_runtime(env))
             .allow_insecure_loopback_authority(true)
     }
 

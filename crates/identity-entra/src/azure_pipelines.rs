@@ -351,14 +351,6 @@ mod tests {
             .allow_insecure_loopback_authority(true)
     }
 
-    async fn entra(server: &MockServer) {
-        Mock::given(method("POST"))
-            .and(path("/t/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(server)
-            .await;
-    }
-
     async fn oidc_answers(server: &MockServer, answer: ResponseTemplate) {
         Mock::given(method("POST"))
             .and(path(OIDC_PATH))
@@ -369,15 +361,10 @@ mod tests {
 
     async fn failure(answer: ResponseTemplate) -> Error {
         let server = MockServer::start().await;
-        entra(&server).await;
+        mount_token_endpoint(&server).await;
         oidc_answers(&server, answer).await;
         let credential = builder(pipeline_env(&server)).build().unwrap();
-        let err = credential
-            .get_token(&[SCOPE], &TokenRequestOptions::default())
-            .await
-            .unwrap_err();
-        let text = format!("{err} {err:?} {credential:?}");
-        assert!(!text.contains("planted"), "{text}");
+        let err = planted_free_failure(&credential, SCOPE).await;
         let requests = server.received_requests().await.unwrap();
         assert!(
             requests.iter().all(|r| r.url.path() == OIDC_PATH),
@@ -389,7 +376,7 @@ mod tests {
     #[tokio::test]
     async fn the_oidc_token_is_requested_then_exchanged() {
         let server = MockServer::start().await;
-        entra(&server).await;
+        mount_token_endpoint(&server).await;
         Mock::given(method("POST"))
             .and(path(OIDC_PATH))
             .and(query_param("api-version", "7.1"))
@@ -408,24 +395,10 @@ mod tests {
             .mount(&server)
             .await;
         let credential = builder(pipeline_env(&server)).build().unwrap();
-        let token = credential
-            .get_token(&[SCOPE], &TokenRequestOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(token.token.secret(), "AT");
         // Cached: no second request of either kind.
-        credential
-            .get_token(&[SCOPE], &TokenRequestOptions::default())
-            .await
-            .unwrap();
-        let requests = server.received_requests().await.unwrap();
-        assert_eq!(requests.len(), 2);
-        let form = form_of(&requests[1]);
+        let form = exchange_form(&credential, &server, SCOPE).await;
         assert_eq!(form["client_assertion"], OIDC_TOKEN);
-        assert_eq!(form["client_assertion_type"], crate::client::JWT_BEARER);
-        assert_eq!(form["client_id"], "c");
         assert_eq!(form["grant_type"], "client_credentials");
-        assert_eq!(form["scope"], SCOPE);
         let text = format!("{credential:?}");
         assert!(text.contains("sc-1") && !text.contains("planted"), "{text}");
     }

@@ -322,29 +322,16 @@ mod tests {
             .allow_insecure_loopback_authority(true)
     }
 
-    async fn entra(server: &MockServer) {
-        Mock::given(method("POST"))
-            .and(path("/t/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(server)
-            .await;
-    }
-
     async fn failure(answer: ResponseTemplate) -> Error {
         let server = MockServer::start().await;
-        entra(&server).await;
+        mount_token_endpoint(&server).await;
         Mock::given(method("GET"))
             .and(path("/_apis/oidctoken"))
             .respond_with(answer)
             .mount(&server)
             .await;
         let credential = builder(runner_env(&server)).build().unwrap();
-        let err = credential
-            .get_token(&[SCOPE], &TokenRequestOptions::default())
-            .await
-            .unwrap_err();
-        let text = format!("{err} {err:?} {credential:?}");
-        assert!(!text.contains("planted"), "{text}");
+        let err = planted_free_failure(&credential, SCOPE).await;
         let requests = server.received_requests().await.unwrap();
         assert!(requests.iter().all(|r| r.method.as_str() == "GET"));
         err
@@ -353,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn the_id_token_is_requested_for_the_exchange_audience_then_exchanged() {
         let server = MockServer::start().await;
-        entra(&server).await;
+        mount_token_endpoint(&server).await;
         Mock::given(method("GET"))
             .and(path("/_apis/oidctoken"))
             .and(query_param("api-version", "2.0"))
@@ -370,25 +357,15 @@ mod tests {
             .mount(&server)
             .await;
         let credential = builder(runner_env(&server)).build().unwrap();
-        let token = credential
-            .get_token(&[SCOPE], &TokenRequestOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(token.token.secret(), "AT");
-        let requests = server.received_requests().await.unwrap();
-        assert_eq!(requests.len(), 2);
-        let form = form_of(&requests[1]);
+        let form = exchange_form(&credential, &server, SCOPE).await;
         assert_eq!(form["client_assertion"], ID_TOKEN);
-        assert_eq!(form["client_assertion_type"], crate::client::JWT_BEARER);
-        assert_eq!(form["client_id"], "c");
-        assert_eq!(form["scope"], SCOPE);
         assert!(!format!("{credential:?}").contains("planted"));
     }
 
     #[tokio::test]
     async fn another_audience_can_be_asked_for() {
         let server = MockServer::start().await;
-        entra(&server).await;
+        mount_token_endpoint(&server).await;
         Mock::given(method("GET"))
             .and(query_param("audience", "api://AzureADTokenExchangeUSGov"))
             .respond_with(

@@ -131,3 +131,52 @@ impl<S: crate::credential::sealed::Ids> PrincipalAtLoopback
         self.tenant_id("t").client_id("c").at_loopback(authority)
     }
 }
+
+/// Mounts tenant `t`'s token endpoint on `server`, answering the access token `AT`.
+pub(crate) async fn mount_token_endpoint(server: &wiremock::MockServer) {
+    use wiremock::matchers::{method, path};
+    wiremock::Mock::given(method("POST"))
+        .and(path("/t/oauth2/v2.0/token"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+        .mount(server)
+        .await;
+}
+
+/// Asks `credential` for a token for `scope` and expects a failure that shows no planted
+/// value, in the error or in the credential's `Debug`; returns the error.
+pub(crate) async fn planted_free_failure<C>(credential: &C, scope: &str) -> identity_core::Error
+where
+    C: identity_core::TokenCredential + std::fmt::Debug,
+{
+    let err = credential
+        .get_token(&[scope], &identity_core::TokenRequestOptions::default())
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?} {credential:?}");
+    assert!(!text.contains("planted"), "{text}");
+    err
+}
+
+/// Asks `credential` for a token for `scope` twice, expecting `AT` from one federated-token
+/// request and one exchange on `server` (the second call a cache hit); checks the exchange's
+/// assertion type, client id `c` and scope, and returns its form.
+pub(crate) async fn exchange_form<C>(
+    credential: &C,
+    server: &wiremock::MockServer,
+    scope: &str,
+) -> BTreeMap<String, String>
+where
+    C: identity_core::TokenCredential,
+{
+    let options = identity_core::TokenRequestOptions::default();
+    let token = credential.get_token(&[scope], &options).await.unwrap();
+    assert_eq!(token.token.secret(), "AT");
+    credential.get_token(&[scope], &options).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let form = form_of(&requests[1]);
+    assert_eq!(form["client_assertion_type"], crate::client::JWT_BEARER);
+    assert_eq!(form["client_id"], "c");
+    assert_eq!(form["scope"], scope);
+    form
+}

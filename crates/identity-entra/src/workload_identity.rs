@@ -200,7 +200,7 @@ mod tests {
     use crate::test_support::*;
     use identity_core::{Env, ErrorKind};
     use identity_core::{TokenCredential, TokenRequestOptions};
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const VAULT: &str = "https://vault.azure.net/.default";
@@ -222,11 +222,7 @@ mod tests {
 
     async fn token_server() -> MockServer {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/t/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        mount_token_endpoint(&server).await;
         server
     }
 

@@ -74,19 +74,14 @@ const OIDC_API_VERSION: &str = "7.1";
 /// connection. See the [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::AzurePipelinesCredential;
-///
-/// // In a step with `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`.
-/// let credential = AzurePipelinesCredential::builder()
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// // In a step with `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`; outside an
+/// // `AzureCLI@2` task the service connection's ids are named here.
+/// let credential = identity_chain::AzurePipelinesCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")
 ///     .client_id("00000000-0000-0000-0000-000000000001")
 ///     .service_connection_id("00000000-0000-0000-0000-000000000002")
 ///     .build()?;
-/// let token = credential
-///     .get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default())
-///     .await?;
 /// # Ok(()) }
 /// ```
 pub type AzurePipelinesCredential = Credential<ServicePrincipal<AzurePipelines>>;

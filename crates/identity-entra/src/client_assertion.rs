@@ -24,18 +24,14 @@ const NAME: &str = "ClientAssertionCredential";
 /// Authenticates a service principal with a caller-supplied assertion.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::ClientAssertionCredential;
-///
-/// let credential = ClientAssertionCredential::builder()
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// // The callback runs on each token request (the cache makes them rare), so it can fetch
+/// // a fresh assertion from wherever the application keeps one.
+/// let credential = identity_chain::ClientAssertionCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")
 ///     .client_id("00000000-0000-0000-0000-000000000001")
-///     .assertion(|| async { Ok::<_, std::io::Error>("eyJ...".to_owned()) })
+///     .assertion(|| async { std::fs::read_to_string("/var/run/assertion.jwt") })
 ///     .build()?;
-/// let token = credential
-///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
-///     .await?;
 /// # Ok(()) }
 /// ```
 pub type ClientAssertionCredential = Credential<ServicePrincipal<ClientAssertion>>;

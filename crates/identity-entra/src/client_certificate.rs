@@ -47,18 +47,16 @@ const NAME: &str = "ClientCertificateCredential";
 /// Authenticates a service principal with a certificate.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::ClientCertificateCredential;
-///
-/// let credential = ClientCertificateCredential::builder()
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// // A password-protected PEM file holding the key and the certificate chain, sent with
+/// // each assertion for subject-name/issuer authentication.
+/// let credential = identity_chain::ClientCertificateCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")
 ///     .client_id("00000000-0000-0000-0000-000000000001")
 ///     .certificate_path("/etc/secrets/sp.pem")
+///     .password("the key's password")
+///     .send_certificate_chain(true)
 ///     .build()?;
-/// let token = credential
-///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
-///     .await?;
 /// # Ok(()) }
 /// ```
 pub type ClientCertificateCredential = Credential<ServicePrincipal<ClientCertificate>>;

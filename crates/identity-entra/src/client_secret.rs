@@ -19,18 +19,14 @@ const NAME: &str = "ClientSecretCredential";
 /// Authenticates a service principal with a client secret.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::ClientSecretCredential;
-///
-/// let credential = ClientSecretCredential::builder()
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// // The secret comes from a vault or a mounted file, never from the source code.
+/// let secret = std::fs::read_to_string("/run/secrets/sp-secret").unwrap_or_default();
+/// let credential = identity_chain::ClientSecretCredential::builder()
 ///     .tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47")
 ///     .client_id("00000000-0000-0000-0000-000000000001")
-///     .client_secret("a secret from a vault")
+///     .client_secret(secret)
 ///     .build()?;
-/// let token = credential
-///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
-///     .await?;
 /// # Ok(()) }
 /// ```
 pub type ClientSecretCredential = Credential<ServicePrincipal<ClientSecret>>;

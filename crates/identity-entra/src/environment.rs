@@ -62,14 +62,10 @@ pub const AZURE_PASSWORD: &str = "AZURE_PASSWORD";
 /// [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::EnvironmentCredential;
-///
-/// let credential = EnvironmentCredential::builder().build()?;
-/// let token = credential
-///     .get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default())
-///     .await?;
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// let credential = identity_chain::EnvironmentCredential::builder().build()?;
+/// // The credential the variables selected (e.g. `ClientSecretCredential`), or none.
+/// println!("{:?}", credential.selected());
 /// # Ok(()) }
 /// ```
 pub type EnvironmentCredential = Credential<Environment>;

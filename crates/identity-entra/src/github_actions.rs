@@ -57,10 +57,7 @@ const NAME: &str = "GitHubActionsCredential";
 pub const ACTIONS_ID_TOKEN_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
 /// The variable holding the bearer token for the ID-token request.
 pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
-/// The tenant id variable.
-pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-/// The application (client) id variable.
-pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub use crate::environment::{AZURE_CLIENT_ID, AZURE_TENANT_ID};
 /// The audience Microsoft Entra ID expects in a federated token (public cloud).
 pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -68,15 +65,13 @@ pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::GitHubActionsCredential;
-///
-/// // In a job with `permissions: id-token: write`, AZURE_CLIENT_ID and AZURE_TENANT_ID set.
-/// let credential = GitHubActionsCredential::builder().build()?;
-/// let token = credential
-///     .get_token(&["https://management.azure.com/.default"], &TokenRequestOptions::default())
-///     .await?;
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// // In a job with `permissions: id-token: write`, AZURE_CLIENT_ID and AZURE_TENANT_ID set,
+/// // in a sovereign cloud whose federation audience differs from the public cloud's.
+/// let credential = identity_chain::GitHubActionsCredential::builder()
+///     .audience("api://AzureADTokenExchangeUSGov")
+///     .authority_host(identity_chain::AzureAuthorityHosts::AZURE_GOVERNMENT)
+///     .build()?;
 /// # Ok(()) }
 /// ```
 pub type GitHubActionsCredential = Credential<ServicePrincipal<GitHubActions>>;

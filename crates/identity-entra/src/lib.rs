@@ -172,7 +172,8 @@ mod span_tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use crate::test_support::{
-        CLIENT_PEM, PrincipalAtLoopback, SECRET, assert_no_key_material, fake_runtime, token_body,
+        CLIENT_PEM, PrincipalAtLoopback, SECRET, assert_no_key_material, assert_no_private_key,
+        fake_runtime, token_body,
     };
     use crate::{
         ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential,
@@ -186,18 +187,23 @@ mod span_tests {
     /// A token endpoint that answers `first` once, then a token.
     async fn endpoint(first: Option<ResponseTemplate>) -> MockServer {
         let server = MockServer::start().await;
+        mount_endpoint(&server, first).await;
+        server
+    }
+
+    /// Mounts on `server` a token endpoint that answers `first` once, then a token.
+    async fn mount_endpoint(server: &MockServer, first: Option<ResponseTemplate>) {
         if let Some(first) = first {
             Mock::given(method("POST"))
                 .respond_with(first)
                 .up_to_n_times(1)
-                .mount(&server)
+                .mount(server)
                 .await;
         }
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(200).set_body_json(token_body(PLANTED_TOKEN, 3600)))
-            .mount(&server)
+            .mount(server)
             .await;
-        server
     }
 
     /// The service refusing, echoing the credential's proof back in its description.
@@ -321,15 +327,7 @@ mod span_tests {
             .respond_with(ResponseTemplate::new(200).set_body_json(oidc_body))
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .respond_with(refusal(PLANTED_ASSERTION))
-            .up_to_n_times(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body(PLANTED_TOKEN, 3600)))
-            .mount(&server)
-            .await;
+        mount_endpoint(&server, Some(refusal(PLANTED_ASSERTION))).await;
         server
     }
 
@@ -390,15 +388,7 @@ mod span_tests {
             .principal_at_loopback(server.uri())
             .build()
             .unwrap();
-        let capture = Capture::new();
-        {
-            let _guard = capture.enter();
-            for _ in 0..3 {
-                let _ = credential
-                    .get_token(&[SCOPE], &TokenRequestOptions::default())
-                    .await;
-            }
-        }
+        let capture = traced_calls(&credential).await;
         let spans = capture.spans_named("get_token");
         let outcomes: Vec<_> = spans
             .iter()
@@ -420,15 +410,11 @@ mod span_tests {
         );
         // The service's echo is the service's text, so only the key and token are checked.
         let text = capture.text().replace("MIIplanted-echo", "");
-        for needle in ["PRIVATE KEY", PLANTED_TOKEN] {
-            assert!(!text.contains(needle), "{needle} leaked: {text}");
-        }
-        let key_line = CLIENT_PEM
-            .lines()
-            .skip_while(|l| !l.contains("BEGIN PRIVATE KEY"))
-            .nth(2)
-            .unwrap();
-        assert!(!text.contains(key_line), "key material leaked");
+        assert!(
+            !text.contains(PLANTED_TOKEN),
+            "{PLANTED_TOKEN} leaked: {text}"
+        );
+        assert_no_private_key(&text);
     }
 
     #[tokio::test]

@@ -37,23 +37,17 @@ const NAME: &str = "WorkloadIdentityCredential";
 
 /// The variable naming the federated token file.
 pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-/// The variable naming the tenant.
-pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-/// The variable naming the application (client) id.
-pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub use crate::environment::{AZURE_CLIENT_ID, AZURE_TENANT_ID};
 
 /// Authenticates with a federated token file (Kubernetes workload identity).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), identity_chain::Error> {
-/// use identity_chain::{TokenCredential, TokenRequestOptions};
-/// use identity_chain::WorkloadIdentityCredential;
-///
-/// // Reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE.
-/// let credential = WorkloadIdentityCredential::builder().build()?;
-/// let token = credential
-///     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
-///     .await?;
+/// # fn demo() -> Result<(), identity_chain::Error> {
+/// // In a pod with workload identity, whose webhook sets AZURE_TENANT_ID, AZURE_CLIENT_ID and
+/// // AZURE_FEDERATED_TOKEN_FILE; on a cluster with AKS identity binding, through its proxy.
+/// let credential = identity_chain::WorkloadIdentityCredential::builder()
+///     .enable_kubernetes_token_proxy(true)
+///     .build()?;
 /// # Ok(()) }
 /// ```
 pub type WorkloadIdentityCredential = Credential<ServicePrincipal<WorkloadIdentity>>;

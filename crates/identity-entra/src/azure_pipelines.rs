@@ -401,11 +401,7 @@ mod tests {
     #[tokio::test]
     async fn builder_settings_override_the_task_variables() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/t2/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        token_mock("t2", "AT").mount(&server).await;
         Mock::given(method("POST"))
             .and(path("/other"))
             .and(query_param("serviceConnectionId", "sc-2"))

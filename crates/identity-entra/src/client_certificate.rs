@@ -342,7 +342,7 @@ mod tests {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use identity_core::{Env, ErrorKind};
     use identity_core::{TokenCredential, TokenRequestOptions};
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn builder(server: &MockServer) -> ClientCertificateCredentialBuilder {
@@ -367,12 +367,7 @@ mod tests {
     #[tokio::test]
     async fn the_request_carries_a_verifiable_assertion_for_the_token_endpoint() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/t/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .expect(1)
-            .mount(&server)
-            .await;
+        token_mock("t", "AT").expect(1).mount(&server).await;
         let credential = builder(&server).build().unwrap();
         credential
             .get_token(

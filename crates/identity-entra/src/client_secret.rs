@@ -119,9 +119,7 @@ mod tests {
             .tenant_id("t")
             .client_id("c")
             .client_secret(SECRET)
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(fake_runtime(Env::empty()))
+            .at_loopback(server.uri())
     }
 
     use identity_core::Env;
@@ -275,18 +273,8 @@ mod tests {
     #[tokio::test]
     async fn another_tenant_needs_to_be_allowed() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/b/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("B", 3600)))
-            .expect(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/a/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("A", 3600)))
-            .expect(1)
-            .mount(&server)
-            .await;
+        token_mock("b", "B").expect(1).mount(&server).await;
+        token_mock("a", "A").expect(1).mount(&server).await;
         let options = TokenRequestOptions::default().tenant_id("b");
 
         let strict = builder(&server).tenant_id("a").build().unwrap();

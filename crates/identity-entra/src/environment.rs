@@ -238,7 +238,7 @@ mod tests {
     use crate::test_support::*;
     use identity_core::ErrorKind;
     use identity_core::{TokenCredential, TokenRequestOptions};
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn data(file: &str) -> String {
@@ -405,12 +405,7 @@ mod tests {
     #[tokio::test]
     async fn the_secret_branch_requests_a_token_at_the_environment_authority() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/t/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .expect(1)
-            .mount(&server)
-            .await;
+        token_mock("t", "AT").expect(1).mount(&server).await;
         let env = Env::from_pairs([
             (AZURE_TENANT_ID, "t".to_owned()),
             (AZURE_CLIENT_ID, "c".to_owned()),
@@ -479,11 +474,7 @@ mod tests {
     #[tokio::test]
     async fn an_encrypted_pem_key_signs_with_the_password_from_the_environment() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/t/oauth2/v2.0/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        token_mock("t", "AT").mount(&server).await;
         let plain =
             crate::jwt::ClientCertificate::from_pem("X", CLIENT_PEM.as_bytes(), None).unwrap();
         for file in [

@@ -260,38 +260,36 @@ mod span_tests {
         ("hit", "ok"),
     ];
 
+    /// Calls the `built` credential three times against an endpoint that refuses once, and
+    /// checks its spans say `credential` and `source` through a failure, a fetch and a hit.
+    async fn fail_fetch_hit<C: TokenCredential>(
+        built: Result<C, identity_core::Error>,
+        credential: &str,
+        source: &str,
+    ) -> Capture {
+        let capture = traced_calls(&built.unwrap()).await;
+        check(&capture, credential, source, FAIL_THEN_FETCH_THEN_HIT);
+        capture
+    }
+
     #[tokio::test]
     async fn client_secret_spans_cover_failure_fetch_and_hit_without_the_secret() {
         let server = endpoint(Some(refusal(SECRET))).await;
-        let credential = ClientSecretCredential::builder()
+        let built = ClientSecretCredential::builder()
             .client_secret(SECRET)
             .principal_at_loopback(server.uri())
-            .build()
-            .unwrap();
-        let capture = traced_calls(&credential).await;
-        check(
-            &capture,
-            "ClientSecretCredential",
-            "client_secret",
-            FAIL_THEN_FETCH_THEN_HIT,
-        );
+            .build();
+        fail_fetch_hit(built, "ClientSecretCredential", "client_secret").await;
     }
 
     #[tokio::test]
     async fn client_assertion_spans_never_show_the_assertion() {
         let server = endpoint(Some(refusal(PLANTED_ASSERTION))).await;
-        let credential = ClientAssertionCredential::builder()
+        let built = ClientAssertionCredential::builder()
             .assertion(|| async { Ok::<_, std::io::Error>(PLANTED_ASSERTION.to_owned()) })
             .principal_at_loopback(server.uri())
-            .build()
-            .unwrap();
-        let capture = traced_calls(&credential).await;
-        check(
-            &capture,
-            "ClientAssertionCredential",
-            "client_assertion",
-            FAIL_THEN_FETCH_THEN_HIT,
-        );
+            .build();
+        fail_fetch_hit(built, "ClientAssertionCredential", "client_assertion").await;
     }
 
     #[tokio::test]
@@ -300,18 +298,11 @@ mod span_tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, PLANTED_ASSERTION).unwrap();
-        let credential = WorkloadIdentityCredential::builder()
+        let built = WorkloadIdentityCredential::builder()
             .token_file_path(&file)
             .principal_at_loopback(server.uri())
-            .build()
-            .unwrap();
-        let capture = traced_calls(&credential).await;
-        check(
-            &capture,
-            "WorkloadIdentityCredential",
-            "workload_identity",
-            FAIL_THEN_FETCH_THEN_HIT,
-        );
+            .build();
+        fail_fetch_hit(built, "WorkloadIdentityCredential", "workload_identity").await;
     }
 
     /// A server with a CI OIDC endpoint at `oidc_path` (answering `oidc_body`), then an Entra
@@ -339,20 +330,13 @@ mod span_tests {
             serde_json::json!({ "oidcToken": PLANTED_ASSERTION }),
         )
         .await;
-        let credential = crate::AzurePipelinesCredential::builder()
+        let built = crate::AzurePipelinesCredential::builder()
             .service_connection_id("sc")
             .system_access_token("planted-system-access-token")
             .oidc_request_uri(format!("{}/oidc", server.uri()))
             .principal_at_loopback(server.uri())
-            .build()
-            .unwrap();
-        let capture = traced_calls(&credential).await;
-        check(
-            &capture,
-            "AzurePipelinesCredential",
-            "azure_pipelines",
-            FAIL_THEN_FETCH_THEN_HIT,
-        );
+            .build();
+        let capture = fail_fetch_hit(built, "AzurePipelinesCredential", "azure_pipelines").await;
         capture.assert_absent("planted-system-access-token");
     }
 
@@ -364,19 +348,12 @@ mod span_tests {
             serde_json::json!({ "value": PLANTED_ASSERTION }),
         )
         .await;
-        let credential = crate::GitHubActionsCredential::builder()
+        let built = crate::GitHubActionsCredential::builder()
             .id_token_request_url(format!("{}/idtoken?api-version=2.0", server.uri()))
             .id_token_request_token("planted-actions-request-token")
             .principal_at_loopback(server.uri())
-            .build()
-            .unwrap();
-        let capture = traced_calls(&credential).await;
-        check(
-            &capture,
-            "GitHubActionsCredential",
-            "github_actions",
-            FAIL_THEN_FETCH_THEN_HIT,
-        );
+            .build();
+        let capture = fail_fetch_hit(built, "GitHubActionsCredential", "github_actions").await;
         capture.assert_absent("planted-actions-request-token");
     }
 

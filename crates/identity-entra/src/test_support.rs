@@ -141,14 +141,18 @@ impl<S: crate::credential::sealed::Ids> PrincipalAtLoopback
     }
 }
 
-/// Mounts tenant `t`'s token endpoint on `server`, answering the access token `AT`.
-pub(crate) async fn mount_token_endpoint(server: &wiremock::MockServer) {
+/// A mock of tenant `tenant`'s token endpoint answering the access token `token`, valid for an
+/// hour.
+pub(crate) fn token_mock(tenant: &str, token: &str) -> wiremock::Mock {
     use wiremock::matchers::{method, path};
     wiremock::Mock::given(method("POST"))
-        .and(path("/t/oauth2/v2.0/token"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-        .mount(server)
-        .await;
+        .and(path(format!("/{tenant}/oauth2/v2.0/token")))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body(token, 3600)))
+}
+
+/// Mounts tenant `t`'s token endpoint on `server`, answering the access token `AT`.
+pub(crate) async fn mount_token_endpoint(server: &wiremock::MockServer) {
+    token_mock("t", "AT").mount(server).await;
 }
 
 /// Asks `credential` for a token for `scope` and expects a failure that shows no planted

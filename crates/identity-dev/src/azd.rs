@@ -168,7 +168,7 @@ mod tests {
         let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
         for tz in ["America/New_York", "EST5", "Asia/Kolkata"] {
             let tools = FakeTools::new();
-            tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
+            tools.recording_script("azd", &format!("echo '{OK}'"));
             let cred = AzureDeveloperCliCredential::builder()
                 .tenant_id("T")
                 .runtime(Runtime::with_env(tools.env().with("TZ", tz)))
@@ -206,7 +206,7 @@ mod tests {
     #[tokio::test]
     async fn claims_skip_the_cache_and_plain_calls_use_it() {
         let tools = FakeTools::new();
-        tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
+        tools.recording_script("azd", &format!("echo '{OK}'"));
         let cred = AzureDeveloperCliCredential::builder()
             .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
             .build()
@@ -230,10 +230,10 @@ mod tests {
         );
         let cred = AzureDeveloperCliCredential::builder()
             .tenant_id("t1")
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[A], &opts())).await.unwrap_err();
+        let err = bounded_failure(&cred, &[A]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(
             err.message().contains("`azd auth login --tenant-id t1`"),
@@ -246,10 +246,10 @@ mod tests {
     async fn missing_azd_is_unavailable_with_the_install_link() {
         let tools = FakeTools::new();
         let cred = AzureDeveloperCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[A], &opts())).await.unwrap_err();
+        let err = bounded_failure(&cred, &[A]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
             err.message().contains("aka.ms/azd-install")
@@ -262,15 +262,13 @@ mod tests {
     #[tokio::test]
     async fn injection_in_any_scope_is_refused_before_azd_runs() {
         let tools = FakeTools::new();
-        tools.script("azd", &format!("{}\necho '{OK}'", FakeTools::recorder()));
+        tools.recording_script("azd", &format!("echo '{OK}'"));
         let cred = AzureDeveloperCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
         for bad in ["b; touch x", "$(x)", "`x`", "--tenant-id", "a\nb", "'q'"] {
-            let err = bounded(cred.get_token(&[A, bad], &opts()))
-                .await
-                .unwrap_err();
+            let err = bounded_failure(&cred, &[A, bad]).await;
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}");
         }
         assert!(!tools.file("ran").exists());
@@ -324,13 +322,7 @@ mod tests {
             ),
         ];
         for (code, stdout, stderr, kind, hint) in cases {
-            let canned = Canned::output(code, stdout, stderr);
-            let err = with_canned(&canned)
-                .build()
-                .unwrap()
-                .get_token(&[A], &opts())
-                .await
-                .unwrap_err();
+            let err = canned_failure::<AzureDeveloperCli>(A, code, stdout, stderr).await;
             assert_eq!(err.kind(), kind, "{stdout}{stderr}: {err}");
             assert!(err.message().contains(hint), "{err}");
         }
@@ -344,13 +336,7 @@ mod tests {
             r#"{"token":"X"}"#,
             r#"{"token":"X","expiresOn":"2030-01-01 10:00:00"}"#,
         ] {
-            let canned = Canned::output(0, stdout, "");
-            let err = with_canned(&canned)
-                .build()
-                .unwrap()
-                .get_token(&[A], &opts())
-                .await
-                .unwrap_err();
+            let err = canned_failure::<AzureDeveloperCli>(A, 0, stdout, "").await;
             assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{stdout}");
         }
     }
@@ -384,14 +370,6 @@ mod tests {
             Output::new(Some(1), "", format!(r#"{{"error":"bad token {PLANTED}"}}"#)),
             Output::new(Some(1), "", format!(r#"{{"token": "{PLANTED}"}} failed"#)),
         ];
-        for output in outputs {
-            let canned = Canned::new([Ok(output)]);
-            let cred = with_canned(&canned).build().unwrap();
-            let err = cred.get_token(&[A], &opts()).await.unwrap_err();
-            assert_hidden(
-                "planted",
-                &[err.to_string(), format!("{err:?}"), format!("{cred:?}")],
-            );
-        }
+        assert_planted_outputs_hidden::<AzureDeveloperCli>(A, outputs).await;
     }
 }

@@ -190,14 +190,11 @@ mod tests {
     #[tokio::test]
     async fn success_passes_exact_argv_cwd_and_colour_and_returns_the_token() {
         let tools = FakeTools::new();
-        tools.script(
-            "az",
-            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
-        );
+        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .tenant_id("tid-1")
             .subscription("My Sub")
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
@@ -231,10 +228,7 @@ mod tests {
     #[tokio::test]
     async fn a_second_call_is_answered_from_the_cache() {
         let tools = FakeTools::new();
-        tools.script(
-            "az",
-            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
-        );
+        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
             .build()
@@ -249,13 +243,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_callers_start_the_cli_once() {
         let tools = FakeTools::new();
-        tools.script(
-            "az",
-            &format!(
-                "{}\n/bin/sleep 0.2\necho '{OK_JSON}'",
-                FakeTools::recorder()
-            ),
-        );
+        tools.recording_script("az", &format!("/bin/sleep 0.2\necho '{OK_JSON}'"));
         let cred = Arc::new(
             AzureCliCredential::builder()
                 .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
@@ -289,7 +277,7 @@ mod tests {
             ),
         );
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .process_timeout(Duration::from_secs(20))
             .build()
             .unwrap();
@@ -301,14 +289,11 @@ mod tests {
     #[tokio::test]
     async fn a_per_request_tenant_is_passed_when_allowed() {
         let tools = FakeTools::new();
-        tools.script(
-            "az",
-            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
-        );
+        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .tenant_id("home")
             .additionally_allowed_tenants(["other"])
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
         bounded(cred.get_token(&[SCOPE], &opts().tenant_id("other")))
@@ -332,12 +317,10 @@ mod tests {
         );
         let cred = AzureCliCredential::builder()
             .tenant_id("tid-1")
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.message().contains("`az login --tenant tid-1`"), "{err}");
     }
@@ -346,17 +329,12 @@ mod tests {
     #[tokio::test]
     async fn an_empty_path_means_not_installed() {
         let tools = FakeTools::new();
-        tools.script(
-            "az",
-            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
-        );
+        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .runtime(Runtime::with_env(Env::from_pairs([("PATH", "")])))
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
             err.message().contains("not installed") && err.message().contains("aka.ms/azure-cli"),
@@ -374,12 +352,10 @@ mod tests {
             &format!("echo 'garbage {{\"accessToken\": \"{PLANTED}\"}} {PLANTED}' >&2\nexit 2"),
         );
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(
             err.message().contains("garbage") && err.message().contains("exit code 2"),
@@ -397,12 +373,10 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("az", &format!("echo '{{\"accessToken\":\"{PLANTED}\"}}'"));
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(err.message().contains("unexpected output"), "{err}");
         assert_hidden("planted", &[err.to_string(), format!("{err:?}")]);
@@ -416,13 +390,11 @@ mod tests {
         // `exec` keeps the pid: the recorded pid is the process the runner must kill.
         tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .process_timeout(Duration::from_millis(300))
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(
             err.message().contains("did not answer within 300 ms"),
@@ -431,12 +403,7 @@ mod tests {
         let pid = tools.read("pid").unwrap().trim().to_owned();
         assert!(!pid.is_empty());
         // Reaped before the call returned: no process, not even a zombie, is left.
-        bounded(async {
-            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        wait_until(|| !std::path::Path::new(&format!("/proc/{pid}")).exists()).await;
     }
 
     // Reads /proc to see that the process is gone.
@@ -447,25 +414,17 @@ mod tests {
         // A wrapper script that does not exec, like the real `az`.
         tools.script("az", "/bin/sleep 30 &\necho $! > $D/child\nwait");
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .process_timeout(Duration::from_millis(300))
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         let child = tools.read("child").unwrap().trim().to_owned();
-        bounded(async {
-            loop {
-                // A killed orphan may linger briefly as a zombie until init reaps it.
-                let state =
-                    std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-                if state.is_empty() || state.contains(") Z") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+        wait_until(|| {
+            // A killed orphan may linger briefly as a zombie until init reaps it.
+            let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            state.is_empty() || state.contains(") Z")
         })
         .await;
     }
@@ -477,7 +436,7 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .process_timeout(Duration::from_secs(1))
             .build()
             .unwrap();
@@ -487,17 +446,12 @@ mod tests {
         )
         .await;
         assert!(gave_up.is_err());
-        bounded(async {
-            loop {
-                let pid = tools.read("pid").unwrap_or_default();
-                let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-                    .unwrap_or_default();
-                // Killed at its own timeout and reaped, although nobody awaits the result.
-                if !pid.trim().is_empty() && state.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+        wait_until(|| {
+            let pid = tools.read("pid").unwrap_or_default();
+            let state =
+                std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+            // Killed at its own timeout and reaped, although nobody awaits the result.
+            !pid.trim().is_empty() && state.is_empty()
         })
         .await;
     }
@@ -508,13 +462,11 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("az", "/bin/cat /dev/zero | /usr/bin/head -c 50000000");
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .process_timeout(Duration::from_secs(20))
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
         assert!(err.message().contains("far more output"), "{err}");
     }
@@ -523,12 +475,9 @@ mod tests {
     #[tokio::test]
     async fn injection_attempts_are_refused_before_anything_runs() {
         let tools = FakeTools::new();
-        tools.script(
-            "az",
-            &format!("{}\necho '{OK_JSON}'", FakeTools::recorder()),
-        );
+        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
         let bad_scopes = [
@@ -543,15 +492,13 @@ mod tests {
             "--help",
         ];
         for scope in bad_scopes {
-            let err = bounded(cred.get_token(&[scope], &opts()))
-                .await
-                .unwrap_err();
+            let err = bounded_failure(&cred, &[scope]).await;
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{scope:?}");
             assert!(!err.to_string().contains(scope), "{err}");
         }
         let any = AzureCliCredential::builder()
             .additionally_allowed_tenants(["*"])
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
         for tenant in ["a b", "t;x", "$(x)", "`x`", "a'b", "a\nb", "-t", "a&&b"] {
@@ -565,7 +512,7 @@ mod tests {
         ] {
             let err = AzureCliCredential::builder()
                 .subscription(subscription)
-                .runtime(Runtime::with_env(tools.env()))
+                .on_path_of(&tools)
                 .build()
                 .unwrap_err();
             assert_eq!(
@@ -634,9 +581,7 @@ mod tests {
             (1, "ERROR: something else", ErrorKind::AuthenticationFailed),
         ];
         for (code, stderr, kind) in cases {
-            let canned = Canned::output(code, "", stderr);
-            let cred = with_canned(&canned).build().unwrap();
-            let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
+            let err = canned_failure::<AzureCli>(SCOPE, code, "", stderr).await;
             assert_eq!(err.kind(), kind, "{stderr}: {err}");
         }
     }
@@ -811,20 +756,7 @@ mod tests {
             Output::new(Some(1), "", format!(r#"{{"accessToken": "{PLANTED}"}}"#)),
             Output::new(Some(1), PLANTED, ""),
         ];
-        for output in outputs {
-            let canned = Canned::new([Ok(output.clone())]);
-            let cred = with_canned(&canned).build().unwrap();
-            let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
-            assert_hidden(
-                "planted",
-                &[
-                    err.to_string(),
-                    format!("{err:?}"),
-                    format!("{cred:?}"),
-                    format!("{output:?}"),
-                ],
-            );
-        }
+        assert_planted_outputs_hidden::<AzureCli>(SCOPE, outputs).await;
         let canned = Canned::output(
             0,
             &format!(r#"{{"accessToken":"{PLANTED}","expires_on":1893492000}}"#),

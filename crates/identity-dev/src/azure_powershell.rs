@@ -281,16 +281,10 @@ mod tests {
     #[tokio::test]
     async fn success_runs_pwsh_through_sh_with_the_encoded_script() {
         let tools = FakeTools::new();
-        tools.script(
-            "pwsh",
-            &format!(
-                "{}\nprintf '\\nazsdk%%PS-AT%%1893492000\\n\\n'",
-                FakeTools::recorder()
-            ),
-        );
+        tools.recording_script("pwsh", "printf '\\nazsdk%%PS-AT%%1893492000\\n\\n'");
         let cred = AzurePowerShellCredential::builder()
             .tenant_id("tid-1")
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
@@ -342,12 +336,10 @@ mod tests {
     async fn missing_pwsh_is_unavailable_and_starts_nothing() {
         let tools = FakeTools::new();
         let cred = AzurePowerShellCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.message().contains("install PowerShell"), "{err}");
     }
@@ -358,12 +350,10 @@ mod tests {
         let tools = FakeTools::new();
         tools.script("pwsh", "echo NO_AZ_ACCOUNT_MODULE");
         let cred = AzurePowerShellCredential::builder()
-            .runtime(Runtime::with_env(tools.env()))
+            .on_path_of(&tools)
             .build()
             .unwrap();
-        let err = bounded(cred.get_token(&[SCOPE], &opts()))
-            .await
-            .unwrap_err();
+        let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
             err.message().contains("Install-Module Az.Accounts"),
@@ -408,13 +398,7 @@ mod tests {
             "azsdk%%1893492000",
             "azsdk%a%b%1",
         ] {
-            let canned = Canned::output(0, stdout, "");
-            let err = with_canned(&canned)
-                .build()
-                .unwrap()
-                .get_token(&[SCOPE], &opts())
-                .await
-                .unwrap_err();
+            let err = canned_failure::<AzurePowerShell>(SCOPE, 0, stdout, "").await;
             assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{stdout}");
         }
     }
@@ -495,15 +479,7 @@ mod tests {
                 format!("failed near azsdk%{PLANTED}%1 and {PLANTED}"),
             ),
         ];
-        for output in outputs {
-            let canned = Canned::new([Ok(output)]);
-            let cred = with_canned(&canned).build().unwrap();
-            let err = cred.get_token(&[SCOPE], &opts()).await.unwrap_err();
-            assert_hidden(
-                "planted",
-                &[err.to_string(), format!("{err:?}"), format!("{cred:?}")],
-            );
-        }
+        assert_planted_outputs_hidden::<AzurePowerShell>(SCOPE, outputs).await;
         let canned = Canned::output(0, &format!("azsdk%{PLANTED}%1893492000"), "");
         let cred = with_canned(&canned).build().unwrap();
         let token = cred.get_token(&[SCOPE], &opts()).await.unwrap();

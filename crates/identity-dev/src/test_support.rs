@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use identity_core::test_util::FakeClock;
-use identity_core::{BoxFuture, Env, Runtime};
+use identity_core::{BoxFuture, Env, Error, Runtime, TokenCredential, TokenRequestOptions};
 
 use crate::process::{Command, Executor, Output, RunError};
 use crate::{DeveloperTool, DeveloperToolCredential, DeveloperToolCredentialBuilder};
@@ -20,6 +20,65 @@ pub(crate) fn canned_builder<T: DeveloperTool>(
     DeveloperToolCredential::<T>::builder()
         .runtime(Runtime::with_env(Env::empty()).clock(FakeClock::at_2030().shared()))
         .executor(canned.clone())
+}
+
+impl<T: DeveloperTool> DeveloperToolCredentialBuilder<T> {
+    /// Runs the tools of `tools`: the environment is its `PATH` alone.
+    pub(crate) fn on_path_of(self, tools: &FakeTools) -> Self {
+        self.runtime(Runtime::with_env(tools.env()))
+    }
+}
+
+/// The error of one `get_token` of `credential` for `scopes`, within the test's time bound.
+pub(crate) async fn bounded_failure(credential: &impl TokenCredential, scopes: &[&str]) -> Error {
+    bounded(credential.get_token(scopes, &TokenRequestOptions::default()))
+        .await
+        .unwrap_err()
+}
+
+/// The error of one `get_token` for `scope` of a tool-`T` credential whose run answers
+/// `code`, `stdout` and `stderr`.
+pub(crate) async fn canned_failure<T: DeveloperTool>(
+    scope: &str,
+    code: i32,
+    stdout: &str,
+    stderr: &str,
+) -> Error {
+    let canned = Canned::output(code, stdout, stderr);
+    let credential = canned_builder::<T>(&canned).build().unwrap();
+    bounded_failure(&credential, &[scope]).await
+}
+
+/// Fails if a tool-`T` credential whose run answers one of `outputs` (each planting a token)
+/// shows `planted` in its error, the error's `Debug`, its own `Debug` or the output's `Debug`.
+pub(crate) async fn assert_planted_outputs_hidden<T: DeveloperTool>(
+    scope: &str,
+    outputs: impl IntoIterator<Item = Output>,
+) {
+    for output in outputs {
+        let canned = Canned::new([Ok(output.clone())]);
+        let credential = canned_builder::<T>(&canned).build().unwrap();
+        let err = bounded_failure(&credential, &[scope]).await;
+        assert_hidden(
+            "planted",
+            &[
+                err.to_string(),
+                format!("{err:?}"),
+                format!("{credential:?}"),
+                format!("{output:?}"),
+            ],
+        );
+    }
+}
+
+/// Waits, within the test's time bound, until `done` holds, looking every 20 ms.
+pub(crate) async fn wait_until(mut done: impl FnMut() -> bool) {
+    bounded(async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
 
 /// A recognisable token planted in tool outputs; it must never reach a message.
@@ -75,6 +134,12 @@ impl FakeTools {
          /bin/pwd > $D/cwd\n\
          printf '%s|%s\\n' \"$AZURE_CORE_NO_COLOR\" \"$NO_COLOR\" > $D/colour\n\
          echo ran >> $D/ran"
+    }
+
+    /// Writes `name` as a script that records its run ([`Self::recorder`]), then runs `then`.
+    #[cfg(unix)]
+    pub(crate) fn recording_script(&self, name: &str, then: &str) {
+        self.script(name, &format!("{}\n{then}", Self::recorder()));
     }
 
     pub(crate) fn read(&self, name: &str) -> Option<String> {

@@ -167,8 +167,7 @@ mod tests {
     async fn two_scopes_tenant_and_claims_reach_argv_and_expiry_is_utc() {
         let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
         for tz in ["America/New_York", "EST5", "Asia/Kolkata"] {
-            let tools = FakeTools::new();
-            tools.recording_script("azd", &format!("echo '{OK}'"));
+            let tools = FakeTools::with_recording_script("azd", &format!("echo '{OK}'"));
             let cred = AzureDeveloperCliCredential::builder()
                 .tenant_id("T")
                 .runtime(Runtime::with_env(tools.env().with("TZ", tz)))
@@ -205,8 +204,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn claims_skip_the_cache_and_plain_calls_use_it() {
-        let tools = FakeTools::new();
-        tools.recording_script("azd", &format!("echo '{OK}'"));
+        let tools = FakeTools::with_recording_script("azd", &format!("echo '{OK}'"));
         let cred = AzureDeveloperCliCredential::builder()
             .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
             .build()
@@ -223,16 +221,13 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn logged_out_azd_is_unavailable() {
-        let tools = FakeTools::new();
-        tools.script(
+        let tools = FakeTools::with_script(
             "azd",
             "echo 'ERROR: not logged in, run `azd auth login` to login' >&2\nexit 1",
         );
         let cred = AzureDeveloperCliCredential::builder()
             .tenant_id("t1")
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let err = bounded_failure(&cred, &[A]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(
@@ -245,10 +240,7 @@ mod tests {
     #[tokio::test]
     async fn missing_azd_is_unavailable_with_the_install_link() {
         let tools = FakeTools::new();
-        let cred = AzureDeveloperCliCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let cred = AzureDeveloperCliCredential::builder().build_on(&tools);
         let err = bounded_failure(&cred, &[A]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
@@ -261,12 +253,8 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn injection_in_any_scope_is_refused_before_azd_runs() {
-        let tools = FakeTools::new();
-        tools.recording_script("azd", &format!("echo '{OK}'"));
-        let cred = AzureDeveloperCliCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let tools = FakeTools::with_recording_script("azd", &format!("echo '{OK}'"));
+        let cred = AzureDeveloperCliCredential::builder().build_on(&tools);
         for bad in ["b; touch x", "$(x)", "`x`", "--tenant-id", "a\nb", "'q'"] {
             let err = bounded_failure(&cred, &[A, bad]).await;
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}");

@@ -189,14 +189,11 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn success_passes_exact_argv_cwd_and_colour_and_returns_the_token() {
-        let tools = FakeTools::new();
-        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
+        let tools = FakeTools::with_recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .tenant_id("tid-1")
             .subscription("My Sub")
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
         assert_eq!(token.token.secret(), "T");
         assert_eq!(unix(token.expires_on), 1_893_492_000);
@@ -227,8 +224,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_second_call_is_answered_from_the_cache() {
-        let tools = FakeTools::new();
-        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
+        let tools = FakeTools::with_recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
             .build()
@@ -242,8 +238,8 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn concurrent_callers_start_the_cli_once() {
-        let tools = FakeTools::new();
-        tools.recording_script("az", &format!("/bin/sleep 0.2\necho '{OK_JSON}'"));
+        let tools =
+            FakeTools::with_recording_script("az", &format!("/bin/sleep 0.2\necho '{OK_JSON}'"));
         let cred = Arc::new(
             AzureCliCredential::builder()
                 .runtime(Runtime::with_env(tools.env()).clock(FakeClock::at_2030().shared()))
@@ -277,10 +273,8 @@ mod tests {
             ),
         );
         let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
             .process_timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
         assert_eq!(token.token.secret(), "T");
     }
@@ -288,14 +282,11 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_per_request_tenant_is_passed_when_allowed() {
-        let tools = FakeTools::new();
-        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
+        let tools = FakeTools::with_recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .tenant_id("home")
             .additionally_allowed_tenants(["other"])
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+            .build_on(&tools);
         bounded(cred.get_token(&[SCOPE], &opts().tenant_id("other")))
             .await
             .unwrap();
@@ -310,16 +301,13 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn logged_out_cli_is_unavailable_and_names_az_login() {
-        let tools = FakeTools::new();
-        tools.script(
+        let tools = FakeTools::with_script(
             "az",
             "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1",
         );
         let cred = AzureCliCredential::builder()
             .tenant_id("tid-1")
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.message().contains("`az login --tenant tid-1`"), "{err}");
@@ -328,8 +316,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn an_empty_path_means_not_installed() {
-        let tools = FakeTools::new();
-        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
+        let tools = FakeTools::with_recording_script("az", &format!("echo '{OK_JSON}'"));
         let cred = AzureCliCredential::builder()
             .runtime(Runtime::with_env(Env::from_pairs([("PATH", "")])))
             .build()
@@ -346,15 +333,11 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn garbage_on_a_failed_run_is_an_authentication_failure_without_the_token() {
-        let tools = FakeTools::new();
-        tools.script(
+        let tools = FakeTools::with_script(
             "az",
             &format!("echo 'garbage {{\"accessToken\": \"{PLANTED}\"}} {PLANTED}' >&2\nexit 2"),
         );
-        let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let cred = AzureCliCredential::builder().build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(
@@ -370,12 +353,9 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn output_without_expiry_is_refused_without_echoing_the_token() {
-        let tools = FakeTools::new();
-        tools.script("az", &format!("echo '{{\"accessToken\":\"{PLANTED}\"}}'"));
-        let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let tools =
+            FakeTools::with_script("az", &format!("echo '{{\"accessToken\":\"{PLANTED}\"}}'"));
+        let cred = AzureCliCredential::builder().build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(err.message().contains("unexpected output"), "{err}");
@@ -390,10 +370,8 @@ mod tests {
         // `exec` keeps the pid: the recorded pid is the process the runner must kill.
         tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
         let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
             .process_timeout(Duration::from_millis(300))
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(
@@ -414,10 +392,8 @@ mod tests {
         // A wrapper script that does not exec, like the real `az`.
         tools.script("az", "/bin/sleep 30 &\necho $! > $D/child\nwait");
         let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
             .process_timeout(Duration::from_millis(300))
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         let child = tools.read("child").unwrap().trim().to_owned();
@@ -433,13 +409,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_cli_abandoned_by_its_caller_still_dies_at_its_timeout() {
-        let tools = FakeTools::new();
-        tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
+        let tools = FakeTools::with_script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
         let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
             .process_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let gave_up = tokio::time::timeout(
             Duration::from_millis(300),
             cred.get_token(&[SCOPE], &opts()),
@@ -459,13 +432,10 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_flood_of_output_is_capped_and_fails() {
-        let tools = FakeTools::new();
-        tools.script("az", "/bin/cat /dev/zero | /usr/bin/head -c 50000000");
+        let tools = FakeTools::with_script("az", "/bin/cat /dev/zero | /usr/bin/head -c 50000000");
         let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
             .process_timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
         assert!(err.message().contains("far more output"), "{err}");
@@ -474,12 +444,8 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn injection_attempts_are_refused_before_anything_runs() {
-        let tools = FakeTools::new();
-        tools.recording_script("az", &format!("echo '{OK_JSON}'"));
-        let cred = AzureCliCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let tools = FakeTools::with_recording_script("az", &format!("echo '{OK_JSON}'"));
+        let cred = AzureCliCredential::builder().build_on(&tools);
         let bad_scopes = [
             "https://x/.default; rm -rf /",
             "https://x/.default && touch /tmp/x",
@@ -498,9 +464,7 @@ mod tests {
         }
         let any = AzureCliCredential::builder()
             .additionally_allowed_tenants(["*"])
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+            .build_on(&tools);
         for tenant in ["a b", "t;x", "$(x)", "`x`", "a'b", "a\nb", "-t", "a&&b"] {
             let err = bounded(any.get_token(&[SCOPE], &opts().tenant_id(tenant)))
                 .await
@@ -656,8 +620,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn legacy_expiry_from_a_real_az_is_new_york_local_time() {
-        let tools = FakeTools::new();
-        tools.script(
+        let tools = FakeTools::with_script(
             "az",
             r#"echo '{"accessToken":"T","expiresOn":"2030-01-01 10:00:00.000000"}'"#,
         );

@@ -280,13 +280,11 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn success_runs_pwsh_through_sh_with_the_encoded_script() {
-        let tools = FakeTools::new();
-        tools.recording_script("pwsh", "printf '\\nazsdk%%PS-AT%%1893492000\\n\\n'");
+        let tools =
+            FakeTools::with_recording_script("pwsh", "printf '\\nazsdk%%PS-AT%%1893492000\\n\\n'");
         let cred = AzurePowerShellCredential::builder()
             .tenant_id("tid-1")
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+            .build_on(&tools);
         let token = bounded(cred.get_token(&[SCOPE], &opts())).await.unwrap();
         assert_eq!(token.token.secret(), "PS-AT");
         assert_eq!(unix(token.expires_on), 1_893_492_000);
@@ -335,10 +333,7 @@ mod tests {
     #[tokio::test]
     async fn missing_pwsh_is_unavailable_and_starts_nothing() {
         let tools = FakeTools::new();
-        let cred = AzurePowerShellCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let cred = AzurePowerShellCredential::builder().build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.message().contains("install PowerShell"), "{err}");
@@ -347,12 +342,8 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_missing_module_reported_by_a_real_script_is_unavailable() {
-        let tools = FakeTools::new();
-        tools.script("pwsh", "echo NO_AZ_ACCOUNT_MODULE");
-        let cred = AzurePowerShellCredential::builder()
-            .on_path_of(&tools)
-            .build()
-            .unwrap();
+        let tools = FakeTools::with_script("pwsh", "echo NO_AZ_ACCOUNT_MODULE");
+        let cred = AzurePowerShellCredential::builder().build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(

@@ -27,6 +27,11 @@ impl<T: DeveloperTool> DeveloperToolCredentialBuilder<T> {
     pub(crate) fn on_path_of(self, tools: &FakeTools) -> Self {
         self.runtime(Runtime::with_env(tools.env()))
     }
+
+    /// Builds a credential that runs the tools of `tools` ([`Self::on_path_of`]).
+    pub(crate) fn build_on(self, tools: &FakeTools) -> DeveloperToolCredential<T> {
+        self.on_path_of(tools).build().unwrap()
+    }
 }
 
 /// The error of one `get_token` of `credential` for `scopes`, within the test's time bound.
@@ -106,6 +111,22 @@ impl FakeTools {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A directory holding one script, `name` ([`Self::script`]).
+    #[cfg(unix)]
+    pub(crate) fn with_script(name: &str, body: &str) -> Self {
+        let tools = Self::new();
+        tools.script(name, body);
+        tools
+    }
+
+    /// A directory holding one recording script, `name` ([`Self::recording_script`]).
+    #[cfg(unix)]
+    pub(crate) fn with_recording_script(name: &str, then: &str) -> Self {
+        let tools = Self::new();
+        tools.recording_script(name, then);
+        tools
     }
 
     /// The directory, as text, for use inside scripts.

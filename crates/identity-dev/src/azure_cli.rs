@@ -683,15 +683,7 @@ mod tests {
     #[tokio::test]
     async fn windows_runs_az_cmd_first_in_systemroot() {
         let canned = Canned::output(0, OK_JSON, "");
-        let cred = AzureCliCredential::builder()
-            .runtime(Runtime::with_env(Env::from_pairs([(
-                "SYSTEMROOT",
-                "C:\\Windows",
-            )])))
-            .executor(canned.clone())
-            .platform(Platform::Windows)
-            .build()
-            .unwrap();
+        let cred = windows_builder::<AzureCli>(&canned).build().unwrap();
         cred.get_token(&[SCOPE], &opts()).await.unwrap();
         let seen = canned.seen();
         assert_eq!(seen[0].programs(), ["az.cmd", "az"]);

@@ -250,11 +250,11 @@ mod tests {
 
     use crate::{AzurePowerShellCredential, AzurePowerShellCredentialBuilder};
 
-    use identity_core::{Runtime, TokenCredential, TokenRequestOptions};
+    use identity_core::{TokenCredential, TokenRequestOptions};
 
     use super::*;
     use crate::test_support::*;
-    use identity_core::{Env, ErrorKind};
+    use identity_core::ErrorKind;
 
     const SCOPE: &str = "https://management.azure.com/.default";
 
@@ -404,15 +404,7 @@ mod tests {
             )),
             Ok(Output::new(Some(0), "\r\nazsdk%T%1893492000\r\n", "")),
         ]);
-        let cred = AzurePowerShellCredential::builder()
-            .runtime(Runtime::with_env(Env::from_pairs([(
-                "SYSTEMROOT",
-                "C:\\Windows",
-            )])))
-            .executor(canned.clone())
-            .platform(Platform::Windows)
-            .build()
-            .unwrap();
+        let cred = windows_builder::<AzurePowerShell>(&canned).build().unwrap();
         let token = cred.get_token(&[SCOPE], &opts()).await.unwrap();
         assert_eq!(token.token.secret(), "T");
         let seen = canned.seen();

@@ -86,6 +86,20 @@ pub(crate) async fn wait_until(mut done: impl FnMut() -> bool) {
     .await;
 }
 
+/// A builder for tool `T` as on Windows, with `SYSTEMROOT` at `C:\Windows` and `canned` as
+/// executor.
+pub(crate) fn windows_builder<T: DeveloperTool>(
+    canned: &Arc<Canned>,
+) -> DeveloperToolCredentialBuilder<T> {
+    DeveloperToolCredential::<T>::builder()
+        .runtime(Runtime::with_env(Env::from_pairs([(
+            "SYSTEMROOT",
+            "C:\\Windows",
+        )])))
+        .executor(canned.clone())
+        .platform(crate::process::Platform::Windows)
+}
+
 /// A recognisable token planted in tool outputs; it must never reach a message.
 pub(crate) const PLANTED: &str = "eyJ0eXAiOiJKV1QifQ.planted-token-value.c2ln";
 

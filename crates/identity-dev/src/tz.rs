@@ -203,80 +203,75 @@ mod tests {
         Env::from_pairs([("TZ", "America/New_York"), ("TZDIR", &fixture_dir())])
     }
 
+    /// Asserts, for each local time `(year, month, day, hour, minute)`, its offset in whole
+    /// hours under `env` (described by `zone` in failures).
+    fn assert_offsets(zone: &str, env: &Env, cases: &[((i64, u32, u32, u32, u32), i64)]) {
+        for &((y, mo, d, h, mi), hours) in cases {
+            assert_eq!(
+                offset_for_local(env, naive(y, mo, d, h, mi)),
+                Some(hours * 3600),
+                "{zone} at {y}-{mo:02}-{d:02} {h:02}:{mi:02}"
+            );
+        }
+    }
+
     #[test]
     fn new_york_winter_and_summer_offsets_come_from_the_tzif_fixture() {
-        let env = ny_env();
-        assert_eq!(
-            offset_for_local(&env, naive(2030, 1, 1, 10, 0)),
-            Some(-5 * 3600)
-        );
-        assert_eq!(
-            offset_for_local(&env, naive(2030, 7, 1, 10, 0)),
-            Some(-4 * 3600)
-        );
-        // Far beyond the last transition the footer rule answers.
-        assert_eq!(
-            offset_for_local(&env, naive(2300, 7, 1, 10, 0)),
-            Some(-4 * 3600)
-        );
-        assert_eq!(
-            offset_for_local(&env, naive(2300, 1, 1, 10, 0)),
-            Some(-5 * 3600)
+        assert_offsets(
+            "America/New_York",
+            &ny_env(),
+            &[
+                ((2030, 1, 1, 10, 0), -5),
+                ((2030, 7, 1, 10, 0), -4),
+                // Far beyond the last transition the footer rule answers.
+                ((2300, 7, 1, 10, 0), -4),
+                ((2300, 1, 1, 10, 0), -5),
+            ],
         );
     }
 
     #[test]
     fn gaps_and_folds_take_the_earlier_utc_instant() {
-        for env in [
-            ny_env(),
-            Env::from_pairs([("TZ", "EST5EDT,M3.2.0,M11.1.0")]),
+        for (zone, env) in [
+            ("America/New_York", ny_env()),
+            (
+                "EST5EDT,M3.2.0,M11.1.0",
+                Env::from_pairs([("TZ", "EST5EDT,M3.2.0,M11.1.0")]),
+            ),
         ] {
-            // 2030-03-10 02:30 does not exist: EDT (−4) gives the earlier instant.
-            assert_eq!(
-                offset_for_local(&env, naive(2030, 3, 10, 2, 30)),
-                Some(-4 * 3600)
-            );
-            // 2030-11-03 01:30 happens twice: the first (EDT) is the earlier instant.
-            assert_eq!(
-                offset_for_local(&env, naive(2030, 11, 3, 1, 30)),
-                Some(-4 * 3600)
-            );
-            // Just around the transitions the plain answers hold.
-            assert_eq!(
-                offset_for_local(&env, naive(2030, 3, 10, 1, 59)),
-                Some(-5 * 3600)
-            );
-            assert_eq!(
-                offset_for_local(&env, naive(2030, 3, 10, 3, 0)),
-                Some(-4 * 3600)
-            );
-            assert_eq!(
-                offset_for_local(&env, naive(2030, 11, 3, 2, 0)),
-                Some(-5 * 3600)
+            assert_offsets(
+                zone,
+                &env,
+                &[
+                    // 2030-03-10 02:30 does not exist: EDT (−4) gives the earlier instant.
+                    ((2030, 3, 10, 2, 30), -4),
+                    // 2030-11-03 01:30 happens twice: the first (EDT) is the earlier instant.
+                    ((2030, 11, 3, 1, 30), -4),
+                    // Just around the transitions the plain answers hold.
+                    ((2030, 3, 10, 1, 59), -5),
+                    ((2030, 3, 10, 3, 0), -4),
+                    ((2030, 11, 3, 2, 0), -5),
+                ],
             );
         }
     }
 
     #[test]
     fn posix_rules_are_parsed_directly() {
-        let env = Env::from_pairs([("TZ", "EST5EDT,M3.2.0,M11.1.0")]);
-        assert_eq!(
-            offset_for_local(&env, naive(2030, 1, 1, 10, 0)),
-            Some(-5 * 3600)
-        );
-        assert_eq!(
-            offset_for_local(&env, naive(2030, 7, 1, 10, 0)),
-            Some(-4 * 3600)
+        let rule = "EST5EDT,M3.2.0,M11.1.0";
+        let env = Env::from_pairs([("TZ", rule)]);
+        assert_offsets(
+            rule,
+            &env,
+            &[((2030, 1, 1, 10, 0), -5), ((2030, 7, 1, 10, 0), -4)],
         );
         // Southern hemisphere: AEST/AEDT, daylight saving over the new year.
-        let sydney = Env::from_pairs([("TZ", "AEST-10AEDT,M10.1.0,M4.1.0/3")]);
-        assert_eq!(
-            offset_for_local(&sydney, naive(2030, 1, 1, 10, 0)),
-            Some(11 * 3600)
-        );
-        assert_eq!(
-            offset_for_local(&sydney, naive(2030, 7, 1, 10, 0)),
-            Some(10 * 3600)
+        let rule = "AEST-10AEDT,M10.1.0,M4.1.0/3";
+        let sydney = Env::from_pairs([("TZ", rule)]);
+        assert_offsets(
+            rule,
+            &sydney,
+            &[((2030, 1, 1, 10, 0), 11), ((2030, 7, 1, 10, 0), 10)],
         );
         assert_eq!(
             parse_posix("<+0530>-5:30").and_then(|zone| offset_in(&zone, 0)),

@@ -169,14 +169,7 @@ mod tests {
     fn special_and_oversized_zone_files_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("Fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        identity_core::test_util::make_fifo(&fifo);
         let big = dir.path().join("Big");
         std::fs::File::create(&big)
             .unwrap()

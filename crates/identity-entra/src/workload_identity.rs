@@ -372,11 +372,7 @@ mod tests {
         let server = token_server().await;
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        identity_core::test_util::make_fifo(&fifo);
         let huge = dir.path().join("huge");
         std::fs::write(&huge, vec![b'a'; 64 * 1024 + 1]).unwrap();
         for (file, expected) in [

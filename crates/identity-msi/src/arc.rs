@@ -510,14 +510,7 @@ mod tests {
     #[tokio::test]
     async fn a_fifo_is_refused_without_blocking() {
         let s = setup().await;
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            s.key_path("fifo.key"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        identity_core::test_util::make_fifo(s.key_path("fifo.key"));
         tokio::time::timeout(
             std::time::Duration::from_secs(20),
             refused_without_reading(

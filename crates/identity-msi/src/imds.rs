@@ -439,33 +439,28 @@ mod tests {
         assert_eq!(retry_policy().call_deadline(), DEADLINE);
     }
 
-    #[tokio::test]
-    async fn a_410_is_retried_on_the_upgrade_schedule() {
-        let server = answering(
-            "GET",
-            ResponseTemplate::new(410).set_body_string(IMDS_ERROR),
-            6,
-        )
-        .await;
+    /// IMDS answering `status` to all six attempts: the delays slept between them and the
+    /// authentication failure that ends the call.
+    async fn retried_until_it_fails(status: u16) -> (Vec<Duration>, Error) {
+        let answer = ResponseTemplate::new(status).set_body_string(IMDS_ERROR);
+        let server = answering("GET", answer, 6).await;
         let h = harness(pod_env(&server), ManagedIdentityId::SystemAssigned);
         let e = h.get().await.unwrap_err();
-        assert_eq!(h.sleeper.slept(), secs(&[5.0, 10.0, 20.0, 40.0]));
-        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
+        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{status}");
+        (h.sleeper.slept(), e)
+    }
+
+    #[tokio::test]
+    async fn a_410_is_retried_on_the_upgrade_schedule() {
+        let (slept, e) = retried_until_it_fails(410).await;
+        assert_eq!(slept, secs(&[5.0, 10.0, 20.0, 40.0]));
         assert_eq!(e.status(), Some(410));
     }
 
     #[tokio::test]
     async fn a_500_forever_is_retried_five_times_then_fails_the_chain() {
-        let server = answering(
-            "GET",
-            ResponseTemplate::new(500).set_body_string(IMDS_ERROR),
-            6,
-        )
-        .await;
-        let h = harness(pod_env(&server), ManagedIdentityId::SystemAssigned);
-        let e = h.get().await.unwrap_err();
-        assert_eq!(h.sleeper.slept(), secs(&[1.6, 3.2, 6.4, 12.8]));
-        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
+        let (slept, e) = retried_until_it_fails(500).await;
+        assert_eq!(slept, secs(&[1.6, 3.2, 6.4, 12.8]));
         assert!(e.to_string().contains("IMDS"), "{e}");
     }
 

@@ -466,14 +466,7 @@ mod tests {
         let symlink = dir.path().join("symlink.json");
         std::os::unix::fs::symlink(&good, &symlink).unwrap();
         let fifo = dir.path().join("fifo.json");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        identity_core::test_util::make_fifo(&fifo);
         let zero = dir.path().join("zero.json");
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         let shared = dir.path().join("shared.json");

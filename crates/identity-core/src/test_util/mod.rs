@@ -224,3 +224,20 @@ pub fn static_credential(name: &'static str, token: &str, expires_on: SystemTime
 pub fn failing_credential(name: &'static str, error: Error) -> FnCredential {
     credential_fn(name, move |_, _| Err(error.clone()))
 }
+
+/// Creates a FIFO (named pipe) at `path`, readable and writable by the owner only: the file a
+/// reader must refuse without blocking.
+///
+/// # Panics
+/// When the FIFO cannot be created (a test setup failure).
+#[cfg(unix)]
+pub fn make_fifo(path: impl AsRef<std::path::Path>) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path.as_ref(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("a FIFO in the test's directory");
+}

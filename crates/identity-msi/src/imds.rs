@@ -495,15 +495,20 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_refused_connection_is_unavailable() {
-        let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
-            b.endpoint(format!(
+    /// A harness whose IMDS endpoint is a closed loopback port; `in_chain`: as a member of
+    /// `DefaultAzureCredential`.
+    fn closed_port_harness(in_chain: bool) -> Harness {
+        harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
+            b.within_default_chain(in_chain).endpoint(format!(
                 "http://{}/metadata/identity/oauth2/token",
                 closed_port()
             ))
-        });
-        let e = tokio::time::timeout(Duration::from_secs(20), h.get())
+        })
+    }
+
+    /// Asserts that a call of `h` ends within `bound`, unavailable for want of an answer.
+    async fn assert_no_response(h: &Harness, bound: Duration) {
+        let e = tokio::time::timeout(bound, h.get())
             .await
             .unwrap()
             .unwrap_err();
@@ -512,6 +517,11 @@ mod tests {
             e.to_string().contains("no response from the IMDS endpoint"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable() {
+        assert_no_response(&closed_port_harness(false), Duration::from_secs(20)).await;
     }
 
     #[tokio::test]
@@ -563,22 +573,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_probe_on_a_refused_connection_is_quickly_unavailable_and_runs_again_next_time() {
-        let h = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
-            b.within_default_chain(true).endpoint(format!(
-                "http://{}/metadata/identity/oauth2/token",
-                closed_port()
-            ))
-        });
+        let h = closed_port_harness(true);
         for _ in 0..2 {
-            let e = tokio::time::timeout(Duration::from_secs(10), h.get())
-                .await
-                .unwrap()
-                .unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Unavailable);
-            assert!(
-                e.to_string().contains("no response from the IMDS endpoint"),
-                "{e}"
-            );
+            assert_no_response(&h, Duration::from_secs(10)).await;
         }
         // No retries: the probe does not sleep.
         assert!(h.sleeper.slept().is_empty());

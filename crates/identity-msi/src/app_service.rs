@@ -151,10 +151,7 @@ mod tests {
             1,
         )
         .await;
-        let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
-            .get()
-            .await
-            .unwrap_err();
+        let e = system_assigned_failure(env(&server)).await;
         assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
         assert_no_secret(&e);
     }
@@ -200,10 +197,7 @@ mod tests {
                 .respond_with(ResponseTemplate::new(200).set_body_string(body))
                 .mount(&server)
                 .await;
-            let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
-                .get()
-                .await
-                .unwrap_err();
+            let e = system_assigned_failure(env(&server)).await;
             assert_eq!(
                 e.kind(),
                 identity_core::ErrorKind::AuthenticationFailed,
@@ -222,10 +216,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(5 * 1024 * 1024)))
             .mount(&server)
             .await;
-        let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
-            .get()
-            .await
-            .unwrap_err();
+        let e = system_assigned_failure(env(&server)).await;
         assert_eq!(e.kind(), identity_core::ErrorKind::Transport);
         assert!(identity_core::display_chain(&e).contains("limit"), "{e}");
     }

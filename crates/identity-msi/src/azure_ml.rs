@@ -193,10 +193,7 @@ mod tests {
             1,
         )
         .await;
-        let e = harness(env(&server), ManagedIdentityId::SystemAssigned)
-            .get()
-            .await
-            .unwrap_err();
+        let e = system_assigned_failure(env(&server)).await;
         assert_eq!(e.kind(), ErrorKind::AuthenticationFailed);
         assert!(
             e.to_string().contains("Azure Machine Learning")

@@ -531,10 +531,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_string("<html>portal</html>"))
             .mount(&server)
             .await;
-        let e = harness(pod_env(&server), ManagedIdentityId::SystemAssigned)
-            .get()
-            .await
-            .unwrap_err();
+        let e = system_assigned_failure(pod_env(&server)).await;
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 

@@ -567,10 +567,7 @@ mod tests {
                 IDENTITY_ENDPOINT,
                 format!("http://{}/msi/token", server.addr),
             );
-            let e = harness(env, ManagedIdentityId::SystemAssigned)
-                .get()
-                .await
-                .unwrap_err();
+            let e = system_assigned_failure(env).await;
             assert_eq!(e.kind(), ErrorKind::InvalidConfiguration);
             assert!(e.to_string().contains("https"), "{e}");
         }

@@ -73,6 +73,14 @@ pub(crate) fn harness(env: Env, id: ManagedIdentityId) -> Harness {
     harness_with(env, id, |b| b)
 }
 
+/// The error of one call of a system-assigned credential built over `env`.
+pub(crate) async fn system_assigned_failure(env: Env) -> Error {
+    harness(env, ManagedIdentityId::SystemAssigned)
+        .get()
+        .await
+        .unwrap_err()
+}
+
 /// A credential over `env` with a fake clock, a recording sleeper and a short timeout;
 /// `customise` adjusts the builder.
 pub(crate) fn harness_with(

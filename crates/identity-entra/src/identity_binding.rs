@@ -107,29 +107,15 @@ struct ProxyUrl {
 }
 
 fn parse_proxy(name: &'static str, raw: &str) -> Result<ProxyUrl, Error> {
+    // An absolute `https` URL without user information or fragment.
+    let uri = crate::federated::endpoint(name, AZURE_KUBERNETES_TOKEN_PROXY, raw, false)?;
     let invalid = |why: &str| {
         Error::invalid_configuration(
             name,
             format!("{AZURE_KUBERNETES_TOKEN_PROXY} is not usable: {why}"),
         )
     };
-    if raw.contains('#') {
-        return Err(invalid("it must not contain a fragment"));
-    }
-    let uri: http::Uri = raw
-        .trim()
-        .parse()
-        .map_err(|_| invalid("it is not a valid URL"))?;
-    if !uri
-        .scheme_str()
-        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-    {
-        return Err(invalid("it must be an https URL"));
-    }
     let authority = uri.authority().ok_or_else(|| invalid("it has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(invalid("it must not contain user information"));
-    }
     if uri.query().is_some() {
         return Err(invalid("it must not contain a query"));
     }

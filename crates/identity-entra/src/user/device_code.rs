@@ -18,12 +18,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use identity_core::{BoxFuture, Error, Secret};
+use identity_core::{Error, Secret};
 use serde_json::Value;
 
 use super::wire::{Answer, Step, classify_answer};
 use super::{
-    Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, capped_seconds, seconds,
+    RunFlow, SignIn, SignInRequest, SignedIn, UserClient, UserSettings, capped_seconds, seconds,
 };
 use crate::credential::{Credential, CredentialBuilder};
 
@@ -148,22 +148,8 @@ impl fmt::Debug for DeviceFlow {
     }
 }
 
-impl Flow for DeviceFlow {
-    fn sign_in<'a>(
-        &'a self,
-        client: &'a UserClient,
-        request: SignInRequest,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(self.run(client, request))
-    }
-}
-
-impl DeviceFlow {
-    async fn run(
-        &self,
-        client: &UserClient,
-        request: SignInRequest,
-    ) -> Result<TokenResponse, Error> {
+impl RunFlow for DeviceFlow {
+    async fn run(&self, client: &UserClient, request: SignInRequest) -> SignedIn {
         let scope = request.scope_field();
         let mut form = vec![("client_id", client.client_id()), ("scope", scope.as_str())];
         if let Some(claims) = &request.claims {

@@ -34,11 +34,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use identity_core::{BoxFuture, Error, Secret};
+use identity_core::{Error, Secret};
 use tokio::net::TcpListener;
 
 use super::{
-    Flow, SignIn, SignInRequest, TokenResponse, UserClient, UserSettings, pkce_challenge,
+    RunFlow, SignIn, SignInRequest, SignedIn, UserClient, UserSettings, pkce_challenge,
     random_urlsafe,
 };
 use crate::credential::{Credential, CredentialBuilder};
@@ -215,22 +215,8 @@ struct BrowserFlow {
     timeout: Duration,
 }
 
-impl Flow for BrowserFlow {
-    fn sign_in<'a>(
-        &'a self,
-        client: &'a UserClient,
-        request: SignInRequest,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>> {
-        Box::pin(self.run(client, request))
-    }
-}
-
-impl BrowserFlow {
-    async fn run(
-        &self,
-        client: &UserClient,
-        request: SignInRequest,
-    ) -> Result<TokenResponse, Error> {
+impl RunFlow for BrowserFlow {
+    async fn run(&self, client: &UserClient, request: SignInRequest) -> SignedIn {
         let listener = TcpListener::bind(("127.0.0.1", self.redirect.port))
             .await
             .map_err(|e| {

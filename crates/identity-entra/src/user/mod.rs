@@ -114,14 +114,38 @@ fn scope_field(scopes: &[String]) -> String {
     all.join(" ")
 }
 
-/// A way to sign a user in: the device code flow or the browser.
+/// A way to sign a user in: the device code flow or the browser. Each is written as a
+/// [`RunFlow`]; this is the object-safe face the credential holds.
 pub(crate) trait Flow: Send + Sync + fmt::Debug {
     /// Signs the user in and redeems the grant for tokens.
     fn sign_in<'a>(
         &'a self,
         client: &'a UserClient,
         request: SignInRequest,
-    ) -> BoxFuture<'a, Result<TokenResponse, Error>>;
+    ) -> BoxFuture<'a, SignedIn>;
+}
+
+/// What a sign-in ends with: the tokens, or why there are none.
+pub(crate) type SignedIn = Result<TokenResponse, Error>;
+
+/// A way to sign a user in, as an `async fn`; every one is a [`Flow`].
+pub(crate) trait RunFlow: Send + Sync + fmt::Debug {
+    /// Signs the user in and redeems the grant for tokens.
+    fn run(
+        &self,
+        client: &UserClient,
+        request: SignInRequest,
+    ) -> impl Future<Output = SignedIn> + Send;
+}
+
+impl<T: RunFlow> Flow for T {
+    fn sign_in<'a>(
+        &'a self,
+        client: &'a UserClient,
+        request: SignInRequest,
+    ) -> BoxFuture<'a, SignedIn> {
+        Box::pin(self.run(client, request))
+    }
 }
 
 /// A token response of a user flow.

@@ -8,7 +8,7 @@ use crate::test_support::UpdateRuntime;
 use crate::user::TokenCachePersistenceOptions;
 use crate::user::emulator::Emulator;
 use identity_core::test_util::{Capture, RecordingSleeper};
-use identity_core::{Env, ErrorKind};
+use identity_core::{BoxFuture, Env, ErrorKind};
 use identity_core::{TokenCredential, TokenRequestOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -355,15 +355,6 @@ mod tests {
             .runtime(fake_runtime(Env::empty()))
     }
 
-    fn segment(jwt: &str, i: usize) -> serde_json::Value {
-        serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(jwt.split('.').nth(i).unwrap())
-                .unwrap(),
-        )
-        .unwrap()
-    }
-
     #[tokio::test]
     async fn the_request_carries_a_verifiable_assertion_for_the_token_endpoint() {
         let server = MockServer::start().await;
@@ -393,10 +384,10 @@ mod tests {
         assert_eq!(form["client_id"], "c");
         assert_eq!(form["grant_type"], "client_credentials");
         let jwt = &form["client_assertion"];
-        let header = segment(jwt, 0);
+        let header = jwt_segment(jwt, 0);
         assert_eq!(header["alg"], "PS256");
         assert!(header.get("x5c").is_none());
-        let claims = segment(jwt, 1);
+        let claims = jwt_segment(jwt, 1);
         assert_eq!(
             claims["aud"],
             format!("{}/t/oauth2/v2.0/token", server.uri())
@@ -445,12 +436,7 @@ mod tests {
             .send_certificate_chain(true)
             .build()
             .unwrap();
-        credential
-            .get_token(&["s"], &TokenRequestOptions::default())
-            .await
-            .unwrap();
-        let requests = server.received_requests().await.unwrap();
-        let header = segment(&form_of(&requests[0])["client_assertion"], 0);
+        let header = sent_assertion_header(&credential, &server).await;
         let x5c = header["x5c"].as_array().unwrap();
         assert_eq!(x5c.len(), 2);
         let ca = rustls_pki_types::CertificateDer::from_pem_slice(CA_PEM.as_bytes()).unwrap();
@@ -609,7 +595,7 @@ mod tests {
                 .unwrap();
             let requests = server.received_requests().await.unwrap();
             let jwt = form_of(requests.last().unwrap())["client_assertion"].clone();
-            segment(&jwt, 0)["x5t#S256"].as_str().unwrap().to_owned()
+            jwt_segment(&jwt, 0)["x5t#S256"].as_str().unwrap().to_owned()
         };
         assert_eq!(thumbprint_of_next_request(&credential).await, old);
         // A half-written file, then a missing one, then garbage: the old key keeps working.

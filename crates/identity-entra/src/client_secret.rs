@@ -124,6 +124,21 @@ mod tests {
 
     use identity_core::Env;
 
+    /// A credential at `server` whose sleeps are recorded, and its sleeper.
+    fn recording_sleeps(
+        server: &MockServer,
+    ) -> (
+        ClientSecretCredential,
+        identity_core::test_util::RecordingSleeper,
+    ) {
+        let (clock, sleeper) = fake_time();
+        let credential = builder(server)
+            .update_runtime(|r| r.clock(clock.shared()).sleeper(sleeper.shared()))
+            .build()
+            .unwrap();
+        (credential, sleeper)
+    }
+
     #[tokio::test]
     async fn the_token_request_has_exactly_the_spec_form_and_the_second_call_is_cached() {
         let server = MockServer::start().await;
@@ -200,11 +215,7 @@ mod tests {
             .expect(4)
             .mount(&server)
             .await;
-        let (clock, sleeper) = fake_time();
-        let credential = builder(&server)
-            .update_runtime(|r| r.clock(clock.shared()).sleeper(sleeper.shared()))
-            .build()
-            .unwrap();
+        let (credential, sleeper) = recording_sleeps(&server);
         let err = credential
             .get_token(&[VAULT], &TokenRequestOptions::default())
             .await
@@ -231,11 +242,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let (clock, sleeper) = fake_time();
-        let credential = builder(&server)
-            .update_runtime(|r| r.clock(clock.shared()).sleeper(sleeper.shared()))
-            .build()
-            .unwrap();
+        let (credential, sleeper) = recording_sleeps(&server);
         let token = credential
             .get_token(&[VAULT], &TokenRequestOptions::default())
             .await

@@ -455,18 +455,7 @@ mod tests {
                 .allow_insecure_loopback_authority(true)
                 .build()
                 .unwrap();
-            credential
-                .get_token(&["s"], &TokenRequestOptions::default())
-                .await
-                .unwrap();
-            let requests = server.received_requests().await.unwrap();
-            let jwt = form_of(requests.last().unwrap())["client_assertion"].clone();
-            let header = jwt.split('.').next().unwrap();
-            let header: serde_json::Value = serde_json::from_slice(
-                &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
-                    .unwrap(),
-            )
-            .unwrap();
+            let header = sent_assertion_header(&credential, &server).await;
             assert_eq!(header.get("x5c").is_some(), sends, "{value:?}");
         }
     }
@@ -503,20 +492,7 @@ mod tests {
                 Some("ClientCertificateCredential"),
                 "{file}"
             );
-            credential
-                .get_token(&["s"], &TokenRequestOptions::default())
-                .await
-                .unwrap();
-            let requests = server.received_requests().await.unwrap();
-            let jwt = form_of(requests.last().unwrap())["client_assertion"].clone();
-            let header: serde_json::Value = serde_json::from_slice(
-                &base64::Engine::decode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    jwt.split('.').next().unwrap(),
-                )
-                .unwrap(),
-            )
-            .unwrap();
+            let header = sent_assertion_header(&credential, &server).await;
             assert_eq!(header["x5t#S256"], plain.thumbprint_sha256(), "{file}");
             assert_no_key_material(&format!("{credential:?}"));
         }

@@ -193,3 +193,30 @@ where
     assert_eq!(form["scope"], scope);
     form
 }
+
+/// Part `i` of a JWT (0: header, 1: claims), decoded as JSON.
+pub(crate) fn jwt_segment(jwt: &str, i: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(i).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Asks `credential` for a token for scope `s` and returns the header of the client
+/// assertion of the last request `server` saw.
+pub(crate) async fn sent_assertion_header<C>(
+    credential: &C,
+    server: &wiremock::MockServer,
+) -> serde_json::Value
+where
+    C: identity_core::TokenCredential,
+{
+    credential
+        .get_token(&["s"], &identity_core::TokenRequestOptions::default())
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    jwt_segment(&form_of(requests.last().unwrap())["client_assertion"], 0)
+}

@@ -346,6 +346,14 @@ mod tests {
             .allow_insecure_loopback_authority(true)
     }
 
+    /// Why a credential over `env` (and the test HTTP client) cannot be built.
+    fn build_error(env: Env) -> Error {
+        AzurePipelinesCredential::builder()
+            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
+            .build()
+            .unwrap_err()
+    }
+
     async fn oidc_answers(server: &MockServer, answer: ResponseTemplate) {
         Mock::given(method("POST"))
             .and(path(OIDC_PATH))
@@ -431,10 +439,7 @@ mod tests {
 
     #[test]
     fn missing_inputs_are_unavailable_and_each_is_named() {
-        let err = AzurePipelinesCredential::builder()
-            .runtime(identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()))
-            .build()
-            .unwrap_err();
+        let err = build_error(Env::empty());
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         for item in [
             "AZURESUBSCRIPTION_TENANT_ID",
@@ -454,10 +459,7 @@ mod tests {
             (AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, "sc"),
             (SYSTEM_ACCESSTOKEN, " "),
         ]);
-        let err = AzurePipelinesCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
-            .build()
-            .unwrap_err();
+        let err = build_error(env);
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.message().contains("SYSTEM_ACCESSTOKEN"), "{err}");
         assert!(!err.message().contains("TENANT"), "{err}");
@@ -472,10 +474,7 @@ mod tests {
             (AZURESUBSCRIPTION_CLIENT_ID, "c"),
             (AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, "sc"),
         ]);
-        let err = AzurePipelinesCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
-            .build()
-            .unwrap_err();
+        let err = build_error(env);
         assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
         assert!(err.message().contains("SYSTEM_OIDCREQUESTURI"), "{err}");
         assert!(!format!("{err:?}").contains("planted"));

@@ -595,7 +595,10 @@ mod tests {
                 .unwrap();
             let requests = server.received_requests().await.unwrap();
             let jwt = form_of(requests.last().unwrap())["client_assertion"].clone();
-            jwt_segment(&jwt, 0)["x5t#S256"].as_str().unwrap().to_owned()
+            jwt_segment(&jwt, 0)["x5t#S256"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         };
         assert_eq!(thumbprint_of_next_request(&credential).await, old);
         // A half-written file, then a missing one, then garbage: the old key keeps working.

@@ -124,6 +124,20 @@ mod tests {
 
     use identity_core::Env;
 
+    /// The error of a credential whose token endpoint at `server` answers `answer` (once).
+    async fn answered_once(server: &MockServer, answer: ResponseTemplate) -> Error {
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .expect(1)
+            .mount(server)
+            .await;
+        let credential = builder(server).build().unwrap();
+        credential
+            .get_token(&[VAULT], &TokenRequestOptions::default())
+            .await
+            .unwrap_err()
+    }
+
     /// A credential at `server` whose sleeps are recorded, and its sleeper.
     fn recording_sleeps(
         server: &MockServer,
@@ -189,16 +203,7 @@ mod tests {
             "trace_id": "trace-1",
             "correlation_id": "corr-1",
         });
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(body))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let credential = builder(&server).build().unwrap();
-        let err = credential
-            .get_token(&[VAULT], &TokenRequestOptions::default())
-            .await
-            .unwrap_err();
+        let err = answered_once(&server, ResponseTemplate::new(400).set_body_json(body)).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert_eq!(err.credential(), NAME);
         let text = format!("{err} {err:?} {}", identity_core::display_chain(&err));
@@ -258,19 +263,9 @@ mod tests {
     async fn redirects_are_not_followed() {
         let server = MockServer::start().await;
         let elsewhere = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(
-                ResponseTemplate::new(307)
-                    .insert_header("location", format!("{}/steal", elsewhere.uri())),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let credential = builder(&server).build().unwrap();
-        let err = credential
-            .get_token(&[VAULT], &TokenRequestOptions::default())
-            .await
-            .unwrap_err();
+        let redirect = ResponseTemplate::new(307)
+            .insert_header("location", format!("{}/steal", elsewhere.uri()));
+        let err = answered_once(&server, redirect).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert_eq!(err.status(), Some(307));
         assert!(elsewhere.received_requests().await.unwrap().is_empty());

@@ -317,6 +317,14 @@ mod tests {
             .allow_insecure_loopback_authority(true)
     }
 
+    /// Why a credential over `env` (and the test HTTP client) cannot be built.
+    fn build_error(env: Env) -> Error {
+        GitHubActionsCredential::builder()
+            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
+            .build()
+            .unwrap_err()
+    }
+
     async fn failure(answer: ResponseTemplate) -> Error {
         let server = MockServer::start().await;
         mount_token_endpoint(&server).await;
@@ -381,10 +389,7 @@ mod tests {
     #[test]
     fn a_workflow_without_id_token_write_is_told_so() {
         let env = Env::from_pairs([(AZURE_TENANT_ID, "t"), (AZURE_CLIENT_ID, "c")]);
-        let err = GitHubActionsCredential::builder()
-            .runtime(identity_core::Runtime::with_env(env).http_client(test_http_client()))
-            .build()
-            .unwrap_err();
+        let err = build_error(env);
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.message().contains("id-token: write"), "{err}");
         assert!(
@@ -392,19 +397,13 @@ mod tests {
             "{err}"
         );
         assert!(!err.message().contains("AZURE_CLIENT_ID"), "{err}");
-        let err = GitHubActionsCredential::builder()
-            .runtime(
-                identity_core::Runtime::with_env(Env::from_pairs([
-                    (
-                        ACTIONS_ID_TOKEN_REQUEST_URL,
-                        "https://x.actions.githubusercontent.com/t?api-version=2.0",
-                    ),
-                    (ACTIONS_ID_TOKEN_REQUEST_TOKEN, REQUEST_TOKEN),
-                ]))
-                .http_client(test_http_client()),
-            )
-            .build()
-            .unwrap_err();
+        let err = build_error(Env::from_pairs([
+            (
+                ACTIONS_ID_TOKEN_REQUEST_URL,
+                "https://x.actions.githubusercontent.com/t?api-version=2.0",
+            ),
+            (ACTIONS_ID_TOKEN_REQUEST_TOKEN, REQUEST_TOKEN),
+        ]));
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.message().contains("AZURE_TENANT_ID"), "{err}");
         assert!(err.message().contains("AZURE_CLIENT_ID"), "{err}");

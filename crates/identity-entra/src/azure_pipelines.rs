@@ -51,7 +51,8 @@ use std::sync::Arc;
 use identity_core::{Error, Secret};
 
 use crate::client::ClientAuth;
-use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::credential::sealed::{Ids, Named};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 use crate::federated::{self, BearerFetch};
 use crate::options::setting_or_env;
 
@@ -89,13 +90,6 @@ pub type AzurePipelinesCredential = Credential<ServicePrincipal<AzurePipelines>>
 /// Names [`AzurePipelinesCredential`] among the [`ServicePrincipal`] kinds.
 #[derive(Clone, Debug)]
 pub enum AzurePipelines {}
-
-impl AzurePipelinesCredential {
-    /// A builder.
-    pub fn builder() -> AzurePipelinesCredentialBuilder {
-        AzurePipelinesCredentialBuilder::default()
-    }
-}
 
 /// Reads Azure DevOps' answer: the `oidcToken`, or an error saying what to fix.
 ///
@@ -195,6 +189,10 @@ impl fmt::Debug for AzurePipelinesSettings {
 }
 
 impl Ids for AzurePipelinesSettings {}
+
+impl Named for AzurePipelines {
+    type Settings = AzurePipelinesSettings;
+}
 
 impl AzurePipelinesCredentialBuilder {
     /// The service connection id: the `resourceId` query parameter of the service connection's

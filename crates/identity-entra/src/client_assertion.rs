@@ -17,7 +17,8 @@ use identity_core::Error;
 
 use crate::assertion::{Callback, CallbackSource, callback};
 use crate::client::ClientAuth;
-use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::credential::sealed::{Ids, Named};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 
 const NAME: &str = "ClientAssertionCredential";
 
@@ -40,13 +41,6 @@ pub type ClientAssertionCredential = Credential<ServicePrincipal<ClientAssertion
 #[derive(Clone, Debug)]
 pub enum ClientAssertion {}
 
-impl ClientAssertionCredential {
-    /// A builder.
-    pub fn builder() -> ClientAssertionCredentialBuilder {
-        ClientAssertionCredentialBuilder::default()
-    }
-}
-
 /// Builds a [`ClientAssertionCredential`]: the shared setters of [`CredentialBuilder`], the
 /// tenant and client ids (both required), and [`assertion`](Self::assertion).
 pub type ClientAssertionCredentialBuilder = CredentialBuilder<ClientAssertionSettings>;
@@ -66,6 +60,10 @@ impl fmt::Debug for ClientAssertionSettings {
 }
 
 impl Ids for ClientAssertionSettings {}
+
+impl Named for ClientAssertion {
+    type Settings = ClientAssertionSettings;
+}
 
 impl ClientAssertionCredentialBuilder {
     /// The callback returning an assertion (required). Its error becomes an authentication

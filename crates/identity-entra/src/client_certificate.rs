@@ -38,7 +38,8 @@ use identity_core::{Error, Secret};
 
 use crate::assertion::{CertificateFor, Signer};
 use crate::client::ClientAuth;
-use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::credential::sealed::{Ids, Named};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 use crate::jwt::ClientCertificate as Certificate;
 use crate::options::CommonOptions;
 
@@ -66,11 +67,6 @@ pub type ClientCertificateCredential = Credential<ServicePrincipal<ClientCertifi
 pub enum ClientCertificate {}
 
 impl ClientCertificateCredential {
-    /// A builder.
-    pub fn builder() -> ClientCertificateCredentialBuilder {
-        ClientCertificateCredentialBuilder::default()
-    }
-
     /// Builds from settings already gathered (by `EnvironmentCredential`).
     pub(crate) fn from_common(
         common: CommonOptions,
@@ -250,6 +246,10 @@ impl fmt::Debug for ClientCertificateSettings {
 }
 
 impl Ids for ClientCertificateSettings {}
+
+impl Named for ClientCertificate {
+    type Settings = ClientCertificateSettings;
+}
 
 impl ClientCertificateCredentialBuilder {
     /// A PEM or PKCS#12 file holding the key and certificate (this or

@@ -11,7 +11,8 @@ use std::fmt;
 use identity_core::{Error, Secret};
 
 use crate::client::ClientAuth;
-use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::credential::sealed::{Ids, Named};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 use crate::options::CommonOptions;
 
 const NAME: &str = "ClientSecretCredential";
@@ -36,11 +37,6 @@ pub type ClientSecretCredential = Credential<ServicePrincipal<ClientSecret>>;
 pub enum ClientSecret {}
 
 impl ClientSecretCredential {
-    /// A builder.
-    pub fn builder() -> ClientSecretCredentialBuilder {
-        ClientSecretCredentialBuilder::default()
-    }
-
     /// Builds from settings already gathered (by `EnvironmentCredential`).
     pub(crate) fn from_common(common: CommonOptions, secret: Secret) -> Result<Self, Error> {
         ClientSecretCredentialBuilder {
@@ -72,6 +68,10 @@ impl fmt::Debug for ClientSecretSettings {
 }
 
 impl Ids for ClientSecretSettings {}
+
+impl Named for ClientSecret {
+    type Settings = ClientSecretSettings;
+}
 
 impl ClientSecretCredentialBuilder {
     /// The client secret (required).

@@ -42,6 +42,14 @@ pub(crate) mod sealed {
     /// The settings of a credential whose builder takes a tenant id and a client id.
     #[allow(unreachable_pub, reason = "sealed: bounds a public impl")]
     pub trait Ids {}
+
+    /// A service-principal credential's marker (`M` of `ServicePrincipal<M>`), naming the
+    /// settings its builder holds.
+    #[allow(unreachable_pub, reason = "sealed: bounds a public impl")]
+    pub trait Named {
+        /// The `S` of the credential's `CredentialBuilder<S>`.
+        type Settings: Default;
+    }
 }
 
 /// One kind of credential of this crate, the `K` of [`Credential<K>`]. Sealed: the kinds are
@@ -114,6 +122,14 @@ impl<M> fmt::Debug for ServicePrincipal<M> {
 impl<M: Clone + 'static> sealed::Fetch for ServicePrincipal<M> {
     fn fetch<'a>(&'a self, scopes: &'a [&'a str], options: &'a Options) -> TokenFuture<'a> {
         Box::pin(self.client.get_token(scopes, options))
+    }
+}
+
+impl<M: sealed::Named> Credential<ServicePrincipal<M>> {
+    /// A builder with nothing set; each credential's builder alias
+    /// (`ClientSecretCredentialBuilder`, …) documents its settings.
+    pub fn builder() -> CredentialBuilder<M::Settings> {
+        CredentialBuilder::default()
     }
 }
 

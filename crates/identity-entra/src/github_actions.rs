@@ -47,7 +47,8 @@ use std::sync::Arc;
 use identity_core::{Error, Secret};
 
 use crate::client::ClientAuth;
-use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::credential::sealed::{Ids, Named};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 use crate::federated::{self, BearerFetch};
 use crate::options::setting_or_env;
 
@@ -79,13 +80,6 @@ pub type GitHubActionsCredential = Credential<ServicePrincipal<GitHubActions>>;
 /// Names [`GitHubActionsCredential`] among the [`ServicePrincipal`] kinds.
 #[derive(Clone, Debug)]
 pub enum GitHubActions {}
-
-impl GitHubActionsCredential {
-    /// A builder.
-    pub fn builder() -> GitHubActionsCredentialBuilder {
-        GitHubActionsCredentialBuilder::default()
-    }
-}
 
 /// Reads GitHub's answer: the `value`, or an error saying what to fix.
 ///
@@ -178,6 +172,10 @@ impl fmt::Debug for GitHubActionsSettings {
 }
 
 impl Ids for GitHubActionsSettings {}
+
+impl Named for GitHubActions {
+    type Settings = GitHubActionsSettings;
+}
 
 impl GitHubActionsCredentialBuilder {
     /// The ID-token request URL (default: `ACTIONS_ID_TOKEN_REQUEST_URL`). Must be `https`.

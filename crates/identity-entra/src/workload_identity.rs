@@ -31,7 +31,8 @@ use identity_core::fs::ReadOptions;
 use identity_core::{BoxFuture, Error, Secret};
 
 use crate::client::{AssertionContext, AssertionSource, ClientAuth};
-use crate::credential::{Credential, CredentialBuilder, ServicePrincipal, sealed::Ids};
+use crate::credential::sealed::{Ids, Named};
+use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 
 const NAME: &str = "WorkloadIdentityCredential";
 
@@ -55,13 +56,6 @@ pub type WorkloadIdentityCredential = Credential<ServicePrincipal<WorkloadIdenti
 /// Names [`WorkloadIdentityCredential`] among the [`ServicePrincipal`] kinds.
 #[derive(Clone, Debug)]
 pub enum WorkloadIdentity {}
-
-impl WorkloadIdentityCredential {
-    /// A builder.
-    pub fn builder() -> WorkloadIdentityCredentialBuilder {
-        WorkloadIdentityCredentialBuilder::default()
-    }
-}
 
 #[derive(Debug)]
 struct TokenFile(Arc<PathBuf>);
@@ -120,6 +114,10 @@ pub struct WorkloadIdentitySettings {
 }
 
 impl Ids for WorkloadIdentitySettings {}
+
+impl Named for WorkloadIdentity {
+    type Settings = WorkloadIdentitySettings;
+}
 
 impl WorkloadIdentityCredentialBuilder {
     /// The federated token file (default: `AZURE_FEDERATED_TOKEN_FILE`).

@@ -352,6 +352,11 @@ mod tests {
             .unwrap_err()
     }
 
+    /// Azure DevOps answering the OIDC token.
+    fn oidc_token_answer() -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({ "oidcToken": OIDC_TOKEN }))
+    }
+
     async fn oidc_answers(server: &MockServer, answer: ResponseTemplate) {
         Mock::given(method("POST"))
             .and(path(OIDC_PATH))
@@ -388,10 +393,7 @@ mod tests {
             ))
             .and(header("x-tfs-fedauthredirect", "Suppress"))
             .and(header("content-type", "application/json"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({ "oidcToken": OIDC_TOKEN })),
-            )
+            .respond_with(oidc_token_answer())
             .expect(1)
             .mount(&server)
             .await;
@@ -412,10 +414,7 @@ mod tests {
             .and(path("/other"))
             .and(query_param("serviceConnectionId", "sc-2"))
             .and(header("authorization", "Bearer planted-explicit-token"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({ "oidcToken": OIDC_TOKEN })),
-            )
+            .respond_with(oidc_token_answer())
             .expect(1)
             .mount(&server)
             .await;
@@ -540,12 +539,7 @@ mod tests {
     #[tokio::test]
     async fn entra_refusing_the_oidc_token_never_shows_it() {
         let server = MockServer::start().await;
-        oidc_answers(
-            &server,
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({ "oidcToken": OIDC_TOKEN })),
-        )
-        .await;
+        oidc_answers(&server, oidc_token_answer()).await;
         Mock::given(method("POST"))
             .and(path("/t/oauth2/v2.0/token"))
             .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({

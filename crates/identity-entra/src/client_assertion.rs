@@ -113,22 +113,12 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn builder(server: &MockServer) -> ClientAssertionCredentialBuilder {
-        ClientAssertionCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(fake_runtime(Env::empty()))
+        ClientAssertionCredential::builder().principal_at_loopback(server.uri())
     }
 
     #[tokio::test]
     async fn the_callback_is_called_per_request_and_its_assertion_sent() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .expect(2)
-            .mount(&server)
-            .await;
+        let server = token_endpoint_expecting(2).await;
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
         let credential = builder(&server)

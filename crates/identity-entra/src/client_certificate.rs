@@ -347,12 +347,8 @@ mod tests {
 
     fn builder(server: &MockServer) -> ClientCertificateCredentialBuilder {
         ClientCertificateCredential::builder()
-            .tenant_id("t")
-            .client_id("c")
             .certificate(CLIENT_PEM)
-            .authority_host(server.uri())
-            .allow_insecure_loopback_authority(true)
-            .runtime(fake_runtime(Env::empty()))
+            .principal_at_loopback(server.uri())
     }
 
     #[tokio::test]
@@ -490,12 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_password_protected_pem_signs_requests() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .expect(2)
-            .mount(&server)
-            .await;
+        let server = token_endpoint_expecting(2).await;
         for pem in [ENCRYPTED_PKCS8_PEM, ENCRYPTED_TRADITIONAL_PEM] {
             let credential = builder(&server)
                 .certificate(pem)

@@ -342,12 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn cae_tokens_are_cached_apart_from_plain_ones() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .expect(2)
-            .mount(&server)
-            .await;
+        let server = token_endpoint_expecting(2).await;
         let credential = builder(&server).build().unwrap();
         let cae = TokenRequestOptions::default().enable_cae(true);
         let plain = TokenRequestOptions::default();

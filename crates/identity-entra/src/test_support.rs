@@ -150,6 +150,17 @@ pub(crate) fn token_mock(tenant: &str, token: &str) -> wiremock::Mock {
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body(token, 3600)))
 }
 
+/// A server answering every POST with the access token `AT`, expecting `requests` of them.
+pub(crate) async fn token_endpoint_expecting(requests: u64) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+        .expect(requests)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// Mounts tenant `t`'s token endpoint on `server`, answering the access token `AT`.
 pub(crate) async fn mount_token_endpoint(server: &wiremock::MockServer) {
     token_mock("t", "AT").mount(server).await;

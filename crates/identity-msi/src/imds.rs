@@ -506,12 +506,17 @@ mod tests {
         })
     }
 
-    /// Asserts that a call of `h` ends within `bound`, unavailable for want of an answer.
-    async fn assert_no_response(h: &Harness, bound: Duration) {
-        let e = tokio::time::timeout(bound, h.get())
+    /// The error of a call of `h`, which must end within `bound`.
+    async fn failure_within(h: &Harness, bound: Duration) -> Error {
+        tokio::time::timeout(bound, h.get())
             .await
             .unwrap()
-            .unwrap_err();
+            .unwrap_err()
+    }
+
+    /// Asserts that a call of `h` ends within `bound`, unavailable for want of an answer.
+    async fn assert_no_response(h: &Harness, bound: Duration) {
+        let e = failure_within(h, bound).await;
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(
             e.to_string().contains("no response from the IMDS endpoint"),
@@ -535,9 +540,11 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 
-    fn chain_harness(server: &MockServer) -> Harness {
+    /// A harness whose IMDS endpoint is `server`; `in_chain`: as a member of
+    /// `DefaultAzureCredential`.
+    fn harness_at(server: &MockServer, in_chain: bool) -> Harness {
         harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
-            b.within_default_chain(true)
+            b.within_default_chain(in_chain)
                 .endpoint(format!("{}{TOKEN_PATH}", server.uri()))
         })
     }
@@ -556,7 +563,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let h = chain_harness(&server);
+        let h = harness_at(&server, true);
         h.get().await.unwrap();
         let requests = server.received_requests().await.unwrap();
         assert!(requests[0].headers.get("Metadata").is_none());
@@ -589,10 +596,7 @@ mod tests {
                 .timeout(Duration::from_millis(300))
                 .endpoint(format!("http://{addr}{TOKEN_PATH}"))
         });
-        let e = tokio::time::timeout(Duration::from_secs(10), h.get())
-            .await
-            .unwrap()
-            .unwrap_err();
+        let e = failure_within(&h, Duration::from_secs(10)).await;
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 
@@ -606,16 +610,11 @@ mod tests {
             )
             .mount(&server)
             .await;
-        let e = chain_harness(&server).get().await.unwrap_err();
+        let e = harness_at(&server, true).get().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.to_string().contains("unreachable"));
         // Standalone (no probe) the real request gets the same answer and the same verdict.
-        let e = harness_with(Env::empty(), ManagedIdentityId::SystemAssigned, |b| {
-            b.endpoint(format!("{}{TOKEN_PATH}", server.uri()))
-        })
-        .get()
-        .await
-        .unwrap_err();
+        let e = harness_at(&server, false).get().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 

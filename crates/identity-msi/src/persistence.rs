@@ -380,15 +380,24 @@ mod tests {
     use super::*;
     use crate::test_support::*;
 
-    #[tokio::test]
-    async fn a_saved_cache_serves_a_new_credential_without_a_request() {
-        let server = answering("GET", token_on(CLOCK_NOW + 86_400), 1).await;
+    /// The cache of a system-assigned IMDS credential after one call answered by `server`,
+    /// saved to a file in a temporary directory (returned, so that it lives as long as needed).
+    async fn saved_after_one_call(
+        server: &wiremock::MockServer,
+    ) -> (tempfile::TempDir, FileCachePersistence) {
         let dir = tempfile::tempdir().unwrap();
         let store = FileCachePersistence::new(dir.path().join("tokens.json"));
         let first =
-            harness(imds_env(), crate::ManagedIdentityId::SystemAssigned).with_endpoint(&server);
+            harness(imds_env(), crate::ManagedIdentityId::SystemAssigned).with_endpoint(server);
         first.get().await.unwrap();
         first.credential.save_cache(&store).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_saved_cache_serves_a_new_credential_without_a_request() {
+        let server = answering("GET", token_on(CLOCK_NOW + 86_400), 1).await;
+        let (_dir, store) = saved_after_one_call(&server).await;
 
         #[cfg(unix)]
         {
@@ -418,12 +427,7 @@ mod tests {
     #[tokio::test]
     async fn a_planted_31_year_token_is_ignored_and_a_request_is_made() {
         let server = answering("GET", token_on(CLOCK_NOW + 3600), 2).await;
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileCachePersistence::new(dir.path().join("tokens.json"));
-        let first =
-            harness(imds_env(), crate::ManagedIdentityId::SystemAssigned).with_endpoint(&server);
-        first.get().await.unwrap();
-        first.credential.save_cache(&store).unwrap();
+        let (_dir, store) = saved_after_one_call(&server).await;
         // Rewrite the entry in place (the file stays private): a token for 31 years.
         let mut items: Value =
             serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();

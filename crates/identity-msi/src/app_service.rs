@@ -145,12 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_secret_header_is_an_authentication_failure() {
-        let server = answering(
-            "GET",
-            ResponseTemplate::new(401).set_body_string(r#"{"message":"invalid identity header"}"#),
-            1,
-        )
-        .await;
+        let server = refusing_the_identity_header().await;
         let e = system_assigned_failure(env(&server)).await;
         assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
         assert_no_secret(&e);

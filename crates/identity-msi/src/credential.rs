@@ -618,12 +618,7 @@ mod span_tests {
 
     #[tokio::test]
     async fn a_refused_request_is_traced_with_its_kind_and_no_secret() {
-        let server = answering(
-            "GET",
-            ResponseTemplate::new(401).set_body_string(r#"{"message":"invalid identity header"}"#),
-            1,
-        )
-        .await;
+        let server = refusing_the_identity_header().await;
         let h = harness(app_service_env(&server), ManagedIdentityId::SystemAssigned);
         let capture = Capture::new();
         let _guard = capture.enter();

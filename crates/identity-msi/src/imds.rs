@@ -540,6 +540,13 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 
+    /// A system-assigned harness over `env`, as a member of `DefaultAzureCredential`.
+    fn in_chain(env: Env) -> Harness {
+        harness_with(env, ManagedIdentityId::SystemAssigned, |b| {
+            b.within_default_chain(true)
+        })
+    }
+
     /// A harness whose IMDS endpoint is `server`; `in_chain`: as a member of
     /// `DefaultAzureCredential`.
     fn harness_at(server: &MockServer, in_chain: bool) -> Harness {
@@ -627,9 +634,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let h = harness_with(pod_env(&server), ManagedIdentityId::SystemAssigned, |b| {
-            b.within_default_chain(true)
-        });
+        let h = in_chain(pod_env(&server));
         h.get().await.unwrap();
         assert_eq!(server.received_requests().await.unwrap().len(), 1);
     }
@@ -657,12 +662,7 @@ mod tests {
                     b.within_default_chain(true).imds_endpoint(url)
                 }),
             ),
-            (
-                "chain, pod identity",
-                harness_with(raw_pod_env(raw), ManagedIdentityId::SystemAssigned, |b| {
-                    b.within_default_chain(true)
-                }),
-            ),
+            ("chain, pod identity", in_chain(raw_pod_env(raw))),
             (
                 "standalone, pod identity",
                 harness(raw_pod_env(raw), ManagedIdentityId::SystemAssigned),
@@ -808,9 +808,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let h = harness_with(pod_env(&server), ManagedIdentityId::SystemAssigned, |b| {
-            b.within_default_chain(true)
-        });
+        let h = in_chain(pod_env(&server));
         h.get().await.unwrap();
         // The first answer (500, JSON) proves IMDS; the schedule then starts afresh.
         assert_eq!(h.sleeper.slept(), secs(&[]));

@@ -211,6 +211,14 @@ pub(crate) async fn answering(
     server
 }
 
+/// A server refusing the one request it expects with App Service's 401 for a wrong
+/// identity header.
+pub(crate) async fn refusing_the_identity_header() -> MockServer {
+    let refusal =
+        ResponseTemplate::new(401).set_body_string(r#"{"message":"invalid identity header"}"#);
+    answering("GET", refusal, 1).await
+}
+
 /// A local server answering the first `failures` GET requests with `failure`, then one
 /// request with a token (each count checked when the server drops).
 pub(crate) async fn failing_then_token(

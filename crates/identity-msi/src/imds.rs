@@ -540,6 +540,13 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 
+    /// A GET with `Metadata: true` answered by a token expiring at `expires_on`.
+    fn metadata_token(expires_on: u64) -> Mock {
+        Mock::given(method("GET"))
+            .and(header("Metadata", "true"))
+            .respond_with(token_on(expires_on))
+    }
+
     /// A system-assigned harness over `env`, as a member of `DefaultAzureCredential`.
     fn in_chain(env: Env) -> Harness {
         harness_with(env, ManagedIdentityId::SystemAssigned, |b| {
@@ -559,9 +566,7 @@ mod tests {
     #[tokio::test]
     async fn the_probe_goes_first_without_metadata_and_is_not_repeated() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(header("Metadata", "true"))
-            .respond_with(token_on(CLOCK_NOW + 86_400))
+        metadata_token(CLOCK_NOW + 86_400)
             .expect(2)
             .mount(&server)
             .await;
@@ -802,9 +807,7 @@ mod tests {
             .expect(2)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(header("Metadata", "true"))
-            .respond_with(token_on(CLOCK_NOW + 3600))
+        metadata_token(CLOCK_NOW + 3600)
             .expect(1)
             .mount(&server)
             .await;

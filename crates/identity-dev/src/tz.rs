@@ -196,9 +196,12 @@ mod tests {
         Env::from_pairs([("TZ", "America/New_York"), ("TZDIR", &fixture_dir())])
     }
 
+    /// A local time: year, month, day, hour, minute.
+    type LocalTime = (i64, u32, u32, u32, u32);
+
     /// Asserts, for each local time `(year, month, day, hour, minute)`, its offset in whole
     /// hours under `env` (described by `zone` in failures).
-    fn assert_offsets(zone: &str, env: &Env, cases: &[((i64, u32, u32, u32, u32), i64)]) {
+    fn assert_offsets(zone: &str, env: &Env, cases: &[(LocalTime, i64)]) {
         for &((y, mo, d, h, mi), hours) in cases {
             assert_eq!(
                 offset_for_local(env, naive(y, mo, d, h, mi)),

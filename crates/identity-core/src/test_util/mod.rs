@@ -231,6 +231,10 @@ pub fn failing_credential(name: &'static str, error: Error) -> FnCredential {
 /// # Panics
 /// When the FIFO cannot be created (a test setup failure).
 #[cfg(unix)]
+#[allow(
+    clippy::expect_used,
+    reason = "a test fixture that cannot be made must stop the test"
+)]
 pub fn make_fifo(path: impl AsRef<std::path::Path>) {
     rustix::fs::mknodat(
         rustix::fs::CWD,

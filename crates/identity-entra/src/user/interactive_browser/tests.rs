@@ -255,13 +255,13 @@ async fn the_timeout_ends_the_wait_without_waiting_in_real_time() {
     assert_eq!(sleeper.slept(), [DEFAULT_TIMEOUT]);
 }
 
-#[tokio::test]
-async fn when_the_browser_command_fails_the_url_goes_to_the_prompt() {
+/// Signs in with `BROWSER` set to `browser`, where the user, shown the prompt, opens its URL
+/// by hand; returns the one prompt shown.
+async fn prompt_shown_with_browser(browser: &str) -> String {
     let emulator = Emulator::start().await;
     let shown = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = shown.clone();
-    // Starts, then fails, as `xdg-open` does on a machine without a browser.
-    let credential = builder(&emulator, Env::from_pairs([(BROWSER, "/bin/false")]))
+    let credential = builder(&emulator, Env::from_pairs([(BROWSER, browser)]))
         .prompt(move |text| {
             sink.lock().unwrap().push(text.to_owned());
             let url = text.lines().last().unwrap().to_owned();
@@ -277,43 +277,25 @@ async fn when_the_browser_command_fails_the_url_goes_to_the_prompt() {
         .await
         .unwrap();
     let shown = shown.lock().unwrap();
-    assert_eq!(shown.len(), 1);
-    assert!(shown[0].contains("browser command failed"), "{}", shown[0]);
+    assert_eq!(shown.len(), 1, "{browser}");
     assert!(shown[0].contains("/oauth2/v2.0/authorize?"), "{}", shown[0]);
+    shown[0].clone()
+}
+
+#[tokio::test]
+async fn when_the_browser_command_fails_the_url_goes_to_the_prompt() {
+    // Starts, then fails, as `xdg-open` does on a machine without a browser.
+    let shown = prompt_shown_with_browser("/bin/false").await;
+    assert!(shown.contains("browser command failed"), "{shown}");
 }
 
 #[tokio::test]
 async fn when_no_browser_starts_the_url_goes_to_the_prompt() {
-    let emulator = Emulator::start().await;
-    let shown = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = shown.clone();
-    let credential = builder(
-        &emulator,
-        Env::from_pairs([(BROWSER, "/nonexistent/browser --flag")]),
-    )
-    .prompt(move |text| {
-        sink.lock().unwrap().push(text.to_owned());
-        // The user opens the URL by hand.
-        let url = text.lines().last().unwrap().to_owned();
-        std::thread::spawn(move || {
-            let _ = std::process::Command::new("curl")
-                .args(["-sS", "-L", "--max-time", "20", "-o", "/dev/null", &url])
-                .status();
-        });
-    })
-    .build()
-    .unwrap();
-    bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
-        .await
-        .unwrap();
-    let shown = shown.lock().unwrap();
-    assert_eq!(shown.len(), 1);
+    let shown = prompt_shown_with_browser("/nonexistent/browser --flag").await;
     assert!(
-        shown[0].contains("/nonexistent/browser could not be started"),
-        "{}",
-        shown[0]
+        shown.contains("/nonexistent/browser could not be started"),
+        "{shown}"
     );
-    assert!(shown[0].contains("/oauth2/v2.0/authorize?"), "{}", shown[0]);
 }
 
 #[test]

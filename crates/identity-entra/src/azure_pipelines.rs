@@ -54,7 +54,7 @@ use crate::client::ClientAuth;
 use crate::credential::sealed::{Ids, Named};
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 use crate::federated::{self, BearerFetch};
-use crate::options::setting_or_env;
+use crate::options::{secret_or_env, setting_or_env};
 
 const NAME: &str = "AzurePipelinesCredential";
 
@@ -233,10 +233,7 @@ impl AzurePipelinesCredentialBuilder {
             settings.service_connection_id,
             AZURESUBSCRIPTION_SERVICE_CONNECTION_ID,
         );
-        let token = settings
-            .system_access_token
-            .filter(|t| !t.secret().trim().is_empty())
-            .or_else(|| env.non_blank(SYSTEM_ACCESSTOKEN).map(Secret::from));
+        let token = secret_or_env(&env, settings.system_access_token, SYSTEM_ACCESSTOKEN);
         let uri = setting_or_env(&env, settings.oidc_request_uri, SYSTEM_OIDCREQUESTURI);
         let mut missing = self
             .common

@@ -50,7 +50,7 @@ use crate::client::ClientAuth;
 use crate::credential::sealed::{Ids, Named};
 use crate::credential::{Credential, CredentialBuilder, ServicePrincipal};
 use crate::federated::{self, BearerFetch};
-use crate::options::setting_or_env;
+use crate::options::{secret_or_env, setting_or_env};
 
 const NAME: &str = "GitHubActionsCredential";
 
@@ -211,15 +211,11 @@ impl GitHubActionsCredentialBuilder {
             .common
             .resolve_from_env(AZURE_TENANT_ID, AZURE_CLIENT_ID);
         let url = setting_or_env(&env, self.settings.url.take(), ACTIONS_ID_TOKEN_REQUEST_URL);
-        let token = self
-            .settings
-            .request_token
-            .take()
-            .filter(|t| !t.secret().trim().is_empty())
-            .or_else(|| {
-                env.non_blank(ACTIONS_ID_TOKEN_REQUEST_TOKEN)
-                    .map(Secret::from)
-            });
+        let token = secret_or_env(
+            &env,
+            self.settings.request_token.take(),
+            ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+        );
         let mut missing = self.common.missing_ids(AZURE_TENANT_ID, AZURE_CLIENT_ID);
         if url.is_none() {
             missing.push("id_token_request_url (ACTIONS_ID_TOKEN_REQUEST_URL)".to_owned());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use identity_core::http::{HttpClient, Pipeline};
 use identity_core::retry::RetryPolicy;
 use identity_core::scope::validate_tenant_id;
-use identity_core::{Env, Error, ErrorKind, Runtime};
+use identity_core::{Env, Error, ErrorKind, Runtime, Secret};
 
 use crate::authority::Authority;
 use crate::client::{ClientAuth, EntraClient, Inner, Tenancy};
@@ -197,4 +197,12 @@ pub(crate) fn setting_or_env(env: &Env, explicit: Option<String>, var: &str) -> 
     explicit
         .filter(|v| !v.trim().is_empty())
         .or_else(|| env.non_blank(var).map(str::to_owned))
+}
+
+/// A secret builder setting when set and not blank, else the environment variable `var` when
+/// not blank.
+pub(crate) fn secret_or_env(env: &Env, explicit: Option<Secret>, var: &str) -> Option<Secret> {
+    explicit
+        .filter(|t| !t.secret().trim().is_empty())
+        .or_else(|| env.non_blank(var).map(Secret::from))
 }

@@ -221,14 +221,13 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn logged_out_azd_is_unavailable() {
-        let tools = FakeTools::with_script(
+        let err = script_failure(
+            AzureDeveloperCliCredential::builder().tenant_id("t1"),
             "azd",
             "echo 'ERROR: not logged in, run `azd auth login` to login' >&2\nexit 1",
-        );
-        let cred = AzureDeveloperCliCredential::builder()
-            .tenant_id("t1")
-            .build_on(&tools);
-        let err = bounded_failure(&cred, &[A]).await;
+            A,
+        )
+        .await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(
             err.message().contains("`azd auth login --tenant-id t1`"),

@@ -301,14 +301,13 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn logged_out_cli_is_unavailable_and_names_az_login() {
-        let tools = FakeTools::with_script(
+        let err = script_failure(
+            AzureCliCredential::builder().tenant_id("tid-1"),
             "az",
             "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1",
-        );
-        let cred = AzureCliCredential::builder()
-            .tenant_id("tid-1")
-            .build_on(&tools);
-        let err = bounded_failure(&cred, &[SCOPE]).await;
+            SCOPE,
+        )
+        .await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.message().contains("`az login --tenant tid-1`"), "{err}");
     }
@@ -362,18 +361,25 @@ mod tests {
         assert_hidden("planted", &[err.to_string(), format!("{err:?}")]);
     }
 
-    // Reads /proc to see that the process is gone.
+    /// Runs an `az` that is the script `body` with a 300 ms process timeout; returns its
+    /// directory and the call's error, which must say the CLI is unavailable.
     #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn a_hanging_cli_is_killed_and_reaped_at_the_timeout() {
-        let tools = FakeTools::new();
-        // `exec` keeps the pid: the recorded pid is the process the runner must kill.
-        tools.script("az", "echo $$ > $D/pid\nexec /bin/sleep 30");
+    async fn hanging_az(body: &str) -> (FakeTools, Error) {
+        let tools = FakeTools::with_script("az", body);
         let cred = AzureCliCredential::builder()
             .process_timeout(Duration::from_millis(300))
             .build_on(&tools);
         let err = bounded_failure(&cred, &[SCOPE]).await;
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        (tools, err)
+    }
+
+    // Reads /proc to see that the process is gone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_hanging_cli_is_killed_and_reaped_at_the_timeout() {
+        // `exec` keeps the pid: the recorded pid is the process the runner must kill.
+        let (tools, err) = hanging_az("echo $$ > $D/pid\nexec /bin/sleep 30").await;
         assert!(
             err.message().contains("did not answer within 300 ms"),
             "{err}"
@@ -388,14 +394,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_hanging_cli_with_a_child_takes_the_child_down_too() {
-        let tools = FakeTools::new();
         // A wrapper script that does not exec, like the real `az`.
-        tools.script("az", "/bin/sleep 30 &\necho $! > $D/child\nwait");
-        let cred = AzureCliCredential::builder()
-            .process_timeout(Duration::from_millis(300))
-            .build_on(&tools);
-        let err = bounded_failure(&cred, &[SCOPE]).await;
-        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        let (tools, _) = hanging_az("/bin/sleep 30 &\necho $! > $D/child\nwait").await;
         let child = tools.read("child").unwrap().trim().to_owned();
         wait_until(|| {
             // A killed orphan may linger briefly as a zombie until init reaps it.
@@ -432,11 +432,13 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_flood_of_output_is_capped_and_fails() {
-        let tools = FakeTools::with_script("az", "/bin/cat /dev/zero | /usr/bin/head -c 50000000");
-        let cred = AzureCliCredential::builder()
-            .process_timeout(Duration::from_secs(20))
-            .build_on(&tools);
-        let err = bounded_failure(&cred, &[SCOPE]).await;
+        let err = script_failure(
+            AzureCliCredential::builder().process_timeout(Duration::from_secs(20)),
+            "az",
+            "/bin/cat /dev/zero | /usr/bin/head -c 50000000",
+            SCOPE,
+        )
+        .await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
         assert!(err.message().contains("far more output"), "{err}");
     }

@@ -342,9 +342,13 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_missing_module_reported_by_a_real_script_is_unavailable() {
-        let tools = FakeTools::with_script("pwsh", "echo NO_AZ_ACCOUNT_MODULE");
-        let cred = AzurePowerShellCredential::builder().build_on(&tools);
-        let err = bounded_failure(&cred, &[SCOPE]).await;
+        let err = script_failure(
+            AzurePowerShellCredential::builder(),
+            "pwsh",
+            "echo NO_AZ_ACCOUNT_MODULE",
+            SCOPE,
+        )
+        .await;
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(
             err.message().contains("Install-Module Az.Accounts"),

@@ -41,6 +41,19 @@ pub(crate) async fn bounded_failure(credential: &impl TokenCredential, scopes: &
         .unwrap_err()
 }
 
+/// The error of one `get_token` for `scope` of the credential `builder` builds over a tool
+/// directory holding one script, `program` ([`FakeTools::script`]).
+#[cfg(unix)]
+pub(crate) async fn script_failure<T: DeveloperTool>(
+    builder: DeveloperToolCredentialBuilder<T>,
+    program: &str,
+    body: &str,
+    scope: &str,
+) -> Error {
+    let tools = FakeTools::with_script(program, body);
+    bounded_failure(&builder.build_on(&tools), &[scope]).await
+}
+
 /// The error of one `get_token` for `scope` of a tool-`T` credential whose run answers
 /// `code`, `stdout` and `stderr`.
 pub(crate) async fn canned_failure<T: DeveloperTool>(

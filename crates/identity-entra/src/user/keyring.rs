@@ -153,6 +153,16 @@ mod platform {
             .map_err(error)
     }
 
+    /// Removes the entry (tests clean up what they stored).
+    #[cfg(test)]
+    pub(super) fn remove(service: &str, account: &str) {
+        if let Ok(key) =
+            keyring().and_then(|k| k.search(&description(service, account)).map_err(error))
+        {
+            let _ = key.invalidate();
+        }
+    }
+
     /// The kernel's error by its name (`AccessDenied`, `QuotaExceeded`, …): it carries no
     /// stored data.
     #[allow(clippy::needless_pass_by_value, reason = "used as a map_err function")]
@@ -380,7 +390,8 @@ mod tests {
             Ok(key) => {
                 let loaded = Key::load(&PlatformKeyring, &name).unwrap().unwrap();
                 assert_eq!(loaded.0, key.0);
-                // The test key expires with the persistent keyring; nothing else to clean.
+                #[cfg(target_os = "linux")]
+                platform::remove(KEYRING_SERVICE, &account(&name));
             }
             Err(e) => {
                 let text = e.to_string();

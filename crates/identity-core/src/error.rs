@@ -259,20 +259,31 @@ pub const TROUBLESHOOTING_CREDENTIALS: &[&str] = &[
 ///     Some("azureclicredential-unavailable")
 /// );
 /// assert_eq!(troubleshooting_section("MyCredential", ErrorKind::Unavailable), None);
+/// assert_eq!(
+///     troubleshooting_section("AuthenticationRecord", ErrorKind::InvalidArgument).as_deref(),
+///     Some("invalid-argument")
+/// );
 /// ```
 pub fn troubleshooting_section(credential: &str, kind: ErrorKind) -> Option<String> {
-    if !TROUBLESHOOTING_CREDENTIALS.contains(&credential) {
+    let listed = TROUBLESHOOTING_CREDENTIALS.contains(&credential);
+    if !listed && !TROUBLESHOOTING_GENERAL_ONLY.contains(&credential) {
         return None;
     }
     let name = credential.to_ascii_lowercase();
-    Some(match kind {
-        ErrorKind::Unavailable => format!("{name}-unavailable"),
-        ErrorKind::AuthenticationFailed => format!("{name}-authentication-failed"),
-        ErrorKind::InvalidConfiguration => "invalid-configuration".to_owned(),
-        ErrorKind::InvalidArgument => "invalid-argument".to_owned(),
-        ErrorKind::Transport => "transport-error".to_owned(),
-    })
+    match kind {
+        ErrorKind::Unavailable if listed => Some(format!("{name}-unavailable")),
+        ErrorKind::AuthenticationFailed if listed => Some(format!("{name}-authentication-failed")),
+        ErrorKind::InvalidConfiguration => Some("invalid-configuration".to_owned()),
+        ErrorKind::InvalidArgument => Some("invalid-argument".to_owned()),
+        ErrorKind::Transport => Some("transport-error".to_owned()),
+        _ => None,
+    }
 }
+
+/// Parts of the library that are not credentials but report errors under their own name
+/// (the blocking wrapper, `AuthenticationRecord::deserialize`): they point to the general
+/// sections (configuration, argument, transport) only.
+const TROUBLESHOOTING_GENERAL_ONLY: &[&str] = &["BlockingCredential", "AuthenticationRecord"];
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -123,19 +123,13 @@ pub enum ManagedIdentitySource {
 }
 
 impl ManagedIdentitySource {
-    /// The one table of source names: a stable lower-case id (cache keys, logs) and the name
-    /// used in messages.
-    const fn names(self) -> (&'static str, &'static str) {
-        match self {
-            Self::ServiceFabric => ("service_fabric", "Service Fabric"),
-            Self::AppService => ("app_service", "App Service"),
-            Self::AzureArc => ("azure_arc", "Azure Arc"),
-            Self::Incomplete => ("incomplete", "incomplete"),
-            Self::AzureMl => ("azure_ml", "Azure Machine Learning"),
-            Self::CloudShell => ("cloud_shell", "Cloud Shell"),
-            Self::WorkloadIdentity => ("workload_identity", "workload identity"),
-            Self::Imds => ("imds", "IMDS"),
-        }
+    /// Its row of [`SOURCES`]: a stable lower-case id (cache keys, logs) and the name used in
+    /// messages.
+    fn names(self) -> (&'static str, &'static str) {
+        SOURCES
+            .iter()
+            .find(|row| row.source == self)
+            .map_or(("unknown", "unknown"), |row| (row.id, row.name))
     }
 
     /// The name used in messages, e.g. `App Service`.
@@ -182,22 +176,65 @@ pub(crate) type Detected = Result<Box<dyn Source>, (ManagedIdentitySource, Error
 /// A detection rule: `Some` when it recognises the environment.
 type Detector = fn(&Settings) -> Option<Detected>;
 
-/// The rules, in the order of docs/protocol.md §2.1. A new source adds its line here.
-const DETECTORS: &[Detector] = &[
-    crate::service_fabric::detect,
-    crate::app_service::detect,
-    crate::arc::detect,
-    incomplete,
-    crate::azure_ml::detect,
-    crate::cloud_shell::detect,
-    workload_identity,
-    arc_agent,
+/// A source's row: its variant, its stable id and its name in messages, and its detection
+/// rule.
+struct Row {
+    source: ManagedIdentitySource,
+    id: &'static str,
+    name: &'static str,
+    detect: Option<Detector>,
+}
+
+/// A source found by `detect`.
+const fn rule(
+    source: ManagedIdentitySource,
+    id: &'static str,
+    name: &'static str,
+    detect: Detector,
+) -> Row {
+    Row {
+        source,
+        id,
+        name,
+        detect: Some(detect),
+    }
+}
+
+/// A source with no rule of its own.
+const fn named(source: ManagedIdentitySource, id: &'static str, name: &'static str) -> Row {
+    Row {
+        source,
+        id,
+        name,
+        detect: None,
+    }
+}
+
+use ManagedIdentitySource as S;
+
+/// The one table of sources: names and detection rules, the rules in the order of
+/// docs/protocol.md §2.1 (the first that matches wins; IMDS is the fallback). A new source
+/// adds its line here.
+// One line per source, so that the table reads as one.
+#[rustfmt::skip]
+const SOURCES: &[Row] = &[
+    rule(S::ServiceFabric, "service_fabric", "Service Fabric", crate::service_fabric::detect),
+    rule(S::AppService, "app_service", "App Service", crate::app_service::detect),
+    rule(S::AzureArc, "azure_arc", "Azure Arc", crate::arc::detect),
+    rule(S::Incomplete, "incomplete", "incomplete", incomplete),
+    rule(S::AzureMl, "azure_ml", "Azure Machine Learning", crate::azure_ml::detect),
+    rule(S::CloudShell, "cloud_shell", "Cloud Shell", crate::cloud_shell::detect),
+    rule(S::WorkloadIdentity, "workload_identity", "workload identity", workload_identity),
+    // Azure Arc again, by the agent's executable when its variables are absent.
+    rule(S::AzureArc, "azure_arc", "Azure Arc", arc_agent),
+    named(S::Imds, "imds", "IMDS"),
 ];
 
 /// Runs the rules; IMDS when none matches.
 pub(crate) fn detect(settings: &Settings) -> Detected {
-    DETECTORS
+    SOURCES
         .iter()
+        .filter_map(|row| row.detect)
         .find_map(|detector| detector(settings))
         .unwrap_or_else(|| Ok(imds::new(settings)))
 }

@@ -157,6 +157,10 @@ impl ManagedIdentityCredential {
 }
 
 impl TokenCredential for ManagedIdentityCredential {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
     fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],
@@ -166,10 +170,6 @@ impl TokenCredential for ManagedIdentityCredential {
             Inner::Host(credential) => credential.get_token(scopes, options),
             Inner::Workload { credential, .. } => credential.get_token(scopes, options),
         }
-    }
-
-    fn name(&self) -> &'static str {
-        NAME
     }
 }
 

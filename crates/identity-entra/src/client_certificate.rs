@@ -342,8 +342,7 @@ mod tests {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use identity_core::{Env, ErrorKind};
     use identity_core::{TokenCredential, TokenRequestOptions};
-    use wiremock::matchers::method;
-    use wiremock::{Mock, MockServer, ResponseTemplate};
+    use wiremock::MockServer;
 
     fn builder(server: &MockServer) -> ClientCertificateCredentialBuilder {
         ClientCertificateCredential::builder()
@@ -422,11 +421,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_chain_is_sent_when_asked() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        let server = token_endpoint().await;
         let credential = builder(&server)
             .certificate(CLIENT_CHAIN_PEM)
             .send_certificate_chain(true)
@@ -519,20 +514,12 @@ mod tests {
     #[test]
     fn a_fifo_device_or_huge_certificate_file_fails_the_build_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo.pem");
-        identity_core::test_util::make_fifo(&fifo);
-        let huge = dir.path().join("huge.pem");
-        std::fs::write(&huge, vec![b'a'; 1024 * 1024 + 1]).unwrap();
-        for (file, expected) in [
-            (fifo.as_path(), "not a regular file"),
-            (std::path::Path::new("/dev/zero"), "not a regular file"),
-            (huge.as_path(), "larger than"),
-        ] {
+        for (file, expected) in unreadable_files(dir.path(), 1024 * 1024) {
             let started = std::time::Instant::now();
             let err = ClientCertificateCredential::builder()
                 .tenant_id("t")
                 .client_id("c")
-                .certificate_path(file)
+                .certificate_path(&file)
                 .runtime(
                     identity_core::Runtime::with_env(Env::empty()).http_client(test_http_client()),
                 )
@@ -554,11 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rotated_certificate_file_is_used_without_a_gap() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        let server = token_endpoint().await;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sp.pem");
         std::fs::write(&file, CLIENT_PEM).unwrap();

@@ -238,8 +238,7 @@ mod tests {
     use crate::test_support::*;
     use identity_core::ErrorKind;
     use identity_core::{TokenCredential, TokenRequestOptions};
-    use wiremock::matchers::method;
-    use wiremock::{Mock, MockServer, ResponseTemplate};
+    use wiremock::MockServer;
 
     fn data(file: &str) -> String {
         format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))
@@ -429,11 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_send_chain_variable_is_a_boolean() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        let server = token_endpoint().await;
         let pem = data("client-chain.pem");
         for (value, sends) in [
             ("false", false),

@@ -23,6 +23,24 @@ pub(crate) const ENCRYPTED_TRADITIONAL_PEM: &str =
 pub(crate) const ENCRYPTED_DES3_PEM: &str = include_str!("../tests/data/client-encrypted-des3.pem");
 pub(crate) const EC_PEM: &str = include_str!("../tests/data/ec.pem");
 
+/// Files a bounded read must refuse at once, each with a word its error names: a FIFO (a read
+/// would block), a device (it never ends), and a regular file one byte over `limit`.
+#[cfg(unix)]
+pub(crate) fn unreadable_files(
+    dir: &std::path::Path,
+    limit: usize,
+) -> [(std::path::PathBuf, &'static str); 3] {
+    let fifo = dir.join("fifo");
+    identity_core::test_util::make_fifo(&fifo);
+    let huge = dir.join("huge");
+    std::fs::write(&huge, vec![b'a'; limit + 1]).unwrap();
+    [
+        (fifo, "not a regular file"),
+        (std::path::PathBuf::from("/dev/zero"), "not a regular file"),
+        (huge, "larger than"),
+    ]
+}
+
 /// A recognisable client secret.
 pub(crate) const SECRET: &str = "planted-client-secret-Zq8";
 
@@ -150,14 +168,23 @@ pub(crate) fn token_mock(tenant: &str, token: &str) -> wiremock::Mock {
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body(token, 3600)))
 }
 
+/// Answers every POST with the access token `AT`, valid for an hour.
+fn any_token_post() -> wiremock::Mock {
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
+}
+
+/// A server answering every POST with the access token `AT`.
+pub(crate) async fn token_endpoint() -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    any_token_post().mount(&server).await;
+    server
+}
+
 /// A server answering every POST with the access token `AT`, expecting `requests` of them.
 pub(crate) async fn token_endpoint_expecting(requests: u64) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-        .expect(requests)
-        .mount(&server)
-        .await;
+    any_token_post().expect(requests).mount(&server).await;
     server
 }
 

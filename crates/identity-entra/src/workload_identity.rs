@@ -120,12 +120,6 @@ impl Named for WorkloadIdentity {
 }
 
 impl WorkloadIdentityCredentialBuilder {
-    /// The federated token file (default: `AZURE_FEDERATED_TOKEN_FILE`).
-    pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.settings.token_file = Some(path.into());
-        self
-    }
-
     /// Whether to send token requests through the AKS identity-binding token proxy when the
     /// environment configures one (`AZURE_KUBERNETES_TOKEN_PROXY`, `AZURE_KUBERNETES_SNI_NAME`,
     /// `AZURE_KUBERNETES_CA_FILE` or `AZURE_KUBERNETES_CA_DATA`; see
@@ -134,6 +128,12 @@ impl WorkloadIdentityCredentialBuilder {
     /// configured, the proxy's own HTTP client replaces the [runtime](Self::runtime)'s.
     pub fn enable_kubernetes_token_proxy(mut self, enable: bool) -> Self {
         self.settings.token_proxy = enable;
+        self
+    }
+
+    /// The federated token file (default: `AZURE_FEDERATED_TOKEN_FILE`).
+    pub fn token_file_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.token_file = Some(path.into());
         self
     }
 
@@ -369,16 +369,8 @@ mod tests {
     async fn a_fifo_device_or_huge_token_file_fails_at_once_and_a_link_is_followed() {
         let server = token_server().await;
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        identity_core::test_util::make_fifo(&fifo);
-        let huge = dir.path().join("huge");
-        std::fs::write(&huge, vec![b'a'; 64 * 1024 + 1]).unwrap();
-        for (file, expected) in [
-            (fifo.as_path(), "not a regular file"),
-            (std::path::Path::new("/dev/zero"), "not a regular file"),
-            (huge.as_path(), "larger than"),
-        ] {
-            let credential = builder(env_for(&server, file)).build().unwrap();
+        for (file, expected) in unreadable_files(dir.path(), 64 * 1024) {
+            let credential = builder(env_for(&server, &file)).build().unwrap();
             let err = tokio::time::timeout(
                 std::time::Duration::from_secs(20),
                 credential.get_token(&[VAULT], &TokenRequestOptions::default()),
@@ -411,11 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn additionally_allowed_tenants_come_from_the_environment_unless_set() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("AT", 3600)))
-            .mount(&server)
-            .await;
+        let server = token_endpoint().await;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "SAJWT").unwrap();

@@ -498,9 +498,7 @@ mod tests {
             .and(path("/metadata/identity/oauth2/token"))
             .and(header("Metadata", "true"))
             .and(header("Authorization", "Basic planted-arc-key"))
-            .respond_with(ResponseTemplate::new(200).set_body_string(
-                r#"{"access_token":"ARC","expires_on":"4102444800","resource":"https://vault.azure.net","token_type":"Bearer"}"#,
-            ))
+            .respond_with(crate::test_support::token_on(4_102_444_800))
             .expect(1)
             .mount(&server)
             .await;
@@ -534,6 +532,6 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(token.token.secret(), "ARC");
+        assert_eq!(token.token.secret(), "AT");
     }
 }

@@ -138,10 +138,6 @@ impl DefaultAzureCredential {
 /// The sticky chain's: its `get_token` span (named `DefaultAzureCredential`, source `chain`),
 /// and the chosen member's cache entry once a member has produced a token.
 impl TokenCredential for DefaultAzureCredential {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
     fn get_token<'a>(
         &'a self,
         scopes: &'a [&'a str],
@@ -157,5 +153,9 @@ impl TokenCredential for DefaultAzureCredential {
         options: &TokenRequestOptions,
     ) -> Option<identity_core::cache::CacheSlot> {
         self.chain.cache_slot(scopes, options)
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
     }
 }

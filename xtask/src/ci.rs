@@ -60,6 +60,7 @@ const STEPS: &[(&str, StepFn)] = &[
     ("python", sidecar_python),
     ("chromium", chromium),
     ("test", test),
+    ("walkthrough", walkthrough_step),
     ("doc", doc),
     ("package", package),
     ("deny", deny_step),
@@ -282,6 +283,12 @@ fn chromium(_: &mut Ci) -> Result<()> {
 }
 
 /// Runs the tests, echoing their output while adding up the `test result:` lines.
+/// CONTRIBUTING.md's "Add a hosting source", applied to a copy of the workspace and tested
+/// (after `test`, whose dependencies it reuses).
+fn walkthrough_step(_: &mut Ci) -> Result<()> {
+    crate::walkthrough::run(&sh::project_root())
+}
+
 fn test(ci: &mut Ci) -> Result<()> {
     let mut cmd = sh::cargo(["test", "--workspace", "--all-features"]);
     // The sidecar's interop test must run, not skip: hand it the Python set up above.

@@ -2,10 +2,12 @@
 //! `.cargo/config.toml`).
 //!
 //! * `ci`: everything CI checks, in order, failing fast: toolchain components, rustfmt, tidy,
-//!   the identity-msi dependency-tree guard, clippy, tests, docs, `cargo package` of every
+//!   the identity-msi dependency-tree guard, clippy, tests, the contributor walk-through, docs, `cargo package` of every
 //!   library crate, cargo-deny.
 //! * `deny`: `cargo deny --offline check` against the local advisory snapshot.
 //! * `tidy`: repository checks (also run as `#[test]`s in `cargo test -p xtask`).
+//! * `walkthrough`: CONTRIBUTING.md's "Add a hosting source" applied to a copy of the
+//!   workspace, then linted and tested.
 //! * `bench`: this workspace side by side with the official `azure_identity` (`identity-bench`, release mode).
 //! * `demo`: the blob demo against Azurite and a loopback managed-identity endpoint (or, without
 //!   Node.js, the `token` example against a loopback endpoint).
@@ -38,6 +40,7 @@ mod load;
 mod sh;
 mod sidecar_load;
 mod tidy;
+mod walkthrough;
 
 use std::process::ExitCode;
 
@@ -45,10 +48,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci      rustfmt, tidy, msi tree guard, clippy, tests, docs, packages and cargo-deny; fails fast
+  ci      rustfmt, tidy, msi tree guard, clippy, tests, the walk-through, docs, packages and cargo-deny; fails fast
           (`--skip STEP` leaves a step out when re-running locally)
   deny    cargo deny --offline check against the local advisory snapshot
   tidy    repository checks (crate docs, no printing in libraries, versions, tiers)
+  walkthrough  CONTRIBUTING.md's 'Add a hosting source', applied to a copy and tested
   bench   benchmarks side by side with the official azure_identity (release build), one table
   demo    the blob demo on Azurite + a loopback managed-identity endpoint (no Azure account)
   dev     Azurite + a loopback managed-identity endpoint for your own app, until Ctrl-C
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(rest),
         "load" => load::run(rest),
         "sidecar-load" => sidecar_load::run(rest),
+        "walkthrough" => walkthrough::run(&sh::project_root()),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -654,7 +654,7 @@ fn readme_snippets_compile(root: &Path) -> Vec<String> {
 }
 
 /// The bodies of the fenced ```` ```rust ```` blocks that are compiled (not `ignore`).
-fn rust_blocks(markdown: &str) -> Vec<String> {
+pub(crate) fn rust_blocks(markdown: &str) -> Vec<String> {
     let mut out = Vec::new();
     // Inside a fence: `Some(Some(body))` for a compiled Rust block, `Some(None)` for any other.
     let mut fence: Option<Option<String>> = None;

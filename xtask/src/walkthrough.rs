@@ -33,30 +33,14 @@ pub(crate) struct Walkthrough {
     rule: String,
 }
 
-/// The `rust` blocks of the section, in order.
+/// The compiled `rust` blocks of the section, in order.
 fn rust_blocks(contributing: &str) -> Result<Vec<String>> {
     let start = contributing
         .find(SECTION)
         .ok_or_else(|| format!("CONTRIBUTING.md has no `{SECTION}` section"))?;
     let section = &contributing[start + SECTION.len()..];
     let section = section.find("\n## ").map_or(section, |end| &section[..end]);
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in section.lines() {
-        match (&mut current, line.trim()) {
-            (None, "```rust") => current = Some(String::new()),
-            (Some(block), "```") => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    Ok(blocks)
+    Ok(crate::tidy::rust_blocks(section))
 }
 
 /// Reads the walk-through's edits from CONTRIBUTING.md's text.

@@ -205,8 +205,8 @@ fn command_for(config: &Resolved, request: &Request, exe: &str) -> Command {
 
 async fn run(config: &Resolved, request: &Request) -> Result<Output, Error> {
     let tool = &AzurePowerShell::TOOL;
-    let pwsh = || config.prepare(tool, command_for(config, request, "pwsh"));
-    let mut output = config.run(tool, pwsh()?).await?;
+    let pwsh = || tool.prepare(config, command_for(config, request, "pwsh"));
+    let mut output = tool.execute(config, pwsh()?).await?;
     // Through `/bin/sh -c` the runner's own retry on a briefly busy executable (one that was
     // just written while another thread forked) cannot apply: the shell reports it as exit
     // 126. A short retry gets past it.
@@ -215,12 +215,12 @@ async fn run(config: &Resolved, request: &Request) -> Result<Output, Error> {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        output = config.run(tool, pwsh()?).await?;
+        output = tool.execute(config, pwsh()?).await?;
     }
     if config.platform == Platform::Windows && not_recognized(&output) {
         // PowerShell 7 is missing: Windows PowerShell 5.1 runs the same script.
-        let command = config.prepare(tool, command_for(config, request, "powershell"))?;
-        output = config.run(tool, command).await?;
+        let command = tool.prepare(config, command_for(config, request, "powershell"))?;
+        output = tool.execute(config, command).await?;
     }
     Ok(output)
 }

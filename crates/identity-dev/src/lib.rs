@@ -115,7 +115,7 @@ pub mod __fuzz_dev {
 
     /// A `TZ` value's fixed offset, in seconds east of UTC.
     pub fn fixed_offset_from_tz(tz: &str) -> Option<i64> {
-        crate::output::fixed_offset_from_tz(Some(tz))
+        crate::tz::fixed_offset_from_tz(Some(tz))
     }
 
     /// The CLI's naive local expiry resolved against `TZ` = `tz` at a fixed "now".

@@ -6,8 +6,7 @@ use std::time::Duration;
 use identity_core::cache::TokenCache;
 use identity_core::{Clock, Env, Error, Runtime};
 
-use crate::process::{self, Command, DEFAULT_PROCESS_TIMEOUT, Executor, Output, Platform};
-use crate::tool::Tool;
+use crate::process::{self, DEFAULT_PROCESS_TIMEOUT, Executor, Platform};
 
 /// What every developer-tool builder holds besides its tool's own options: the tenant rules,
 /// the process timeout, the runtime (environment and clock) and the executor.
@@ -101,27 +100,6 @@ impl Resolved {
             process::check_argument(credential, "tenant id", t)?;
         }
         Ok(tenant)
-    }
-
-    /// Gives `command` what every tool runs with: the working directory (`/bin`, or
-    /// `%SYSTEMROOT%` on Windows), the injected environment with colour off, the timeout.
-    pub(crate) fn prepare(&self, tool: &Tool, command: Command) -> Result<Command, Error> {
-        let cwd = self
-            .platform
-            .working_dir(&self.env)
-            .map_err(|e| tool.run_error(e))?;
-        Ok(command
-            .env(process::child_env(&self.env))
-            .current_dir(cwd)
-            .timeout(self.process_timeout))
-    }
-
-    /// Runs `command` on the executor, mapping a runner failure to `tool`'s error.
-    pub(crate) async fn run(&self, tool: &Tool, command: Command) -> Result<Output, Error> {
-        self.executor
-            .run(command)
-            .await
-            .map_err(|e| tool.run_error(e))
     }
 }
 

@@ -85,6 +85,33 @@ impl Tool {
         )
     }
 
+    /// Gives `command` what every tool runs with: the working directory (`/bin`, or
+    /// `%SYSTEMROOT%` on Windows), the injected environment with colour off, the timeout.
+    pub(crate) fn prepare(&self, config: &Resolved, command: Command) -> Result<Command, Error> {
+        let cwd = config
+            .platform
+            .working_dir(&config.env)
+            .map_err(|e| self.run_error(e))?;
+        Ok(command
+            .env(process::child_env(&config.env))
+            .current_dir(cwd)
+            .timeout(config.process_timeout))
+    }
+
+    /// Runs `command` on the configured executor, mapping a runner failure to this tool's
+    /// error.
+    pub(crate) async fn execute(
+        &self,
+        config: &Resolved,
+        command: Command,
+    ) -> Result<Output, Error> {
+        config
+            .executor
+            .run(command)
+            .await
+            .map_err(|e| self.run_error(e))
+    }
+
     /// Maps a runner failure to this tool's error.
     pub(crate) fn run_error(&self, error: process::RunError) -> Error {
         use process::RunError;
@@ -248,14 +275,14 @@ mod sealed {
         /// what to run instead (`tenant` already resolved).
         fn claims(claims: &str, scopes: &[&str], tenant: Option<&str>) -> Result<String, Error>;
 
-        /// The command line for `request`, before [`Resolved::prepare`].
+        /// The command line for `request`, before [`Tool::prepare`].
         fn command(&self, config: &Resolved, request: &Request) -> Result<Command, Error>;
 
         /// Runs the command; a tool that needs a retry or a fallback program overrides it.
         fn run<'a>(&'a self, config: &'a Resolved, request: &'a Request) -> Run<'a> {
             Box::pin(async move {
-                let command = config.prepare(&Self::TOOL, self.command(config, request)?)?;
-                config.run(&Self::TOOL, command).await
+                let command = Self::TOOL.prepare(config, self.command(config, request)?)?;
+                Self::TOOL.execute(config, command).await
             })
         }
 

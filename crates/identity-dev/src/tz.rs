@@ -32,8 +32,6 @@ use identity_core::fs::ReadOptions;
 use jiff::Timestamp;
 use jiff::tz::{AmbiguousOffset, Offset, TimeZone};
 
-use crate::output::fixed_offset_from_tz;
-
 /// The variable naming the zone.
 const TZ: &str = "TZ";
 /// The variable naming the zoneinfo directory.
@@ -149,6 +147,65 @@ fn parse_posix(text: &str) -> Option<TimeZone> {
     TimeZone::posix(text).ok()
 }
 
+/// The UTC offset (seconds east of UTC) named by a `TZ` value, when it is fixed.
+pub(crate) fn fixed_offset_from_tz(tz: Option<&str>) -> Option<i64> {
+    let tz = tz?.trim();
+    let tz = tz.strip_prefix(':').unwrap_or(tz);
+    if tz.is_empty() {
+        // POSIX: an empty TZ means UTC.
+        return Some(0);
+    }
+    let named_utc = [
+        "UTC",
+        "UCT",
+        "GMT",
+        "Z",
+        "Zulu",
+        "Universal",
+        "Greenwich",
+        "Etc/UTC",
+        "Etc/UCT",
+        "Etc/GMT",
+        "Etc/Universal",
+        "Etc/Zulu",
+        "Etc/Greenwich",
+        "GMT0",
+        "GMT+0",
+        "GMT-0",
+        "Etc/GMT0",
+        "Etc/GMT+0",
+        "Etc/GMT-0",
+    ];
+    if named_utc.iter().any(|n| n.eq_ignore_ascii_case(tz)) {
+        return Some(0);
+    }
+    if let Some(hours) = tz.strip_prefix("Etc/GMT") {
+        // POSIX-style sign: Etc/GMT+5 is five hours *west* of UTC.
+        // Checked, and the range tested before any arithmetic: `Etc/GMT-9223372036854775808`
+        // must be refused, not negated.
+        let n: i64 = hours.parse().ok()?;
+        return if (-14..=12).contains(&n) {
+            n.checked_mul(-3600)
+        } else {
+            None
+        };
+    }
+    posix_fixed_offset(tz)
+}
+
+/// `std offset` with no daylight-saving part: `EST5`, `UTC0`, `<+0530>-5:30`.
+fn posix_fixed_offset(tz: &str) -> Option<i64> {
+    // A daylight-saving part always carries a rule after a comma (a rule-less one is refused),
+    // so without a comma the offset is fixed.
+    if tz.len() > 128 || tz.contains(',') {
+        return None;
+    }
+    let zone = jiff::tz::TimeZone::posix(tz).ok()?;
+    Some(i64::from(
+        zone.to_offset(jiff::Timestamp::UNIX_EPOCH).seconds(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +222,27 @@ mod tests {
     /// Zone files that are not regular files, or too large, are refused at once: `TZ` may
     /// name any path.
     #[cfg(unix)]
+    #[test]
+    fn fixed_time_zones_are_understood_and_others_are_not() {
+        let cases = [
+            (Some("UTC"), Some(0)),
+            (Some(""), Some(0)),
+            (Some(":Etc/UTC"), Some(0)),
+            (Some("Etc/GMT+5"), Some(-5 * 3600)),
+            (Some("Etc/GMT-3"), Some(3 * 3600)),
+            (Some("EST5"), Some(-5 * 3600)),
+            (Some("UTC0"), Some(0)),
+            (Some("<+0530>-5:30"), Some(5 * 3600 + 1800)),
+            (Some("America/New_York"), None),
+            (Some("EST5EDT,M3.2.0,M11.1.0"), None),
+            (Some("EST5EDT"), None),
+            (None, None),
+        ];
+        for (tz, expected) in cases {
+            assert_eq!(fixed_offset_from_tz(tz), expected, "{tz:?}");
+        }
+    }
+
     #[test]
     fn special_and_oversized_zone_files_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();

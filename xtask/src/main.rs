@@ -36,6 +36,7 @@ mod demo;
 mod deny;
 mod dev;
 mod fuzz;
+mod layout;
 mod load;
 mod sh;
 mod sidecar_load;

@@ -61,6 +61,7 @@ fn check_all(root: &Path) -> Vec<String> {
     problems.extend(readme_snippets_compile(root));
     problems.extend(facade_items_listed(root));
     problems.extend(doc_examples_use_facade_paths(root));
+    problems.extend(crate::layout::problems(root));
     problems
 }
 
@@ -107,7 +108,7 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The crates under `crates/`, as (name, directory).
-fn tier_crates(root: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn tier_crates(root: &Path) -> Vec<(String, PathBuf)> {
     subdirs(&root.join("crates"))
         .into_iter()
         .filter(|d| d.join("Cargo.toml").is_file())
@@ -115,7 +116,7 @@ fn tier_crates(root: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-fn rel(root: &Path, path: &Path) -> String {
+pub(crate) fn rel(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()
@@ -209,7 +210,7 @@ fn is_bin_or_test_file(inner: &Path) -> bool {
         || inner.components().any(|c| c.as_os_str() == "tests")
 }
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();

@@ -4,33 +4,21 @@
 use std::time::Duration;
 
 use super::*;
-use identity_core::test_util::{Capture, FakeClock, RecordingSleeper};
+use identity_core::test_util::{Capture, FakeClock, RecordingSleeper, Reply, TestServer};
 use identity_core::{Env, Runtime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PLANTED_TOKEN: &str = "planted-default-chain-token";
 const PLANTED_HEADER: &str = "planted-identity-header";
 
 /// A local App Service endpoint answering every request with one token.
 async fn app_service_endpoint() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buffer = vec![0u8; 8192];
-            let _ = stream.read(&mut buffer).await;
-            let body = format!(
-                r#"{{"access_token":"{PLANTED_TOKEN}","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
-                1_893_456_000 + 3600
-            );
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        }
-    });
-    format!("http://{address}/msi/token")
+    let body = format!(
+        r#"{{"access_token":"{PLANTED_TOKEN}","expires_on":"{}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#,
+        1_893_456_000 + 3600
+    );
+    TestServer::script([Reply::json(body)])
+        .await
+        .url("/msi/token")
 }
 
 #[tokio::test]

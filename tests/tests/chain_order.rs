@@ -317,6 +317,41 @@ async fn environment_credential_wins_with_a_client_secret() {
     assert_eq!(form_field(body, "scope").as_deref(), Some(ARM_SCOPE));
 }
 
+/// A PKCS#12 file in `AZURE_CLIENT_CERTIFICATE_PATH` works through the facade alone (its
+/// `pkcs12` feature), inside `DefaultAzureCredential`.
+#[tokio::test]
+async fn environment_credential_wins_with_a_pkcs12_certificate() {
+    let server = TlsTokenServer::start("ENV-PFX-TOKEN").await;
+    let pfx = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/identity-entra/tests/data/client.pfx"
+    );
+    let env = Env::from_pairs([
+        ("AZURE_TENANT_ID", "tenant-pfx".to_owned()),
+        ("AZURE_CLIENT_ID", "client-pfx".to_owned()),
+        ("AZURE_CLIENT_CERTIFICATE_PATH", pfx.to_owned()),
+        (
+            "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+            "planted-pfx-password".to_owned(),
+        ),
+        ("AZURE_AUTHORITY_HOST", server.authority()),
+    ]);
+    let credential = chain_over(no_wait_runtime(env).http_client(test_ca_client()))
+        .build()
+        .unwrap();
+    assert_eq!(token(&credential, ARM_SCOPE).await, "ENV-PFX-TOKEN");
+    assert_eq!(
+        credential.selected_credential(),
+        Some("EnvironmentCredential")
+    );
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        form_field(&seen[0].body, "client_assertion_type").as_deref(),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+}
+
 #[tokio::test]
 async fn workload_identity_wins_with_a_federated_token_file() {
     let server = TlsTokenServer::start("WORKLOAD-TOKEN").await;

@@ -96,6 +96,10 @@
 //! * `hyper` (default): the plain-HTTP client managed identity uses.
 //! * `service-fabric`: Service Fabric managed identity (HTTPS with the server certificate
 //!   pinned to `IDENTITY_SERVER_THUMBPRINT`).
+//! * `pkcs12`: PKCS#12 (`.pfx`, `.p12`) certificates for [`ClientCertificateCredential`] and
+//!   for `AZURE_CLIENT_CERTIFICATE_PATH` (`EnvironmentCredential`, also inside
+//!   `DefaultAzureCredential`); without it such a file is refused with a message naming the
+//!   feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Built without a feature, the list above links its items to the docs built with every
 // feature (docs.rs).

@@ -157,7 +157,7 @@ impl ClientCertificate {
     ) -> Result<Self, Error> {
         Err(Error::invalid_configuration(
             name,
-            "the certificate is not PEM; PKCS#12 files need the identity-entra feature \"pkcs12\"",
+            "the certificate is not PEM; PKCS#12 (.pfx, .p12) files need the cargo feature \"pkcs12\" of identity-chain (or identity-entra)",
         ))
     }
 

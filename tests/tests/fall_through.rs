@@ -119,3 +119,35 @@ async fn docker_desktops_unreachable_answer_lets_the_chain_reach_az() {
     let seen = server.received_requests().await.unwrap().len();
     assert!((1..=2).contains(&seen), "{seen} requests");
 }
+
+/// A blank `AZURE_CLIENT_ID` (an unset template value rendered as a space) and other blank
+/// identity variables are unset (docs/protocol.md §1.0): the chain asks IMDS for the
+/// system-assigned identity, and reaches `az` when IMDS is not there, instead of stopping on
+/// an "empty selector". (`EnvironmentCredential` selects by presence and names a blank
+/// variable, §6.2.)
+#[tokio::test]
+async fn blank_identity_variables_are_unset_and_the_chain_reaches_az() {
+    let tools = FakeTools::new();
+    tools.az_ok("AZ-TOKEN");
+    let env = tools
+        .env()
+        .with("AZURE_CLIENT_ID", " ")
+        .with("IDENTITY_ENDPOINT", " ")
+        .with("MSI_ENDPOINT", "\t")
+        .with("AZURE_FEDERATED_TOKEN_FILE", " ");
+    let credential = DefaultAzureCredential::builder()
+        .runtime(no_wait_runtime(env))
+        .imds_endpoint(refused_endpoint())
+        .configure_managed_identity(|b| b.timeout(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let token = tokio::time::timeout(
+        BOUND,
+        credential.get_token(&[ARM_SCOPE], &TokenRequestOptions::default()),
+    )
+    .await
+    .expect("the chain moved on instead of hanging")
+    .unwrap();
+    assert_eq!(token.token.secret(), "AZ-TOKEN");
+    assert_eq!(credential.selected_credential(), Some("AzureCliCredential"));
+}

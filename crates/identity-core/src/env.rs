@@ -81,9 +81,11 @@ impl Env {
         self.vars.get(name).map(String::as_str)
     }
 
-    /// The value of `name` if it is set and not empty.
+    /// The value of `name` if it is set and not empty, as set (untrimmed). A value of only
+    /// whitespace counts as empty: it is what an unset value in a deployment template often
+    /// renders as (`AZURE_CLIENT_ID: " "`), and no identifier, URL, path or secret is blank.
     pub fn non_empty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|v| !v.is_empty())
+        self.get(name).filter(|v| !v.trim().is_empty())
     }
 
     /// The trimmed value of `name` if it is set and not blank.
@@ -175,10 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn blank_values_are_not_blank_checked_as_present() {
-        let env = Env::from_pairs([("T", "  ")]);
+    fn blank_values_are_present_but_count_as_empty() {
+        let env = Env::from_pairs([("T", "  "), ("N", "\t\n"), ("V", " v ")]);
         assert!(env.is_present("T"));
-        assert_eq!(env.non_empty("T"), Some("  "));
+        assert_eq!(env.non_empty("T"), None);
         assert_eq!(env.non_blank("T"), None);
+        assert_eq!(env.non_empty("N"), None);
+        assert_eq!(env.non_empty("V"), Some(" v "));
+        assert_eq!(env.non_blank("V"), Some("v"));
     }
 }

@@ -82,7 +82,7 @@ impl DefaultAzureCredentialBuilder {
     fn managed_identity_choice(&self, env: &Env) -> ManagedIdentityChoice {
         match &self.managed_identity {
             ManagedIdentityChoice::FromEnvironment => env
-                .non_empty("AZURE_CLIENT_ID")
+                .non_blank("AZURE_CLIENT_ID")
                 .map_or(ManagedIdentityChoice::SystemAssigned, |id| {
                     ManagedIdentityChoice::ClientId(id.to_owned())
                 }),

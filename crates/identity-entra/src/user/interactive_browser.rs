@@ -3,8 +3,8 @@
 //!
 //! 1. A listener binds `127.0.0.1:<port>`: the port of the configured redirect URI, else a
 //!    free one; for a `localhost` redirect, `[::1]:<port>` too when the system has IPv6, since
-//!    a browser may resolve `localhost` to either. The redirect URI is
-//!    `http://localhost:<port>` (with the configured path).
+//!    a browser may resolve `localhost` to either. Both are bound before the browser starts.
+//!    The redirect URI is `http://localhost:<port>` (with the configured path).
 //! 2. The browser opens `{authority}/{tenant}/oauth2/v2.0/authorize` with `client_id`,
 //!    `response_type=code`, `redirect_uri`, `scope` (the caller's plus
 //!    `offline_access openid profile`), a random `state` (128 bits), `code_challenge` =
@@ -14,7 +14,11 @@
 //! 3. The listener accepts exactly one callback on the redirect path whose `state` matches:
 //!    it answers with a short "you can close this window" page and stops listening. A callback
 //!    with another `state` is refused (HTTP 400) and the wait goes on; one carrying `error`
-//!    (`access_denied`, `consent_required`, …) ends the sign-in with that error.
+//!    (`access_denied`, `consent_required`, …) ends the sign-in with that error. Connections
+//!    are served concurrently, since browsers open speculative connections that send nothing
+//!    and send the redirect on another: each has 10 s and 16 KiB to send its request, and at
+//!    most 64 are open at once (one more closes the oldest), so no idle, slow or flooding
+//!    connection holds up the redirect.
 //! 4. The code is redeemed at `…/token` with `grant_type=authorization_code`, the same
 //!    `redirect_uri` and the `code_verifier`.
 //!
@@ -35,7 +39,6 @@ use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use identity_core::{Error, Secret};
-use tokio::net::TcpListener;
 
 use super::{
     RunFlow, SignIn, SignInRequest, SignedIn, UserClient, UserSettings, pkce_challenge,
@@ -49,7 +52,7 @@ mod listener;
 #[cfg(test)]
 use launch::browser_command;
 use launch::open_browser;
-use listener::receive_code;
+use listener::{bind, receive_code};
 
 const NAME: &str = "InteractiveBrowserCredential";
 
@@ -217,24 +220,7 @@ struct BrowserFlow {
 
 impl RunFlow for BrowserFlow {
     async fn run(&self, client: &UserClient, request: SignInRequest) -> SignedIn {
-        let listener = TcpListener::bind(("127.0.0.1", self.redirect.port))
-            .await
-            .map_err(|e| {
-                Error::invalid_configuration(
-                    NAME,
-                    format!(
-                        "cannot listen on 127.0.0.1:{} for the sign-in redirect; choose another port in the redirect URI",
-                        self.redirect.port
-                    ),
-                )
-                .with_source(e)
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| {
-                Error::transport(NAME, "the redirect listener has no address").with_source(e)
-            })?
-            .port();
+        let (listeners, port) = bind(&self.redirect).await?;
         let redirect_uri = self.redirect.uri(port);
         let verifier = Secret::new(random_urlsafe(NAME, 32)?);
         let state = random_urlsafe(NAME, 16)?;
@@ -287,13 +273,6 @@ impl RunFlow for BrowserFlow {
             }
             std::future::pending::<std::convert::Infallible>().await
         };
-        let mut listeners = vec![listener];
-        if self.redirect.host == "localhost" {
-            // Best effort: a host without IPv6, or with the port taken there, keeps IPv4 only.
-            if let Ok(v6) = TcpListener::bind(("::1", port)).await {
-                listeners.push(v6);
-            }
-        }
         let wait = Box::pin(async {
             match select(
                 Box::pin(receive_code(listeners, &state, &self.redirect.path)),

@@ -77,7 +77,12 @@ pub(super) async fn receive_code(
     state: &str,
     path: &str,
 ) -> Result<Secret, Error> {
-    let serve = |stream| Box::pin(tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, state, path)));
+    let serve = |stream| {
+        Box::pin(tokio::time::timeout(
+            CONNECTION_TIMEOUT,
+            handle(stream, state, path),
+        ))
+    };
     let mut connections = VecDeque::new();
     let mut turn = 0usize;
     loop {
@@ -101,8 +106,10 @@ pub(super) async fn receive_code(
             Event::Accepted(Err(e)) => {
                 tracing::debug!(credential = NAME, error = %e.kind(), "the redirect listener could not accept a connection");
                 if connections.pop_front().is_none() {
-                    return Err(Error::transport(NAME, "the sign-in redirect listener failed")
-                        .with_source(e));
+                    return Err(
+                        Error::transport(NAME, "the sign-in redirect listener failed")
+                            .with_source(e),
+                    );
                 }
             }
         }
@@ -401,7 +408,10 @@ mod tests {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let head = "GET /?code=planted-l&state=s1&pad=";
         let pad = "a".repeat(MAX_REQUEST + 1 - head.len());
-        stream.write_all(format!("{head}{pad}").as_bytes()).await.unwrap();
+        stream
+            .write_all(format!("{head}{pad}").as_bytes())
+            .await
+            .unwrap();
         let answer = read_answer(&mut stream).await;
         assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
         assert!(!wait.is_finished());

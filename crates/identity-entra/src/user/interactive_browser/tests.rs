@@ -282,6 +282,73 @@ async fn prompt_shown_with_browser(browser: &str) -> String {
     shown[0].clone()
 }
 
+/// `curl` on `url`, printing the `--write-out` variable `out`.
+fn curl(url: &str, out: &str) -> String {
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "/dev/null", "-w", out, url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// As Chrome does: a speculative connection to the redirect listener, silent until the
+/// redirect, and meanwhile a request for `/favicon.ico` on another; then the redirect on the
+/// early connection. Returns the favicon's status and the redirect's answer.
+fn preconnecting_browser(url: &str) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let query = url.split_once('?').unwrap().1;
+    let (_, redirect) = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap();
+    let port: u16 = redirect.rsplit(':').next().unwrap().parse().unwrap();
+    let mut early = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let location = curl(url, "%{redirect_url}");
+    let favicon = curl(
+        &format!("http://127.0.0.1:{port}/favicon.ico"),
+        "%{http_code}",
+    );
+    // `http://localhost:<port>/?code=…&state=…`
+    let target = location.split_once(&format!(":{port}")).unwrap().1;
+    let request = format!("GET {target} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n");
+    let mut answer = String::new();
+    if early.write_all(request.as_bytes()).is_ok() {
+        early
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let _ = early.read_to_string(&mut answer);
+    }
+    (favicon, answer)
+}
+
+#[tokio::test]
+async fn a_browser_that_preconnects_idly_is_served_on_every_connection() {
+    let emulator = Emulator::start().await;
+    let (sender, seen) = std::sync::mpsc::channel();
+    let sender = Mutex::new(sender);
+    let credential = builder(
+        &emulator,
+        Env::from_pairs([(BROWSER, "/nonexistent/browser")]),
+    )
+    .prompt(move |text| {
+        let url = text.lines().last().unwrap().to_owned();
+        let sender = sender.lock().unwrap().clone();
+        std::thread::spawn(move || {
+            let _ = sender.send(preconnecting_browser(&url));
+        });
+    })
+    .build()
+    .unwrap();
+    let token = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
+        .await
+        .unwrap();
+    assert!(token.token.secret().starts_with("at-browser-"));
+    let (favicon, answer) = seen.recv_timeout(Duration::from_secs(60)).unwrap();
+    // Served while the early connection was open and silent.
+    assert_eq!(favicon, "404");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("You can close this window"), "{answer}");
+}
+
 #[tokio::test]
 async fn when_the_browser_command_fails_the_url_goes_to_the_prompt() {
     // Starts, then fails, as `xdg-open` does on a machine without a browser.

@@ -15,9 +15,10 @@
 //! The token file is read, as UTF-8 and verbatim (no trimming), on **every** token request,
 //! through [`identity_core::fs::read`]: links are followed, but it must be a regular file of at
 //! most 64 KiB, so a FIFO or `/dev/zero` fails at once instead of hanging or exhausting memory.
-//! This deliberately deviates from the reference, which re-reads it only after 600 s: the
-//! platform rotates the file before the old token expires, and a read per request (the cache
-//! makes requests rare) means a rotated token is used at once. A missing, unreadable or empty
+//! This deliberately deviates from the reference, which keeps the content for 600 s (other
+//! Azure SDKs for 5 minutes): the platform rotates the file before the old token expires, a
+//! read per request (the cache makes requests rare) means a rotated token is used at once, and
+//! the read is cheap and bounded (docs/protocol.md §2.7). A missing, unreadable or empty
 //! file at request time is an authentication failure naming the path (never its content).
 //!
 //! The AKS identity-binding token proxy (`AZURE_KUBERNETES_TOKEN_PROXY` and friends) is used

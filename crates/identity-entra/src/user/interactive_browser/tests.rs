@@ -338,11 +338,10 @@ async fn a_browser_that_preconnects_idly_is_served_on_every_connection() {
     })
     .build()
     .unwrap();
-    let token = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default()))
-        .await
-        .unwrap();
-    assert!(token.token.secret().starts_with("at-browser-"));
+    let signed_in = bounded(credential.get_token(&[SCOPE], &TokenRequestOptions::default())).await;
     let (favicon, answer) = seen.recv_timeout(Duration::from_secs(60)).unwrap();
+    let token = signed_in.unwrap().token;
+    assert!(token.secret().starts_with("at-browser-"));
     // Served while the early connection was open and silent.
     assert_eq!(favicon, "404");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -429,6 +429,45 @@ mod tests {
         .await;
     }
 
+    /// An `az` (or a wrapper) that answers `then`, leaving a process behind that holds its
+    /// stdout; the process timeout is far longer than the exit grace and shorter than that
+    /// process's life, so a run that waited for it would be a timeout.
+    #[cfg(unix)]
+    async fn az_leaving_a_process(then: &str) -> (FakeTools, Result<AccessToken, Error>) {
+        let tools = FakeTools::with_script(
+            "az",
+            &format!("{then}\n/bin/sleep 30 &\necho $! > $D/left\nexit 0"),
+        );
+        let cred = AzureCliCredential::builder()
+            .process_timeout(Duration::from_secs(20))
+            .build_on(&tools);
+        let answer = bounded(cred.get_token(&[SCOPE], &opts())).await;
+        if let Some(pid) = tools.read("left").and_then(|p| p.trim().parse().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        (tools, answer)
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_token_printed_before_exit_is_used_although_a_background_child_holds_stdout() {
+        let (_tools, answer) = az_leaving_a_process(&format!("echo '{OK_JSON}'")).await;
+        let token = answer.unwrap();
+        assert_eq!(token.token.secret(), "T");
+        assert_eq!(unix(token.expires_on), 1_893_492_000);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn no_output_while_a_background_child_holds_stdout_is_unexpected_output_not_a_timeout() {
+        let (_tools, answer) = az_leaving_a_process("true").await;
+        let err = answer.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+        assert!(err.message().contains("unexpected output"), "{err}");
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn a_flood_of_output_is_capped_and_fails() {

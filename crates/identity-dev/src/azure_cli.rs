@@ -25,10 +25,10 @@
 //! spawn failure) is *unavailable*, output over the cap or unparseable output an
 //! authentication failure.
 
-use identity_core::{AccessToken, Error};
+use identity_core::{AccessToken, Error, wire};
 
 use crate::credential::DeveloperToolCredentialBuilder;
-use crate::output::{encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
+use crate::output::{blank_json, encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
 use crate::process::{Command, Output, Platform};
 use crate::settings::Resolved;
 use crate::tool::{Request, Tool, ToolSpec, flagged, with_args};
@@ -138,15 +138,16 @@ impl ToolSpec for AzureCli {
 
     fn parse(&self, config: &Resolved, stdout: &str) -> Result<AccessToken, Error> {
         let unexpected = || Self::TOOL.unexpected(stdout);
-        let json: serde_json::Value =
-            serde_json::from_str(stdout.trim()).map_err(|e| unexpected().with_source(e))?;
+        let json: serde_json::Value = serde_json::from_str(wire::strip_bom_str(stdout).trim())
+            .map_err(|e| unexpected().with_source(e))?;
         let token = json
             .get("accessToken")
             .and_then(serde_json::Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(unexpected)?;
-        // `expires_on` wins whenever the key exists, as in the reference.
-        let expires_on = match json.get("expires_on") {
+        // `expires_on` wins whenever it has a value, as in the reference; `null` or a blank
+        // string counts as absent (docs/protocol.md §1.5).
+        let expires_on = match json.get("expires_on").filter(|v| !blank_json(v)) {
             Some(value) => epoch_from_json(value),
             None => json
                 .get("expiresOn")
@@ -719,6 +720,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(unix(token.expires_on), 1_893_492_000);
+    }
+
+    /// The token's expiry in Unix seconds when `az` prints `stdout`.
+    async fn expiry_of(stdout: &str) -> Result<u64, Error> {
+        let canned = Canned::output(0, stdout, "");
+        let credential = with_canned(&canned)
+            .runtime(
+                Runtime::with_env(Env::from_pairs([("TZ", "UTC")]))
+                    .clock(FakeClock::at_2030().shared()),
+            )
+            .build()
+            .unwrap();
+        let token = bounded(credential.get_token(&[SCOPE], &opts())).await?;
+        assert_eq!(token.token.secret(), "T");
+        Ok(unix(token.expires_on))
+    }
+
+    #[tokio::test]
+    async fn a_bom_a_blank_expires_on_and_a_fraction_are_read_as_the_rule_says() {
+        for (stdout, expected) in [
+            // A leading byte order mark.
+            (format!("\u{feff}{OK_JSON}\n"), 1_893_492_000),
+            // A blank or null `expires_on` is absent: `expiresOn` counts (local time, UTC here).
+            (
+                r#"{"accessToken":"T","expires_on":"","expiresOn":"2030-01-01 10:00:00.000000"}"#
+                    .to_owned(),
+                1_893_492_000,
+            ),
+            (
+                r#"{"accessToken":"T","expires_on":null,"expiresOn":"2030-01-01 10:00:00.000000"}"#
+                    .to_owned(),
+                1_893_492_000,
+            ),
+            // Epoch seconds with a fraction, as a string and as a number.
+            (
+                r#"{"accessToken":"T","expires_on":"1893492000.0"}"#.to_owned(),
+                1_893_492_000,
+            ),
+            (
+                r#"{"accessToken":"T","expires_on":1893492000.5}"#.to_owned(),
+                1_893_492_000,
+            ),
+        ] {
+            assert_eq!(expiry_of(&stdout).await.unwrap(), expected, "{stdout}");
+        }
+        for stdout in [
+            r#"{"accessToken":"T","expires_on":""}"#,
+            r#"{"accessToken":"T","expires_on":null}"#,
+            r#"{"accessToken":"T","expires_on":"-1"}"#,
+        ] {
+            let err = expiry_of(stdout).await.unwrap_err();
+            assert!(err.message().contains("unexpected output"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -108,6 +108,9 @@ fn the_corpus_parses_and_names_every_fault_kind() {
         "gateway-502-html",
         "slow-imds-1200ms",
         "hung-endpoint",
+        "token-body-with-bom",
+        "token-blank-expires-on",
+        "token-fractional-expires-on-string",
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
@@ -115,6 +118,33 @@ fn the_corpus_parses_and_names_every_fault_kind() {
     let bytes = docker.answers[0].bytes();
     assert!(bytes.starts_with(b"HTTP/1.0 403 connecting to 169.254.169.254:80"));
     assert!(bytes.ends_with(b"Connection: close\r\n\r\n"));
+    // The token answers keep their quirks on the wire.
+    let bom = field::load("token-body-with-bom").unwrap();
+    let bytes = bom.answers[1].bytes();
+    let body = bytes.split(|b| *b == b'\n').next_back().unwrap();
+    assert!(
+        body.starts_with(b"\xEF\xBB\xBF{\"access_token\""),
+        "{body:?}"
+    );
+    let blank = field::load("token-blank-expires-on").unwrap();
+    assert!(
+        blank.answers[1]
+            .body
+            .contains(r#""expires_on":"","expires_in":3600"#)
+    );
+    let fraction = String::from_utf8(
+        field::load("token-fractional-expires-on-string")
+            .unwrap()
+            .answers[1]
+            .bytes(),
+    )
+    .unwrap();
+    let expires_on = fraction.split(r#""expires_on":""#).nth(1).unwrap();
+    let (whole, rest) = expires_on.split_once('.').unwrap();
+    assert!(
+        whole.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with("0\""),
+        "{fraction}"
+    );
     let slow = field::load("slow-imds-1200ms").unwrap();
     assert_eq!(slow.delay, std::time::Duration::from_millis(1200));
     assert_eq!(slow.answers.len(), 2);

@@ -167,6 +167,26 @@ proptest! {
     }
 
     #[test]
+    fn a_fractional_epoch_reads_the_same_as_number_and_string_and_a_bom_changes_nothing(
+        secs in 0_i64..10_000_000_000, tenths in 0_u8..10, blank in "[ \t]{0,3}",
+    ) {
+        let as_num = json!({"access_token": "t", "expires_on": format!("{secs}.{tenths}").parse::<f64>().unwrap()}).to_string();
+        let as_str = json!({"access_token": "t", "expires_on": format!("{secs}.{tenths}")}).to_string();
+        prop_assert_eq!(msi::token_expiry(as_num.as_bytes()), Some(secs));
+        prop_assert_eq!(msi::token_expiry(as_str.as_bytes()), Some(secs));
+        let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+        with_bom.extend_from_slice(as_str.as_bytes());
+        prop_assert_eq!(msi::token_expiry(&with_bom), Some(secs));
+        // A blank `expires_on` is absent: `expires_in` counts from the request time.
+        let fallback = json!({"access_token": "t", "expires_on": blank, "expires_in": secs}).to_string();
+        prop_assert_eq!(msi::token_expiry(fallback.as_bytes()), Some(1_900_000_000 + secs));
+        prop_assert_eq!(
+            dev::epoch_from_json(&json!(format!("{secs}.{tenths}"))),
+            u64::try_from(secs).ok()
+        );
+    }
+
+    #[test]
     fn expires_in_is_relative_to_the_request_time(secs in 0_i64..100_000_000) {
         let body = json!({"access_token": "t", "expires_in": secs}).to_string();
         // The __fuzz entry point sends "now" as 1,900,000,000.

@@ -47,6 +47,7 @@ pub mod scope;
 pub mod time;
 mod token;
 pub mod trace;
+pub mod wire;
 
 #[cfg(feature = "test-util")]
 pub mod test_util;

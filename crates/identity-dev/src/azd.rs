@@ -19,7 +19,7 @@
 //! What azd's exit means is the table on `classify`; a runner failure (not on `PATH`,
 //! timeout, spawn failure) is *unavailable*, unparseable output an authentication failure.
 
-use identity_core::{AccessToken, Error};
+use identity_core::{AccessToken, Error, wire};
 
 use crate::output::{encode_claims, parse_rfc3339, scrub};
 use crate::process::{Command, Output};
@@ -98,8 +98,8 @@ impl ToolSpec for AzureDeveloperCli {
 
 pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
     let unexpected = || AzureDeveloperCli::TOOL.unexpected(stdout);
-    let json: serde_json::Value =
-        serde_json::from_str(stdout.trim()).map_err(|e| unexpected().with_source(e))?;
+    let json: serde_json::Value = serde_json::from_str(wire::strip_bom_str(stdout).trim())
+        .map_err(|e| unexpected().with_source(e))?;
     let token = json
         .get("token")
         .and_then(serde_json::Value::as_str)
@@ -326,6 +326,11 @@ mod tests {
             let err = canned_failure::<AzureDeveloperCli>(A, 0, stdout, "").await;
             assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{stdout}");
         }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        assert!(parse(&format!("\u{feff}{OK}\n")).is_ok());
     }
 
     #[tokio::test]

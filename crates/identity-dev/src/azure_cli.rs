@@ -25,10 +25,10 @@
 //! spawn failure) is *unavailable*, output over the cap or unparseable output an
 //! authentication failure.
 
-use identity_core::{AccessToken, Error};
+use identity_core::{AccessToken, Error, wire};
 
 use crate::credential::DeveloperToolCredentialBuilder;
-use crate::output::{encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
+use crate::output::{blank_json, encode_claims, epoch_from_json, local_expiry, parse_cli_naive};
 use crate::process::{Command, Output, Platform};
 use crate::settings::Resolved;
 use crate::tool::{Request, Tool, ToolSpec, flagged, with_args};
@@ -138,15 +138,16 @@ impl ToolSpec for AzureCli {
 
     fn parse(&self, config: &Resolved, stdout: &str) -> Result<AccessToken, Error> {
         let unexpected = || Self::TOOL.unexpected(stdout);
-        let json: serde_json::Value =
-            serde_json::from_str(stdout.trim()).map_err(|e| unexpected().with_source(e))?;
+        let json: serde_json::Value = serde_json::from_str(wire::strip_bom_str(stdout).trim())
+            .map_err(|e| unexpected().with_source(e))?;
         let token = json
             .get("accessToken")
             .and_then(serde_json::Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(unexpected)?;
-        // `expires_on` wins whenever the key exists, as in the reference.
-        let expires_on = match json.get("expires_on") {
+        // `expires_on` wins whenever it has a value, as in the reference; `null` or a blank
+        // string counts as absent (docs/protocol.md §1.5).
+        let expires_on = match json.get("expires_on").filter(|v| !blank_json(v)) {
             Some(value) => epoch_from_json(value),
             None => json
                 .get("expiresOn")
@@ -429,6 +430,45 @@ mod tests {
         .await;
     }
 
+    /// An `az` (or a wrapper) that answers `then`, leaving a process behind that holds its
+    /// stdout; the process timeout is far longer than the exit grace and shorter than that
+    /// process's life, so a run that waited for it would be a timeout.
+    #[cfg(unix)]
+    async fn az_leaving_a_process(then: &str) -> (FakeTools, Result<AccessToken, Error>) {
+        let tools = FakeTools::with_script(
+            "az",
+            &format!("{then}\n/bin/sleep 30 &\necho $! > $D/left\nexit 0"),
+        );
+        let cred = AzureCliCredential::builder()
+            .process_timeout(Duration::from_secs(20))
+            .build_on(&tools);
+        let answer = bounded(cred.get_token(&[SCOPE], &opts())).await;
+        if let Some(pid) = tools.read("left").and_then(|p| p.trim().parse().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        (tools, answer)
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_token_printed_before_exit_is_used_although_a_background_child_holds_stdout() {
+        let (_tools, answer) = az_leaving_a_process(&format!("echo '{OK_JSON}'")).await;
+        let token = answer.unwrap();
+        assert_eq!(token.token.secret(), "T");
+        assert_eq!(unix(token.expires_on), 1_893_492_000);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn no_output_while_a_background_child_holds_stdout_is_unexpected_output_not_a_timeout() {
+        let (_tools, answer) = az_leaving_a_process("true").await;
+        let err = answer.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+        assert!(err.message().contains("unexpected output"), "{err}");
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn a_flood_of_output_is_capped_and_fails() {
@@ -680,6 +720,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(unix(token.expires_on), 1_893_492_000);
+    }
+
+    /// The token's expiry in Unix seconds when `az` prints `stdout`.
+    async fn expiry_of(stdout: &str) -> Result<u64, Error> {
+        let canned = Canned::output(0, stdout, "");
+        let credential = with_canned(&canned)
+            .runtime(
+                Runtime::with_env(Env::from_pairs([("TZ", "UTC")]))
+                    .clock(FakeClock::at_2030().shared()),
+            )
+            .build()
+            .unwrap();
+        let token = bounded(credential.get_token(&[SCOPE], &opts())).await?;
+        assert_eq!(token.token.secret(), "T");
+        Ok(unix(token.expires_on))
+    }
+
+    #[tokio::test]
+    async fn a_bom_a_blank_expires_on_and_a_fraction_are_read_as_the_rule_says() {
+        for (stdout, expected) in [
+            // A leading byte order mark.
+            (format!("\u{feff}{OK_JSON}\n"), 1_893_492_000),
+            // A blank or null `expires_on` is absent: `expiresOn` counts (local time, UTC here).
+            (
+                r#"{"accessToken":"T","expires_on":"","expiresOn":"2030-01-01 10:00:00.000000"}"#
+                    .to_owned(),
+                1_893_492_000,
+            ),
+            (
+                r#"{"accessToken":"T","expires_on":null,"expiresOn":"2030-01-01 10:00:00.000000"}"#
+                    .to_owned(),
+                1_893_492_000,
+            ),
+            // Epoch seconds with a fraction, as a string and as a number.
+            (
+                r#"{"accessToken":"T","expires_on":"1893492000.0"}"#.to_owned(),
+                1_893_492_000,
+            ),
+            (
+                r#"{"accessToken":"T","expires_on":1893492000.5}"#.to_owned(),
+                1_893_492_000,
+            ),
+        ] {
+            assert_eq!(expiry_of(&stdout).await.unwrap(), expected, "{stdout}");
+        }
+        for stdout in [
+            r#"{"accessToken":"T","expires_on":""}"#,
+            r#"{"accessToken":"T","expires_on":null}"#,
+            r#"{"accessToken":"T","expires_on":"-1"}"#,
+        ] {
+            let err = expiry_of(stdout).await.unwrap_err();
+            assert!(err.message().contains("unexpected output"), "{err}");
+        }
     }
 
     #[tokio::test]

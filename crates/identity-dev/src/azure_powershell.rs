@@ -30,7 +30,7 @@
 //! What the script's exit means is the table on `classify`.
 
 use base64::Engine as _;
-use identity_core::{AccessToken, Error, from_unix_seconds};
+use identity_core::{AccessToken, Error, from_unix_seconds, wire};
 
 use crate::output::{encode_claims, scrub};
 use crate::process::{Command, Output, Platform};
@@ -230,7 +230,7 @@ fn not_recognized(output: &Output) -> bool {
 }
 
 pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
-    let parsed = stdout
+    let parsed = wire::strip_bom_str(stdout)
         .split_whitespace()
         .find(|word| word.starts_with("azsdk%"))
         .and_then(|marker| {
@@ -238,7 +238,8 @@ pub(crate) fn parse(stdout: &str) -> Result<AccessToken, Error> {
             let [_, token, expiry] = parts.as_slice() else {
                 return None;
             };
-            let expires_on = from_unix_seconds(expiry.parse().ok()?)?;
+            let expires_on =
+                from_unix_seconds(i64::try_from(wire::seconds_from_text(expiry)?).ok()?)?;
             (!token.is_empty()).then(|| AccessToken::new(*token, expires_on))
         });
     parsed.ok_or_else(|| AzurePowerShell::TOOL.unexpected(stdout))
@@ -302,6 +303,15 @@ mod tests {
         assert!(script.contains("$tenantId = 'tid-1'"), "{script}");
         assert!(script.contains(NO_MODULE));
         assert_eq!(tools.read("colour").unwrap().trim(), "true|true");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_and_a_fractional_expiry_are_read_as_the_rule_says() {
+        for out in ["\u{feff}azsdk%T%1893492000\n", "azsdk%T%1893492000.0\n"] {
+            let token = parse(out).unwrap();
+            assert_eq!(unix(token.expires_on), 1_893_492_000, "{out:?}");
+        }
+        assert!(parse("azsdk%T%-1\n").is_err());
     }
 
     #[tokio::test]

@@ -164,8 +164,8 @@ pub(crate) fn is_html(response: &Response) -> bool {
 
 /// The JSON object of a response, if it is one.
 pub(crate) fn json_object(response: &Response) -> Option<serde_json::Map<String, Value>> {
-    match serde_json::from_slice(response.body()) {
-        Ok(Value::Object(map)) => Some(map),
+    match crate::response::body_json(response) {
+        Some(Value::Object(map)) => Some(map),
         _ => None,
     }
 }

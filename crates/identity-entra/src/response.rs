@@ -1,8 +1,9 @@
 //! The token endpoint's answer (docs/protocol.md §6.4): the `claims` request field, the token
 //! response, and the classification of a refusal, shared by every credential of this crate.
 //!
-//! * Responses: `access_token` and `expires_in` (a number or a numeric string) are required,
-//!   `refresh_in` is honoured when present. Anything else is an authentication failure whose
+//! * Responses: `access_token` and `expires_in` (a number or a numeric string, a fraction
+//!   dropped) are required, `refresh_in` is honoured when present; a leading UTF-8 byte order
+//!   mark is skipped and a blank `refresh_in` is absent (docs/protocol.md §1.5). Anything else is an authentication failure whose
 //!   message lists the response's field *names* only, never values.
 //! * Refusals: see [`classify_refusal`]. The client secret, the assertions and any other
 //!   secret of the request are removed from anything printed, in case a service echoes them.
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use identity_core::http::Response;
 use identity_core::redact::Redactor;
+use identity_core::wire;
 use identity_core::{AccessToken, Error, ErrorKind, TokenRequestOptions};
 use serde_json::{Map, Value};
 
@@ -65,7 +67,7 @@ pub(crate) fn parse_response(
     secrets: &[&str],
 ) -> Result<AccessToken, Error> {
     let status = response.status().as_u16();
-    let json: Option<Value> = serde_json::from_slice(response.body()).ok();
+    let json = body_json(response);
     let secrets = redactor(secrets);
     if !response.status().is_success() {
         let (kind, message) = classify_refusal(status, json.as_ref(), &secrets);
@@ -110,23 +112,20 @@ pub(crate) fn parse_response(
     Ok(access)
 }
 
-/// A whole number of seconds, given as a JSON number or a numeric string.
-fn seconds(value: &Value) -> Option<u64> {
+/// The JSON of a response body, a leading UTF-8 byte order mark skipped (docs/protocol.md
+/// §1.5).
+pub(crate) fn body_json(response: &Response) -> Option<Value> {
+    serde_json::from_slice(wire::strip_bom(response.body())).ok()
+}
+
+/// Whole seconds from a JSON number or a numeric string, a fraction dropped in both
+/// (docs/protocol.md §1.5); a blank string is no value.
+pub(crate) fn seconds(value: &Value) -> Option<u64> {
     match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e12)
-                .map(|f| {
-                    #[allow(
-                        clippy::cast_possible_truncation,
-                        clippy::cast_sign_loss,
-                        reason = "range checked above"
-                    )]
-                    let whole = f as u64;
-                    whole
-                })
-        }),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().and_then(wire::seconds_from_f64)),
+        Value::String(s) => wire::seconds_from_text(s),
         _ => None,
     }
 }
@@ -233,6 +232,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.refresh_on, None);
+    }
+
+    #[test]
+    fn a_bom_a_fractional_string_and_a_blank_refresh_in_are_read_as_the_rule_says() {
+        for (body, expires_in, refresh_in) in [
+            (
+                "\u{feff}{\"access_token\":\"AT\",\"expires_in\":3600}",
+                3600,
+                None,
+            ),
+            (r#"{"access_token":"AT","expires_in":"3599.0"}"#, 3599, None),
+            (r#"{"access_token":"AT","expires_in":3599.5}"#, 3599, None),
+            (
+                r#"{"access_token":"AT","expires_in":3600,"refresh_in":""}"#,
+                3600,
+                None,
+            ),
+            (
+                r#"{"access_token":"AT","expires_in":3600,"refresh_in":"1800.5"}"#,
+                3600,
+                Some(1800),
+            ),
+        ] {
+            let t = parse_response("X", &response(200, body), T0, &[]).unwrap();
+            assert_eq!(t.expires_on, T0 + Duration::from_secs(expires_in), "{body}");
+            assert_eq!(
+                t.refresh_on,
+                refresh_in.map(|s| T0 + Duration::from_secs(s)),
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"access_token":"AT","expires_in":""}"#,
+            r#"{"access_token":"AT","expires_in":"-1"}"#,
+        ] {
+            let err = parse_response("X", &response(200, body), T0, &[]).unwrap_err();
+            assert!(err.message().contains("expires_in"), "{err}");
+        }
     }
 
     #[test]

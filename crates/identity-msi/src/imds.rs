@@ -172,7 +172,9 @@ impl Imds {
 /// Docker Desktop's 403, other clouds' metadata services, proxies and gateways do not.
 fn is_imds_answer(response: &Response) -> bool {
     matches!(
-        serde_json::from_slice::<serde_json::Value>(response.body()),
+        serde_json::from_slice::<serde_json::Value>(identity_core::wire::strip_bom(
+            response.body()
+        )),
         Ok(serde_json::Value::Object(_))
     )
 }

@@ -3,7 +3,10 @@
 //!
 //! The token services disagree on types: `expires_on` arrives as a JSON number, a decimal
 //! string, or (Azure Machine Learning) a UTC date string in one of two layouts; `expires_in`
-//! as a number or a decimal string. All of that is handled here, once.
+//! as a number or a decimal string. All of that is handled here, once, with the rules every
+//! token parser shares (docs/protocol.md §1.5, `identity_core::wire`): a leading UTF-8 byte
+//! order mark is skipped, a `null` or blank expiry field counts as absent, and seconds read the
+//! same from a number and a string, a fraction dropped.
 //!
 //! Parsing goes through `serde_json::Value` rather than derived structs: it keeps proc-macro
 //! crates out of the default dependency tree, and the shapes are small.
@@ -14,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use identity_core::http::Response;
 use identity_core::redact::Redactor;
 use identity_core::time::unix_from_utc;
+use identity_core::wire;
 use identity_core::{Error, Secret, from_unix_seconds};
 use serde_json::{Map, Value};
 
@@ -43,7 +47,8 @@ pub(crate) fn parse_token(
     body: &[u8],
     now: SystemTime,
 ) -> Result<TokenResponse, ParseError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| ParseError::NotJson)?;
+    let value: Value =
+        serde_json::from_slice(wire::strip_bom(body)).map_err(|_| ParseError::NotJson)?;
     let Value::Object(map) = value else {
         return Err(ParseError::NotAnObject);
     };
@@ -51,17 +56,17 @@ pub(crate) fn parse_token(
         Some(Value::String(s)) if !s.is_empty() => Secret::new(s.as_str()),
         _ => return Err(ParseError::Missing("access_token")),
     };
-    let expires_on = match (map.get("expires_on"), map.get("expires_in")) {
-        (Some(v), _) if !v.is_null() => expires_on(v).ok_or(ParseError::Invalid("expires_on"))?,
-        (_, Some(v)) if !v.is_null() => {
+    let expires_on = match (present(&map, "expires_on"), present(&map, "expires_in")) {
+        (Some(v), _) => expires_on(v).ok_or(ParseError::Invalid("expires_on"))?,
+        (_, Some(v)) => {
             let secs = seconds(v).ok_or(ParseError::Invalid("expires_in"))?;
             now.checked_add(Duration::from_secs(secs))
                 .ok_or(ParseError::Invalid("expires_in"))?
         }
         _ => return Err(ParseError::Missing("expires_on")),
     };
-    let refresh_on = match map.get("refresh_in") {
-        Some(v) if !v.is_null() => {
+    let refresh_on = match present(&map, "refresh_in") {
+        Some(v) => {
             let secs = seconds(v).ok_or(ParseError::Invalid("refresh_in"))?;
             now.checked_add(Duration::from_secs(secs))
         }
@@ -78,6 +83,15 @@ pub(crate) fn parse_token(
         object_id: string(&map, "object_id"),
         msi_res_id: string(&map, "msi_res_id").or_else(|| string(&map, "mi_res_id")),
     })
+}
+
+/// The value of `key`, unless it is absent, `null` or a blank string.
+fn present<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    match map.get(key)? {
+        Value::Null => None,
+        Value::String(s) if wire::is_blank(s) => None,
+        v => Some(v),
+    }
 }
 
 fn string(map: &Map<String, Value>, key: &str) -> Option<String> {
@@ -119,19 +133,13 @@ impl ParseError {
     }
 }
 
-/// Seconds from a JSON number or a decimal string.
+/// Whole seconds from a JSON number or a decimal string, a fraction dropped in both.
 fn seconds(value: &Value) -> Option<u64> {
     match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            let f = n.as_f64()?;
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "range checked"
-            )]
-            (f.is_finite() && (0.0..1e12).contains(&f)).then_some(f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().and_then(wire::seconds_from_f64)),
+        Value::String(s) => wire::seconds_from_text(s),
         _ => None,
     }
 }
@@ -195,7 +203,8 @@ pub(crate) const MAX_QUOTED_CHARS: usize = 300;
 /// extensions) before the text is cut to [`MAX_QUOTED_CHARS`] characters; control characters
 /// become spaces.
 pub(crate) fn service_message(response: &Response) -> Option<String> {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(response.body()) else {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(wire::strip_bom(response.body()))
+    else {
         return None;
     };
     let mut parts = Vec::new();
@@ -294,10 +303,79 @@ mod tests {
             (r#""1/16/2030 5:24:12 AM +00:00""#, 1_894_771_452),
             (r#""1/16/2030 5:24:12 PM +00:00""#, 1_894_814_652),
             (r#""1/16/2030 12:00:00 AM +00:00""#, 1_894_752_000),
+            // A fraction is dropped, from a string as from a number.
+            (r#""1796000000.0""#, 1_796_000_000),
+            (r#"" 1796000000.5 ""#, 1_796_000_000),
+            ("1796000000.5", 1_796_000_000),
         ] {
             let body = format!(r#"{{"access_token":"AT","expires_on":{raw}}}"#);
             let parsed = parse_token("Azure ML", body.as_bytes(), now).unwrap();
             assert_eq!(parsed.expires_on, at(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_reported_app_service_bodies_parse() {
+        let now = at(1_700_000_000);
+        for (body, expected) in [
+            // A leading UTF-8 byte order mark.
+            (
+                &b"\xEF\xBB\xBF{\"access_token\":\"A\",\"expires_in\":3600}"[..],
+                1_700_003_600,
+            ),
+            // A blank `expires_on` next to a good `expires_in`: absent, so `expires_in` counts.
+            (
+                br#"{"access_token":"A","expires_on":"","expires_in":3600}"#,
+                1_700_003_600,
+            ),
+            (
+                br#"{"access_token":"A","expires_on":" ","expires_in":"3600"}"#,
+                1_700_003_600,
+            ),
+            (
+                br#"{"access_token":"A","expires_on":null,"expires_in":3600.0}"#,
+                1_700_003_600,
+            ),
+            // Epoch seconds as a string with a fraction.
+            (
+                br#"{"access_token":"A","expires_on":"1796000000.0"}"#,
+                1_796_000_000,
+            ),
+        ] {
+            let parsed = parse_token("App Service", body, now).unwrap();
+            assert_eq!(
+                parsed.expires_on,
+                at(expected),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_blank_expiry_without_the_other_field_is_missing_and_a_blank_refresh_in_is_absent() {
+        let now = at(1_700_000_000);
+        for body in [
+            &br#"{"access_token":"A","expires_on":""}"#[..],
+            br#"{"access_token":"A","expires_on":"","expires_in":""}"#,
+            br#"{"access_token":"A","expires_in":"  "}"#,
+        ] {
+            assert_eq!(
+                parse_token("App Service", body, now).unwrap_err(),
+                ParseError::Missing("expires_on")
+            );
+        }
+        let body = br#"{"access_token":"A","expires_in":3600,"refresh_in":""}"#;
+        assert_eq!(parse_token("IMDS", body, now).unwrap().refresh_on, None);
+        // A BOM anywhere but at the start, or twice, is not skipped.
+        for body in [
+            &b" \xEF\xBB\xBF{\"access_token\":\"A\",\"expires_in\":1}"[..],
+            b"\xEF\xBB\xBF\xEF\xBB\xBF{\"access_token\":\"A\",\"expires_in\":1}",
+        ] {
+            assert_eq!(
+                parse_token("IMDS", body, now).unwrap_err(),
+                ParseError::NotJson
+            );
         }
     }
 

@@ -19,6 +19,15 @@
 //! * stdout and stderr are read concurrently, each capped at [`OUTPUT_LIMIT`] bytes. A stream
 //!   that exceeds the cap ends the run at once with [`RunError::OutputTooLarge`]; memory stays
 //!   bounded whatever the tool prints.
+//! * The run ends when the tool's own process has exited and both streams reached end of file.
+//!   A process the tool leaves running (a telemetry upload, an agent, a `cmd &`, also one in a
+//!   session of its own) inherits the streams and may hold them open: once the tool has exited,
+//!   the streams get one second more (the exit grace, what Go's `os/exec` calls `WaitDelay`),
+//!   then the runner stops reading and the output is what was read. The tool writes its answer
+//!   before it exits, so the answer is kept; the leftover process is logged at debug level
+//!   (without the output) and not killed, as the reference implementations leave a tool's
+//!   descendants alone when it succeeds. A run therefore takes at most the timeout plus that
+//!   second.
 //! * After the command's timeout, or on any failure while the child runs, the child is killed
 //!   and reaped (no zombie). On Unix the child leads its own process group and the whole group
 //!   is killed, because the real `az` is a shell script whose Python child would otherwise

@@ -357,7 +357,7 @@ impl UserClient {
     ) -> Result<TokenResponse, Error> {
         let access =
             crate::response::parse_response(self.inner.name, response, requested_at, secrets)?;
-        let json: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        let json = crate::response::body_json(response).unwrap_or(Value::Null);
         let refresh_token = json
             .get("refresh_token")
             .and_then(Value::as_str)

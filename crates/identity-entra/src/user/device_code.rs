@@ -160,7 +160,7 @@ impl RunFlow for DeviceFlow {
             // The shared parser turns an Entra error into a message with its AADSTS code.
             client.parse_token_response(&response, now, &[])?;
         }
-        let json: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        let json = crate::response::body_json(&response).unwrap_or(Value::Null);
         let text = |key: &str| {
             json.get(key)
                 .and_then(Value::as_str)

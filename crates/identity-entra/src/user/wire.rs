@@ -72,7 +72,7 @@ fn oauth_error(response: &Response) -> Option<String> {
     if response.status().is_success() {
         return None;
     }
-    let json: Value = serde_json::from_slice(response.body()).ok()?;
+    let json = crate::response::body_json(response)?;
     json.get("error")
         .and_then(Value::as_str)
         .map(|s| s.chars().take(64).collect())
@@ -114,13 +114,10 @@ pub(crate) fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-/// A whole number of seconds from a JSON number or numeric string.
+/// A whole number of seconds from a JSON number or numeric string (the token response's
+/// rule, [`crate::response::seconds`]).
 pub(crate) fn seconds(value: Option<&Value>) -> Option<u64> {
-    match value? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    value.and_then(crate::response::seconds)
 }
 
 /// Seconds as a duration, capped at a day (a server's number is not trusted further).

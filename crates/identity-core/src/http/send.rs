@@ -73,13 +73,16 @@ impl Pipeline {
                 .await
                 .map_err(|e| match CertificateRejected::find(&*e) {
                     // A certificate does not change between attempts.
-                    Some(rejected) => final_(Error::authentication_failed(
-                        credential,
-                        format!(
-                            "the TLS certificate of {target} was refused: {}; not retried",
-                            rejected.reason()
-                        ),
-                    )),
+                    Some(rejected) => final_(
+                        Error::authentication_failed(
+                            credential,
+                            format!(
+                                "the TLS certificate of {target} was refused: {}; not retried",
+                                rejected.reason()
+                            ),
+                        )
+                        .with_source(rejected.clone()),
+                    ),
                     None => retryable(
                         Error::transport(credential, format!("request to {target} failed"))
                             .with_source(SourceText::from(&*e)),

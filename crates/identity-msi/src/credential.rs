@@ -157,15 +157,11 @@ impl Host {
         }
         // An answer whose retry the pipeline could not wait for (a `Retry-After` past the cap
         // or a deadline) is classified as it would be without retries, and says why.
-        let cut = RetryCut::of(&response).copied();
         let response = &response;
         let result = self
             .source
             .classify(Answer::Response { response, sent_at }, call);
-        match cut {
-            Some(cut) => result.map_err(|e| e.with_note(&cut.clause())),
-            None => result,
-        }
+        RetryCut::explain(response, result)
     }
 
     /// Sends with the source's retry schedule.

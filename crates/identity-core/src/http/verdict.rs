@@ -52,6 +52,21 @@ impl RetryCut {
         response.extensions().get::<Self>()
     }
 
+    /// `result` (what a credential made of `response`), its error carrying
+    /// [`clause`](Self::clause) when the pipeline stopped retrying `response`.
+    ///
+    /// # Errors
+    /// `result`'s error, with the clause appended.
+    pub fn explain<T, B>(
+        response: &http::Response<B>,
+        result: Result<T, crate::Error>,
+    ) -> Result<T, crate::Error> {
+        match Self::of(response) {
+            Some(cut) => result.map_err(|e| e.with_note(&cut.clause())),
+            None => result,
+        }
+    }
+
     /// One clause for an error message: the wait (the service's own number, in seconds), the
     /// limit it exceeds, and what would let it be honoured, e.g. "the service asked to retry
     /// after 600 s, which exceeds 60 s, the longest wait this credential honours; not retried".
@@ -68,7 +83,7 @@ impl RetryCut {
                 seconds(cap)
             ),
             CutLimit::Deadline { left, deadline } => format!(
-                "{asked}, which exceeds the {} left of this call's {} deadline; the deadline ended the retries (a deadline in the credential's options over {wait} plus the time already spent would let it wait)",
+                "{asked}, which exceeds the {} left of this call's {} deadline; the deadline ended the retries (a call deadline (`Limits::deadline`) over {wait} plus the time already spent would let it wait)",
                 seconds(left),
                 seconds(deadline)
             ),

@@ -87,7 +87,11 @@ fn entra(server: &MockServer, sleeper: &RecordingSleeper) -> ClientSecretCredent
 fn assert_ends_at_once(error: &Error, requests: usize, sleeper: &RecordingSleeper, what: &str) {
     let text = identity_chain::display_chain(error);
     // The 429 itself, as the credential's table classifies it, and why it was not retried.
-    assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{what}: {text}");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::AuthenticationFailed,
+        "{what}: {text}"
+    );
     assert_eq!(error.status(), Some(429), "{what}: {text}");
     let top = error.to_string();
     assert!(
@@ -139,7 +143,10 @@ async fn an_entra_429_asking_for_600_s_keeps_its_aadsts_text() {
             && text.contains("clientsecretcredential-authentication-failed"),
         "{text}"
     );
-    assert!(!identity_chain::display_chain(&error).contains(CLIENT_SECRET), "{text}");
+    assert!(
+        !identity_chain::display_chain(&error).contains(CLIENT_SECRET),
+        "{text}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     assert!(sleeper.slept().is_empty());
 }

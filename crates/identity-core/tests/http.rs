@@ -343,7 +343,10 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_cap_returns_the_a
             text.contains("which exceeds 60 s, the longest wait this credential honours"),
             "{header}: {value}: {text}"
         );
-        assert!(!text.contains("deadline"), "no advice that cannot help: {text}");
+        assert!(
+            !text.contains("deadline"),
+            "no advice that cannot help: {text}"
+        );
         if value == "600" {
             assert!(text.contains("retry after 600 s"), "{text}");
         }
@@ -577,7 +580,11 @@ async fn a_refused_certificate_is_not_retried_and_says_so() {
     let sleeper = RecordingSleeper::new();
     let err = Pipeline::new(client.clone())
         .with_sleeper(sleeper.shared())
-        .send("Test", &get("https://127.0.0.1:1/token"), SendOptions::default())
+        .send(
+            "Test",
+            &get("https://127.0.0.1:1/token"),
+            SendOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);

@@ -179,7 +179,11 @@ async fn an_untrusted_server_certificate_is_refused_at_once_without_the_secret()
         format!("{DATA}/ec.pem"),
     )]));
     let sleeper = RecordingSleeper::new();
-    let credential = credential_with(&format!("https://127.0.0.1:{}", addr.port()), http, &sleeper);
+    let credential = credential_with(
+        &format!("https://127.0.0.1:{}", addr.port()),
+        http,
+        &sleeper,
+    );
     let err = timeout(
         LIMIT,
         credential.get_token(&["s"], &TokenRequestOptions::default()),

@@ -206,8 +206,14 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part}: {text}");
         }
-        assert!(!text.contains("transport-error") && !text.contains("60000 ms"), "{text}");
-        assert!(!text.contains("raise the deadline"), "advice that cannot help: {text}");
+        assert!(
+            !text.contains("transport-error") && !text.contains("60000 ms"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("raise the deadline"),
+            "advice that cannot help: {text}"
+        );
         assert_no_secret(&e);
     }
 
@@ -232,7 +238,8 @@ mod tests {
         );
         let server = failing_then_token(busy, 1).await;
         let sleeper = identity_core::test_util::RecordingSleeper::new();
-        let longer = identity_core::http::Limits::DEFAULT.deadline(std::time::Duration::from_secs(90));
+        let longer =
+            identity_core::http::Limits::DEFAULT.deadline(std::time::Duration::from_secs(90));
         let runtime = identity_core::Runtime::with_env(env(&server))
             .sleeper(sleeper.shared())
             .limits(longer);

@@ -227,7 +227,8 @@ mod pinned {
     use tokio_rustls::TlsConnector;
 
     /// Why a certificate that does not hash to the pin is refused.
-    const MISMATCH: &str = "the server certificate's SHA-1 thumbprint does not match IDENTITY_SERVER_THUMBPRINT";
+    const MISMATCH: &str =
+        "the server certificate's SHA-1 thumbprint does not match IDENTITY_SERVER_THUMBPRINT";
 
     /// HTTPS to one endpoint whose certificate must hash to `pin`.
     pub(super) struct PinnedClient {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use super::{CertificateRejected, CutLimit, RetryCut};
 use super::{
     CollectError, Pipeline, Request, Response, SendOptions, SourceText, Target, clone_request,
 };
 use crate::Error;
-use super::{CertificateRejected, CutLimit, RetryCut};
 use crate::retry::{Attempt, Outcome};
 
 /// One failed attempt, as [`Pipeline::attempt`] reports it to the retry loop.
@@ -67,11 +67,8 @@ impl Pipeline {
             retryable: false,
         };
         let attempt = async {
-            let response = self
-                .client()
-                .execute(request, options)
-                .await
-                .map_err(|e| match CertificateRejected::find(&*e) {
+            let response = self.client().execute(request, options).await.map_err(|e| {
+                match CertificateRejected::find(&*e) {
                     // A certificate does not change between attempts.
                     Some(rejected) => final_(
                         Error::authentication_failed(
@@ -87,7 +84,8 @@ impl Pipeline {
                         Error::transport(credential, format!("request to {target} failed"))
                             .with_source(SourceText::from(&*e)),
                     ),
-                })?;
+                }
+            })?;
             let (parts, body) = response.into_parts();
             // A body over the cap is not retried: the same endpoint would most likely send
             // the same answer again.

@@ -120,7 +120,7 @@ pub struct CertificateRejected {
 
 impl CertificateRejected {
     /// A rejection with `reason`, e.g. "the server certificate does not match
-    /// IDENTITY_SERVER_THUMBPRINT".
+    /// `IDENTITY_SERVER_THUMBPRINT`".
     pub fn new(reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
             reason: reason.into(),
@@ -173,7 +173,10 @@ mod tests {
             limit: CutLimit::Cap(Duration::from_secs(60)),
         };
         let text = cut.clause();
-        assert!(text.contains("retry after 600 s, which exceeds 60 s"), "{text}");
+        assert!(
+            text.contains("retry after 600 s, which exceeds 60 s"),
+            "{text}"
+        );
         assert!(!text.contains("deadline"), "{text}");
         let cut = RetryCut {
             wait: Duration::from_millis(8250),
@@ -182,7 +185,10 @@ mod tests {
                 left: Duration::from_millis(1500),
             },
         };
-        assert!(cut.clause().contains("after 8.25 s, which exceeds the 1.5 s left"));
+        assert!(
+            cut.clause()
+                .contains("after 8.25 s, which exceeds the 1.5 s left")
+        );
     }
 
     #[test]

@@ -109,6 +109,17 @@ async fn a_silent_member_does_not_use_up_the_chain_and_the_next_member_answers()
     assert_eq!(chain.last_used(), Some("Next"));
 }
 
+/// The error of one bounded call, and its full text.
+async fn failure(credential: &dyn TokenCredential) -> (identity_chain::Error, String) {
+    let options = TokenRequestOptions::default();
+    let error = tokio::time::timeout(GUARD, credential.get_token(&[SCOPE], &options))
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    let text = identity_chain::display_chain(&error);
+    (error, text)
+}
+
 /// The field report: inside `DefaultAzureCredential` with `.deadline(20 s)`, an App Service
 /// endpoint answering `503` with `Retry-After: 8`. The member's share (half of the 20 s) holds
 /// one 8 s wait, not two: the error is the 503 itself (status, the service's message, the
@@ -131,12 +142,7 @@ async fn a_member_waiting_to_retry_when_its_share_ends_reports_the_last_answer()
         .deadline(Duration::from_secs(20))
         .build()
         .unwrap();
-    let options = TokenRequestOptions::default();
-    let error = tokio::time::timeout(GUARD, chain.get_token(&[SCOPE], &options))
-        .await
-        .expect("bounded")
-        .unwrap_err();
-    let text = identity_chain::display_chain(&error);
+    let (error, text) = failure(&chain).await;
     assert_eq!(sleeper.slept(), [Duration::from_secs(8)], "{text}");
     assert_eq!(server.request_count(), 2, "{text}");
     assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{text}");
@@ -173,12 +179,7 @@ async fn imds_upgrading_inside_the_default_chain_reports_the_410_when_its_share_
         })
         .build()
         .unwrap();
-    let options = TokenRequestOptions::default();
-    let error = tokio::time::timeout(GUARD, chain.get_token(&[SCOPE], &options))
-        .await
-        .expect("bounded")
-        .unwrap_err();
-    let text = identity_chain::display_chain(&error);
+    let (error, text) = failure(&chain).await;
     assert_eq!(
         sleeper.slept(),
         [5, 10, 20].map(Duration::from_secs),

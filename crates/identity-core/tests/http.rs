@@ -37,6 +37,16 @@ async fn server(script: Vec<Reply>) -> TestServer {
     TestServer::script(script).await
 }
 
+/// A server answering every request `503` with `Retry-After: {retry_after}` and `body`.
+async fn busy(retry_after: &str, body: &str) -> TestServer {
+    server(vec![reply(
+        "503 Service Unavailable",
+        &[("retry-after", retry_after)],
+        body,
+    )])
+    .await
+}
+
 fn get(url: &str) -> http::Request<Bytes> {
     http::Request::get(url)
         .header("metadata", "true")
@@ -378,12 +388,7 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_cap_returns_the_a
 
 #[tokio::test]
 async fn imds_503_with_retry_after_60_ends_inside_the_90_s_deadline() {
-    let s = server(vec![reply(
-        "503 Service Unavailable",
-        &[("retry-after", "60")],
-        "",
-    )])
-    .await;
+    let s = busy("60", "").await;
     let sleeper = RecordingSleeper::new();
     let response = pipeline(&sleeper)
         .with_retry(upgrade_schedule())
@@ -533,12 +538,7 @@ fn upgrade_schedule() -> RetryPolicy {
 /// end past it is not started, and the last answer comes back marked, not a bare timeout.
 #[tokio::test]
 async fn a_retry_wait_past_the_callers_deadline_returns_the_last_answer() {
-    let s = server(vec![reply(
-        "503 Service Unavailable",
-        &[("retry-after", "8")],
-        "{\"message\":\"busy\"}",
-    )])
-    .await;
+    let s = busy("8", "{\"message\":\"busy\"}").await;
     let sleeper = RecordingSleeper::new();
     let pipeline = pipeline(&sleeper);
     let response = identity_core::deadline::run(

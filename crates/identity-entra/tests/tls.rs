@@ -167,6 +167,19 @@ async fn the_same_ca_in_ssl_cert_dir_is_trusted_too() {
     assert_eq!(token.token.secret(), "TLS-TOKEN");
 }
 
+/// The error of a call refused for its server certificate: authentication failed.
+async fn refused(credential: &ClientSecretCredential) -> identity_core::Error {
+    let err = timeout(
+        LIMIT,
+        credential.get_token(&["s"], &TokenRequestOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+    err
+}
+
 /// An untrusted issuer is a TLS verification failure: said so at the top, authentication
 /// failed, not retried (a certificate does not change between attempts).
 #[tokio::test]
@@ -184,14 +197,7 @@ async fn an_untrusted_server_certificate_is_refused_at_once_without_the_secret()
         http,
         &sleeper,
     );
-    let err = timeout(
-        LIMIT,
-        credential.get_token(&["s"], &TokenRequestOptions::default()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+    let err = refused(&credential).await;
     let top = err.to_string();
     assert!(
         top.contains("TLS certificate of https://127.0.0.1:")
@@ -221,14 +227,7 @@ async fn a_certificate_for_another_host_name_is_refused_at_once() {
     ]));
     let sleeper = RecordingSleeper::new();
     let credential = credential_with("https://login.microsoftonline.us", http, &sleeper);
-    let err = timeout(
-        LIMIT,
-        credential.get_token(&["s"], &TokenRequestOptions::default()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+    let err = refused(&credential).await;
     assert!(
         err.to_string().contains("not valid for the host name"),
         "{err}"

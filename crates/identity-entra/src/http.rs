@@ -145,7 +145,7 @@ fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<Cert
         if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
             use rustls::CertificateError as C;
             let reason = match why {
-                C::UnknownIssuer => "the server certificate's issuer is not trusted; check SSL_CERT_FILE, SSL_CERT_DIR and the system's trust store (a TLS-inspecting proxy's CA must be trusted)".to_owned(),
+                C::UnknownIssuer => "the server certificate's issuer is not trusted by this client (its CA is not among the configured roots)".to_owned(),
                 C::NotValidForName | C::NotValidForNameContext { .. } => "the server certificate is not valid for the host name; check the authority host (or the proxy in between)".to_owned(),
                 C::Expired | C::ExpiredContext { .. } => "the server certificate has expired".to_owned(),
                 other => format!("the server certificate failed verification ({other:?})"),

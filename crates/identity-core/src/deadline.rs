@@ -17,8 +17,8 @@
 //!   share of its own deadline this way) and nest: an inner one never outlives the one around
 //!   it. [`remaining`] reports the time left in the innermost scope. A pipeline's scope
 //!   remembers the time left in the caller's scope when it opened (a token load carries the
-//!   deadline of the caller that started it): a retry wait that would end past it is not
-//!   started, and the pipeline returns the last answer, marked with a
+//!   deadline of the caller that started it): a retry wait after an answer (an error status)
+//!   that would end past it is not started, and the pipeline returns that answer, marked with a
 //!   [`RetryCut`](crate::http::RetryCut), so the credential reports what the service said and
 //!   that the deadline ended the retries (instead of the caller's bare "no token within").
 //!

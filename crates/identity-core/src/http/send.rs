@@ -260,8 +260,12 @@ impl Pipeline {
             });
         }
         let owned = crate::deadline::owned_by(self.owner())?;
+        // Only an answer is cut at the caller's deadline: after a transport failure there is
+        // nothing to report but the failure, and the caller's own end of the wait (a chain's
+        // "no token within", which moves the chain on) says it better.
+        let answered = matches!(outcome, Outcome::Response { .. });
         let limit = match owned.caller_left {
-            Some(caller) if caller < owned.left && sleep >= caller => {
+            Some(caller) if answered && caller < owned.left && sleep >= caller => {
                 CutLimit::Caller { left: caller }
             }
             _ if sleep >= owned.left => CutLimit::Deadline {

@@ -108,3 +108,91 @@ async fn a_silent_member_does_not_use_up_the_chain_and_the_next_member_answers()
     assert_eq!(token.token.secret(), "tok-next");
     assert_eq!(chain.last_used(), Some("Next"));
 }
+
+/// The error of one bounded call, and its full text.
+async fn failure(credential: &dyn TokenCredential) -> (identity_chain::Error, String) {
+    let options = TokenRequestOptions::default();
+    let error = tokio::time::timeout(GUARD, credential.get_token(&[SCOPE], &options))
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    let text = identity_chain::display_chain(&error);
+    (error, text)
+}
+
+/// The field report: inside `DefaultAzureCredential` with `.deadline(20 s)`, an App Service
+/// endpoint answering `503` with `Retry-After: 8`. The member's share (half of the 20 s) holds
+/// one 8 s wait, not two: the error is the 503 itself (status, the service's message, the
+/// standalone kind) and says the deadline ended the retries, not "slow or silent".
+#[tokio::test]
+async fn a_member_waiting_to_retry_when_its_share_ends_reports_the_last_answer() {
+    let server = TestServer::script([Reply::status(503)
+        .header("Retry-After", "8")
+        .body(r#"{"message":"busy"}"#)])
+    .await;
+    let sleeper = RecordingSleeper::new();
+    let chain = identity_chain::DefaultAzureCredential::builder()
+        .runtime(
+            identity_core::Runtime::with_env(Env::from_pairs([
+                ("IDENTITY_ENDPOINT", server.url("/msi/token")),
+                ("IDENTITY_HEADER", "planted-deadline-header".to_owned()),
+            ]))
+            .sleeper(sleeper.shared()),
+        )
+        .deadline(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let (error, text) = failure(&chain).await;
+    assert_eq!(sleeper.slept(), [Duration::from_secs(8)], "{text}");
+    assert_eq!(server.request_count(), 2, "{text}");
+    assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{text}");
+    assert_eq!(error.status(), Some(503), "{text}");
+    for part in [
+        "answered HTTP 503 (busy)",
+        "asked to retry after 8 s, which exceeds the",
+        "the deadline ended the retries",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    assert!(!text.contains("slow or silent"), "{text}");
+    assert!(!text.contains("planted"), "{text}");
+}
+
+/// The field report: IMDS answering `410` (its upgrade) inside `DefaultAzureCredential` with
+/// the default 120 s deadline. The IMDS member's share is 60 s; the upgrade schedule's waits
+/// (5, 10, 20, then 40 s) do not fit in it, so the schedule stops before the 40 s wait and the
+/// error is the 410 and the deadline that ended the retries.
+#[tokio::test]
+async fn imds_upgrading_inside_the_default_chain_reports_the_410_when_its_share_ends() {
+    let server = TestServer::script([
+        // The probe (no Metadata header) gets IMDS's 400, then every request a 410.
+        Reply::status(400).body(r#"{"error":"invalid_request"}"#),
+        Reply::status(410).body(r#"{"error":"gone"}"#),
+    ])
+    .await;
+    let sleeper = RecordingSleeper::new();
+    let chain = identity_chain::DefaultAzureCredential::builder()
+        .runtime(identity_core::Runtime::with_env(Env::empty()).sleeper(sleeper.shared()))
+        .imds_endpoint(server.url("/metadata/identity/oauth2/token"))
+        .configure_managed_identity(|b| {
+            b.host_files(Arc::new(identity_chain::ListedHostFiles::default()))
+        })
+        .build()
+        .unwrap();
+    let (error, text) = failure(&chain).await;
+    assert_eq!(
+        sleeper.slept(),
+        [5, 10, 20].map(Duration::from_secs),
+        "{text}"
+    );
+    assert_eq!(error.status(), Some(410), "{text}");
+    assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{text}");
+    for part in [
+        "answered HTTP 410 (gone)",
+        "the next retry was due after 40 s, which exceeds the",
+        "the deadline ended the retries",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    assert!(!text.contains("slow or silent"), "{text}");
+}

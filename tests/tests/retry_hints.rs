@@ -86,17 +86,69 @@ fn entra(server: &MockServer, sleeper: &RecordingSleeper) -> ClientSecretCredent
 
 fn assert_ends_at_once(error: &Error, requests: usize, sleeper: &RecordingSleeper, what: &str) {
     let text = identity_chain::display_chain(error);
-    assert_eq!(error.kind(), ErrorKind::Transport, "{what}: {text}");
-    assert!(
-        text.contains("answered HTTP 429 and asked to wait 60000 ms before retrying")
-            && text.contains("ms deadline are left; the call ends now"),
+    // The 429 itself, as the credential's table classifies it, and why it was not retried.
+    assert_eq!(
+        error.kind(),
+        ErrorKind::AuthenticationFailed,
         "{what}: {text}"
     );
+    assert_eq!(error.status(), Some(429), "{what}: {text}");
+    let top = error.to_string();
+    assert!(
+        top.contains("HTTP 429")
+            && top.contains("the service asked to retry after")
+            && top.contains("which exceeds 60 s, the longest wait this credential honours")
+            && top.contains("-authentication-failed)"),
+        "{what}: {top}"
+    );
+    assert!(!top.contains("transport-error"), "{what}: {top}");
     assert_eq!(requests, 1, "{what}: one request, no retry");
     assert!(sleeper.slept().is_empty(), "{what}: no sleep");
     for secret in [HEADER_SECRET, CLIENT_SECRET] {
         assert!(!text.contains(secret), "{what}: {text}");
     }
+}
+
+/// Entra's 429 with a long `Retry-After` keeps its AADSTS text (secrets redacted) and gives the
+/// service's own number.
+#[tokio::test]
+async fn an_entra_429_asking_for_600_s_keeps_its_aadsts_text() {
+    let server = MockServer::start().await;
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": format!("AADSTS50196: The server terminated an operation because it encountered a client request loop ({CLIENT_SECRET})."),
+    });
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "600")
+                .set_body_json(body),
+        )
+        .mount(&server)
+        .await;
+    let sleeper = RecordingSleeper::new();
+    let error = tokio::time::timeout(
+        GUARD,
+        entra(&server, &sleeper).get_token(&[SCOPE], &TokenRequestOptions::default()),
+    )
+    .await
+    .expect("ends at once")
+    .unwrap_err();
+    let text = error.to_string();
+    assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{text}");
+    assert_eq!(error.status(), Some(429));
+    assert!(
+        text.contains("AADSTS50196")
+            && text.contains("retry after 600 s, which exceeds 60 s")
+            && text.contains("clientsecretcredential-authentication-failed"),
+        "{text}"
+    );
+    assert!(
+        !identity_chain::display_chain(&error).contains(CLIENT_SECRET),
+        "{text}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    assert!(sleeper.slept().is_empty());
 }
 
 #[tokio::test]

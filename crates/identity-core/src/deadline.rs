@@ -15,7 +15,12 @@
 //!   deadline.
 //! * [`run`] and [`within`] bound a caller's wait from outside (a chain gives each member a
 //!   share of its own deadline this way) and nest: an inner one never outlives the one around
-//!   it. [`remaining`] reports the time left in the innermost scope.
+//!   it. [`remaining`] reports the time left in the innermost scope. A pipeline's scope
+//!   remembers the time left in the caller's scope when it opened (a token load carries the
+//!   deadline of the caller that started it): a retry wait after an answer (an error status)
+//!   that would end past it is not started, and the pipeline returns that answer, marked with a
+//!   [`RetryCut`](crate::http::RetryCut), so the credential reports what the service said and
+//!   that the deadline ended the retries (instead of the caller's bare "no token within").
 //!
 //! Time is the tokio timer's (so `tokio::time::pause` applies), and time slept through an
 //! injected [`Sleeper`](crate::Sleeper) counts as elapsed even when the sleeper returns at once,
@@ -47,6 +52,9 @@ pub(crate) struct Scope {
     /// The pipeline whose call this scope bounds; `None` for a scope opened by [`run`] or
     /// [`within`].
     owner: Option<u64>,
+    /// For a pipeline's scope: the time that was left in the scope around it when it opened
+    /// (the caller's deadline), which its retry waits do not outlast.
+    caller: Option<Duration>,
 }
 
 impl Scope {
@@ -56,13 +64,28 @@ impl Scope {
             limit,
             slept: Cell::new(Duration::ZERO),
             owner,
+            caller: None,
         }
     }
 
-    fn remaining(&self) -> Duration {
-        let elapsed = self.started.elapsed().max(self.slept.get());
-        self.limit.saturating_sub(elapsed)
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed().max(self.slept.get())
     }
+
+    fn remaining(&self) -> Duration {
+        self.limit.saturating_sub(self.elapsed())
+    }
+}
+
+/// A pipeline's scope as its retry loop reads it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owned {
+    /// Time left of the pipeline's own deadline.
+    pub(crate) left: Duration,
+    /// The pipeline's own deadline.
+    pub(crate) limit: Duration,
+    /// Time left of the caller's deadline, when the pipeline's call began inside one.
+    pub(crate) caller_left: Option<Duration>,
 }
 
 /// A fresh identity for a pipeline's scopes.
@@ -82,9 +105,15 @@ pub fn limit() -> Option<Duration> {
 }
 
 /// The time left and the limit of the current scope when `owner` opened it.
-pub(crate) fn owned_by(owner: u64) -> Option<(Duration, Duration)> {
+pub(crate) fn owned_by(owner: u64) -> Option<Owned> {
     CURRENT
-        .try_with(|s| (s.owner == Some(owner)).then(|| (s.remaining(), s.limit)))
+        .try_with(|s| {
+            (s.owner == Some(owner)).then(|| Owned {
+                left: s.remaining(),
+                limit: s.limit,
+                caller_left: s.caller.map(|c| c.saturating_sub(s.elapsed())),
+            })
+        })
         .ok()
         .flatten()
 }
@@ -96,14 +125,33 @@ pub(crate) fn note_slept(slept: Duration) {
 }
 
 /// Runs `future` inside a scope of `limit` opened by pipeline `owner`, ignoring any scope
-/// around it: a token load can be first polled by whichever caller's task, and must not
-/// inherit that caller's deadline. Stops it when the time is up.
+/// around it for stopping: a token load can be first polled by whichever caller's task, and
+/// must not be stopped at that caller's deadline. Stops it when the time is up. The time left
+/// in the scope around it is remembered, so that the pipeline starts no retry wait the
+/// caller would not see the end of (it returns the last answer instead).
 pub(crate) fn own<F: Future>(
     owner: u64,
     limit: Duration,
     future: F,
 ) -> Stop<TaskLocalFuture<Scope, F>> {
-    hard_stop(limit, CURRENT.scope(Scope::new(limit, Some(owner)), future))
+    let scope = Scope {
+        caller: remaining(),
+        ..Scope::new(limit, Some(owner))
+    };
+    hard_stop(limit, CURRENT.scope(scope, future))
+}
+
+/// `future` inside a copy of the current scope's time left (no stop of its own), so that a
+/// token load keeps the deadline of the caller that started it whichever task polls it first.
+/// Outside any scope, `future` itself.
+pub(crate) fn carry<F: Future>(
+    future: F,
+) -> futures_util::future::Either<TaskLocalFuture<Scope, F>, F> {
+    use futures_util::future::Either;
+    match remaining() {
+        Some(left) => Either::Left(CURRENT.scope(Scope::new(left, None), future)),
+        None => Either::Right(future),
+    }
 }
 
 /// Runs `future` with at most `limit` (or the time left in the enclosing scope, if less),
@@ -221,10 +269,12 @@ mod tests {
             .unwrap();
             own(7, Duration::from_secs(30), async {
                 note_slept(Duration::from_secs(4));
-                assert!(owned_by(7).unwrap().0 <= Duration::from_secs(26));
+                let owned = owned_by(7).unwrap();
+                assert!(owned.left <= Duration::from_secs(26));
+                assert!(owned.caller_left.unwrap() <= Duration::from_secs(6));
                 assert!(owned_by(8).is_none());
                 note_slept(Duration::MAX);
-                assert_eq!(owned_by(7).unwrap().0, Duration::ZERO);
+                assert_eq!(owned_by(7).unwrap().left, Duration::ZERO);
             })
             .await
             .unwrap();

@@ -146,6 +146,18 @@ impl Error {
         self
     }
 
+    /// Appends `note` to the message as one more clause (`…; note`), e.g. a
+    /// [`RetryCut::clause`](crate::http::RetryCut::clause) saying why an answer was not
+    /// retried. The note must not contain secrets either.
+    #[must_use]
+    pub fn with_note(mut self, note: &str) -> Self {
+        let mut message = self.message.into_owned();
+        message.push_str("; ");
+        message.push_str(note);
+        self.message = Cow::Owned(message);
+        self
+    }
+
     /// Re-labels the error as raised by another credential (used by wrappers).
     #[must_use]
     pub fn with_credential(mut self, credential: &'static str) -> Self {

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use identity_core::ErrorKind;
-use identity_core::http::{HyperClient, Limits, Pipeline, SendOptions};
+use identity_core::http::{
+    Body, BoxError, CertificateRejected, CutLimit, HttpClient, HyperClient, Limits, Pipeline,
+    Request, RetryCut, SendOptions,
+};
 use identity_core::retry::RetryPolicy;
 use identity_core::test_util::{RecordingSleeper, Reply, TestServer};
 use tokio::net::TcpListener;
@@ -32,6 +35,16 @@ fn reply(status: &str, headers: &[(&str, &str)], body: &str) -> Reply {
 /// repeats) and recording each request.
 async fn server(script: Vec<Reply>) -> TestServer {
     TestServer::script(script).await
+}
+
+/// A server answering every request `503` with `Retry-After: {retry_after}` and `body`.
+async fn busy(retry_after: &str, body: &str) -> TestServer {
+    server(vec![reply(
+        "503 Service Unavailable",
+        &[("retry-after", retry_after)],
+        body,
+    )])
+    .await
 }
 
 fn get(url: &str) -> http::Request<Bytes> {
@@ -304,9 +317,11 @@ async fn a_200_over_the_body_cap_fails_that_request_and_is_not_retried() {
     }
 }
 
-/// Retry hints no pipeline may panic on: absurd, negative, non-numeric, and out of range.
+/// Retry hints no pipeline may panic on: absurd, negative, non-numeric, and out of range. A
+/// hint past the policy's 60 s cap is not waited for: the 429 itself comes back at once, with
+/// the service's own number in the clause.
 #[tokio::test]
-async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the_call_at_once() {
+async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_cap_returns_the_answer_at_once() {
     for (header, value) in [
         ("retry-after-ms", "1e30"),
         ("x-ms-retry-after-ms", "1e30"),
@@ -314,6 +329,7 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
         ("retry-after", "1e30"),
         ("retry-after", "99999999999999999999999999"),
         ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ("retry-after", "600"),
     ] {
         let s = server(vec![
             reply("429 Too Many Requests", &[(header, value)], ""),
@@ -321,25 +337,29 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
         ])
         .await;
         let sleeper = RecordingSleeper::new();
-        let err = tokio::time::timeout(
+        let response = tokio::time::timeout(
             BOUND,
             pipeline(&sleeper).send("Test", &get(&s.base()), SendOptions::default()),
         )
         .await
         .expect("ends at once")
-        .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Transport, "{header}: {value}");
-        assert_eq!(err.status(), Some(429));
-        let text = err.to_string();
+        .unwrap();
+        assert_eq!(response.status(), 429, "{header}: {value}");
+        let cut = RetryCut::of(&response).expect("marked as cut");
+        assert!(cut.hinted);
+        assert_eq!(cut.limit, CutLimit::Cap(Duration::from_secs(60)));
+        let text = cut.clause();
         assert!(
-            text.contains("answered HTTP 429 and asked to wait 60000 ms before retrying")
-                && text.contains("60000 ms deadline"),
+            text.contains("which exceeds 60 s, the longest wait this credential honours"),
             "{header}: {value}: {text}"
         );
         assert!(
-            !text.contains(value),
-            "the raw header value is not echoed: {text}"
+            !text.contains("deadline"),
+            "no advice that cannot help: {text}"
         );
+        if value == "600" {
+            assert!(text.contains("retry after 600 s"), "{text}");
+        }
         assert_eq!(s.request_count(), 1, "{header}: {value}");
         assert!(sleeper.slept().is_empty(), "{header}: {value}");
     }
@@ -368,23 +388,28 @@ async fn an_absurd_retry_hint_never_panics_and_a_hint_past_the_deadline_ends_the
 
 #[tokio::test]
 async fn imds_503_with_retry_after_60_ends_inside_the_90_s_deadline() {
-    let s = server(vec![reply(
-        "503 Service Unavailable",
-        &[("retry-after", "60")],
-        "",
-    )])
-    .await;
+    let s = busy("60", "").await;
     let sleeper = RecordingSleeper::new();
-    let err = pipeline(&sleeper)
+    let response = pipeline(&sleeper)
         .with_retry(upgrade_schedule())
         .send("Test", &get(&s.base()), SendOptions::default())
         .await
-        .unwrap_err();
+        .unwrap();
     // One 60 s wait fits the 90 s deadline; a second would end past it, so the call ends
-    // after two requests and 60 s instead of 207 s.
+    // after two requests and 60 s instead of 207 s, with the last answer.
     assert_eq!(sleeper.slept(), [Duration::from_secs(60)]);
     assert_eq!(s.request_count(), 2);
-    assert!(err.to_string().contains("90000 ms deadline"), "{err}");
+    assert_eq!(response.status(), 503);
+    let cut = RetryCut::of(&response).expect("marked as cut");
+    assert!(matches!(
+        cut.limit,
+        CutLimit::Deadline { deadline, .. } if deadline == Duration::from_secs(90)
+    ));
+    let text = cut.clause();
+    assert!(
+        text.contains("retry after 60 s, which exceeds the") && text.contains("90 s deadline"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -507,4 +532,67 @@ fn upgrade_schedule() -> RetryPolicy {
                 .with_range(500, 998),
         )
         .deadline(Duration::from_secs(90))
+}
+
+/// A caller's deadline around the pipeline (a chain member's share): a retry wait that would
+/// end past it is not started, and the last answer comes back marked, not a bare timeout.
+#[tokio::test]
+async fn a_retry_wait_past_the_callers_deadline_returns_the_last_answer() {
+    let s = busy("8", "{\"message\":\"busy\"}").await;
+    let sleeper = RecordingSleeper::new();
+    let pipeline = pipeline(&sleeper);
+    let response = identity_core::deadline::run(
+        Duration::from_secs(10),
+        pipeline.send("Test", &get(&s.base()), SendOptions::default()),
+    )
+    .await
+    .expect("ends before the caller's deadline")
+    .unwrap();
+    // 8 s fit the 10 s; a second 8 s would not.
+    assert_eq!(sleeper.slept(), [Duration::from_secs(8)]);
+    assert_eq!(s.request_count(), 2);
+    assert_eq!(response.status(), 503);
+    let cut = RetryCut::of(&response).expect("marked as cut");
+    assert!(matches!(cut.limit, CutLimit::Caller { .. }), "{cut:?}");
+    assert!(cut.clause().contains("retry after 8 s"), "{}", cut.clause());
+    assert!(cut.clause().contains("the deadline ended the retries"));
+}
+
+/// A client reporting a refused certificate.
+#[derive(Debug)]
+struct RefusingClient(std::sync::atomic::AtomicUsize);
+
+impl HttpClient for RefusingClient {
+    fn execute(
+        &self,
+        _request: Request,
+        _options: SendOptions,
+    ) -> identity_core::BoxFuture<'_, Result<http::Response<Body>, BoxError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let io = std::io::Error::other(CertificateRejected::new("the pin does not match"));
+        Box::pin(async move { Err(Box::new(io) as BoxError) })
+    }
+}
+
+#[tokio::test]
+async fn a_refused_certificate_is_not_retried_and_says_so() {
+    let client = std::sync::Arc::new(RefusingClient(std::sync::atomic::AtomicUsize::new(0)));
+    let sleeper = RecordingSleeper::new();
+    let err = Pipeline::new(client.clone())
+        .with_sleeper(sleeper.shared())
+        .send(
+            "Test",
+            &get("https://127.0.0.1:1/token"),
+            SendOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+    assert!(
+        err.message()
+            .contains("TLS certificate of https://127.0.0.1:1/token was refused: the pin does not match; not retried"),
+        "{err}"
+    );
+    assert_eq!(client.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(sleeper.slept().is_empty());
 }

@@ -83,7 +83,8 @@ impl BearerFetch {
             .pipeline
             .send(name, &request, SendOptions::default())
             .await?;
-        (self.parse)(&response, &[self.bearer.secret()])
+        let result = (self.parse)(&response, &[self.bearer.secret()]);
+        identity_core::http::RetryCut::explain(&response, result)
     }
 }
 

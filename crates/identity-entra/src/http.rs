@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions};
+use identity_core::http::{Body, BoxError, CertificateRejected, HttpClient, Request, SendOptions};
 use identity_core::{BoxFuture, Env, Error};
 use rustls_pki_types::CertificateDer;
 
@@ -113,11 +113,13 @@ impl ReqwestClient {
     pub(crate) async fn send(&self, request: Request) -> Result<http::Response<Body>, BoxError> {
         let request = reqwest::Request::try_from(request)
             .map_err(|e| Box::new(e.without_url()) as BoxError)?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| Box::new(e.without_url()) as BoxError)?;
+        let response = self.client.execute(request).await.map_err(|e| {
+            // A certificate that fails verification is said so at the top and not retried.
+            match refused_certificate(&e) {
+                Some(refused) => Box::new(refused) as BoxError,
+                None => Box::new(e.without_url()) as BoxError,
+            }
+        })?;
         let response: http::Response<reqwest::Body> = response.into();
         Ok(response.map(|body| Body::new(StrippedBody(body))))
     }
@@ -131,6 +133,36 @@ impl HttpClient for ReqwestClient {
     ) -> BoxFuture<'_, Result<http::Response<Body>, BoxError>> {
         Box::pin(self.send(request))
     }
+}
+
+/// The server certificate's verification failure in `error`'s chain (rustls's
+/// `InvalidCertificate`, looked for inside `std::io::Error`s too), as the pipeline's
+/// [`CertificateRejected`]: an untrusted issuer, a certificate for another host name, an
+/// expired one.
+fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<CertificateRejected> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
+            use rustls::CertificateError as C;
+            let reason = match why {
+                C::UnknownIssuer => "the server certificate's issuer is not trusted by this client (its CA is not among the configured roots)".to_owned(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => "the server certificate is not valid for the host name; check the authority host (or the proxy in between)".to_owned(),
+                C::Expired | C::ExpiredContext { .. } => "the server certificate has expired".to_owned(),
+                other => format!("the server certificate failed verification ({other:?})"),
+            };
+            return Some(CertificateRejected::new(reason));
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if let Some(found) = refused_certificate(inner) {
+                return Some(found);
+            }
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// A response body whose errors are stripped of the URL.

@@ -71,7 +71,10 @@ pub(crate) fn parse_response(
     let secrets = redactor(secrets);
     if !response.status().is_success() {
         let (kind, message) = classify_refusal(status, json.as_ref(), &secrets);
-        return Err(Error::new(kind, name, message).with_status(status));
+        // A refusal whose retry could not be waited for (`Retry-After` past the cap or a
+        // deadline) keeps its AADSTS text and says why it was not retried.
+        let refusal = Err(Error::new(kind, name, message).with_status(status));
+        return identity_core::http::RetryCut::explain(response, refusal);
     }
     let unexpected = |reason: &str| {
         let fields = match &json {

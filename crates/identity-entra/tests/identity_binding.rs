@@ -209,7 +209,9 @@ async fn another_ca_or_a_missing_sni_is_refused_before_any_request() {
     ]))
     .unwrap();
     let err = get(&credential, "s").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    // A certificate that fails verification: said so at the top, not retried.
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+    assert!(err.to_string().contains("issuer is not trusted"), "{err}");
     // Without the server name the client names 127.0.0.1, which the certificate does not cover.
     let credential = proxied(pod.env(&[
         ("AZURE_KUBERNETES_TOKEN_PROXY", proxy.url("")),
@@ -217,7 +219,11 @@ async fn another_ca_or_a_missing_sni_is_refused_before_any_request() {
     ]))
     .unwrap();
     let err = get(&credential, "s").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+    assert!(
+        err.to_string().contains("not valid for the host name"),
+        "{err}"
+    );
     assert!(
         proxy.seen().is_empty(),
         "no request may reach an unverified proxy"

@@ -93,6 +93,14 @@ fn client(env: Env) -> Arc<dyn HttpClient> {
 }
 
 fn credential(authority: &str, http: Arc<dyn HttpClient>) -> ClientSecretCredential {
+    credential_with(authority, http, &RecordingSleeper::new())
+}
+
+fn credential_with(
+    authority: &str,
+    http: Arc<dyn HttpClient>,
+    sleeper: &RecordingSleeper,
+) -> ClientSecretCredential {
     ClientSecretCredential::builder()
         .tenant_id("t")
         .client_id("c")
@@ -100,7 +108,7 @@ fn credential(authority: &str, http: Arc<dyn HttpClient>) -> ClientSecretCredent
         .authority_host(authority)
         .runtime(
             identity_core::Runtime::with_env(Env::empty())
-                .sleeper(RecordingSleeper::new().shared())
+                .sleeper(sleeper.shared())
                 .http_client(http),
         )
         .build()
@@ -159,16 +167,8 @@ async fn the_same_ca_in_ssl_cert_dir_is_trusted_too() {
     assert_eq!(token.token.secret(), "TLS-TOKEN");
 }
 
-#[tokio::test]
-async fn an_untrusted_server_certificate_is_a_transport_error_without_the_secret() {
-    let server = tls_token_server().await;
-    let addr = server.addr;
-    // Trusts a CA (the client's self-signed certificate) that did not sign the server's.
-    let http = client(Env::from_pairs([(
-        "SSL_CERT_FILE",
-        format!("{DATA}/ec.pem"),
-    )]));
-    let credential = credential(&format!("https://127.0.0.1:{}", addr.port()), http);
+/// The error of a call refused for its server certificate: authentication failed.
+async fn refused(credential: &ClientSecretCredential) -> identity_core::Error {
     let err = timeout(
         LIMIT,
         credential.get_token(&["s"], &TokenRequestOptions::default()),
@@ -176,13 +176,64 @@ async fn an_untrusted_server_certificate_is_a_transport_error_without_the_secret
     .await
     .unwrap()
     .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+    err
+}
+
+/// An untrusted issuer is a TLS verification failure: said so at the top, authentication
+/// failed, not retried (a certificate does not change between attempts).
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_refused_at_once_without_the_secret() {
+    let server = tls_token_server().await;
+    let addr = server.addr;
+    // Trusts a CA (the client's self-signed certificate) that did not sign the server's.
+    let http = client(Env::from_pairs([(
+        "SSL_CERT_FILE",
+        format!("{DATA}/ec.pem"),
+    )]));
+    let sleeper = RecordingSleeper::new();
+    let credential = credential_with(
+        &format!("https://127.0.0.1:{}", addr.port()),
+        http,
+        &sleeper,
+    );
+    let err = refused(&credential).await;
+    let top = err.to_string();
+    assert!(
+        top.contains("TLS certificate of https://127.0.0.1:")
+            && top.contains("issuer is not trusted")
+            && top.contains("not retried"),
+        "{top}"
+    );
+    assert!(!top.contains("could not be reached"), "{top}");
+    assert!(sleeper.slept().is_empty(), "not retried");
     let text = format!("{err} {err:?} {}", identity_core::display_chain(&err));
     assert!(!text.contains(SECRET), "{text}");
     assert!(
         requests(&server).is_empty(),
         "no request may be read by an untrusted server"
     );
+}
+
+/// A certificate for other host names (reached through a proxy that tunnels
+/// `login.microsoftonline.us` to the local server, whose certificate does not name it).
+#[tokio::test]
+async fn a_certificate_for_another_host_name_is_refused_at_once() {
+    let server = tls_token_server().await;
+    let proxy = connect_proxy(server.addr, Log::default()).await;
+    let http = client(Env::from_pairs([
+        ("SSL_CERT_FILE", format!("{DATA}/ca.pem")),
+        ("HTTPS_PROXY", format!("http://127.0.0.1:{}", proxy.port())),
+    ]));
+    let sleeper = RecordingSleeper::new();
+    let credential = credential_with("https://login.microsoftonline.us", http, &sleeper);
+    let err = refused(&credential).await;
+    assert!(
+        err.to_string().contains("not valid for the host name"),
+        "{err}"
+    );
+    assert!(sleeper.slept().is_empty(), "not retried");
+    assert!(requests(&server).is_empty());
 }
 
 #[tokio::test]

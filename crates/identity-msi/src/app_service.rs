@@ -180,6 +180,76 @@ mod tests {
         assert_eq!(h.sleeper.slept(), secs(&[3.0, 3.0]));
     }
 
+    /// The field report: `429` with `Retry-After: 600`, past the 60 s the default policy
+    /// honours. No wait, no retry: the answer itself, as the table classifies it, with the
+    /// server's own number and the limit it exceeds.
+    #[tokio::test]
+    async fn a_429_asking_for_600_s_is_reported_at_once_with_its_status_and_message() {
+        let server = answering(
+            "GET",
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "600")
+                .set_body_string(r#"{"message":"slow down"}"#),
+            1,
+        )
+        .await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        let e = h.get().await.unwrap_err();
+        assert!(h.sleeper.slept().is_empty(), "not waited for");
+        assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
+        assert_eq!(e.status(), Some(429));
+        let text = e.to_string();
+        for part in [
+            "answered HTTP 429 (slow down)",
+            "asked to retry after 600 s, which exceeds 60 s, the longest wait",
+            "TROUBLESHOOTING.md#managedidentitycredential-authentication-failed",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(
+            !text.contains("transport-error") && !text.contains("60000 ms"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("raise the deadline"),
+            "advice that cannot help: {text}"
+        );
+        assert_no_secret(&e);
+    }
+
+    /// A 60 s wait equals the default 60 s deadline, so it cannot be honoured with the
+    /// defaults; the clause says a longer deadline would let it wait, and one does.
+    #[tokio::test]
+    async fn a_60_s_retry_after_needs_a_longer_deadline_and_gets_one() {
+        let busy = ResponseTemplate::new(503)
+            .insert_header("Retry-After", "60")
+            .set_body_string(r#"{"message":"busy"}"#);
+        let server = answering("GET", busy.clone(), 1).await;
+        let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
+        let e = h.get().await.unwrap_err();
+        assert!(h.sleeper.slept().is_empty());
+        let text = e.to_string();
+        assert!(
+            text.contains("answered HTTP 503 (busy)")
+                && text.contains("retry after 60 s, which exceeds the")
+                && text.contains("of this call's 60 s deadline")
+                && text.contains("a call deadline (`Limits::deadline`) over 60 s"),
+            "{text}"
+        );
+        let server = failing_then_token(busy, 1).await;
+        let sleeper = identity_core::test_util::RecordingSleeper::new();
+        let longer =
+            identity_core::http::Limits::DEFAULT.deadline(std::time::Duration::from_secs(90));
+        let runtime = identity_core::Runtime::with_env(env(&server))
+            .sleeper(sleeper.shared())
+            .limits(longer);
+        let h = harness_with(env(&server), ManagedIdentityId::SystemAssigned, |b| {
+            b.runtime(runtime)
+        });
+        h.get().await.unwrap();
+        assert_eq!(sleeper.slept(), secs(&[60.0]));
+    }
+
     #[tokio::test]
     async fn malformed_json_and_missing_fields_are_authentication_failures() {
         for body in [

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use identity_core::cache::{CacheSlot, KeyRef, TokenCache};
-use identity_core::http::{Limits, Pipeline, Request, Response, SendOptions, clone_request};
+use identity_core::http::{
+    Limits, Pipeline, Request, Response, RetryCut, SendOptions, clone_request,
+};
 use identity_core::redact::Redactor;
 use identity_core::retry::RetryPolicy;
 use identity_core::scope::scopes_to_resource;
@@ -153,9 +155,13 @@ impl Host {
             };
             response.extensions_mut().insert(redactor.clone());
         }
+        // An answer whose retry the pipeline could not wait for (a `Retry-After` past the cap
+        // or a deadline) is classified as it would be without retries, and says why.
         let response = &response;
-        self.source
-            .classify(Answer::Response { response, sent_at }, call)
+        let result = self
+            .source
+            .classify(Answer::Response { response, sent_at }, call);
+        RetryCut::explain(response, result)
     }
 
     /// Sends with the source's retry schedule.

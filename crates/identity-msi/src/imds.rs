@@ -92,7 +92,10 @@ pub const RETRY_STATUSES: StatusSet = StatusSet::EMPTY
     .with(429)
     .with_range(500, 998);
 /// The overall deadline of one IMDS call: 90 s, which the upgrade schedule (sleeps of 0, 5,
-/// 10, 20 and 40 s after a 410) fits in.
+/// 10, 20 and 40 s after a 410) fits in. Inside `DefaultAzureCredential` the member's share of
+/// the chain's deadline (60 s of the default 120 s) is shorter: the schedule stops at the
+/// first wait that would outlast it (the 40 s one) and the error is the last 410, saying the
+/// deadline ended the retries.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
 const REMEDY: &str = "check that the VM or scale set has a managed identity assigned and that the IMDS endpoint is reachable";

@@ -172,7 +172,9 @@ impl Source for ServiceFabric {
     }
 
     /// The standard table ([`standard_classify`]); a certificate that does not match the
-    /// thumbprint is a transport failure (the handshake aborts before the request is written).
+    /// thumbprint is authentication failed, naming `IDENTITY_SERVER_THUMBPRINT`, and is not
+    /// retried (the handshake aborts before the request is written; docs/protocol.md §10
+    /// case 7).
     fn classify(&self, answer: Answer<'_>, _call: &Call<'_>) -> Result<TokenResponse, Error> {
         standard_classify(self, answer)
     }
@@ -214,13 +216,19 @@ mod pinned {
     use std::sync::Arc;
 
     use identity_core::BoxFuture;
-    use identity_core::http::{Body, BoxError, HttpClient, Request, SendOptions, send_over_io};
+    use identity_core::http::{
+        Body, BoxError, CertificateRejected, HttpClient, Request, SendOptions, send_over_io,
+    };
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
     use tokio::net::TcpStream;
     use tokio_rustls::TlsConnector;
+
+    /// Why a certificate that does not hash to the pin is refused.
+    const MISMATCH: &str =
+        "the server certificate's SHA-1 thumbprint does not match IDENTITY_SERVER_THUMBPRINT";
 
     /// HTTPS to one endpoint whose certificate must hash to `pin`.
     pub(super) struct PinnedClient {
@@ -277,10 +285,22 @@ mod pinned {
             None => connect.await?,
         };
         let _ = tcp.set_nodelay(true);
-        // The handshake fails here on a pin mismatch, before any request byte is written.
+        // The handshake fails here on a pin mismatch, before any request byte is written; the
+        // pipeline does not retry a refused certificate.
         let tls = TlsConnector::from(Arc::new(config))
             .connect(server_name, tcp)
-            .await?;
+            .await
+            .map_err(|e| -> BoxError {
+                let refused = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+                if refused {
+                    Box::new(CertificateRejected::new(MISMATCH))
+                } else {
+                    Box::new(e)
+                }
+            })?;
         send_over_io(tls, request).await
     }
 
@@ -305,8 +325,8 @@ mod pinned {
             if constant_time_eq(digest.as_ref(), &self.pin) {
                 Ok(ServerCertVerified::assertion())
             } else {
-                Err(rustls::Error::General(
-                    "the server certificate does not match IDENTITY_SERVER_THUMBPRINT".into(),
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure,
                 ))
             }
         }
@@ -536,19 +556,32 @@ mod tests {
 
         #[tokio::test]
         async fn a_mismatched_thumbprint_is_refused_before_the_request_is_read() {
+            // The field report's input: another certificate's thumbprint (all zeros).
             let server = tls_server().await;
-            let wrong = "0123456789abcdef0123456789abcdef01234567";
-            let h = harness(sf_env(&server, wrong), ManagedIdentityId::SystemAssigned);
-            let e = tokio::time::timeout(std::time::Duration::from_secs(20), h.get())
-                .await
-                .unwrap()
-                .unwrap_err();
-            assert_eq!(server.request_count(), 0);
-            assert!(
-                identity_core::display_chain(&e).contains("IDENTITY_SERVER_THUMBPRINT"),
-                "{e}"
-            );
-            assert_no_secret(&e);
+            for wrong in [
+                "0000000000000000000000000000000000000000",
+                "0123456789abcdef0123456789abcdef01234567",
+            ] {
+                let h = harness(sf_env(&server, wrong), ManagedIdentityId::SystemAssigned);
+                let e = tokio::time::timeout(std::time::Duration::from_secs(20), h.get())
+                    .await
+                    .unwrap()
+                    .unwrap_err();
+                assert_eq!(server.request_count(), 0);
+                // Authentication failed (docs/protocol.md §10 case 7), not retried, and the
+                // top-level message says why.
+                assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{e}");
+                assert!(h.sleeper.slept().is_empty(), "not retried");
+                let text = e.to_string();
+                assert!(
+                    text.contains("presented a TLS certificate that was refused")
+                        && text.contains("does not match IDENTITY_SERVER_THUMBPRINT")
+                        && text.contains("managedidentitycredential-authentication-failed"),
+                    "{text}"
+                );
+                assert!(!text.contains("could not be reached"), "{text}");
+                assert_no_secret(&e);
+            }
         }
 
         #[tokio::test]

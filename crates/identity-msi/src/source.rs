@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use identity_core::Error;
-use identity_core::http::{HttpClient, Request, Response, Target};
+use identity_core::http::{CertificateRejected, HttpClient, Request, Response, Target};
 use identity_core::retry::RetryPolicy;
 
 use crate::NAME;
@@ -225,7 +225,9 @@ pub(crate) trait Source: Send + Sync + fmt::Debug {
 /// | Answer | Result |
 /// |---|---|
 /// | no response (refused, timed out, body over the cap) | the transport error's kind: the endpoint could not be reached |
+/// | the endpoint's TLS certificate refused (Service Fabric's pinned thumbprint) | authentication failed, naming why; not retried |
 /// | an error status (after retries) | authentication failed, with the status and the service's message |
+/// | an error status whose retry could not be waited for (`Retry-After` past the cap, or past a deadline) | the same, plus a clause with the wait asked for and the limit it exceeds (added by the flow) |
 /// | a success whose body is not a token | authentication failed, naming the missing or unreadable field |
 /// | a token | the token |
 pub(crate) fn standard_classify(
@@ -235,14 +237,18 @@ pub(crate) fn standard_classify(
     let name = source.kind().display_name();
     let remedy = source.remedy();
     match answer {
-        Answer::Silence { cause, target, .. } => Err(Error::new(
-            cause.kind(),
-            NAME,
-            format!(
-                "the {name} managed identity endpoint {target} could not be reached or answered unreadably; {remedy}"
-            ),
-        )
-        .with_source(cause)),
+        Answer::Silence { cause, target, .. } => {
+            let what = match CertificateRejected::find(&cause) {
+                Some(refused) => format!(
+                    "the {name} managed identity endpoint {target} presented a TLS certificate that was refused ({}), so the request was not sent; not retried",
+                    refused.reason()
+                ),
+                None => format!(
+                    "the {name} managed identity endpoint {target} could not be reached or answered unreadably"
+                ),
+            };
+            Err(Error::new(cause.kind(), NAME, format!("{what}; {remedy}")).with_source(cause))
+        }
         Answer::Response { response, .. } if !response.status().is_success() => {
             Err(wire::status_error(name, response, remedy))
         }

@@ -137,11 +137,13 @@ async fn an_upstream_429_is_replayed_to_callers_without_reaching_upstream() {
     );
     assert_eq!(upstream_after_first, 1);
     let metrics = sidecar.metrics();
+    // One replay per later call: a `Retry-After` past the 60 s the retry policy honours is
+    // not retried inside a call, so the first call asks upstream once and is answered.
     assert!(
         metrics
             .throttle_replays
             .load(std::sync::atomic::Ordering::Relaxed)
-            >= 6
+            >= 5
     );
     assert_eq!(
         metrics

@@ -77,7 +77,11 @@ impl Chain {
     }
 
     /// Runs one member's `get_token` within `share`; when the share runs out first, an
-    /// *unavailable* error of that member, so the chain moves on.
+    /// *unavailable* error of that member, so the chain moves on. That is left for a member
+    /// whose endpoint or tool did not answer in time: a member whose endpoint answered and
+    /// asked for a retry that would end past the share stops before waiting (its pipeline
+    /// keeps the share, see `identity_core::deadline`) and reports that answer with the kind
+    /// it has outside a chain, plus "the deadline ended the retries".
     async fn call_member(
         &self,
         member: &Member,

@@ -231,6 +231,15 @@ impl TokenCache {
         // `fetch` only builds its future (it runs under the lock); a panic there or in the
         // future becomes every waiter's error, and `complete` clears the flight.
         let work = std::panic::catch_unwind(AssertUnwindSafe(fetch)).ok();
+        // A load keeps the deadline of the caller that started it (only for its retry waits:
+        // see `crate::deadline`); a refresh outlives its caller.
+        let work = work.map(|work| {
+            if refresh {
+                futures_util::future::Either::Right(work)
+            } else {
+                crate::deadline::carry(work)
+            }
+        });
         let shared = async move {
             let result = match work {
                 Some(work) => AssertUnwindSafe(work)

@@ -20,10 +20,12 @@ use crate::BoxFuture;
 mod hyper_client;
 mod pipeline;
 mod send;
+mod verdict;
 
 #[cfg(feature = "hyper")]
 pub use hyper_client::{HyperClient, send_over_io};
 pub use pipeline::Pipeline;
+pub use verdict::{CertificateRejected, CutLimit, RetryCut};
 
 /// A boxed error from a transport.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;

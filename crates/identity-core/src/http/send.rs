@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::{CertificateRejected, CutLimit, RetryCut};
 use super::{
     CollectError, Pipeline, Request, Response, SendOptions, SourceText, Target, clone_request,
 };
@@ -47,10 +48,10 @@ impl Pipeline {
         let limits = self.limits();
         let scope = crate::deadline::owned_by(self.owner());
         let (timeout, cut) = match scope {
-            Some((left, _)) if left < limits.timeout => (left, true),
+            Some(owned) if owned.left < limits.timeout => (owned.left, true),
             _ => (limits.timeout, false),
         };
-        let deadline = scope.map_or(timeout, |(_, limit)| limit);
+        let deadline = scope.map_or(timeout, |owned| owned.limit);
         if timeout.is_zero() && cut {
             return Err(Failure {
                 error: crate::deadline::expired(credential, deadline),
@@ -67,10 +68,23 @@ impl Pipeline {
         };
         let attempt = async {
             let response = self.client().execute(request, options).await.map_err(|e| {
-                retryable(
-                    Error::transport(credential, format!("request to {target} failed"))
-                        .with_source(SourceText::from(&*e)),
-                )
+                match CertificateRejected::find(&*e) {
+                    // A certificate does not change between attempts.
+                    Some(rejected) => final_(
+                        Error::authentication_failed(
+                            credential,
+                            format!(
+                                "the TLS certificate of {target} was refused: {}; not retried",
+                                rejected.reason()
+                            ),
+                        )
+                        .with_source(rejected.clone()),
+                    ),
+                    None => retryable(
+                        Error::transport(credential, format!("request to {target} failed"))
+                            .with_source(SourceText::from(&*e)),
+                    ),
+                }
             })?;
             let (parts, body) = response.into_parts();
             // A body over the cap is not retried: the same endpoint would most likely send
@@ -128,11 +142,19 @@ impl Pipeline {
     /// is returned, so the caller can read the service's error. A response body over the cap
     /// is not retried.
     ///
+    /// When the service asks (`Retry-After`, `retry-after-ms`, `x-ms-retry-after-ms`) for a
+    /// wait longer than the policy's
+    /// [`max_retry_after`](crate::retry::RetryPolicy::max_retry_after), or the next wait
+    /// (asked for or computed) would end past the call's deadline or the deadline of the
+    /// caller around it (see [`crate::deadline`]), the last response is returned at once,
+    /// carrying a [`RetryCut`] in its extensions: the credential classifies it as it would
+    /// without retries and adds [`RetryCut::clause`].
+    ///
     /// # Errors
-    /// The last transport error when retries on transport errors are exhausted; a transport
-    /// error when the deadline passes, or when the service asks (`Retry-After`,
-    /// `retry-after-ms`, `x-ms-retry-after-ms`) for a wait that would end past it, at once
-    /// rather than after the wait.
+    /// The last transport error when retries on transport errors are exhausted or the next
+    /// wait would end past a deadline; a transport error when the deadline passes; an
+    /// authentication-failed error, not retried, when the client reports a
+    /// [`CertificateRejected`].
     pub async fn send(
         &self,
         credential: &'static str,
@@ -175,38 +197,20 @@ impl Pipeline {
             let Some(sleep) = retry.next_delay(attempt, &outcome, slept) else {
                 return result.map_err(|f| f.error);
             };
-            let (left, deadline) =
-                crate::deadline::owned_by(self.owner()).unwrap_or((Duration::MAX, Duration::MAX));
-            if sleep >= left {
-                let hinted = match outcome {
-                    Outcome::Response {
-                        headers, received, ..
-                    } => retry.retry_after(headers, received).is_some(),
-                    Outcome::Transport => false,
-                };
+            if let Some(cut) = self.cut(&outcome, sleep) {
                 tracing::debug!(
                     target: "identity_core::retry",
-                    sleep_ms = millis(sleep),
-                    left_ms = millis(left),
-                    hinted,
-                    "the next retry would start past the call's deadline"
+                    wait_ms = millis(cut.wait),
+                    hinted = cut.hinted,
+                    limit = ?cut.limit,
+                    "the next retry cannot be waited for; returning the last answer"
                 );
                 return match result {
-                    Ok(response) if hinted => {
-                        let status = response.status().as_u16();
-                        let target = Target::of(request.uri());
-                        Err(Error::transport(
-                            credential,
-                            format!(
-                                "{target} answered HTTP {status} and asked to wait {} ms before retrying, but only {} ms of this call's {} ms deadline are left; the call ends now (raise the deadline in the credential's options to wait longer)",
-                                millis(sleep),
-                                millis(left),
-                                millis(deadline),
-                            ),
-                        )
-                        .with_status(status))
+                    Ok(mut response) => {
+                        response.extensions_mut().insert(cut);
+                        Ok(response)
                     }
-                    other => other.map_err(|f| f.error),
+                    Err(f) => Err(f.error),
                 };
             }
             match &result {
@@ -232,6 +236,49 @@ impl Pipeline {
                 crate::deadline::note_slept(sleep);
             }
         }
+    }
+}
+
+impl Pipeline {
+    /// Whether the retry after `outcome`, due after `sleep`, must not be waited for: the
+    /// service asked (uncapped) for more than the policy honours, or the wait would end past
+    /// the call's deadline or the caller's.
+    fn cut(&self, outcome: &Outcome<'_>, sleep: Duration) -> Option<RetryCut> {
+        let asked = match *outcome {
+            Outcome::Response {
+                headers, received, ..
+            } => crate::retry::requested_wait(headers, received),
+            Outcome::Transport => None,
+        };
+        let (wait, hinted) = asked.map_or((sleep, false), |asked| (asked, true));
+        let cap = self.retry().retry_after_cap();
+        if hinted && wait > cap {
+            return Some(RetryCut {
+                wait,
+                hinted,
+                limit: CutLimit::Cap(cap),
+            });
+        }
+        let owned = crate::deadline::owned_by(self.owner())?;
+        // Only an answer is cut at the caller's deadline: after a transport failure there is
+        // nothing to report but the failure, and the caller's own end of the wait (a chain's
+        // "no token within", which moves the chain on) says it better.
+        let answered = matches!(outcome, Outcome::Response { .. });
+        let limit = match owned.caller_left {
+            Some(caller) if answered && caller < owned.left && sleep >= caller => {
+                CutLimit::Caller { left: caller }
+            }
+            _ if sleep >= owned.left => CutLimit::Deadline {
+                left: owned.left,
+                deadline: owned.limit,
+            },
+            _ => return None,
+        };
+        Some(RetryCut {
+            wait,
+            hinted,
+            limit,
+        })
     }
 }
 

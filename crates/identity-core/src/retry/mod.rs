@@ -5,8 +5,10 @@
 //!
 //! The sleep before retry *n* (n = failed attempts so far) is 0 for n = 1 and
 //! `factor × 2^(n−1)` after that, capped at the largest sleep; a `Retry-After`,
-//! `retry-after-ms` or `x-ms-retry-after-ms` header replaces it, capped at the largest
-//! honoured hint.
+//! `retry-after-ms` or `x-ms-retry-after-ms` header replaces it. The pipeline does not wait
+//! for a hint longer than the largest honoured one, nor for any wait that would end past the
+//! call's deadline: it returns the last answer at once, marked with a
+//! [`RetryCut`](crate::http::RetryCut).
 //!
 //! | parameter (setter) | [`RetryPolicy::default`] |
 //! |---|---|
@@ -228,11 +230,21 @@ impl RetryPolicy {
         self
     }
 
-    /// Caps a server-requested wait.
+    /// Sets the longest server-requested wait honoured (default 60 s). A response asking
+    /// for longer is not retried: the pipeline returns it at once (see
+    /// [`Pipeline::send`](crate::http::Pipeline::send)). A wait is also honoured only when it
+    /// ends before the call's [`deadline`](Self::deadline): with the defaults (60 s each) a
+    /// wait shorter than the time left of the 60 s is.
     #[must_use]
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
+    }
+
+    /// The longest server-requested wait honoured (see
+    /// [`max_retry_after`](Self::max_retry_after)).
+    pub fn retry_after_cap(&self) -> Duration {
+        self.max_retry_after
     }
 
     /// Sets the jitter: each computed sleep is shortened by a random fraction in `[0, jitter]`

@@ -9,8 +9,12 @@
 //! * Identities: system-assigned; user-assigned by `client_id`, `object_id` or `mi_res_id`
 //!   (the documented name for a resource id, docs/protocol.md §2.9).
 //! * Retries: the default policy (3 status retries on 408, 429, 5xx…; `Retry-After`).
-//! * Errors: an error status (after retries) is an authentication failure carrying the
-//!   service's message; a missing or wrong `X-IDENTITY-HEADER` typically shows as 400 or 401.
+//! * Errors: a 400 saying the identity cannot be loaded (App Service's `Unable to load the
+//!   proper Managed Identity.`: the requested identity is not assigned to the app, or the app
+//!   has no system-assigned identity) is *unavailable*, naming the identity, so a chain moves
+//!   on, as after IMDS's 400 for the same condition (docs/protocol.md §2.2, §2.8); any other
+//!   error status (after retries) is an authentication failure carrying the service's
+//!   message; a missing or wrong `X-IDENTITY-HEADER` typically shows as 400 or 401.
 //!   Some endpoints quote the header they received in that message: the header value is
 //!   removed from it (verbatim or encoded) before it is shown or logged, as for every source
 //!   (the flow in `credential.rs`).
@@ -18,17 +22,23 @@
 use identity_core::http::Request;
 use identity_core::{Error, Secret};
 
+use crate::NAME;
+
 use crate::detect::{Detected, ManagedIdentitySource, Settings};
 pub use crate::detect::{IDENTITY_ENDPOINT, IDENTITY_HEADER};
 use crate::source::{
     Answer, Call, Source, endpoint, get_request, secret_header, standard_classify,
 };
-use crate::wire::TokenResponse;
+use crate::wire::{self, TokenResponse};
 
 /// The api-version sent.
 pub const API_VERSION: &str = "2019-08-01";
 
 const REMEDY: &str = "check that the app's managed identity is enabled and that IDENTITY_ENDPOINT and IDENTITY_HEADER come from the platform";
+
+/// The start of App Service's message when the identity asked for cannot be loaded (also what
+/// identity-sidecar answers when IMDS says "Identity not found").
+const IDENTITY_NOT_LOADED: &str = "Unable to load the proper Managed Identity";
 
 #[derive(Debug)]
 pub(crate) struct AppService {
@@ -65,11 +75,42 @@ impl Source for AppService {
         get_request(&self.endpoint, &query, headers, self.kind())
     }
 
-    /// The standard table ([`standard_classify`]); a missing or wrong `X-IDENTITY-HEADER`
-    /// typically shows as an authentication failure with status 400 or 401.
-    fn classify(&self, answer: Answer<'_>, _call: &Call<'_>) -> Result<TokenResponse, Error> {
+    /// A 400 saying the identity cannot be loaded is unavailable, naming the identity;
+    /// otherwise the standard table ([`standard_classify`]), where a missing or wrong
+    /// `X-IDENTITY-HEADER` typically shows as an authentication failure with status 400 or
+    /// 401.
+    fn classify(&self, answer: Answer<'_>, call: &Call<'_>) -> Result<TokenResponse, Error> {
+        if let Some(text) = identity_not_loaded(&answer) {
+            let what = if call.id.is_user_assigned() {
+                format!(
+                    "the requested {} identity is not assigned to this app; check the id and the app's identities",
+                    call.id.kind_name()
+                )
+            } else {
+                "the app has no system-assigned identity; enable it, or request a user-assigned identity".to_owned()
+            };
+            return Err(Error::unavailable(
+                NAME,
+                format!("the App Service managed identity endpoint answered HTTP 400: {what} ({text})"),
+            )
+            .with_status(400));
+        }
         standard_classify(self, answer)
     }
+}
+
+/// The service's message of a 400 that says the identity cannot be loaded.
+fn identity_not_loaded(answer: &Answer<'_>) -> Option<String> {
+    let Answer::Response { response, .. } = answer else {
+        return None;
+    };
+    if response.status() != http::StatusCode::BAD_REQUEST {
+        return None;
+    }
+    let text = wire::service_message(response)?;
+    text.to_ascii_lowercase()
+        .contains(&IDENTITY_NOT_LOADED.to_ascii_lowercase())
+        .then_some(text)
 }
 
 #[cfg(test)]
@@ -123,19 +164,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_400_is_not_retried_and_carries_the_service_message() {
+    async fn an_identity_that_cannot_be_loaded_is_unavailable_after_one_request() {
         let server = answering("GET", ResponseTemplate::new(400).set_body_string(
                 r#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"x"}"#,
+            ), 1).await;
+        let h = harness(env(&server), ManagedIdentityId::ClientId("cid-1".into()));
+        let e = h.get().await.unwrap_err();
+        assert_eq!(e.kind(), identity_core::ErrorKind::Unavailable);
+        assert_eq!(e.status(), Some(400));
+        let text = e.to_string();
+        assert!(
+            text.contains("user-assigned (client id) identity is not assigned to this app")
+                && text.contains("Unable to load the proper Managed Identity"),
+            "{text}"
+        );
+        assert_eq!(text.matches("TROUBLESHOOTING").count(), 1, "{text}");
+        assert_no_secret(&e);
+    }
+
+    #[tokio::test]
+    async fn a_400_is_not_retried_and_carries_the_service_message() {
+        let server = answering("GET", ResponseTemplate::new(400).set_body_string(
+                r#"{"statusCode":400,"message":"The resource parameter is not valid.","correlationId":"x"}"#,
             ), 1).await;
         let h = harness(env(&server), ManagedIdentityId::SystemAssigned);
         let e = h.get().await.unwrap_err();
         assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
         assert_eq!(e.status(), Some(400));
         let text = e.to_string();
-        assert!(
-            text.contains("Unable to load the proper Managed Identity"),
-            "{text}"
-        );
+        assert!(text.contains("The resource parameter is not valid"), "{text}");
         assert!(
             text.contains("App Service") && text.contains("IDENTITY_HEADER"),
             "{text}"

@@ -44,6 +44,9 @@ pub struct TokenResult {
     pub token_type: String,
     /// The resource the service said the token is for, when the token came from the service.
     pub resource: Option<String>,
+    /// The identity's client id as the service sent it (`client_id`), when the token came
+    /// from the service and the service sent one (IMDS and App Service do).
+    pub client_id: Option<String>,
     /// Cache or identity provider.
     pub token_source: TokenSource,
 }
@@ -147,6 +150,7 @@ impl ManagedIdentityClient {
                 refresh_on: token.refresh_on,
                 token_type: response.token_type,
                 resource: response.resource,
+                client_id: response.client_id,
                 token_source: TokenSource::IdentityProvider,
             },
             None => TokenResult {
@@ -155,6 +159,7 @@ impl ManagedIdentityClient {
                 refresh_on: token.refresh_on,
                 token_type: "Bearer".to_owned(),
                 resource: None,
+                client_id: None,
                 token_source: TokenSource::Cache,
             },
         })

@@ -37,6 +37,9 @@ pub enum Backend {
         max_identities: usize,
         /// The clients built so far.
         clients: Mutex<HashMap<Identity, ManagedIdentityClient>>,
+        /// The client id the upstream last sent for each identity, reported with tokens
+        /// served from the cache (which do not carry it).
+        client_ids: Mutex<HashMap<Identity, String>>,
     },
     /// Any credential: requests carry no identity selector; the resource `R` becomes the
     /// scope `R/.default`.
@@ -67,6 +70,7 @@ impl Backend {
             builder: Arc::new(builder),
             max_identities: 64,
             clients: Mutex::new(HashMap::new()),
+            client_ids: Mutex::new(HashMap::new()),
         }
     }
 
@@ -94,6 +98,7 @@ impl Backend {
                 builder,
                 max_identities,
                 clients,
+                client_ids,
             } => {
                 let client = {
                     let mut clients = clients
@@ -123,7 +128,19 @@ impl Backend {
                     }
                 };
                 let result = client.acquire_token_for_client(&request.resource).await?;
-                let client_id = client_id_of(result.token.secret(), &request.identity);
+                let client_id = {
+                    let mut known = client_ids
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match result.client_id.clone().filter(|c| !c.trim().is_empty()) {
+                        Some(sent) => {
+                            known.insert(request.identity.clone(), sent.clone());
+                            Some(sent)
+                        }
+                        None => known.get(&request.identity).cloned(),
+                    }
+                }
+                .or_else(|| client_id_of(result.token.secret(), &request.identity));
                 Ok(TokenAnswer {
                     expires_on: unix(result.expires_on),
                     resource: request.resource.clone(),
@@ -146,7 +163,7 @@ impl Backend {
                 let token = credential
                     .get_token(&[scope.as_str()], &TokenRequestOptions::default())
                     .await?;
-                let client_id = client_id_of(token.token.secret(), &request.identity);
+                let client_id = app_client_id(token.token.secret());
                 Ok(TokenAnswer {
                     expires_on: unix(token.expires_on),
                     resource: request.resource.clone(),
@@ -160,19 +177,33 @@ impl Backend {
     }
 }
 
-/// The client id to report: the token's `appid`/`azp` claim when it is a JWT (read, not
-/// verified: the value is only echoed back), else the requested client id, else empty.
-fn client_id_of(token: &str, identity: &Identity) -> String {
-    let from_token = unverified_claims(token).and_then(|claims| {
-        ["appid", "azp", "client_id"]
-            .into_iter()
-            .find_map(|k| claims.get(k)?.as_str().map(str::to_owned))
-    });
-    match (from_token, identity) {
-        (Some(id), _) => id,
-        (None, Identity::ClientId(id)) => id.clone(),
-        (None, _) => String::new(),
+/// The client id of a managed identity's token when the upstream did not send one: the
+/// token's `appid`/`azp` claim when it is a JWT (read, not verified: the value is only echoed
+/// back), else the requested client id, else none (the field is then left out).
+fn client_id_of(token: &str, identity: &Identity) -> Option<String> {
+    claimed_client_id(token).or_else(|| match identity {
+        Identity::ClientId(id) => Some(id.clone()),
+        _ => None,
+    })
+}
+
+/// The client id of another credential's token: the `appid`/`azp` claim of an application
+/// token only. A user's token (one with delegated scopes, `scp`) names the application the
+/// user signed in with (the Azure CLI's, say), which is no identity's client id.
+fn app_client_id(token: &str) -> Option<String> {
+    let claims = unverified_claims(token)?;
+    if claims.contains_key("scp") {
+        return None;
     }
+    claimed_client_id(token)
+}
+
+fn claimed_client_id(token: &str) -> Option<String> {
+    let claims = unverified_claims(token)?;
+    ["appid", "azp", "client_id"]
+        .into_iter()
+        .find_map(|k| claims.get(k)?.as_str().map(str::to_owned))
+        .filter(|c| !c.trim().is_empty())
 }
 
 fn unix(t: SystemTime) -> u64 {

@@ -120,7 +120,7 @@ impl DevTokens {
             token: Secret::new(encode_unsigned(&claims)),
             expires_on: expires,
             resource: request.resource.clone(),
-            client_id,
+            client_id: Some(client_id),
             from_cache: Some(false),
         }
     }
@@ -198,7 +198,7 @@ mod tests {
         let d = dev();
         let answer = d.issue(&request(Identity::SystemAssigned));
         assert_eq!(answer.expires_on, 1_893_459_600);
-        assert_eq!(answer.client_id, SYSTEM_ASSIGNED_CLIENT_ID);
+        assert_eq!(answer.client_id.as_deref(), Some(SYSTEM_ASSIGNED_CLIENT_ID));
         let claims = unverified_claims(answer.token.secret()).unwrap();
         assert_eq!(claims["aud"], "https://storage.azure.com");
         assert_eq!(
@@ -227,7 +227,7 @@ mod tests {
         let oid = |identity| {
             let answer = d.issue(&request(identity));
             let claims = unverified_claims(answer.token.secret()).unwrap();
-            (claims["oid"].as_str().unwrap().to_owned(), answer.client_id)
+            (claims["oid"].as_str().unwrap().to_owned(), answer.client_id.unwrap())
         };
         let (a, cid) = oid(Identity::ClientId("aaaa".into()));
         assert_eq!(cid, "aaaa");

@@ -16,6 +16,13 @@
 //!   until the time passes. Meanwhile the same request is answered with a replayed 429 and the
 //!   remaining `Retry-After`, and is not sent, as MSAL's throttle cache does. The cache holds
 //!   hashes, never request contents, and at most 4,096 entries.
+//! * **Refusal cache:** an upstream 400 or 403 (a permanent refusal: IMDS's "Identity not
+//!   found" for an identity not assigned to the host, no identity at all, a proxy's refusal)
+//!   is remembered for [`GuardConfig::refusal_ttl`] (default 30 s), keyed on the exact request
+//!   (method, URL, headers, body; hashed). Meanwhile the same request is answered with the
+//!   remembered answer (status, headers, body of at most 8 KiB) and is not sent, so a
+//!   misconfigured caller cannot make the sidecar hammer the upstream. At most 4,096 entries
+//!   (see [`refusals`]).
 //!
 //! An in-flight slot is held from sending until the response head arrives (token responses
 //! are a few kilobytes that come with it); the credential's pipeline then reads the body
@@ -38,6 +45,10 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
+pub mod refusals;
+
+use refusals::Refusals;
+
 const MAX_THROTTLE_ENTRIES: usize = 4096;
 
 /// The limits an [`UpstreamGuard`] enforces.
@@ -56,6 +67,9 @@ pub struct GuardConfig {
     pub default_retry_after: Duration,
     /// The longest throttle a retry hint may set (default 300 s).
     pub max_retry_after: Duration,
+    /// How long an upstream 400 or 403 is answered from memory instead of sent again
+    /// (default 30 s; zero turns the refusal cache off).
+    pub refusal_ttl: Duration,
 }
 
 impl Default for GuardConfig {
@@ -67,6 +81,7 @@ impl Default for GuardConfig {
             max_queue: 256,
             default_retry_after: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(300),
+            refusal_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -92,6 +107,13 @@ impl GuardConfig {
         self.max_queue = n;
         self
     }
+
+    /// Sets how long an upstream 400 or 403 is replayed (zero: never).
+    #[must_use]
+    pub fn refusal_ttl(mut self, ttl: Duration) -> Self {
+        self.refusal_ttl = ttl;
+        self
+    }
 }
 
 /// The message of the error returned when the queue is full.
@@ -105,6 +127,7 @@ pub struct UpstreamGuard {
     sent: tokio::sync::Mutex<VecDeque<Instant>>,
     waiting: AtomicUsize,
     throttled: Mutex<HashMap<u64, (Instant, Option<String>)>>,
+    refusals: Refusals,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
@@ -133,6 +156,7 @@ impl UpstreamGuard {
             sent: tokio::sync::Mutex::new(VecDeque::new()),
             waiting: AtomicUsize::new(0),
             throttled: Mutex::new(HashMap::new()),
+            refusals: Refusals::new(config.refusal_ttl),
             clock,
             metrics,
         }
@@ -255,6 +279,13 @@ impl UpstreamGuard {
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(replayed_429(until - Instant::now()));
         }
+        let refusal_key = refusals::key(&request);
+        if let Some(replay) = self.refusals.replay(refusal_key) {
+            self.metrics
+                .refusal_replays
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(replay);
+        }
         let waiting = Waiting::enter(&self.waiting);
         if waiting.count > self.config.max_queue {
             self.metrics
@@ -283,6 +314,9 @@ impl UpstreamGuard {
                 .unwrap_or(self.config.default_retry_after)
                 .min(self.config.max_retry_after);
             self.throttle(key, label, hint);
+        }
+        if refusals::is_refusal(response.status()) {
+            return self.refusals.remember(refusal_key, response).await;
         }
         Ok(response)
     }

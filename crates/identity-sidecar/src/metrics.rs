@@ -8,6 +8,7 @@
 //! | `identity_sidecar_upstream_requests_total` | counter | requests sent to the upstream |
 //! | `identity_sidecar_upstream_throttled_total` | counter | upstream answers with status 429 |
 //! | `identity_sidecar_throttle_replays_total` | counter | 429s answered from the throttle cache (to a caller, or to the credential's retry) instead of sent upstream |
+//! | `identity_sidecar_refusal_replays_total` | counter | upstream 400s and 403s answered from the refusal cache instead of sent upstream |
 //! | `identity_sidecar_upstream_queue_full_total` | counter | upstream requests refused because the queue was full |
 //! | `identity_sidecar_busy_total` | counter | callers refused with 503 because too many were waiting |
 //! | `identity_sidecar_request_duration_seconds` | histogram | time to answer a token request |
@@ -35,6 +36,8 @@ pub struct Metrics {
     pub upstream_throttled: AtomicU64,
     /// 429s replayed from the throttle cache.
     pub throttle_replays: AtomicU64,
+    /// Upstream 400s and 403s replayed from the refusal cache.
+    pub refusal_replays: AtomicU64,
     /// Upstream requests refused because the queue was full.
     pub upstream_queue_full: AtomicU64,
     /// Callers refused because too many were waiting.
@@ -121,6 +124,11 @@ impl Metrics {
                 "throttle_replays_total",
                 "429 answers replayed from the throttle cache instead of sent upstream.",
                 &self.throttle_replays,
+            ),
+            (
+                "refusal_replays_total",
+                "Upstream 400 and 403 answers replayed from the refusal cache instead of sent upstream.",
+                &self.refusal_replays,
             ),
             (
                 "upstream_queue_full_total",

@@ -3,11 +3,13 @@
 //!
 //! * Request: `GET <path>?api-version=2019-08-01&resource=<R>[&client_id=…|&object_id=…|&mi_res_id=…]`
 //!   with header `X-IDENTITY-HEADER: <secret>`.
-//! * Success: 200 `{"access_token","expires_on" (epoch seconds as a string),"resource","token_type":"Bearer","client_id"}`.
+//! * Success: 200 `{"access_token","expires_on" (epoch seconds as a string),"resource","token_type":"Bearer","client_id"}`
+//!   (`client_id` left out when unknown, never sent empty).
 //! * Failure: `{"statusCode":N,"message":"…","correlationId":"…"}` with status 400 (bad
-//!   query), 401 (missing or wrong secret), 404 (unknown path), 405 (not `GET`), 429
-//!   (throttled, with `Retry-After`), 500 (the upstream refused), 503 (busy, with
-//!   `Retry-After`).
+//!   query, or the upstream refused for good: see `server::failure` for each upstream
+//!   condition), 401 (missing or wrong secret), 404 (unknown path), 405 (not `GET`), 429
+//!   (throttled, with `Retry-After`), 500 (the upstream failed), 503 (busy, with
+//!   `Retry-After`, or the upstream could not be reached).
 
 use std::time::Duration;
 
@@ -59,8 +61,9 @@ pub struct TokenAnswer {
     pub expires_on: u64,
     /// The resource the token is for.
     pub resource: String,
-    /// The identity's client id, or empty when the backend does not know it.
-    pub client_id: String,
+    /// The identity's client id: the upstream's, else the token's `appid`/`azp` claim, else
+    /// the requested one; `None` when none is known (the answer then has no `client_id`).
+    pub client_id: Option<String>,
     /// `Some(true)` when the token came from the cache, `Some(false)` when it was fetched,
     /// `None` when the backend cannot tell.
     pub from_cache: Option<bool>,
@@ -105,18 +108,22 @@ impl Reply {
         self
     }
 
-    /// A 200 with a token, in App Service's shape.
+    /// A 200 with a token, in App Service's shape; `client_id` only when it is known.
     pub fn token(answer: &TokenAnswer) -> Self {
         Self {
             status: 200,
-            body: json!({
-                "access_token": answer.token.secret(),
-                "expires_on": answer.expires_on.to_string(),
-                "resource": answer.resource,
-                "token_type": "Bearer",
-                "client_id": answer.client_id,
-            })
-            .to_string(),
+            body: {
+                let mut body = json!({
+                    "access_token": answer.token.secret(),
+                    "expires_on": answer.expires_on.to_string(),
+                    "resource": answer.resource,
+                    "token_type": "Bearer",
+                });
+                if let Some(id) = &answer.client_id {
+                    body["client_id"] = id.as_str().into();
+                }
+                body.to_string()
+            },
             retry_after: None,
             content_type: "application/json; charset=utf-8",
         }
@@ -281,7 +288,7 @@ mod tests {
             token: Secret::new("t"),
             expires_on: 42,
             resource: "https://r".into(),
-            client_id: "c".into(),
+            client_id: Some("c".into()),
             from_cache: None,
         });
         let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
@@ -290,5 +297,18 @@ mod tests {
         assert_eq!(body["resource"], "https://r");
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["client_id"], "c");
+    }
+
+    #[test]
+    fn an_unknown_client_id_is_left_out_not_sent_empty() {
+        let reply = Reply::token(&TokenAnswer {
+            token: Secret::new("t"),
+            expires_on: 42,
+            resource: "https://r".into(),
+            client_id: None,
+            from_cache: None,
+        });
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert!(body.get("client_id").is_none(), "{body}");
     }
 }

@@ -8,8 +8,10 @@
 
 //!
 //! `listen.rs` binds and accepts (TCP or a Unix socket) and runs each connection under those
-//! bounds; `routes.rs` answers a request (token, health, metrics).
+//! bounds; `routes.rs` answers a request (token, health, metrics); [`failure`] turns a
+//! backend error into the status and message App Service gives for the same condition.
 
+pub mod failure;
 mod listen;
 mod routes;
 

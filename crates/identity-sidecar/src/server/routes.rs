@@ -1,5 +1,5 @@
 //! Answering one request: the token endpoint (method, body, secret, queue bound, throttle
-//! replay, deadline), health and metrics, and the mapping of backend errors to statuses.
+//! replay, deadline), health and metrics; backend errors become answers in `failure`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,13 +8,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use identity_core::{ErrorKind, Secret};
+use identity_core::Secret;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::ServerLimits;
+use super::{ServerLimits, failure};
 use crate::backend::Backend;
-use crate::guard::{QUEUE_FULL, UpstreamGuard};
+use crate::guard::UpstreamGuard;
 use crate::metrics::Metrics;
 use crate::protocol::{self, HEALTH_PATH, METRICS_PATH, Reply, SECRET_HEADER};
 
@@ -160,7 +160,7 @@ async fn token_route(state: &State, request: &http::Request<Incoming>) -> Reply 
                     .max();
                 if let Some(after) = throttled {
                     state.metrics.throttle_replays.fetch_add(1, Ordering::Relaxed);
-                    return throttled_reply(after);
+                    return failure::throttled_reply(after);
                 }
             }
         }
@@ -176,54 +176,10 @@ async fn token_route(state: &State, request: &http::Request<Incoming>) -> Reply 
         }
         Err(e) => {
             tracing::warn!(error = %e, resource = %token_request.resource, "identity-sidecar: no token");
-            error_reply(state, &e)
+            failure::error_reply(&state.guards, &state.secret, &e)
         }
     }
 }
 
 /// How often a waiting token request checks for a throttle of its resource.
 const THROTTLE_POLL: Duration = Duration::from_millis(25);
-
-fn throttled_reply(after: Duration) -> Reply {
-    Reply::error(
-        429,
-        "the upstream token service is throttling requests; retry after the time in Retry-After",
-    )
-    .with_retry_after(after)
-}
-
-/// Maps a backend error to an answer:
-///
-/// | error | status |
-/// |---|---|
-/// | status 429 from upstream | 429, `Retry-After` = the longest current throttle (5 s when unknown) |
-/// | transport, queue full | 503, `Retry-After: 1` |
-/// | transport, other | 503 |
-/// | invalid argument or configuration | 400 |
-/// | unavailable, authentication failed | 500 |
-///
-/// The message is the error's display, which never holds a token, secret or header value.
-fn error_reply(state: &State, e: &identity_core::Error) -> Reply {
-    if e.status() == Some(429) {
-        let after = state
-            .guards
-            .iter()
-            .filter_map(|g| g.throttled_for())
-            .max()
-            .unwrap_or(Duration::from_secs(5));
-        return throttled_reply(after);
-    }
-    let message = e.to_string();
-    match e.kind() {
-        ErrorKind::Transport => {
-            if identity_core::display_chain(e).contains(QUEUE_FULL) {
-                Reply::error(503, "the sidecar is busy; retry shortly")
-                    .with_retry_after(Duration::from_secs(1))
-            } else {
-                Reply::error(503, &message)
-            }
-        }
-        ErrorKind::InvalidArgument | ErrorKind::InvalidConfiguration => Reply::error(400, &message),
-        _ => Reply::error(500, &message),
-    }
-}

@@ -45,7 +45,7 @@ async fn a_managed_identity_failure_stops_the_chain_before_az() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(400).set_body_string(
-            r#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"x"}"#,
+            r#"{"statusCode":400,"message":"The resource parameter is not valid.","correlationId":"x"}"#,
         ))
         .expect(1)
         .mount(&server)
@@ -77,6 +77,31 @@ async fn a_managed_identity_failure_stops_the_chain_before_az() {
             "ManagedIdentityCredential"
         ]
     );
+}
+
+/// App Service's 400 for an identity it cannot load (not assigned to the app; identity-sidecar
+/// answers the same for IMDS's "Identity not found") is unavailable, as IMDS's 400 is: one
+/// request, and the chain goes on to az.
+#[tokio::test]
+async fn an_app_service_identity_it_cannot_load_moves_the_chain_on_to_az() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(
+            r#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"x"}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let tools = FakeTools::new();
+    az_with_marker(&tools);
+    let env = tools
+        .env()
+        .with("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri()))
+        .with("IDENTITY_HEADER", "planted-identity-header");
+    let credential = chain(env).build().unwrap();
+    let token = get(&credential, ARM_SCOPE).await.unwrap();
+    assert_eq!(token.token.secret(), "AZ-TOKEN");
+    assert_eq!(credential.selected_credential(), Some("AzureCliCredential"));
 }
 
 #[tokio::test]

@@ -81,17 +81,24 @@ impl Source for AppService {
     /// 401.
     fn classify(&self, answer: Answer<'_>, call: &Call<'_>) -> Result<TokenResponse, Error> {
         if let Some(text) = identity_not_loaded(&answer) {
-            let what = if call.id.is_user_assigned() {
+            // App Service says only its fixed sentence; an endpoint that explains more
+            // (identity-sidecar relays IMDS's reason) is quoted as it is.
+            let explained = text.len() > IDENTITY_NOT_LOADED.len() + 1;
+            let what = if explained {
+                text
+            } else if call.id.is_user_assigned() {
                 format!(
-                    "the requested {} identity is not assigned to this app; check the id and the app's identities",
+                    "the requested {} identity is not assigned to this app; check the id and the app's identities ({text})",
                     call.id.kind_name()
                 )
             } else {
-                "the app has no system-assigned identity; enable it, or request a user-assigned identity".to_owned()
+                format!(
+                    "the app has no system-assigned identity; enable it, or request a user-assigned identity ({text})"
+                )
             };
             return Err(Error::unavailable(
                 NAME,
-                format!("the App Service managed identity endpoint answered HTTP 400: {what} ({text})"),
+                format!("the App Service managed identity endpoint answered HTTP 400: {what}"),
             )
             .with_status(400));
         }

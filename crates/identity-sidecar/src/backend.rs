@@ -210,3 +210,29 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::encode_unsigned;
+
+    fn token(claims: serde_json::Value) -> String {
+        let serde_json::Value::Object(map) = claims else {
+            unreachable!()
+        };
+        encode_unsigned(&map)
+    }
+
+    #[test]
+    fn a_client_id_comes_from_an_application_token_only() {
+        let app = token(serde_json::json!({"appid": "app-1", "idtyp": "app"}));
+        let user = token(serde_json::json!({"appid": "cli-app", "scp": "user_impersonation"}));
+        assert_eq!(app_client_id(&app).as_deref(), Some("app-1"));
+        assert_eq!(app_client_id(&user), None);
+        assert_eq!(app_client_id("opaque"), None);
+        let requested = Identity::ClientId("cid".into());
+        assert_eq!(client_id_of("opaque", &requested).as_deref(), Some("cid"));
+        assert_eq!(client_id_of("opaque", &Identity::SystemAssigned), None);
+        assert_eq!(client_id_of(&app, &requested).as_deref(), Some("app-1"));
+    }
+}

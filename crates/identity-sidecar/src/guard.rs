@@ -397,6 +397,16 @@ mod tests {
                 self.peak.fetch_max(n, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 self.now.fetch_sub(1, Ordering::SeqCst);
+                if request.uri().path().contains("refuse") {
+                    let mut response = http::Response::new(Body::from_bytes(
+                        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+                    ));
+                    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                    response
+                        .headers_mut()
+                        .insert("server", http::HeaderValue::from_static("IMDS/1"));
+                    return Ok(response);
+                }
                 let mut response = http::Response::new(Body::from_bytes("{}"));
                 if request.uri().path().contains("throttle") {
                     *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
@@ -514,6 +524,64 @@ mod tests {
             )
             .await
             .unwrap();
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
+    }
+
+    async fn body_of(response: http::Response<Body>) -> Bytes {
+        use http_body_util::BodyExt as _;
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_replayed_whole_until_its_time_passes() {
+        let upstream = Arc::new(Upstream::default());
+        let g = guard(upstream.clone(), GuardConfig::default());
+        let with_metadata = || {
+            let mut r = request("/refuse?resource=https%3A%2F%2Fr");
+            r.headers_mut()
+                .insert("metadata", http::HeaderValue::from_static("true"));
+            r
+        };
+        let first = g.execute(with_metadata(), SendOptions::default()).await.unwrap();
+        assert_eq!(first.status(), 400);
+        let first_body = body_of(first).await;
+        for _ in 0..5 {
+            let again = g.execute(with_metadata(), SendOptions::default()).await.unwrap();
+            assert_eq!(again.status(), 400);
+            assert_eq!(again.headers()["server"], "IMDS/1");
+            assert_eq!(body_of(again).await, first_body);
+        }
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            g.metrics_for_tests().refusal_replays.load(Ordering::Relaxed),
+            5
+        );
+        // The same URL with other headers (IMDS's probe has no Metadata) is another request.
+        let probe = g
+            .execute(request("/refuse?resource=https%3A%2F%2Fr"), SendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), 400);
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 2);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let _ = g.execute(with_metadata(), SendOptions::default()).await.unwrap();
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_refusal_ttl_sends_every_request() {
+        let upstream = Arc::new(Upstream::default());
+        let g = guard(
+            upstream.clone(),
+            GuardConfig::default().refusal_ttl(Duration::ZERO),
+        );
+        for _ in 0..3 {
+            let r = g
+                .execute(request("/refuse"), SendOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400);
+        }
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
     }
 

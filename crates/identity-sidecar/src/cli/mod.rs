@@ -60,6 +60,7 @@ LIMITS:
     --max-in-flight N          upstream requests at once (default 5)
     --per-second N             upstream requests per second (default 20)
     --max-queue N              upstream requests waiting before 503 (default 256)
+    --refusal-ttl SECONDS      replay an upstream 400 or 403 this long, 0 to 3600 (default 30)
     --max-pending N            token requests waiting before 503 (default 512)
     --request-timeout SECONDS  time to answer a token request (default 30)
     --header-timeout SECONDS   time for a client to send its request head (default 5)
@@ -236,6 +237,13 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: &Env) -> Result<Option
             "--max-in-flight" => guard = guard.max_in_flight(number(&flag, &value()?)?),
             "--per-second" => guard = guard.per_second(number(&flag, &value()?)?),
             "--max-queue" => guard = guard.max_queue(number(&flag, &value()?)?),
+            "--refusal-ttl" => {
+                let seconds: u64 = number(&flag, &value()?)?;
+                if seconds > 3600 {
+                    return Err(format!("{flag} takes 0 to 3600 seconds, not {seconds}"));
+                }
+                guard = guard.refusal_ttl(Duration::from_secs(seconds));
+            }
             "--max-pending" => limits = limits.max_pending(number(&flag, &value()?)?),
             "--request-timeout" => {
                 limits = limits.request_timeout(Duration::from_secs(number(&flag, &value()?)?));
@@ -352,6 +360,7 @@ mod tests {
         );
         assert_eq!(o.guard.max_in_flight, 5);
         assert_eq!(o.guard.per_second, 20);
+        assert_eq!(o.guard.refusal_ttl, Duration::from_secs(30));
         assert_eq!(
             o.secret,
             SecretSource::Generate {
@@ -379,8 +388,9 @@ mod tests {
     #[test]
     fn flags_parse_and_conflicts_are_refused() {
         let o = parse_ok(
-            "--listen 127.0.0.1:9 --secret-file /s --dev-tokens --lifetime 60 --tenant t --max-in-flight 2 --per-second 7",
+            "--listen 127.0.0.1:9 --secret-file /s --dev-tokens --lifetime 60 --tenant t --max-in-flight 2 --per-second 7 --refusal-ttl 0",
         );
+        assert_eq!(o.guard.refusal_ttl, Duration::ZERO);
         assert_eq!(
             o.mode,
             Mode::DevTokens {
@@ -407,6 +417,7 @@ mod tests {
             "--secret-file /s --listen nowhere",
             "--secret-file /s --unix-mode 999",
             "--secret-file /s --max-in-flight x",
+            "--secret-file /s --refusal-ttl 3601",
             "--secret-file /s --path relative",
             "--secret-file",
             "--frobnicate",
@@ -443,6 +454,7 @@ mod tests {
             "--max-in-flight",
             "--per-second",
             "--max-queue",
+            "--refusal-ttl",
             "--max-pending",
             "--request-timeout",
             "--header-timeout",

@@ -105,26 +105,26 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
+/// The Python to test with, or `None` (after a message) when the test may be skipped.
+async fn python_or_skip() -> Option<PathBuf> {
     let required = Env::from_process()
         .non_blank("IDENTITY_SIDECAR_PYTHON")
         .is_some();
-    let python = match python().await {
-        Ok(p) => p,
+    match python().await {
+        Ok(p) => Some(p),
         Err(reason) if !required => {
             eprintln!("SKIPPED python_interop: {reason}");
-            return;
+            None
         }
         Err(reason) => panic!("IDENTITY_SIDECAR_PYTHON is set but unusable: {reason}"),
-    };
-    let imds = imds().await;
-    let sidecar = sidecar(&imds_url(&imds), &[]).await;
-    let env = sidecar.app_service_env();
+    }
+}
 
+/// Runs `script` with only the sidecar's two variables set; its stdout and stderr.
+async fn run_script(python: &Path, env: &Env, script: &str) -> (String, String) {
     let output = run(
-        tokio::process::Command::new(&python)
-            .args(["-c", SCRIPT])
+        tokio::process::Command::new(python)
+            .args(["-c", script])
             .env_clear()
             .env("IDENTITY_ENDPOINT", env.get("IDENTITY_ENDPOINT").unwrap())
             .env("IDENTITY_HEADER", env.get("IDENTITY_HEADER").unwrap())
@@ -134,12 +134,24 @@ async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
     )
     .await
     .expect("the Python client finished within 120 s");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         output.status.success(),
         "python failed:\n{stdout}\n{stderr}"
     );
+    (stdout, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
+    let Some(python) = python_or_skip().await else {
+        return;
+    };
+    let imds = imds().await;
+    let sidecar = sidecar(&imds_url(&imds), &[]).await;
+    let env = sidecar.app_service_env();
+    let (stdout, stderr) = run_script(&python, &env, SCRIPT).await;
     let lines: Vec<(&str, u64)> = stdout
         .lines()
         .map(|l| {
@@ -177,6 +189,41 @@ async fn python_azure_identity_and_the_workspace_share_the_sidecar_cache() {
     assert!(user.token.secret().ends_with(USER_ASSIGNED));
     // One upstream request per (identity, resource), for both languages together.
     assert_eq!(imds.received_requests().await.unwrap().len(), 2);
+    assert!(!stderr.contains(PLANTED_HEADER));
+    sidecar.shutdown().await;
+}
+
+const NOT_ASSIGNED_SCRIPT: &str = r#"
+from azure.identity import ManagedIdentityCredential
+try:
+    ManagedIdentityCredential(client_id="22222222-2222-2222-2222-222222222222").get_token("https://storage.azure.com/.default")
+    print("TOKEN")
+except Exception as e:
+    print(type(e).__name__)
+    print("Identity not found" in str(e))
+"#;
+
+/// IMDS's 400 "Identity not found" through the sidecar: `azure-identity` (sync) sends one
+/// request, does not retry it, and raises `CredentialUnavailableError` with IMDS's reason,
+/// so its `DefaultAzureCredential` moves on, as the workspace's client does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_azure_identity_sees_an_unassigned_identity_as_unavailable_after_one_request() {
+    let Some(python) = python_or_skip().await else {
+        return;
+    };
+    let imds = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(400).set_body_string(
+            r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+        ))
+        .mount(&imds)
+        .await;
+    let sidecar = sidecar(&imds_url(&imds), &[]).await;
+    let (stdout, stderr) = run_script(&python, &sidecar.app_service_env(), NOT_ASSIGNED_SCRIPT).await;
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, ["CredentialUnavailableError", "True"], "{stdout}\n{stderr}");
+    assert_eq!(sidecar.metrics().answers(400), 1, "not retried");
+    assert_eq!(imds.received_requests().await.unwrap().len(), 1);
     assert!(!stderr.contains(PLANTED_HEADER));
     sidecar.shutdown().await;
 }

@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(e.kind(), identity_core::ErrorKind::AuthenticationFailed);
         assert_eq!(e.status(), Some(400));
         let text = e.to_string();
-        assert!(text.contains("The resource parameter is not valid"), "{text}");
+        assert!(
+            text.contains("The resource parameter is not valid"),
+            "{text}"
+        );
         assert!(
             text.contains("App Service") && text.contains("IDENTITY_HEADER"),
             "{text}"

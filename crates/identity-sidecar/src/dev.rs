@@ -227,7 +227,10 @@ mod tests {
         let oid = |identity| {
             let answer = d.issue(&request(identity));
             let claims = unverified_claims(answer.token.secret()).unwrap();
-            (claims["oid"].as_str().unwrap().to_owned(), answer.client_id.unwrap())
+            (
+                claims["oid"].as_str().unwrap().to_owned(),
+                answer.client_id.unwrap(),
+            )
         };
         let (a, cid) = oid(Identity::ClientId("aaaa".into()));
         assert_eq!(cid, "aaaa");

@@ -281,9 +281,7 @@ impl UpstreamGuard {
         }
         let refusal_key = refusals::key(&request);
         if let Some(replay) = self.refusals.replay(refusal_key) {
-            self.metrics
-                .refusal_replays
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.refusal_replays.fetch_add(1, Ordering::Relaxed);
             return Ok(replay);
         }
         let waiting = Waiting::enter(&self.waiting);
@@ -542,29 +540,43 @@ mod tests {
                 .insert("metadata", http::HeaderValue::from_static("true"));
             r
         };
-        let first = g.execute(with_metadata(), SendOptions::default()).await.unwrap();
+        let first = g
+            .execute(with_metadata(), SendOptions::default())
+            .await
+            .unwrap();
         assert_eq!(first.status(), 400);
         let first_body = body_of(first).await;
         for _ in 0..5 {
-            let again = g.execute(with_metadata(), SendOptions::default()).await.unwrap();
+            let again = g
+                .execute(with_metadata(), SendOptions::default())
+                .await
+                .unwrap();
             assert_eq!(again.status(), 400);
             assert_eq!(again.headers()["server"], "IMDS/1");
             assert_eq!(body_of(again).await, first_body);
         }
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
         assert_eq!(
-            g.metrics_for_tests().refusal_replays.load(Ordering::Relaxed),
+            g.metrics_for_tests()
+                .refusal_replays
+                .load(Ordering::Relaxed),
             5
         );
         // The same URL with other headers (IMDS's probe has no Metadata) is another request.
         let probe = g
-            .execute(request("/refuse?resource=https%3A%2F%2Fr"), SendOptions::default())
+            .execute(
+                request("/refuse?resource=https%3A%2F%2Fr"),
+                SendOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(probe.status(), 400);
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 2);
         tokio::time::advance(Duration::from_secs(31)).await;
-        let _ = g.execute(with_metadata(), SendOptions::default()).await.unwrap();
+        let _ = g
+            .execute(with_metadata(), SendOptions::default())
+            .await
+            .unwrap();
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
     }
 

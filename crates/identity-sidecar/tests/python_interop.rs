@@ -219,9 +219,14 @@ async fn python_azure_identity_sees_an_unassigned_identity_as_unavailable_after_
         .mount(&imds)
         .await;
     let sidecar = sidecar(&imds_url(&imds), &[]).await;
-    let (stdout, stderr) = run_script(&python, &sidecar.app_service_env(), NOT_ASSIGNED_SCRIPT).await;
+    let (stdout, stderr) =
+        run_script(&python, &sidecar.app_service_env(), NOT_ASSIGNED_SCRIPT).await;
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines, ["CredentialUnavailableError", "True"], "{stdout}\n{stderr}");
+    assert_eq!(
+        lines,
+        ["CredentialUnavailableError", "True"],
+        "{stdout}\n{stderr}"
+    );
     assert_eq!(sidecar.metrics().answers(400), 1, "not retried");
     assert_eq!(imds.received_requests().await.unwrap().len(), 1);
     assert!(!stderr.contains(PLANTED_HEADER));

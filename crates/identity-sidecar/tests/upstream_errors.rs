@@ -45,7 +45,9 @@ fn client(sidecar: &identity_sidecar::Sidecar, client_id: &str) -> ManagedIdenti
         .unwrap()
 }
 
-async fn get(credential: &dyn TokenCredential) -> Result<identity_chain::AccessToken, identity_chain::Error> {
+async fn get(
+    credential: &dyn TokenCredential,
+) -> Result<identity_chain::AccessToken, identity_chain::Error> {
     tokio::time::timeout(
         Duration::from_secs(60),
         credential.get_token(&[STORAGE], &TokenRequestOptions::default()),
@@ -82,7 +84,11 @@ async fn an_identity_not_assigned_is_one_upstream_call_and_an_unavailable_error(
     );
     assert!(text.contains("Identity not found"), "{text}");
     assert_eq!(text.matches("TROUBLESHOOTING").count(), 1, "{text}");
-    assert_eq!(text.matches("ManagedIdentityCredential").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("ManagedIdentityCredential").count(),
+        1,
+        "{text}"
+    );
     assert!(!text.contains(PLANTED_HEADER), "{text}");
 
     // A misconfigured caller asking again does not reach IMDS: the refusal is replayed.

@@ -113,7 +113,11 @@ mod tests {
     fn each_upstream_condition_gets_app_service_status() {
         let cases = [
             (
-                Error::unavailable("ManagedIdentityCredential", "IMDS answered HTTP 400: not assigned (Identity not found)").with_status(400),
+                Error::unavailable(
+                    "ManagedIdentityCredential",
+                    "IMDS answered HTTP 400: not assigned (Identity not found)",
+                )
+                .with_status(400),
                 400,
             ),
             (
@@ -141,11 +145,20 @@ mod tests {
                 500,
             ),
             (
-                Error::unavailable("ManagedIdentityCredential", "no response from the IMDS endpoint"),
+                Error::unavailable(
+                    "ManagedIdentityCredential",
+                    "no response from the IMDS endpoint",
+                ),
                 503,
             ),
-            (Error::transport("ManagedIdentityCredential", "connection refused"), 503),
-            (Error::invalid_argument("identity-sidecar", "too many identities"), 400),
+            (
+                Error::transport("ManagedIdentityCredential", "connection refused"),
+                503,
+            ),
+            (
+                Error::invalid_argument("identity-sidecar", "too many identities"),
+                400,
+            ),
         ];
         for (e, want) in cases {
             let (status, message, _) = reply(&e);
@@ -163,8 +176,10 @@ mod tests {
 
     #[test]
     fn a_429_keeps_retry_after_and_a_full_queue_is_busy() {
-        let (status, _, after) =
-            reply(&Error::authentication_failed("ManagedIdentityCredential", "slow down").with_status(429));
+        let (status, _, after) = reply(
+            &Error::authentication_failed("ManagedIdentityCredential", "slow down")
+                .with_status(429),
+        );
         assert_eq!((status, after), (429, Some(5)));
         let full = Error::transport("ManagedIdentityCredential", "send failed")
             .with_source(std::io::Error::other(QUEUE_FULL));

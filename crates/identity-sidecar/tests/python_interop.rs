@@ -106,6 +106,10 @@ fn sha256_hex(s: &str) -> String {
 }
 
 /// The Python to test with, or `None` (after a message) when the test may be skipped.
+#[allow(
+    clippy::print_stderr,
+    reason = "a skipped interop test says why on the test's output"
+)]
 async fn python_or_skip() -> Option<PathBuf> {
     let required = Env::from_process()
         .non_blank("IDENTITY_SIDECAR_PYTHON")
@@ -121,6 +125,11 @@ async fn python_or_skip() -> Option<PathBuf> {
 }
 
 /// Runs `script` with only the sidecar's two variables set; its stdout and stderr.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test helper: a panic is a test failure"
+)]
 async fn run_script(python: &Path, env: &Env, script: &str) -> (String, String) {
     let output = run(
         tokio::process::Command::new(python)

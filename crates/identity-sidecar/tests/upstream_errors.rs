@@ -2,12 +2,17 @@
 //! sidecar is) against a sidecar in front of an IMDS emulator that refuses, fails or answers
 //! oddly. Each upstream condition reaches the client as it would on App Service: the status,
 //! whether the client retries, the error kind a chain acts on, and one message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions fail loudly on purpose"
+)]
 
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use identity_chain::{ChainedTokenCredential, ErrorKind, ManagedIdentityCredential};
 use identity_core::{TokenCredential, TokenRequestOptions};
@@ -113,7 +118,7 @@ async fn a_chain_moves_on_past_an_identity_the_sidecar_cannot_load() {
     let next = identity_core::test_util::static_credential(
         "NextCredential",
         "NEXT-TOKEN",
-        SystemTime::now() + Duration::from_secs(3600),
+        identity_core::system_clock().now() + Duration::from_secs(3600),
     );
     let chain = ChainedTokenCredential::new(vec![
         Arc::new(client(&sidecar, NOT_ASSIGNED)),

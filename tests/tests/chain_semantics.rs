@@ -40,13 +40,14 @@ fn az_with_marker(tools: &FakeTools) {
     );
 }
 
-#[tokio::test]
-async fn a_managed_identity_failure_stops_the_chain_before_az() {
+/// An App Service endpoint that answers one request with 400 and `message`, a fake `az` that
+/// leaves a marker, and the environment naming both.
+async fn app_service_answering_400(message: &str) -> (MockServer, FakeTools, Env) {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(400).set_body_string(
-            r#"{"statusCode":400,"message":"The resource parameter is not valid.","correlationId":"x"}"#,
-        ))
+        .respond_with(ResponseTemplate::new(400).set_body_string(format!(
+            r#"{{"statusCode":400,"message":"{message}","correlationId":"x"}}"#
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -56,6 +57,13 @@ async fn a_managed_identity_failure_stops_the_chain_before_az() {
         .env()
         .with("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri()))
         .with("IDENTITY_HEADER", "planted-identity-header");
+    (server, tools, env)
+}
+
+#[tokio::test]
+async fn a_managed_identity_failure_stops_the_chain_before_az() {
+    let (_server, tools, env) =
+        app_service_answering_400("The resource parameter is not valid.").await;
     let credential = chain(env).build().unwrap();
     let error = get(&credential, ARM_SCOPE).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{error}");
@@ -84,20 +92,8 @@ async fn a_managed_identity_failure_stops_the_chain_before_az() {
 /// request, and the chain goes on to az.
 #[tokio::test]
 async fn an_app_service_identity_it_cannot_load_moves_the_chain_on_to_az() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(400).set_body_string(
-            r#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"x"}"#,
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let tools = FakeTools::new();
-    az_with_marker(&tools);
-    let env = tools
-        .env()
-        .with("IDENTITY_ENDPOINT", format!("{}/msi/token", server.uri()))
-        .with("IDENTITY_HEADER", "planted-identity-header");
+    let (_server, tools, env) =
+        app_service_answering_400("Unable to load the proper Managed Identity.").await;
     let credential = chain(env).build().unwrap();
     let token = get(&credential, ARM_SCOPE).await.unwrap();
     assert_eq!(token.token.secret(), "AZ-TOKEN");

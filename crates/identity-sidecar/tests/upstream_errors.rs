@@ -38,6 +38,18 @@ async fn imds_answering(status: u16, body: &str) -> MockServer {
     server
 }
 
+/// The field report's IMDS: `400 {"error":"invalid_request","error_description":"Identity
+/// not found"}` for every request; and a sidecar in front of it.
+async fn identity_not_found() -> (MockServer, identity_sidecar::Sidecar) {
+    let imds = imds_answering(
+        400,
+        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+    )
+    .await;
+    let sidecar = sidecar(&imds_url(&imds), &[]).await;
+    (imds, sidecar)
+}
+
 async fn upstream_requests(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()
 }
@@ -65,12 +77,7 @@ async fn get(
 /// not found"}` for a user-assigned identity that is not assigned to the VM.
 #[tokio::test]
 async fn an_identity_not_assigned_is_one_upstream_call_and_an_unavailable_error() {
-    let imds = imds_answering(
-        400,
-        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
-    )
-    .await;
-    let sidecar = sidecar(&imds_url(&imds), &[]).await;
+    let (imds, sidecar) = identity_not_found().await;
     let credential = client(&sidecar, NOT_ASSIGNED);
 
     let e = get(&credential).await.unwrap_err();
@@ -109,12 +116,7 @@ async fn an_identity_not_assigned_is_one_upstream_call_and_an_unavailable_error(
 
 #[tokio::test]
 async fn a_chain_moves_on_past_an_identity_the_sidecar_cannot_load() {
-    let imds = imds_answering(
-        400,
-        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
-    )
-    .await;
-    let sidecar = sidecar(&imds_url(&imds), &[]).await;
+    let (imds, sidecar) = identity_not_found().await;
     let next = identity_core::test_util::static_credential(
         "NextCredential",
         "NEXT-TOKEN",
@@ -132,12 +134,7 @@ async fn a_chain_moves_on_past_an_identity_the_sidecar_cannot_load() {
 
 #[tokio::test]
 async fn the_raw_answer_has_app_service_shape_and_one_message() {
-    let imds = imds_answering(
-        400,
-        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
-    )
-    .await;
-    let sidecar = sidecar(&imds_url(&imds), &[]).await;
+    let (imds, sidecar) = identity_not_found().await;
     let target = format!(
         "{}&client_id={NOT_ASSIGNED}",
         token_target("https%3A%2F%2Fstorage.azure.com")

@@ -111,50 +111,24 @@ mod tests {
 
     #[test]
     fn each_upstream_condition_gets_app_service_status() {
+        const MI: &str = "ManagedIdentityCredential";
+        let unavailable = |m: &'static str| Error::unavailable(MI, m);
+        let refused = |m: &'static str| Error::authentication_failed(MI, m);
         let cases = [
             (
-                Error::unavailable(
-                    "ManagedIdentityCredential",
-                    "IMDS answered HTTP 400: not assigned (Identity not found)",
-                )
-                .with_status(400),
+                unavailable("IMDS answered HTTP 400 (Identity not found)").with_status(400),
                 400,
             ),
             (
-                Error::unavailable("ManagedIdentityCredential", "IMDS answered 403 unreachable")
-                    .with_status(403),
+                unavailable("IMDS answered 403 unreachable").with_status(403),
                 400,
             ),
-            (
-                Error::authentication_failed("ClientSecretCredential", "invalid_client")
-                    .with_status(401),
-                400,
-            ),
-            (
-                Error::authentication_failed("ManagedIdentityCredential", "IMDS answered HTTP 500")
-                    .with_status(500),
-                500,
-            ),
-            (
-                Error::authentication_failed("ManagedIdentityCredential", "IMDS answered HTTP 410")
-                    .with_status(410),
-                500,
-            ),
-            (
-                Error::authentication_failed("ManagedIdentityCredential", "no access_token"),
-                500,
-            ),
-            (
-                Error::unavailable(
-                    "ManagedIdentityCredential",
-                    "no response from the IMDS endpoint",
-                ),
-                503,
-            ),
-            (
-                Error::transport("ManagedIdentityCredential", "connection refused"),
-                503,
-            ),
+            (refused("invalid_client").with_status(401), 400),
+            (refused("IMDS answered HTTP 500").with_status(500), 500),
+            (refused("IMDS answered HTTP 410").with_status(410), 500),
+            (refused("no access_token"), 500),
+            (unavailable("no response from the IMDS endpoint"), 503),
+            (Error::transport(MI, "connection refused"), 503),
             (
                 Error::invalid_argument("identity-sidecar", "too many identities"),
                 400,

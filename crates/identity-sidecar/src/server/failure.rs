@@ -6,12 +6,12 @@
 //! |---|---|---|
 //! | upstream 429, or a throttle replayed | 429, `Retry-After` = the longest current throttle (5 s when unknown) | retried after `Retry-After` |
 //! | the sidecar refuses the request: identity selector it cannot serve, too many identities, host cannot serve that identity kind | 400 | not retried; authentication failed |
-//! | managed identity not available, with an upstream 4xx (IMDS 400 "Identity not found" for an identity not assigned to the host, or no identity at all; a proxy's 403) | 400, message `Unable to load the proper Managed Identity. …` (App Service's text for this condition) | not retried; this workspace's App Service source: unavailable (a chain moves on), as with IMDS directly; Python (sync): `CredentialUnavailableError` |
+//! | unavailable: the upstream says the identity is not there (IMDS 400 "Identity not found": not assigned to the host, or no identity at all), something that is not IMDS answers (an HTML page, a proxy's 403 or 502), the credential cannot work here (a tool missing or signed out) | 400, message `Unable to load the proper Managed Identity. …` (App Service's text for this condition) | not retried; this workspace's App Service source: unavailable (a chain moves on), as with IMDS directly; Python (sync): `CredentialUnavailableError` |
 //! | any other upstream 4xx but 404, 408, 410 (Entra's `invalid_client`, a 401, a 403) | 400 | not retried; authentication failed |
 //! | upstream 404, 408, 410 or 5xx after the backend's retries | 500 | retried (4 attempts), then authentication failed |
 //! | an answer that is not a token (a 200 without `access_token`) | 500 | as above |
 //! | the sidecar's upstream queue is full | 503, `Retry-After: 1` | retried |
-//! | no answer from the upstream (refused, timed out), or managed identity unavailable without an upstream status (nothing answers, the tool is missing) | 503 | retried |
+//! | no answer from the upstream (refused, timed out), whatever the kind | 503 | retried |
 //!
 //! Permanent refusals (400, 403) are also remembered by the upstream guard's refusal cache
 //! (`guard::refusals`), so repeating the request does not reach the upstream again for 30 s.
@@ -70,13 +70,29 @@ pub(super) fn error_reply(
         (ErrorKind::InvalidArgument | ErrorKind::InvalidConfiguration, _) => {
             Reply::error(400, &message)
         }
-        (ErrorKind::Unavailable, Some(400..=499)) => {
+        (ErrorKind::Transport, _) => Reply::error(503, &message),
+        (ErrorKind::Unavailable, _) if unreachable(e) => Reply::error(503, &message),
+        (ErrorKind::Unavailable, _) => {
             Reply::error(400, &format!("{IDENTITY_NOT_LOADED} {message}"))
         }
         (_, Some(s @ 400..=499)) if !matches!(s, 404 | 408 | 410) => Reply::error(400, &message),
-        (ErrorKind::Transport | ErrorKind::Unavailable, None) => Reply::error(503, &message),
         _ => Reply::error(500, &message),
     }
+}
+
+/// True when `e` comes from a transport failure (no answer, a timeout): the upstream may
+/// answer later.
+fn unreachable(e: &identity_core::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<identity_core::Error>()
+            .is_some_and(|c| c.kind() == ErrorKind::Transport)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The message of `e` for a caller: no credential name, no pointer, no secret, no control
@@ -127,7 +143,13 @@ mod tests {
             (refused("IMDS answered HTTP 500").with_status(500), 500),
             (refused("IMDS answered HTTP 410").with_status(410), 500),
             (refused("no access_token"), 500),
-            (unavailable("no response from the IMDS endpoint"), 503),
+            (unavailable("an HTML page").with_status(502), 400),
+            (unavailable("az is not signed in"), 400),
+            (
+                unavailable("no response from the IMDS endpoint")
+                    .with_source(Error::transport(MI, "connection refused")),
+                503,
+            ),
             (Error::transport(MI, "connection refused"), 503),
             (
                 Error::invalid_argument("identity-sidecar", "too many identities"),

@@ -97,6 +97,7 @@ async fn an_app_service_identity_it_cannot_load_moves_the_chain_on_to_az() {
     let credential = chain(env).build().unwrap();
     let token = get(&credential, ARM_SCOPE).await.unwrap();
     assert_eq!(token.token.secret(), "AZ-TOKEN");
+    assert!(tools.read("az-marker").is_some());
     assert_eq!(credential.selected_credential(), Some("AzureCliCredential"));
 }
 

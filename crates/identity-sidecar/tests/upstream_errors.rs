@@ -153,6 +153,7 @@ async fn the_raw_answer_has_app_service_shape_and_one_message() {
     assert!(message.contains("Identity not found"), "{message}");
     assert!(!message.contains("TROUBLESHOOTING"), "{message}");
     assert!(!message.contains("ManagedIdentityCredential:"), "{message}");
+    assert_eq!(upstream_requests(&imds).await, 1);
     sidecar.shutdown().await;
 }
 

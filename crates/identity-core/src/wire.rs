@@ -93,6 +93,40 @@ pub fn seconds_from_f64(value: f64) -> Option<u64> {
         .then_some(value as u64)
 }
 
+/// Whole seconds from a JSON value: a number (an integer, or one with a fraction, which is
+/// dropped: [`seconds_from_f64`]) or a numeric string ([`seconds_from_text`]); anything else
+/// is `None`. The one reading of epoch seconds and lifetimes in token answers
+/// (docs/protocol.md §1.5).
+///
+/// ```
+/// use identity_core::wire::seconds_from_json;
+/// use serde_json::json;
+/// assert_eq!(seconds_from_json(&json!(3600)), Some(3600));
+/// assert_eq!(seconds_from_json(&json!(1_796_000_000.5)), Some(1_796_000_000));
+/// assert_eq!(seconds_from_json(&json!("1796000000.0")), Some(1_796_000_000));
+/// assert_eq!(seconds_from_json(&json!(-1)), None);
+/// assert_eq!(seconds_from_json(&json!(true)), None);
+/// ```
+pub fn seconds_from_json(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().and_then(seconds_from_f64))
+        }
+        serde_json::Value::String(s) => seconds_from_text(s),
+        _ => None,
+    }
+}
+
+/// True for a JSON `null` or a blank string: an expiry field that counts as absent
+/// (docs/protocol.md §1.5).
+pub fn is_blank_json(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(s) => is_blank(s),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,24 +158,13 @@ pub(crate) fn encode_claims(claims: &str) -> String {
 /// An epoch-seconds value given as a JSON number or a numeric string, a fraction dropped in
 /// both (docs/protocol.md §1.5).
 pub(crate) fn epoch_from_json(value: &serde_json::Value) -> Option<SystemTime> {
-    let seconds = match value {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().and_then(wire::seconds_from_f64))?,
-        serde_json::Value::String(s) => wire::seconds_from_text(s)?,
-        _ => return None,
-    };
-    from_unix_seconds(i64::try_from(seconds).ok()?)
+    from_unix_seconds(i64::try_from(wire::seconds_from_json(value)?).ok()?)
 }
 
 /// True for a JSON `null` or a blank string: an expiry field that counts as absent
 /// (docs/protocol.md §1.5).
 pub(crate) fn blank_json(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Null => true,
-        serde_json::Value::String(s) => wire::is_blank(s),
-        _ => false,
-    }
+    wire::is_blank_json(value)
 }
 
 /// The Azure CLI's legacy `expiresOn`: exactly `YYYY-MM-DD HH:MM:SS.ffffff` (a fraction of one

@@ -124,13 +124,7 @@ pub(crate) fn body_json(response: &Response) -> Option<Value> {
 /// Whole seconds from a JSON number or a numeric string, a fraction dropped in both
 /// (docs/protocol.md §1.5); a blank string is no value.
 pub(crate) fn seconds(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().and_then(wire::seconds_from_f64)),
-        Value::String(s) => wire::seconds_from_text(s),
-        _ => None,
-    }
+    wire::seconds_from_json(value)
 }
 
 /// Classifies the token endpoint's refusal: the one table for every credential that posts to

@@ -87,11 +87,7 @@ pub(crate) fn parse_token(
 
 /// The value of `key`, unless it is absent, `null` or a blank string.
 fn present<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    match map.get(key)? {
-        Value::Null => None,
-        Value::String(s) if wire::is_blank(s) => None,
-        v => Some(v),
-    }
+    map.get(key).filter(|v| !wire::is_blank_json(v))
 }
 
 fn string(map: &Map<String, Value>, key: &str) -> Option<String> {
@@ -135,13 +131,7 @@ impl ParseError {
 
 /// Whole seconds from a JSON number or a decimal string, a fraction dropped in both.
 fn seconds(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().and_then(wire::seconds_from_f64)),
-        Value::String(s) => wire::seconds_from_text(s),
-        _ => None,
-    }
+    wire::seconds_from_json(value)
 }
 
 /// `expires_on`: epoch seconds as a number or string, or an Azure ML date string.

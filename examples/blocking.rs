@@ -6,8 +6,8 @@
 //! ```
 //!
 //! `BlockingCredential` runs calls on one small background runtime of its own, so `main` is a
-//! plain function. Calling it from inside an async runtime is refused with an error instead
-//! of deadlocking. On a laptop, `az login` first, or restrict the chain with
+//! plain function; it also works from a tokio `spawn_blocking` thread (in async code, use the
+//! async `get_token` instead). On a laptop, `az login` first, or restrict the chain with
 //! `AZURE_TOKEN_CREDENTIALS=dev`. It prints which credential produced the token, never the
 //! token.
 //!

@@ -1,12 +1,21 @@
 //! A blocking façade (feature `blocking`) for programs without an async runtime.
 //!
-//! Calls run on one process-wide tokio runtime with a single worker thread, created on first
-//! use, so background refreshes and connection tasks keep running between calls. Calling from
-//! inside an async runtime would block one of its threads (and deadlock a single-threaded
-//! one), so it is refused with a clear error instead.
+//! Calls run as tasks on one process-wide tokio runtime with a single worker thread, created
+//! on first use, so background refreshes and connection tasks keep running between calls; the
+//! calling thread waits for the task's answer. So a call works from any thread: a plain
+//! `main`, a thread of its own, or a tokio `spawn_blocking` thread (where tokio itself refuses
+//! `block_on`). From an async task it works too, but holds that task's thread for the call,
+//! which an async program should not do: use the credential's async `get_token` there.
+//!
+//! The caller's tracing subscriber and current span go with the task, so the call's
+//! `get_token` span shows where the caller's would. A credential that panics is reported as an
+//! error; the panic never reaches the caller.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+
+use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
 
 use crate::{AccessToken, Error, TokenCredential, TokenRequestOptions};
 
@@ -79,8 +88,8 @@ impl BlockingCredential {
     /// Gets a token, blocking the calling thread.
     ///
     /// # Errors
-    /// The credential's error, or [`ErrorKind::InvalidConfiguration`](crate::ErrorKind::InvalidConfiguration)
-    /// when called from inside an async runtime.
+    /// The credential's error; [`ErrorKind::InvalidConfiguration`](crate::ErrorKind::InvalidConfiguration)
+    /// when the runtime for blocking calls cannot start, or when the credential panicked.
     pub fn get_token(&self, scopes: &[&str]) -> Result<AccessToken, Error> {
         self.get_token_with(scopes, &TokenRequestOptions::default())
     }
@@ -94,20 +103,28 @@ impl BlockingCredential {
         scopes: &[&str],
         options: &TokenRequestOptions,
     ) -> Result<AccessToken, Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::invalid_configuration(
-                NAME,
-                "a blocking get_token was called from inside an async runtime, which would block or \
-                 deadlock it; call the credential's async get_token(..).await instead",
-            ));
-        }
         let runtime = runtime()?;
         let inner = self.inner.clone();
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         let options = options.clone();
-        runtime.block_on(async move {
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        let call = async move {
             let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            inner.get_token(&scopes, &options).await
+            let result = inner.get_token(&scopes, &options).await;
+            // The caller is waiting on `answered`; it cannot have gone away.
+            let _ = answer.send(result);
+        };
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        runtime.spawn(
+            call.instrument(tracing::Span::current())
+                .with_subscriber(dispatch),
+        );
+        // The task drops `answer` without sending only when the credential panicked.
+        answered.recv().unwrap_or_else(|_| {
+            Err(Error::invalid_configuration(
+                NAME,
+                "the wrapped credential panicked during get_token",
+            ))
         })
     }
 }
@@ -213,15 +230,32 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_blocking_call_inside_a_multi_threaded_runtime_is_refused_too() {
-        let err = credential().get_token(&["s"]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+    async fn a_blocking_call_from_spawn_blocking_answers() {
+        let credential = credential();
+        let token = tokio::task::spawn_blocking(move || credential.get_token(&["s"]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.token.secret(), "blocking-token");
     }
 
+    /// Even on a single-threaded runtime's only thread the call answers: the work runs on the
+    /// blocking runtime's own thread (it holds the caller's thread meanwhile, which is why async
+    /// code should use the async API).
     #[tokio::test]
-    async fn a_blocking_call_inside_a_runtime_is_refused_instead_of_deadlocking() {
-        let err = credential().get_token(&["s"]).unwrap_err();
+    async fn a_blocking_call_from_a_single_threaded_runtime_does_not_deadlock() {
+        let token = credential().get_token(&["s"]).unwrap();
+        assert_eq!(token.token.secret(), "blocking-token");
+    }
+
+    #[test]
+    fn a_panicking_credential_is_an_error_not_a_panic() {
+        let credential = BlockingCredential::new(Arc::new(crate::test_util::credential_fn(
+            "Panicking",
+            |_, _| panic!("planted panic"),
+        )));
+        let err = credential.get_token(&["s"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
-        assert!(err.message().contains("inside an async runtime"), "{err}");
+        assert!(err.message().contains("panicked"), "{err}");
     }
 }

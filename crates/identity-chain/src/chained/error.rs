@@ -44,6 +44,12 @@ impl ChainError {
     /// chain's name), `Attempted credentials:`, then one line per attempt (a tab, the member's
     /// name, its message and causes), then what to do.
     pub fn report(&self) -> String {
+        if self.attempts.is_empty() {
+            return format!(
+                "failed to retrieve a token: the chain has no credentials to try; give {} at least one",
+                self.chain
+            );
+        }
         let mut out = String::from(
             "failed to retrieve a token from the included credentials.\nAttempted credentials:",
         );

@@ -300,4 +300,14 @@ async fn an_empty_chain_is_unavailable() {
     let chain = ChainedTokenCredential::new(vec![]);
     let err = chain.get_token(&["s"], &opts()).await.unwrap_err();
     assert!(err.is_unavailable());
+    // It says so, instead of an empty list and advice about "the credentials above".
+    let text = err.to_string();
+    assert!(
+        text.contains("the chain has no credentials to try"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Attempted credentials") && !text.contains("above"),
+        "{text}"
+    );
 }

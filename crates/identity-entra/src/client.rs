@@ -146,6 +146,21 @@ pub(crate) async fn post_form(
     url: &str,
     form: &[(&str, &str)],
 ) -> Result<(Response, SystemTime), Error> {
+    let request = form_request(name, url, form)?;
+    let now = clock.now();
+    let response = pipeline
+        .send(name, &request, SendOptions::default())
+        .await?;
+    Ok((response, now))
+}
+
+/// The request [`post_form`] sends: `form` posted to `url` with the headers of every token
+/// request.
+pub(crate) fn form_request(
+    name: &'static str,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<identity_core::http::Request, Error> {
     let body = {
         let mut body = form_urlencoded::Serializer::new(String::new());
         for (key, value) in form {
@@ -153,7 +168,7 @@ pub(crate) async fn post_form(
         }
         body.finish()
     };
-    let request = http::Request::post(url)
+    http::Request::post(url)
         .header(
             http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
@@ -170,12 +185,7 @@ pub(crate) async fn post_form(
                 name,
                 "the endpoint URL is invalid; check the authority host and tenant id",
             )
-        })?;
-    let now = clock.now();
-    let response = pipeline
-        .send(name, &request, SendOptions::default())
-        .await?;
-    Ok((response, now))
+        })
 }
 
 /// Appends the application's proof to a token request's `form`: `field` (`client_secret` or

@@ -3,12 +3,13 @@
 //! the refresh token or a new sign-in.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use identity_core::TokenRequestOptions;
 use identity_core::cache::{CacheKey, KeyRef, TokenCache};
-use identity_core::http::{Pipeline, Response};
+use identity_core::http::{Pipeline, Response, SendOptions};
 use identity_core::{AccessToken, Clock, Env, Error, Secret, Sleeper};
 use serde_json::Value;
 
@@ -42,6 +43,8 @@ pub(super) struct Inner {
     pub(super) automatic: bool,
     pub(super) persistence: Option<persist::Store>,
     pub(super) prompt: PromptCallback,
+    /// Set once a failed write of the persistent cache has been logged.
+    pub(super) save_warned: AtomicBool,
 }
 
 /// The signed-in account: its record and refresh token, once known.
@@ -172,12 +175,22 @@ impl UserClient {
                 "the sign-in answer carried no ID token, so no authentication record can be made; check that the application may request the openid scope",
             )
         })?;
-        let token = self.store(response);
+        let (token, saved) = self.store(response);
         inner.cache.insert(
             CacheKey::new(&inner.identity, scopes, Some(&tenant), options.enable_cae),
             token,
         );
-        Ok(record)
+        match saved {
+            // The caller asked for persistence: a sign-in that the next process cannot use
+            // is reported, though this credential keeps working.
+            Err(problem) => Err(Error::invalid_configuration(
+                name,
+                format!(
+                    "the user signed in, but the persistent token cache could not be written: {problem}; this credential keeps the sign-in, but another process will ask the user to sign in again"
+                ),
+            )),
+            Ok(()) => Ok(record),
+        }
     }
 
     /// The default scope of `authenticate`: Azure Resource Manager in the authority's cloud.
@@ -201,13 +214,18 @@ impl UserClient {
         let inner = &self.inner;
         self.load_persisted();
         let tried = inner.account().refresh_token;
+        let mut refused = None;
         if let Some(refresh_token) = &tried {
-            if let Some(token) = self.redeem_refresh_token(&request, refresh_token).await? {
-                return Ok(token);
+            match self.redeem_refresh_token(&request, refresh_token).await? {
+                Ok(token) => return Ok(token),
+                Err(reason) => refused = Some(reason),
             }
         }
         if !inner.automatic {
             let mut message = "interactive authentication is needed and automatic authentication is disabled; call authenticate() first".to_owned();
+            if let Some(reason) = refused {
+                message.push_str(&format!(" (the refresh token was refused: {reason})"));
+            }
             if let Some(problem) = inner.account().cache_problem {
                 message.push_str(&format!(
                     " (the persistent token cache could not be read: {problem})"
@@ -219,18 +237,31 @@ impl UserClient {
         // Another call may have signed the user in while this one waited.
         if let Some(refresh_token) = inner.account().refresh_token {
             if tried.as_ref() != Some(&refresh_token) {
-                if let Some(token) = self.redeem_refresh_token(&request, &refresh_token).await? {
+                if let Ok(token) = self.redeem_refresh_token(&request, &refresh_token).await? {
                     return Ok(token);
                 }
             }
         }
         let response = inner.flow.sign_in(&self, request).await?;
-        Ok(self.store(response))
+        Ok(self.store_quietly(response))
     }
 
-    /// Keeps the account and refresh token of a response (and persists them); returns the
-    /// access token.
-    fn store(&self, response: TokenResponse) -> AccessToken {
+    /// [`store`](Self::store) for `get_token`: a failed write of the persistent cache does not
+    /// fail the call (the token is good); it is logged at warn level, once per credential.
+    fn store_quietly(&self, response: TokenResponse) -> AccessToken {
+        let (token, saved) = self.store(response);
+        if let Err(problem) = saved {
+            if !self.inner.save_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(credential = self.inner.name, error = %problem, "could not write the persistent token cache; another process will ask the user to sign in again");
+            }
+        }
+        token
+    }
+
+    /// Keeps the account and refresh token of a response and persists them; returns the
+    /// access token and whether the persistent cache (if any) was written: the error names
+    /// the file and the reason, never the content.
+    fn store(&self, response: TokenResponse) -> (AccessToken, Result<(), String>) {
         let inner = &self.inner;
         let snapshot = {
             let mut account = inner.account.lock().unwrap_or_else(PoisonError::into_inner);
@@ -258,10 +289,10 @@ impl UserClient {
             &snapshot.refresh_token,
         ) {
             if let Err(e) = store.save(record, refresh_token) {
-                tracing::warn!(credential = inner.name, error = %e, "could not write the persistent token cache");
+                return (response.access, Err(e.to_string()));
             }
         }
-        response.access
+        (response.access, Ok(()))
     }
 
     /// Reads the refresh token of the record's account from the persistent cache, once.
@@ -287,13 +318,14 @@ impl UserClient {
         }
     }
 
-    /// Redeems the refresh token; `None` when Entra refuses it and the user must sign in
-    /// again.
+    /// Redeems the refresh token; `Ok(Err(reason))` when Entra refuses it and the user must
+    /// sign in again, `reason` being Entra's answer (its `AADSTS` code and description, the
+    /// refresh token removed).
     async fn redeem_refresh_token(
         &self,
         request: &SignInRequest,
         refresh_token: &Secret,
-    ) -> Result<Option<AccessToken>, Error> {
+    ) -> Result<Result<AccessToken, String>, Error> {
         let scope = request.scope_field();
         let mut form = vec![
             ("client_id", self.inner.client_id.as_str()),
@@ -312,10 +344,16 @@ impl UserClient {
                 credential = self.inner.name,
                 "the refresh token was refused; the user must sign in again"
             );
-            return Ok(None);
+            let json = crate::response::body_json(&response);
+            let (_, reason) = crate::response::classify_refusal(
+                response.status().as_u16(),
+                json.as_ref(),
+                &crate::response::redactor(&secrets),
+            );
+            return Ok(Err(reason));
         }
         let parsed = self.parse_token_response(&response, now, &secrets)?;
-        Ok(Some(self.store(parsed)))
+        Ok(Ok(self.store_quietly(parsed)))
     }
 
     /// Posts a form to `{authority}/{tenant}/oauth2/v2.0/{endpoint}` and returns the response
@@ -337,6 +375,37 @@ impl UserClient {
             form,
         )
         .await
+    }
+
+    /// Posts a form to the token endpoint once, without the pipeline's retries (a device code
+    /// poll, whose loop is its own retry), and returns the response with the time the request
+    /// was made.
+    pub(crate) async fn post_token_once(
+        &self,
+        tenant: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(Response, SystemTime), Error> {
+        let url = format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            self.inner.authority.as_str()
+        );
+        let request = crate::client::form_request(self.inner.name, &url, form)?;
+        let now = self.inner.clock.now();
+        let response = self
+            .inner
+            .pipeline
+            .send_once(self.inner.name, request, SendOptions::default())
+            .await?;
+        Ok((response, now))
+    }
+
+    /// The wait `response` asks for (`Retry-After` and its variants), capped by the retry
+    /// policy's cap.
+    pub(crate) fn retry_after(&self, response: &Response) -> Option<Duration> {
+        self.inner
+            .pipeline
+            .retry()
+            .retry_after(response.headers(), self.inner.clock.now())
     }
 
     /// Posts a form to the token endpoint.

@@ -150,12 +150,19 @@ impl fmt::Debug for DeviceFlow {
 
 impl RunFlow for DeviceFlow {
     async fn run(&self, client: &UserClient, request: SignInRequest) -> SignedIn {
+        let started = client.clock().now();
         let scope = request.scope_field();
         let mut form = vec![("client_id", client.client_id()), ("scope", scope.as_str())];
         if let Some(claims) = &request.claims {
             form.push(("claims", claims));
         }
-        let (response, now) = client.post(&request.tenant, "devicecode", &form).await?;
+        let post = client.post(&request.tenant, "devicecode", &form);
+        let (response, now) = match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, post)
+                .await
+                .map_err(|_| Limit::Timeout(limit).error(None))??,
+            None => post.await?,
+        };
         if !response.status().is_success() {
             // The shared parser turns an Entra error into a message with its AADSTS code.
             client.parse_token_response(&response, now, &[])?;
@@ -178,7 +185,7 @@ impl RunFlow for DeviceFlow {
             .or_else(|| text("verification_url"))
             .unwrap_or_else(|| "https://microsoft.com/devicelogin".to_owned());
         let expires_in = capped_seconds(seconds(json.get("expires_in")).unwrap_or(900));
-        let mut interval = capped_seconds(seconds(json.get("interval")).unwrap_or(5).max(1));
+        let interval = capped_seconds(seconds(json.get("interval")).unwrap_or(5).max(1));
         let message = text("message").unwrap_or_else(|| {
             format!("To sign in, open {verification_uri} in a web browser and enter the code {user_code}.")
         });
@@ -192,44 +199,158 @@ impl RunFlow for DeviceFlow {
             Some(callback) => callback(&info),
             None => client.prompt(&info.message),
         }
-        let limit = self.timeout.map_or(expires_in, |t| t.min(expires_in));
-        let deadline = now + limit;
-        let secrets = [device_code.secret()];
+        // The earlier of the code's lifetime and the builder's time limit (counted from the
+        // start of the sign-in) ends the polling.
+        let (limit, deadline) = match self.timeout {
+            Some(t) if started + t < now + expires_in => (Limit::Timeout(t), started + t),
+            _ => (Limit::Expiry(expires_in), now + expires_in),
+        };
+        let poll = Poller {
+            client,
+            tenant: &request.tenant,
+            device_code: &device_code,
+            deadline,
+            limit,
+        };
+        poll.until_deadline(interval).await
+    }
+}
+
+/// What ended a device code sign-in that got no answer from the user.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    /// The code's `expires_in`.
+    Expiry(Duration),
+    /// The builder's `timeout`.
+    Timeout(Duration),
+}
+
+impl Limit {
+    /// The error at the deadline; `outage` is why the last poll got no OAuth answer, if so.
+    fn error(self, outage: Option<Outage>) -> Error {
+        let mut message = match self {
+            Self::Expiry(d) => format!(
+                "the device code expired ({} s, the code's expires_in) before the user signed in",
+                d.as_secs()
+            ),
+            Self::Timeout(d) => format!(
+                "the time limit for the device code sign-in passed ({} s, set with timeout()) before the user signed in",
+                d.as_secs()
+            ),
+        };
+        let mut status = None;
+        match outage {
+            Some(Outage::Status(code)) => {
+                message.push_str(&format!(
+                    "; Microsoft Entra ID was unavailable (its last answer was HTTP {code})"
+                ));
+                status = Some(code);
+            }
+            Some(Outage::Unreachable(reason)) => {
+                message.push_str(&format!(
+                    "; Microsoft Entra ID could not be reached ({reason})"
+                ));
+            }
+            None => {}
+        }
+        message.push_str("; try again");
+        let error = Error::authentication_failed(NAME, message);
+        match status {
+            Some(code) => error.with_status(code),
+            None => error,
+        }
+    }
+}
+
+/// A poll that got no OAuth answer: a transient status (429, 5xx) or no connection.
+#[derive(Clone, Debug)]
+enum Outage {
+    Status(u16),
+    Unreachable(String),
+}
+
+/// The polling of one device code until a token, a refusal or the deadline.
+struct Poller<'a> {
+    client: &'a UserClient,
+    tenant: &'a str,
+    device_code: &'a Secret,
+    deadline: SystemTime,
+    limit: Limit,
+}
+
+impl Poller<'_> {
+    /// The time left before the deadline.
+    fn left(&self) -> Duration {
+        self.deadline
+            .duration_since(self.client.clock().now())
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Polls every `interval` (grown by `slow_down`, or longer when a transient answer asks
+    /// with `Retry-After`), every wait clipped to the deadline, until the user signs in, Entra
+    /// refuses, or the deadline passes (then the error names the limit and any outage).
+    async fn until_deadline(&self, mut interval: Duration) -> SignedIn {
+        let client = self.client;
+        let secrets = [self.device_code.secret()];
+        let mut wait = interval;
+        let mut outage = None;
         for _ in 0..MAX_POLLS {
-            client.sleeper().sleep(interval).await;
-            if client.clock().now() >= deadline {
+            let left = self.left();
+            if left.is_zero() {
+                break;
+            }
+            let clipped = wait >= left;
+            client.sleeper().sleep(wait.min(left)).await;
+            let left = self.left();
+            if clipped || left.is_zero() {
+                // The wait reached the deadline: no poll can be answered in time.
                 break;
             }
             let form = [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
                 ("client_id", client.client_id()),
-                ("device_code", device_code.secret()),
+                ("device_code", self.device_code.secret()),
                 ("client_info", "1"),
             ];
-            let (response, at) = client.post_token(&request.tenant, &form).await?;
+            let sent = tokio::time::timeout(left, client.post_token_once(self.tenant, &form)).await;
+            let (response, at) = match sent {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) if e.is_transient() => {
+                    outage = Some(Outage::Unreachable(e.message().to_owned()));
+                    wait = interval;
+                    continue;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    outage = Some(Outage::Unreachable("no answer before the deadline".into()));
+                    break;
+                }
+            };
+            let status = response.status().as_u16();
             match classify_answer(Step::DeviceCodePoll, &response) {
-                Answer::PollAgain => {}
-                Answer::SlowDown => interval += SLOW_DOWN_STEP,
+                Answer::PollAgain => wait = interval,
+                Answer::SlowDown => {
+                    interval += SLOW_DOWN_STEP;
+                    wait = interval;
+                }
                 Answer::Failed(message) => {
                     return Err(Error::authentication_failed(NAME, message));
+                }
+                Answer::Token if status == 429 || status >= 500 => {
+                    // A transient answer does not end the sign-in while the code is valid.
+                    outage = Some(Outage::Status(status));
+                    wait = client
+                        .retry_after(&response)
+                        .map_or(interval, |r| r.max(interval));
+                    continue;
                 }
                 Answer::Token | Answer::SignInAgain => {
                     return client.parse_token_response(&response, at, &secrets);
                 }
             }
+            outage = None;
         }
-        let shown = if self.timeout.is_some_and(|t| t < expires_in) {
-            "the time limit for the device code sign-in passed"
-        } else {
-            "the device code expired"
-        };
-        Err(Error::authentication_failed(
-            NAME,
-            format!(
-                "{shown} ({} s) before the user signed in; try again",
-                limit.as_secs()
-            ),
-        ))
+        Err(self.limit.error(outage))
     }
 }
 
@@ -386,7 +507,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            err.message().contains("device code expired (20 s)"),
+            err.message()
+                .contains("device code expired (20 s, the code's expires_in)"),
             "{err}"
         );
     }
@@ -480,5 +602,208 @@ mod tests {
         assert!(!text.contains("planted"), "{text}");
         capture.assert_absent("planted");
         capture.assert_absent("at-device");
+    }
+    /// Runs a sign-in with the emulator's device code answer set to `interval` and
+    /// `expires_in`, the polls' answers `polls` and the builder's `timeout`.
+    async fn limited(
+        emulator: &Emulator,
+        (interval, expires_in): (u64, u64),
+        polls: &[Poll],
+        timeout: Option<u64>,
+    ) -> (Result<AccessToken, Error>, Vec<Duration>) {
+        emulator.with(|s| {
+            s.device_interval = interval;
+            s.device_expires_in = expires_in;
+            s.polls = polls.iter().copied().collect();
+        });
+        let (clock, sleeper) = fake_time();
+        let mut builder = builder(emulator, &sleeper, &clock);
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(Duration::from_secs(timeout));
+        }
+        let result = builder
+            .build()
+            .unwrap()
+            .get_token(&[SCOPE], &TokenRequestOptions::default())
+            .await;
+        (result, sleeper.slept())
+    }
+
+    const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+    #[tokio::test]
+    async fn an_hour_long_interval_is_clipped_to_the_builders_timeout() {
+        let emulator = Emulator::start().await;
+        let (result, slept) = limited(&emulator, (3600, 900), &[], Some(5)).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert!(
+            err.message().contains(
+                "time limit for the device code sign-in passed (5 s, set with timeout())"
+            ),
+            "{err}"
+        );
+        assert!(
+            slept.iter().sum::<Duration>() <= Duration::from_secs(5),
+            "{slept:?}"
+        );
+        assert_eq!(emulator.grants(DEVICE_GRANT), 0);
+    }
+
+    #[tokio::test]
+    async fn an_interval_past_the_codes_expiry_is_clipped_to_it() {
+        let emulator = Emulator::start().await;
+        let (result, slept) = limited(&emulator, (20, 3), &[], None).await;
+        let err = result.unwrap_err();
+        assert!(
+            err.message()
+                .contains("device code expired (3 s, the code's expires_in)"),
+            "{err}"
+        );
+        assert!(
+            slept.iter().sum::<Duration>() <= Duration::from_secs(3),
+            "{slept:?}"
+        );
+        // A builder timeout longer than the code's life: the code's expiry is the limit named.
+        let (result, slept) = limited(&emulator, (20, 3), &[], Some(60)).await;
+        assert!(result.unwrap_err().message().contains("expired (3 s"));
+        assert!(
+            slept.iter().sum::<Duration>() <= Duration::from_secs(3),
+            "{slept:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn repeated_slow_down_is_clipped_to_the_deadline() {
+        let emulator = Emulator::start().await;
+        let slow = [Poll::SlowDown; 20];
+        let (result, slept) = limited(&emulator, (5, 900), &slow, Some(32)).await;
+        let err = result.unwrap_err();
+        assert!(
+            err.message().contains("(32 s, set with timeout())"),
+            "{err}"
+        );
+        let s = Duration::from_secs;
+        // Polls at 5, 15 and 30 s; the next wait (20 s) is cut to the 2 s left.
+        assert_eq!(slept, [s(5), s(10), s(15), s(2)]);
+        assert_eq!(emulator.grants(DEVICE_GRANT), 3);
+    }
+
+    #[tokio::test]
+    async fn a_transient_outage_while_polling_does_not_end_the_sign_in() {
+        let emulator = Emulator::start().await;
+        let busy = [Poll::Busy(503, None); 5];
+        let (result, slept) = limited(&emulator, (1, 900), &busy, None).await;
+        assert!(result.unwrap().token.secret().starts_with("at-device-"));
+        assert_eq!(emulator.grants(DEVICE_GRANT), 6);
+        assert_eq!(slept, [Duration::from_secs(1); 6]);
+
+        // Retry-After lengthens the wait for the next poll.
+        let polls = [Poll::Busy(429, Some(30)), Poll::Pending];
+        let (result, slept) = limited(&emulator, (5, 900), &polls, None).await;
+        result.unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(slept, [s(5), s(30), s(5)]);
+    }
+
+    #[tokio::test]
+    async fn an_outage_until_the_deadline_says_the_service_was_unavailable() {
+        let emulator = Emulator::start().await;
+        let busy = [Poll::Busy(503, None); 100];
+        let (result, slept) = limited(&emulator, (5, 900), &busy, Some(20)).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        let text = err.to_string();
+        assert!(
+            text.contains("Microsoft Entra ID was unavailable"),
+            "{text}"
+        );
+        assert!(text.contains("HTTP 503"), "{text}");
+        assert!(text.contains("(20 s, set with timeout())"), "{text}");
+        assert!(!text.contains("tenant id"), "{text}");
+        assert!(!text.contains("busy"), "{text}");
+        assert!(
+            slept.iter().sum::<Duration>() <= Duration::from_secs(20),
+            "{slept:?}"
+        );
+
+        // A Retry-After past the deadline is clipped to it.
+        let busy = [Poll::Busy(429, Some(3600)); 2];
+        let (result, slept) = limited(&emulator, (5, 900), &busy, Some(20)).await;
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("HTTP 429"), "{err}");
+        let s = Duration::from_secs;
+        assert_eq!(slept, [s(5), s(15)]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_token_without_automatic_authentication_keeps_entras_reason() {
+        let emulator = Emulator::start().await;
+        emulator.with(|s| s.echo_secrets = true);
+        let (clock, sleeper) = fake_time();
+        let manual = builder(&emulator, &sleeper, &clock)
+            .disable_automatic_authentication(true)
+            .build()
+            .unwrap();
+        manual.authenticate(&[SCOPE]).await.unwrap();
+        emulator.with(|s| s.refuse_refresh = true);
+        let err = manual
+            .get_token(
+                &["https://graph.microsoft.com/.default"],
+                &TokenRequestOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        let text = err.to_string();
+        assert!(text.contains("call authenticate() first"), "{text}");
+        assert!(text.contains("invalid_grant"), "{text}");
+        assert!(text.contains("AADSTS700082"), "{text}");
+        assert!(!format!("{text} {err:?}").contains("planted"), "{text}");
+        assert_eq!(emulator.requests("/devicecode").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cache_that_cannot_be_written_fails_authenticate_and_warns_once_on_refresh() {
+        let emulator = Emulator::start().await;
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("afile"), b"").unwrap();
+        let directory = home.path().join("afile").join("cache");
+        let persistence = crate::user::TokenCachePersistenceOptions::new()
+            .name("unwritable")
+            .directory(&directory)
+            .without_platform_keyring()
+            .allow_unencrypted_storage(true);
+        let (clock, sleeper) = fake_time();
+        let credential = builder(&emulator, &sleeper, &clock)
+            .token_cache_persistence(persistence)
+            .build()
+            .unwrap();
+        let capture = Capture::new();
+        let _guard = capture.enter();
+        let err = credential.authenticate(&[SCOPE]).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("could not be written"), "{text}");
+        assert!(text.contains(&directory.display().to_string()), "{text}");
+        assert!(!text.contains("planted"), "{text}");
+        // The sign-in itself worked: this credential serves tokens without another prompt.
+        let options = TokenRequestOptions::default();
+        credential.get_token(&[SCOPE], &options).await.unwrap();
+        for scope in [
+            "https://graph.microsoft.com/.default",
+            "https://storage.azure.com/.default",
+        ] {
+            let token = credential.get_token(&[scope], &options).await.unwrap();
+            assert!(token.token.secret().starts_with("at-refresh-"));
+        }
+        assert_eq!(emulator.requests("/devicecode").len(), 1);
+        let warnings = capture
+            .events()
+            .into_iter()
+            .filter(|e| e.level == tracing::Level::WARN)
+            .count();
+        assert_eq!(warnings, 1);
+        capture.assert_absent("planted");
     }
 }

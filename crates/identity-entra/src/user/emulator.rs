@@ -21,6 +21,8 @@ pub(crate) enum Poll {
     SlowDown,
     Declined,
     Expired,
+    /// A transient answer without an OAuth error: the status and its `Retry-After` seconds.
+    Busy(u16, Option<u64>),
 }
 
 /// A recorded request.
@@ -363,6 +365,13 @@ fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> An
                 Some(Poll::Expired) => {
                     oauth_error("expired_token", "AADSTS70020: the device code expired")
                 }
+                Some(Poll::Busy(status, retry_after)) => (
+                    status,
+                    retry_after
+                        .map(|r| vec![("retry-after", r.to_string())])
+                        .unwrap_or_default(),
+                    "<html>busy</html>".to_owned(),
+                ),
                 None => issue(&mut s, &client_id, &tenant, addr, "at-device"),
             }
         }

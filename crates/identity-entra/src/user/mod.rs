@@ -337,6 +337,7 @@ impl UserOptions {
                 automatic: !self.disable_automatic_authentication,
                 persistence,
                 prompt: self.prompt.clone().unwrap_or_else(stderr_prompt),
+                save_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }

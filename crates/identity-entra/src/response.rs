@@ -136,8 +136,10 @@ pub(crate) fn seconds(value: &Value) -> Option<u64> {
 /// | answer | message |
 /// |---|---|
 /// | JSON with `error` and/or `error_description` (its `AADSTS` code included), any status | `Microsoft Entra ID refused the token request (HTTP <status>, <error>): <description>`, then `; Trace ID: …` and `; Correlation ID: …` unless the description holds them |
-/// | no OAuth error, 429 or 5xx (the pipeline has retried) | `Microsoft Entra ID answered HTTP <status> after retries without an OAuth error; check the authority host and tenant id` |
-/// | no OAuth error, any other status | `Microsoft Entra ID answered HTTP <status> without an OAuth error; check the authority host and tenant id` |
+/// | no OAuth error, 5xx (the pipeline has retried) | `Microsoft Entra ID was unavailable (HTTP <status>, still after retries); try again later` |
+/// | no OAuth error, 429 (the pipeline has retried) | `Microsoft Entra ID throttled the request (HTTP 429, still after retries); try again later` |
+/// | no OAuth error, 400 or 404 | `Microsoft Entra ID answered HTTP <status> without an OAuth error; check the authority host and tenant id` |
+/// | no OAuth error, any other status | `Microsoft Entra ID answered HTTP <status> without an OAuth error; a proxy or gateway between may have answered` |
 pub(crate) fn classify_refusal(
     status: u16,
     json: Option<&Value>,
@@ -149,16 +151,18 @@ pub(crate) fn classify_refusal(
             .filter(|s| !s.trim().is_empty())
     };
     let message = match (text("error"), text("error_description")) {
-        (None, None) => {
-            let retried = if status == 429 || status >= 500 {
-                " after retries"
-            } else {
-                ""
-            };
-            format!(
-                "Microsoft Entra ID answered HTTP {status}{retried} without an OAuth error; check the authority host and tenant id"
-            )
-        }
+        (None, None) => match status {
+            500.. => format!(
+                "Microsoft Entra ID was unavailable (HTTP {status}, still after retries); try again later"
+            ),
+            429 => "Microsoft Entra ID throttled the request (HTTP 429, still after retries); try again later".to_owned(),
+            400 | 404 => format!(
+                "Microsoft Entra ID answered HTTP {status} without an OAuth error; check the authority host and tenant id"
+            ),
+            _ => format!(
+                "Microsoft Entra ID answered HTTP {status} without an OAuth error; a proxy or gateway between may have answered"
+            ),
+        },
         (error, description) => {
             let mut m = format!("Microsoft Entra ID refused the token request (HTTP {status}");
             if let Some(error) = error {
@@ -304,9 +308,27 @@ mod tests {
     #[test]
     fn a_server_error_without_oauth_json_names_the_status() {
         let err = parse_response("X", &response(503, "<html>planted</html>"), T0, &[]).unwrap_err();
-        assert!(err.to_string().contains("HTTP 503 after retries"), "{err}");
+        assert!(err.to_string().contains("unavailable (HTTP 503"), "{err}");
         assert!(!err.to_string().contains("planted"));
         assert!(err.is_transient());
+    }
+
+    #[test]
+    fn the_authority_and_tenant_advice_is_given_only_where_they_can_be_the_cause() {
+        let advice = "check the authority host and tenant id";
+        for status in [400, 404] {
+            let (_, m) = classify_refusal(status, None, &Redactor::new());
+            assert!(m.contains(advice), "{status}: {m}");
+        }
+        for status in [401, 403, 405, 302, 429, 500, 502, 503, 504] {
+            let (_, m) = classify_refusal(status, None, &Redactor::new());
+            assert!(!m.contains(advice), "{status}: {m}");
+            assert!(m.contains(&format!("HTTP {status}")), "{status}: {m}");
+        }
+        let (_, m) = classify_refusal(429, None, &Redactor::new());
+        assert!(m.contains("throttled") && m.contains("try again later"), "{m}");
+        let (_, m) = classify_refusal(500, None, &Redactor::new());
+        assert!(m.contains("unavailable") && m.contains("try again later"), "{m}");
     }
 
     #[test]

@@ -10,7 +10,15 @@
 //!    polls again, `slow_down` adds 5 s to the interval, `authorization_declined`,
 //!    `expired_token` and `bad_verification_code` end the flow with an authentication
 //!    failure, and so does the time limit: the earlier of the code's `expires_in` and the
-//!    builder's `timeout`.
+//!    builder's `timeout` (counted from the start of the sign-in, the device code request
+//!    included). Every wait (the interval, a `slow_down`, a `Retry-After`, one poll's request)
+//!    is cut to that deadline, so the flow ends by it whatever the service's numbers; the
+//!    error names the limit that ended it and its number of seconds.
+//! 4. Each poll is sent once, without the pipeline's retries (the polling is its own retry):
+//!    a transient answer (HTTP 429 or 5xx without a device-flow error, or no connection) does
+//!    not end the sign-in; the next poll waits the interval, or the answer's `Retry-After`
+//!    when longer. When the deadline comes while Entra is unavailable, the error says so, with
+//!    the last status (and carries it, so it counts as transient).
 //!
 //! The device code is a secret (whoever holds it can redeem the sign-in) and is never shown.
 
@@ -114,7 +122,10 @@ impl DeviceCodeCredentialBuilder {
         self
     }
 
-    /// The longest wait for the user (default: the code's lifetime from Entra).
+    /// The longest a sign-in may take, from the device code request to the token (default:
+    /// the code's lifetime from Entra, `expires_in`). The earlier of the two ends the
+    /// polling: no wait goes past it, however long the service's `interval`, `slow_down` or
+    /// `Retry-After`, and the authentication-failed error names the limit that ended it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.flow.timeout = Some(timeout);
         self
@@ -160,7 +171,10 @@ impl RunFlow for DeviceFlow {
         let (response, now) = match self.timeout {
             Some(limit) => tokio::time::timeout(limit, post)
                 .await
-                .map_err(|_| Limit::Timeout(limit).error(None))??,
+                .map_err(|_| {
+                    let silent = Outage::Unreachable("no answer to the device code request".into());
+                    Limit::Timeout(limit).error(Some(silent))
+                })??,
             None => post.await?,
         };
         if !response.status().is_success() {
@@ -806,4 +820,24 @@ mod tests {
         assert_eq!(warnings, 1);
         capture.assert_absent("planted");
     }
+    #[tokio::test]
+    async fn a_silent_device_code_endpoint_ends_at_the_builders_timeout() {
+        let emulator = Emulator::start().await;
+        emulator.with(|s| s.device_delay = Duration::from_secs(120));
+        let (clock, sleeper) = fake_time();
+        let credential = builder(&emulator, &sleeper, &clock)
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            credential.get_token(&[SCOPE], &TokenRequestOptions::default()),
+        )
+        .await
+        .expect("the timeout ends the wait for the device code")
+        .unwrap_err();
+        assert!(err.message().contains("(1 s, set with timeout())"), "{err}");
+        assert!(sleeper.slept().is_empty());
+    }
 }
+

@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) lifetime: u64,
     /// Real-time delay before each token answer.
     pub(crate) delay: Duration,
+    /// Real-time delay before each device code answer.
+    pub(crate) device_delay: Duration,
     /// Refresh tokens are refused (as after a password change).
     pub(crate) refuse_refresh: bool,
     /// Include the refresh token in the `error_description` of refusals (an echoing service).
@@ -85,6 +87,7 @@ impl Default for State {
             device_expires_in: 900,
             lifetime: 3600,
             delay: Duration::ZERO,
+            device_delay: Duration::ZERO,
             refuse_refresh: false,
             echo_secrets: false,
             requests: Vec::new(),
@@ -162,16 +165,17 @@ fn answer(state: &Mutex<State>, request: &SeenRequest, addr: SocketAddr) -> Repl
         params,
         user_agent: request.header("user-agent").map(str::to_owned),
     };
-    let delay = {
+    let (delay, device_delay) = {
         let mut s = state.lock().unwrap();
         s.requests.push(recorded.clone());
-        s.delay
+        (s.delay, s.device_delay)
     };
     let method = recorded.method.as_str();
     let mut wait = Duration::ZERO;
     let (status, headers, body) = if path.ends_with("/oauth2/v2.0/authorize") && method == "GET" {
         authorize(state, &recorded)
     } else if path.ends_with("/oauth2/v2.0/devicecode") && method == "POST" {
+        wait = device_delay;
         device_code(state, &recorded, addr)
     } else if path.ends_with("/oauth2/v2.0/token") && method == "POST" {
         wait = delay;

@@ -199,7 +199,9 @@ impl<F> CredentialBuilder<UserSettings<F>> {
     }
 
     /// Keeps the refresh token in a file, so a later process with the
-    /// [`AuthenticationRecord`] signs in silently.
+    /// [`AuthenticationRecord`] signs in silently. A write that fails makes `authenticate`
+    /// return an [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration)
+    /// error naming the file and the reason; `get_token` logs it at warn level, once.
     pub fn token_cache_persistence(mut self, options: TokenCachePersistenceOptions) -> Self {
         self.settings.user.persistence = Some(options);
         self
@@ -207,7 +209,8 @@ impl<F> CredentialBuilder<UserSettings<F>> {
 
     /// When `true`, `get_token` never starts a sign-in: it fails with
     /// [`ErrorKind::AuthenticationFailed`](identity_core::ErrorKind::AuthenticationFailed)
-    /// until `authenticate` has been called (default `false`).
+    /// until `authenticate` has been called (default `false`); when Entra refused the refresh
+    /// token, the error's message keeps Entra's reason (its `AADSTS` code and description).
     pub fn disable_automatic_authentication(mut self, disable: bool) -> Self {
         self.settings.user.disable_automatic_authentication = disable;
         self
@@ -257,7 +260,9 @@ impl<M: 'static> Credential<SignIn<M>> {
     /// the user declines or cancels, the code expires, the time limit passes or Entra refuses;
     /// [`ErrorKind::Transport`](identity_core::ErrorKind::Transport) when Entra cannot be
     /// reached; [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration)
-    /// when the browser's redirect port cannot be bound.
+    /// when the browser's redirect port cannot be bound, or when the user signed in but the
+    /// [persistent cache](CredentialBuilder::token_cache_persistence) could not be written
+    /// (the message names the file and the reason; the credential keeps the sign-in).
     pub async fn authenticate(&self, scopes: &[&str]) -> Result<AuthenticationRecord, Error> {
         self.kind
             .client

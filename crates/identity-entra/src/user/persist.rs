@@ -18,6 +18,13 @@
 //!   `{"version":1,"accounts":[{"authority":…,"clientId":…,"homeAccountId":…,"refreshToken":…}]}`
 //!   and the encrypted one that JSON sealed (version 2). A plain file is still read when
 //!   encryption is on, and replaced by a sealed one on the next write.
+//! * A write that fails (an unwritable directory, a full disk, a failing keyring without
+//!   plain files allowed) is not silent, since the caller asked for persistence: `authenticate`
+//!   returns [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration)
+//!   naming the file and the reason (never the content) after the sign-in itself worked (the
+//!   credential keeps serving its tokens; another process will ask the user again). A
+//!   `get_token` whose token came from a refresh or an automatic sign-in is not failed for it:
+//!   the failure is logged at warn level, once per credential (docs/protocol.md §6.8).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

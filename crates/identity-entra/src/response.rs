@@ -326,9 +326,15 @@ mod tests {
             assert!(m.contains(&format!("HTTP {status}")), "{status}: {m}");
         }
         let (_, m) = classify_refusal(429, None, &Redactor::new());
-        assert!(m.contains("throttled") && m.contains("try again later"), "{m}");
+        assert!(
+            m.contains("throttled") && m.contains("try again later"),
+            "{m}"
+        );
         let (_, m) = classify_refusal(500, None, &Redactor::new());
-        assert!(m.contains("unavailable") && m.contains("try again later"), "{m}");
+        assert!(
+            m.contains("unavailable") && m.contains("try again later"),
+            "{m}"
+        );
     }
 
     #[test]

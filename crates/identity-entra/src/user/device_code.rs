@@ -169,12 +169,10 @@ impl RunFlow for DeviceFlow {
         }
         let post = client.post(&request.tenant, "devicecode", &form);
         let (response, now) = match self.timeout {
-            Some(limit) => tokio::time::timeout(limit, post)
-                .await
-                .map_err(|_| {
-                    let silent = Outage::Unreachable("no answer to the device code request".into());
-                    Limit::Timeout(limit).error(Some(silent))
-                })??,
+            Some(limit) => tokio::time::timeout(limit, post).await.map_err(|_| {
+                let silent = Outage::Unreachable("no answer to the device code request".into());
+                Limit::Timeout(limit).error(Some(silent))
+            })??,
             None => post.await?,
         };
         if !response.status().is_success() {
@@ -712,6 +710,15 @@ mod tests {
         assert_eq!(emulator.grants(DEVICE_GRANT), 6);
         assert_eq!(slept, [Duration::from_secs(1); 6]);
 
+        // A dropped connection is an outage too; at the deadline the error says so.
+        let (result, _) = limited(&emulator, (1, 900), &[Poll::Drop; 2], None).await;
+        result.unwrap();
+        assert_eq!(emulator.grants(DEVICE_GRANT), 9);
+        let (result, _) = limited(&emulator, (5, 900), &[Poll::Drop; 10], Some(12)).await;
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("could not be reached"), "{text}");
+        assert!(!text.contains("tenant id"), "{text}");
+
         // Retry-After lengthens the wait for the next poll.
         let polls = [Poll::Busy(429, Some(30)), Poll::Pending];
         let (result, slept) = limited(&emulator, (5, 900), &polls, None).await;
@@ -840,4 +847,3 @@ mod tests {
         assert!(sleeper.slept().is_empty());
     }
 }
-

@@ -23,6 +23,8 @@ pub(crate) enum Poll {
     Expired,
     /// A transient answer without an OAuth error: the status and its `Retry-After` seconds.
     Busy(u16, Option<u64>),
+    /// The connection closed without an answer.
+    Drop,
 }
 
 /// A recorded request.
@@ -183,6 +185,9 @@ fn answer(state: &Mutex<State>, request: &SeenRequest, addr: SocketAddr) -> Repl
     } else {
         (404, vec![], "not found".to_owned())
     };
+    if status == CLOSE {
+        return Reply::close();
+    }
     let mut reply = Reply::status(status).body(body).delay(wait);
     for (name, value) in headers {
         reply = reply.header(name, &value);
@@ -191,6 +196,9 @@ fn answer(state: &Mutex<State>, request: &SeenRequest, addr: SocketAddr) -> Repl
 }
 
 type Answer = (u16, Vec<(&'static str, String)>, String);
+
+/// The status of an [`Answer`] that closes the connection instead.
+const CLOSE: u16 = 0;
 
 fn json_answer(status: u16, value: &Value) -> Answer {
     (
@@ -376,6 +384,7 @@ fn token(state: &Mutex<State>, r: &Recorded, addr: SocketAddr, path: &str) -> An
                         .unwrap_or_default(),
                     "<html>busy</html>".to_owned(),
                 ),
+                Some(Poll::Drop) => (CLOSE, vec![], String::new()),
                 None => issue(&mut s, &client_id, &tenant, addr, "at-device"),
             }
         }

@@ -37,6 +37,7 @@ use crate::options::{CommonOptions, valid_tenant};
 
 mod client;
 pub mod device_code;
+mod endpoint;
 pub mod interactive_browser;
 pub mod keyring;
 pub mod on_behalf_of;

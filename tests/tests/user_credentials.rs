@@ -194,7 +194,7 @@ async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
     let mut tasks = Vec::new();
     for i in 0..200 {
         let user = format!("user{}", i % 10);
-        let credential = app.for_user(format!("assertion-of-{user}"));
+        let credential = app.for_user(format!("assertion-of-{user}")).unwrap();
         tasks.push(tokio::spawn(async move {
             let token = credential
                 .get_token(&[SCOPE], &TokenRequestOptions::default())

@@ -230,13 +230,23 @@ pub(crate) fn from_id_token(
         .or_else(|| text("upn"))
         .ok_or_else(bad)?;
     let client_id = text("aud").ok_or_else(bad)?;
-    Ok(AuthenticationRecord::new(
+    let record = AuthenticationRecord::new(
         authority_host(authority),
         client_id,
         home_account_id,
         tenant,
         username,
-    ))
+    );
+    // What a later process reads back must pass the same rules (docs/protocol.md §6.8).
+    record.check().map_err(|why| {
+        Error::authentication_failed(
+            name,
+            format!(
+                "the ID token in the sign-in answer cannot make an authentication record: {why}"
+            ),
+        )
+    })?;
+    Ok(record)
 }
 
 /// The authority's host (and port), as a record names it.
@@ -572,5 +582,21 @@ mod tests {
         let record = from_id_token("X", &authority, &token, None).unwrap();
         assert_eq!(record.home_account_id(), "s");
         assert!(from_id_token("X", &authority, "garbage", None).is_err());
+        for (claim, value, field) in [
+            ("preferred_username", "u@x\u{1b}[2J", "`username`"),
+            ("tid", "../t", "`tenantId`"),
+            ("aud", "c d", "`clientId`"),
+        ] {
+            let mut claims = claims.clone();
+            claims[claim] = Value::from(value);
+            let token = format!(
+                "e30.{}.",
+                URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
+            );
+            let err = from_id_token("X", &authority, &token, Some(&info)).unwrap_err();
+            assert_eq!(err.kind(), identity_core::ErrorKind::AuthenticationFailed);
+            assert!(err.message().contains(field), "{err}");
+            assert!(!err.message().contains(value), "{err}");
+        }
     }
 }

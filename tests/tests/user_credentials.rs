@@ -213,6 +213,33 @@ async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
     assert_eq!(server.received_requests().await.unwrap().len(), 10);
 }
 
+#[tokio::test]
+async fn a_record_from_another_sdk_and_a_blank_user_assertion_are_checked_before_any_request() {
+    // The record as written with an authority URL, and with a byte order mark.
+    let json = "\u{feff}{\"authority\":\"https://login.microsoftonline.com/\",\"clientId\":\"04b07795-8ddb-461a-bbee-02f9e1bf7b46\",\"homeAccountId\":\"u.t\",\"tenantId\":\"t\",\"username\":\"a@b\",\"version\":\"1.0\"}";
+    let record = AuthenticationRecord::deserialize(json).unwrap();
+    assert_eq!(record.authority(), "login.microsoftonline.com");
+    let err = AuthenticationRecord::deserialize(&json.replace("\"tenantId\"", "\"TenantId\""))
+        .unwrap_err();
+    assert!(err.to_string().contains("missing `tenantId`"), "{err}");
+    let server = MockServer::start().await;
+    let app = OnBehalfOfCredential::builder()
+        .tenant_id("t")
+        .client_id("api")
+        .client_secret("planted-api-secret")
+        .user_assertion("assertion-of-user0")
+        .authority_host(server.uri())
+        .allow_insecure_loopback_authority(true)
+        .runtime(identity_core::Runtime::with_env(Env::empty()))
+        .build()
+        .unwrap();
+    for bad in ["   ", "Bearer eyJabc\n"] {
+        let err = app.for_user(bad).unwrap_err();
+        assert_eq!(err.kind(), identity_chain::ErrorKind::InvalidArgument);
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
 #[test]
 fn the_interactive_member_is_opt_in_and_the_user_types_are_send_sync() {
     fn check<T: Send + Sync + std::fmt::Debug>() {}

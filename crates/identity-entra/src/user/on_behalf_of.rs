@@ -1,5 +1,5 @@
 //! [`OnBehalfOfCredential`]: a web API calls another API as the user who called it (OAuth 2.0
-//! on-behalf-of; `docs/protocol.md` §6).
+//! on-behalf-of; `docs/protocol.md` §6, the user assertion §6.9).
 //!
 //! `POST {authority}/{tenant}/oauth2/v2.0/token` with `client_id`,
 //! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, `assertion` (the user's access

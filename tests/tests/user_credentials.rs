@@ -173,15 +173,9 @@ impl Respond for PerUser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains("requested_token_use=on_behalf_of"))
-        .respond_with(PerUser)
-        .mount(&server)
-        .await;
-    let app = OnBehalfOfCredential::builder()
+/// An on-behalf-of application whose authority is `server`.
+fn on_behalf_of_app(server: &MockServer) -> OnBehalfOfCredential {
+    OnBehalfOfCredential::builder()
         .tenant_id("t")
         .client_id("api")
         .client_secret("planted-api-secret")
@@ -190,7 +184,18 @@ async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
         .allow_insecure_loopback_authority(true)
         .runtime(identity_core::Runtime::with_env(Env::empty()))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("requested_token_use=on_behalf_of"))
+        .respond_with(PerUser)
+        .mount(&server)
+        .await;
+    let app = on_behalf_of_app(&server);
     let mut tasks = Vec::new();
     for i in 0..200 {
         let user = format!("user{}", i % 10);
@@ -223,16 +228,7 @@ async fn a_record_from_another_sdk_and_a_blank_user_assertion_are_checked_before
         .unwrap_err();
     assert!(err.to_string().contains("missing `tenantId`"), "{err}");
     let server = MockServer::start().await;
-    let app = OnBehalfOfCredential::builder()
-        .tenant_id("t")
-        .client_id("api")
-        .client_secret("planted-api-secret")
-        .user_assertion("assertion-of-user0")
-        .authority_host(server.uri())
-        .allow_insecure_loopback_authority(true)
-        .runtime(identity_core::Runtime::with_env(Env::empty()))
-        .build()
-        .unwrap();
+    let app = on_behalf_of_app(&server);
     for bad in ["   ", "Bearer eyJabc\n"] {
         let err = app.for_user(bad).unwrap_err();
         assert_eq!(err.kind(), identity_chain::ErrorKind::InvalidArgument);

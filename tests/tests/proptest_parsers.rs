@@ -312,6 +312,46 @@ proptest! {
         prop_assert_eq!(entra::parse_response(200, body.to_string().as_bytes()), Ok(()));
     }
 
+    // ---- identity-entra: the authentication record --------------------------------------
+
+    #[test]
+    fn a_record_is_read_only_with_a_host_authority_and_round_trips(
+        authority in "(https?://)?[a-zA-Z0-9.:@/_ \\[\\]-]{0,24}/?",
+        field in 0_usize..5,
+        value in ".{0,12}",
+        text in ".{0,64}",
+    ) {
+        let mut members = serde_json::Map::new();
+        for (key, v) in ["authority", "clientId", "homeAccountId", "tenantId", "username"]
+            .iter()
+            .zip([authority.as_str(), "c", "u.t", "t", "a@b"])
+        {
+            members.insert((*key).to_owned(), json!(v));
+        }
+        members.insert("version".to_owned(), json!("1.0"));
+        let key = ["clientId", "homeAccountId", "tenantId", "username", "authority"][field];
+        if field < 4 {
+            members.insert(key.to_owned(), json!(format!("{value}planted-record")));
+        }
+        let json = Value::Object(members).to_string();
+        match identity_chain::AuthenticationRecord::deserialize(&json) {
+            Ok(record) => {
+                let host = record.authority();
+                prop_assert!(!host.contains("://") && !host.contains(['/', '@', ' ']), "{}", host);
+                prop_assert_eq!(host.to_ascii_lowercase(), host);
+                let again = identity_chain::AuthenticationRecord::deserialize(&record.serialize());
+                prop_assert_eq!(again.ok(), Some(record));
+            }
+            Err(e) => {
+                prop_assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+                prop_assert!(!e.message().contains("planted-record"), "{}", e);
+                prop_assert!(e.message().contains("the field `"), "{}", e);
+            }
+        }
+        // Any text: an answer, never a panic.
+        let _ = identity_chain::AuthenticationRecord::deserialize(&text);
+    }
+
     // ---- identity-chain: AZURE_TOKEN_CREDENTIALS ----------------------------------------
 
     #[test]

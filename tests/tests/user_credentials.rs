@@ -173,15 +173,9 @@ impl Respond for PerUser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains("requested_token_use=on_behalf_of"))
-        .respond_with(PerUser)
-        .mount(&server)
-        .await;
-    let app = OnBehalfOfCredential::builder()
+/// An on-behalf-of application whose authority is `server`.
+fn on_behalf_of_app(server: &MockServer) -> OnBehalfOfCredential {
+    OnBehalfOfCredential::builder()
         .tenant_id("t")
         .client_id("api")
         .client_secret("planted-api-secret")
@@ -190,11 +184,22 @@ async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
         .allow_insecure_loopback_authority(true)
         .runtime(identity_core::Runtime::with_env(Env::empty()))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("requested_token_use=on_behalf_of"))
+        .respond_with(PerUser)
+        .mount(&server)
+        .await;
+    let app = on_behalf_of_app(&server);
     let mut tasks = Vec::new();
     for i in 0..200 {
         let user = format!("user{}", i % 10);
-        let credential = app.for_user(format!("assertion-of-{user}"));
+        let credential = app.for_user(format!("assertion-of-{user}")).unwrap();
         tasks.push(tokio::spawn(async move {
             let token = credential
                 .get_token(&[SCOPE], &TokenRequestOptions::default())
@@ -211,6 +216,24 @@ async fn on_behalf_of_tokens_never_cross_users_under_concurrency() {
         assert_eq!(token, format!("token-for-{user}"));
     }
     assert_eq!(server.received_requests().await.unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn a_record_from_another_sdk_and_a_blank_user_assertion_are_checked_before_any_request() {
+    // The record as written with an authority URL, and with a byte order mark.
+    let json = "\u{feff}{\"authority\":\"https://login.microsoftonline.com/\",\"clientId\":\"04b07795-8ddb-461a-bbee-02f9e1bf7b46\",\"homeAccountId\":\"u.t\",\"tenantId\":\"t\",\"username\":\"a@b\",\"version\":\"1.0\"}";
+    let record = AuthenticationRecord::deserialize(json).unwrap();
+    assert_eq!(record.authority(), "login.microsoftonline.com");
+    let err = AuthenticationRecord::deserialize(&json.replace("\"tenantId\"", "\"TenantId\""))
+        .unwrap_err();
+    assert!(err.to_string().contains("missing `tenantId`"), "{err}");
+    let server = MockServer::start().await;
+    let app = on_behalf_of_app(&server);
+    for bad in ["   ", "Bearer eyJabc\n"] {
+        let err = app.for_user(bad).unwrap_err();
+        assert_eq!(err.kind(), identity_chain::ErrorKind::InvalidArgument);
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
 }
 
 #[test]

@@ -193,7 +193,12 @@ impl<F> Ids for UserSettings<F> {}
 impl<F> CredentialBuilder<UserSettings<F>> {
     /// A record from an earlier `authenticate` (possibly in another process): the account
     /// to use silently. With a [persistent cache](Self::token_cache_persistence) holding its
-    /// refresh token, no prompt is needed.
+    /// refresh token, no prompt is needed. The record's fields are checked by `build`
+    /// (`docs/protocol.md` §6.9): an invalid one (a record made with
+    /// [`AuthenticationRecord::new`] from bad parts) fails it with
+    /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration)
+    /// naming the record's field. The record's tenant and client id apply when the builder
+    /// sets none.
     pub fn authentication_record(mut self, record: AuthenticationRecord) -> Self {
         self.settings.user.record = Some(record);
         self
@@ -294,6 +299,15 @@ impl UserOptions {
     ) -> Result<UserClient, Error> {
         let env = common.env();
         let record = self.record.as_ref();
+        if let Some(record) = record {
+            // A record is checked before any of its fields reaches a URL, a key or a request.
+            record.check().map_err(|why| {
+                Error::invalid_configuration(
+                    name,
+                    format!("the authentication record is invalid: {why}"),
+                )
+            })?;
+        }
         let tenant = common
             .tenant()
             .or_else(|| record.map(|r| r.tenant_id.as_str()))
@@ -346,5 +360,96 @@ impl UserOptions {
                 save_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_code::DeviceCodeCredential;
+    use super::*;
+    use identity_core::{Env, ErrorKind, Runtime};
+
+    fn builder() -> device_code::DeviceCodeCredentialBuilder {
+        DeviceCodeCredential::builder().runtime(Runtime::with_env(Env::empty()))
+    }
+
+    #[test]
+    fn a_record_with_an_authority_url_gives_the_credential_that_host() {
+        // The field report's record: an `https` URL with a trailing `/`.
+        let json = r#"{"authority":"https://login.microsoftonline.com/","clientId":"04b07795-8ddb-461a-bbee-02f9e1bf7b46","homeAccountId":"u.t","tenantId":"t","username":"a@b","version":"1.0"}"#;
+        let record = AuthenticationRecord::deserialize(json).unwrap();
+        let credential = builder().authentication_record(record).build().unwrap();
+        let debug = format!("{credential:?}");
+        assert!(
+            debug.contains("\"https://login.microsoftonline.com\""),
+            "{debug}"
+        );
+        assert!(!debug.contains("https://https"), "{debug}");
+        let gov = AuthenticationRecord::new("login.microsoftonline.us", "c", "u.t", "t", "a@b");
+        let credential = builder().authentication_record(gov).build().unwrap();
+        assert!(format!("{credential:?}").contains("\"https://login.microsoftonline.us\""));
+    }
+
+    #[test]
+    fn an_invalid_record_fails_the_build_naming_the_record_and_its_field() {
+        let id = DEVELOPER_SIGN_ON_CLIENT_ID;
+        for (record, field) in [
+            (
+                AuthenticationRecord::new(
+                    "login.microsoftonline.com",
+                    id,
+                    "u.t",
+                    "../../etc",
+                    "a@b",
+                ),
+                "`tenantId`",
+            ),
+            (
+                AuthenticationRecord::new(
+                    "https://https://login.microsoftonline.com",
+                    id,
+                    "u.t",
+                    "t",
+                    "a@b",
+                ),
+                "`authority`",
+            ),
+            (
+                AuthenticationRecord::new(
+                    "login.microsoftonline.com",
+                    id,
+                    "u.t",
+                    "t",
+                    "a@b\u{1b}[31m",
+                ),
+                "`username`",
+            ),
+            (
+                AuthenticationRecord::new("login.microsoftonline.com", id, "u t", "t", "a@b"),
+                "`homeAccountId`",
+            ),
+            (
+                AuthenticationRecord::new("login.microsoftonline.com", "", "u.t", "t", "a@b"),
+                "`clientId`",
+            ),
+        ] {
+            let err = builder().authentication_record(record).build().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+            assert!(
+                err.message()
+                    .starts_with("the authentication record is invalid: the field "),
+                "{err}"
+            );
+            assert!(err.message().contains(field), "{err}");
+            assert!(!err.message().contains("etc") && !err.message().contains('\u{1b}'));
+        }
+        // A tenant the builder sets is the user's own, and is named so.
+        let record = AuthenticationRecord::new("login.microsoftonline.com", id, "u.t", "t", "a@b");
+        let err = builder()
+            .tenant_id("a/b")
+            .authentication_record(record)
+            .build()
+            .unwrap_err();
+        assert!(err.message().starts_with("invalid tenant id"), "{err}");
     }
 }

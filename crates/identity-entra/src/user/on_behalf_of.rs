@@ -1,5 +1,5 @@
 //! [`OnBehalfOfCredential`]: a web API calls another API as the user who called it (OAuth 2.0
-//! on-behalf-of; `docs/protocol.md` §6).
+//! on-behalf-of; `docs/protocol.md` §6, the user assertion §6.10).
 //!
 //! `POST {authority}/{tenant}/oauth2/v2.0/token` with `client_id`,
 //! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, `assertion` (the user's access
@@ -57,7 +57,7 @@ const MAX_CERTIFICATE: u64 = 1 << 20;
 ///     .user_assertion("placeholder")
 ///     .build()?;
 /// // Per request: the caller's token, sharing the application's cache and connection.
-/// let as_user = app.for_user(incoming_token);
+/// let as_user = app.for_user(incoming_token)?;
 /// let token = as_user
 ///     .get_token(&["https://graph.microsoft.com/.default"], &TokenRequestOptions::default())
 ///     .await?;
@@ -113,15 +113,42 @@ impl OnBehalfOfCredential {
 
     /// The same application for another user: shares the settings, the HTTP pipeline and
     /// the token cache, whose keys hold the hash of each user's assertion.
-    #[must_use]
-    pub fn for_user(&self, user_assertion: impl Into<Secret>) -> Self {
+    ///
+    /// `user_assertion` is checked as the builder's [`user_assertion`] is, before any
+    /// request: not blank, and without whitespace or control characters (an access token has
+    /// none; a `Bearer ` prefix or a line end copied from the `Authorization` header is
+    /// refused, not sent).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`](identity_core::ErrorKind::InvalidArgument) when the
+    /// assertion is blank or holds whitespace or a control character; the message is the
+    /// builder's and never holds the assertion.
+    ///
+    /// [`user_assertion`]: OnBehalfOfCredentialBuilder::user_assertion
+    pub fn for_user(&self, user_assertion: impl Into<Secret>) -> Result<Self, Error> {
         let user_assertion = user_assertion.into();
-        self.with_kind(OnBehalfOf {
+        check_assertion(&user_assertion).map_err(|why| Error::invalid_argument(NAME, why))?;
+        Ok(self.with_kind(OnBehalfOf {
             identity: identity(&self.kind.app, &user_assertion),
             app: self.kind.app.clone(),
             user_assertion,
-        })
+        }))
     }
+}
+
+/// Why `assertion` cannot be a user assertion, if it cannot: blank, or holding whitespace
+/// or a control character (which no access token holds). Never names the assertion.
+fn check_assertion(assertion: &Secret) -> Result<(), &'static str> {
+    let text = assertion.secret();
+    if text.trim().is_empty() {
+        return Err("the user assertion is empty; give the access token the user sent to this API");
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "the user assertion contains whitespace or a control character; give the access token alone, without a `Bearer ` prefix or a line end",
+        );
+    }
+    Ok(())
 }
 
 impl Fetch for OnBehalfOf {
@@ -226,7 +253,9 @@ impl fmt::Debug for OnBehalfOfSettings {
 impl Ids for OnBehalfOfSettings {}
 
 impl OnBehalfOfCredentialBuilder {
-    /// The user's assertion: the access token the user sent to this API (required).
+    /// The user's assertion: the access token the user sent to this API (required), without
+    /// the `Bearer ` prefix; `build` refuses a blank one or one holding whitespace or a
+    /// control character, as [`OnBehalfOfCredential::for_user`] does.
     pub fn user_assertion(mut self, assertion: impl Into<Secret>) -> Self {
         self.settings.user_assertion = Some(assertion.into());
         self
@@ -286,24 +315,19 @@ impl OnBehalfOfCredentialBuilder {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfiguration`](identity_core::ErrorKind::InvalidConfiguration) when
-    /// the tenant id, client id, proof or user assertion is missing or invalid, the
-    /// certificate cannot be read, or the authority is not `https`.
+    /// the tenant id, client id, proof or user assertion is missing or invalid (a blank user
+    /// assertion, or one with whitespace or a control character), the certificate cannot be
+    /// read, or the authority is not `https`.
     pub fn build(mut self) -> Result<OnBehalfOfCredential, Error> {
         self.common.resolve();
         let common = &self.common;
         let env = common.env();
         let tenant = common.required_tenant(NAME)?.to_owned();
         let client_id = common.required_client(NAME)?.to_owned();
-        let user_assertion = self
-            .settings
-            .user_assertion
-            .filter(|a| !a.secret().trim().is_empty())
-            .ok_or_else(|| {
-                Error::invalid_configuration(
-                    NAME,
-                    "a user assertion is required; set user_assertion",
-                )
-            })?;
+        let user_assertion = self.settings.user_assertion.ok_or_else(|| {
+            Error::invalid_configuration(NAME, "a user assertion is required; set user_assertion")
+        })?;
+        check_assertion(&user_assertion).map_err(|why| Error::invalid_configuration(NAME, why))?;
         let proof = self.settings.proof.ok_or_else(|| {
             Error::invalid_configuration(
                 NAME,
@@ -422,7 +446,7 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..64 {
             let assertion = if i % 2 == 0 { ALICE } else { BOB };
-            let credential = app.for_user(assertion);
+            let credential = app.for_user(assertion).unwrap();
             tasks.push(tokio::spawn(async move {
                 let scopes: &[&str] = if i % 4 < 2 {
                     &[SCOPE]
@@ -476,11 +500,45 @@ mod tests {
         let text = format!(
             "{err} {err:?} {} {credential:?} {:?}",
             identity_core::display_chain(&err),
-            credential.for_user(BOB)
+            credential.for_user(BOB).unwrap()
         );
         assert!(text.contains("AADSTS50013"), "{text}");
         assert_no_key_material(&text);
         capture.assert_absent("planted");
+    }
+
+    #[tokio::test]
+    async fn for_user_refuses_what_the_builder_refuses_with_its_message_and_no_request() {
+        let emulator = Emulator::start().await;
+        let app = builder(&emulator).build().unwrap();
+        // The field report's blank assertion, and a header value copied whole.
+        for bad in [
+            "   ",
+            "",
+            "\t\r\n",
+            "Bearer eyJabc",
+            "Bearer eyJabc\n",
+            "eyJabc\n",
+            "eyJ\u{0}abc",
+            "eyJ\u{a0}abc",
+        ] {
+            let by_builder = builder(&emulator).user_assertion(bad).build().unwrap_err();
+            assert_eq!(by_builder.kind(), ErrorKind::InvalidConfiguration);
+            let per_call = app.for_user(bad).unwrap_err();
+            assert_eq!(per_call.kind(), ErrorKind::InvalidArgument);
+            assert_eq!(per_call.message(), by_builder.message(), "{bad:?}");
+            assert!(per_call.message().contains("user assertion"), "{per_call}");
+            let shown = format!("{per_call} {per_call:?} {by_builder:?}");
+            assert!(bad.trim().is_empty() || !shown.contains("eyJ"), "{shown}");
+        }
+        assert!(emulator.requests("/token").is_empty());
+        let bob = app.for_user(BOB).unwrap();
+        bob.get_token(&[SCOPE], &TokenRequestOptions::default())
+            .await
+            .unwrap();
+        let requests = emulator.requests("/token");
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].params["assertion"], BOB);
     }
 
     #[test]

@@ -107,9 +107,12 @@ proptest! {
     }
 
     #[test]
-    fn tenant_validation_accepts_exactly_letters_digits_dashes_and_dots(tenant in ".{0,40}") {
-        let expected = !tenant.is_empty()
-            && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    fn tenant_validation_accepts_exactly_dot_separated_labels_of_letters_digits_and_dashes(
+        tenant in "(.{0,40}|[a-z0-9.-]{0,12})",
+    ) {
+        let expected = tenant
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         prop_assert_eq!(is_valid_tenant_id(&tenant), expected);
         prop_assert_eq!(validate_tenant_id("Prop", &tenant).is_ok(), expected);
         if let Err(e) = validate_tenant_id("Prop", &tenant) {

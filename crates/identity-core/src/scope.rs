@@ -76,13 +76,26 @@ pub fn validate_scopes(credential: &'static str, scopes: &[&str]) -> Result<(), 
     Ok(())
 }
 
-/// True if `tenant` is a syntactically valid tenant id: non-empty ASCII letters, digits, `-`
-/// and `.` (a GUID or a domain such as `contoso.onmicrosoft.com`).
+/// True if `tenant` is a syntactically valid tenant id: ASCII letters, digits, `-` and `.`,
+/// as a GUID or a domain such as `contoso.onmicrosoft.com`: non-empty labels joined by `.`, so
+/// `.`, `..`, `a..b` and a leading or trailing `.` are refused (a tenant id becomes a path
+/// segment of the token URL, where `..` would climb out of it).
+///
+/// ```
+/// use identity_core::scope::is_valid_tenant_id;
+/// assert!(is_valid_tenant_id("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+/// assert!(is_valid_tenant_id("contoso.onmicrosoft.com"));
+/// assert!(!is_valid_tenant_id(".."));
+/// assert!(!is_valid_tenant_id("contoso..com"));
+/// assert!(!is_valid_tenant_id("a/b"));
+/// ```
 pub fn is_valid_tenant_id(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    tenant.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
 }
 
 /// Checks a tenant id with [`is_valid_tenant_id`].
@@ -95,7 +108,7 @@ pub fn validate_tenant_id(credential: &'static str, tenant: &str) -> Result<(), 
     } else {
         Err(Error::invalid_argument(
             credential,
-            "invalid tenant id: only ASCII letters, digits, '-' and '.' are allowed",
+            "invalid tenant id: only ASCII letters, digits, '-' and '.' are allowed, with no empty part between dots",
         ))
     }
 }

@@ -89,9 +89,12 @@ impl ClientSecretCredentialBuilder {
         let secret = self
             .settings
             .secret
-            .filter(|s| !s.secret().is_empty())
+            .filter(|s| !s.secret().trim().is_empty())
             .ok_or_else(|| {
-                Error::invalid_configuration(NAME, "a client secret is required; set client_secret")
+                Error::invalid_configuration(
+                    NAME,
+                    "a client secret is required (it is missing or blank); set client_secret",
+                )
             })?;
         self.common.resolve();
         let client = self
@@ -151,6 +154,30 @@ mod tests {
             .build()
             .unwrap();
         (credential, sleeper)
+    }
+
+    #[test]
+    fn a_blank_secret_or_a_dotted_path_tenant_is_refused_at_build() {
+        for secret in ["", "   ", "\t\n"] {
+            let err = ClientSecretCredential::builder()
+                .tenant_id("t")
+                .client_id("c")
+                .client_secret(secret)
+                .build()
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfiguration);
+            assert!(err.message().contains("missing or blank"), "{err}");
+        }
+        // A tenant id is a path segment of the token URL: `..` must not climb out of it.
+        for tenant in ["..", ".", "contoso..com", ".contoso.com"] {
+            let err = ClientSecretCredential::builder()
+                .tenant_id(tenant)
+                .client_id("c")
+                .client_secret(SECRET)
+                .build()
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfiguration, "{tenant}");
+        }
     }
 
     #[tokio::test]

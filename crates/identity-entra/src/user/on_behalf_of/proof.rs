@@ -35,10 +35,10 @@ impl Proof {
     /// The proof, read and checked: a certificate is loaded here.
     pub(super) fn into_auth(self, client_id: &str) -> Result<ClientAuth, Error> {
         let auth = match self {
-            Self::Secret(secret) if secret.secret().is_empty() => {
+            Self::Secret(secret) if secret.secret().trim().is_empty() => {
                 return Err(Error::invalid_configuration(
                     NAME,
-                    "the client secret is empty",
+                    "the client secret is empty or blank",
                 ));
             }
             Self::Secret(secret) => ClientAuth::Secret(secret),
